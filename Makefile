@@ -1,0 +1,41 @@
+# The two commands that matter: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format fuzz bench soak clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo --if-empty
+	$(FLASK) create-user admin --email admin@electroisla.test --password admin12345 --rol admin --if-missing
+	@echo ""
+	@echo "  Electro Isla API on http://127.0.0.1:5000  (docs: http://127.0.0.1:5000/api/docs/)"
+	@echo "  Log in:  curl -X POST http://127.0.0.1:5000/api/auth/login/ -H 'Content-Type: application/json' \\"
+	@echo "             -d '{\"username\": \"admin\", \"password\": \"admin12345\"}'"
+	@echo ""
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) instance logs .pytest_cache

@@ -1,0 +1,52 @@
+"""Electro Isla API: the app factory reads as the table of contents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+
+from electro_isla.config import Config, config_class_from_env, load_environment
+
+
+def create_app(config: type[Config] | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    config = config or config_class_from_env()
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_object(config)
+    load_environment(app.config)
+    app.config.update(overrides or {})
+    config.finalize(app.config)
+    app.url_map.strict_slashes = True
+
+    from electro_isla import cache, errors, extensions, json, logs, observability
+
+    json.register_json_provider(app)
+    logs.register_logging(app)
+    extensions.register_extensions(app)
+    errors.register_error_handlers(app)
+    cache.register_cache(app)
+    register_blueprints(app)
+    observability.register_observability(app)
+    register_commands(app)
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    from electro_isla.auth.views import blp as auth_blp
+    from electro_isla.cache.views import blp as cache_blp
+    from electro_isla.catalogo.views import blp as catalogo_blp
+    from electro_isla.estadisticas.views import blp as estadisticas_blp
+    from electro_isla.extensions import api
+    from electro_isla.pedidos.views import blp as pedidos_blp
+    from electro_isla.usuarios.views import blp as usuarios_blp
+
+    for blp in (auth_blp, catalogo_blp, pedidos_blp, usuarios_blp, estadisticas_blp, cache_blp):
+        api.register_blueprint(blp)
+
+
+def register_commands(app: Flask) -> None:
+    from electro_isla.cache.commands import cache_cli
+    from electro_isla.commands import app_cli
+
+    app.register_blueprint(app_cli)
+    app.register_blueprint(cache_cli)

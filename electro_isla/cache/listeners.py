@@ -1,0 +1,91 @@
+"""Invalidation wired to the ORM: mapper events collect, COMMIT applies.
+
+Mapper events fire while the transaction is still open, so they only note what
+changed in `session.info`. `after_commit` turns the notes into generation bumps;
+`after_rollback` throws them away, so a failed write leaves the cache alone.
+ORM bulk `insert()/update()/delete()` are caught in `do_orm_execute`; raw SQL
+cannot be seen and must call `invalidate_after_commit` itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, has_app_context
+from sqlalchemy import event
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session, object_session
+
+from electro_isla.cache.registry import names_for_table, row_names_for_table
+
+PENDING = "electro_isla.cache.pending"
+WHOLE_TABLE = object()
+
+
+def _pending(session: Session) -> dict[str, set[Any]]:
+    return session.info.setdefault(PENDING, {})
+
+
+def invalidate_after_commit(session: Session, *tables: str) -> None:
+    """Invalidate everything read from `tables` once this session commits."""
+    for table in tables:
+        _pending(session).setdefault(table, set()).add(WHOLE_TABLE)
+
+
+def _collect(mapper: Mapper, connection: Any, target: Any) -> None:
+    session = object_session(target)
+    if session is None:
+        return
+    pk = mapper.primary_key_from_instance(target)
+    row = pk[0] if len(pk) == 1 else tuple(pk)
+    for table in mapper.tables:
+        _pending(session).setdefault(table.name, set()).add(row)
+
+
+def _collect_bulk(state: ORMExecuteState) -> None:
+    if not (state.is_insert or state.is_update or state.is_delete):
+        return
+    mapper = state.bind_mapper
+    if mapper is not None:
+        invalidate_after_commit(state.session, *(t.name for t in mapper.tables))
+
+
+def _targets(pending: dict[str, set[Any]]) -> tuple[set[str], set[tuple[str, Any]]]:
+    names: set[str] = set()
+    rows: set[tuple[str, Any]] = set()
+    for table, touched in pending.items():
+        names.update(entry.name for entry in names_for_table(table))
+        for entry in row_names_for_table(table):
+            if WHOLE_TABLE in touched:
+                names.add(entry.name)
+            rows.update((entry.name, row) for row in touched if row is not WHOLE_TABLE)
+    return names, rows
+
+
+def _apply(session: Session) -> None:
+    pending = session.info.pop(PENDING, None)
+    if not pending or not has_app_context():
+        return
+    manager = current_app.extensions.get("electro_isla.cache")
+    if manager is not None:
+        names, rows = _targets(pending)
+        manager.invalidate(names=names, rows=rows)
+
+
+def _forget(session: Session) -> None:
+    session.info.pop(PENDING, None)
+
+
+_installed = False
+
+
+def install_listeners() -> None:
+    """Listen on every mapper and session, once per process."""
+    global _installed
+    if _installed:
+        return
+    for mapper_event in ("after_insert", "after_update", "after_delete"):
+        event.listen(Mapper, mapper_event, _collect)
+    event.listen(Session, "do_orm_execute", _collect_bulk)
+    event.listen(Session, "after_commit", _apply)
+    event.listen(Session, "after_rollback", _forget)
+    _installed = True

@@ -1,0 +1,56 @@
+"""cache.log: one grep-friendly line per cache event, fed by the blinker signals."""
+
+from __future__ import annotations
+
+import logging
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from electro_isla.cache import signals
+
+log = logging.getLogger("electro_isla.cache")
+
+
+def _handler_for(app: Flask) -> None:
+    log_dir = Path(app.config["LOG_DIR"])
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = str((log_dir / "cache.log").resolve())
+    if any(getattr(h, "baseFilename", None) == path for h in log.handlers):
+        return
+    handler = RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=5, delay=True)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(process)d %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+
+
+def _on_hit(_sender: Any, name: str, key: str, **_: Any) -> None:
+    log.info("HIT %s", key)
+
+
+def _on_miss(_sender: Any, name: str, key: str, **_: Any) -> None:
+    log.info("MISS %s", key)
+
+
+def _on_invalidate(_sender: Any, name: str, key: str, **_: Any) -> None:
+    log.info("INVALIDATE %s", key)
+
+
+def _on_error(_sender: Any, name: str, key: str, error: Exception, **_: Any) -> None:
+    log.warning("ERROR %s %s: %s", key, type(error).__name__, error)
+
+
+def _on_bypass(_sender: Any, name: str, key: str, reason: str, **_: Any) -> None:
+    log.info("BYPASS %s (%s)", key, reason)
+
+
+def subscribe(app: Flask) -> None:
+    _handler_for(app)
+    signals.cache_hit.connect(_on_hit, weak=False)
+    signals.cache_miss.connect(_on_miss, weak=False)
+    signals.cache_invalidate.connect(_on_invalidate, weak=False)
+    signals.cache_error.connect(_on_error, weak=False)
+    signals.cache_bypass.connect(_on_bypass, weak=False)

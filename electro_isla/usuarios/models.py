@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from electro_isla.db_types import UTCDateTime, utcnow
+from electro_isla.extensions import db
+
+ROLES = ("admin", "trabajador", "mensajero", "cliente")
+STAFF_ROLES = frozenset({"admin", "trabajador"})
+
+
+class Usuario(db.Model):
+    __tablename__ = "usuarios"
+    __table_args__ = (
+        CheckConstraint("rol IN ('admin', 'trabajador', 'mensajero', 'cliente')", name="rol"),
+        Index("ix_usuarios_date_joined", "date_joined"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    first_name: Mapped[str] = mapped_column(String(150), default="")
+    last_name: Mapped[str] = mapped_column(String(150), default="")
+    rol: Mapped[str] = mapped_column(String(20), default="cliente")
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    date_joined: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    telefono: Mapped[str] = mapped_column(String(30), default="")
+    direccion: Mapped[str] = mapped_column(Text, default="")
+
+    @property
+    def nombre(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip() or self.username
+
+    @property
+    def is_staff(self) -> bool:
+        return self.rol in STAFF_ROLES
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)

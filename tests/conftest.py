@@ -1,0 +1,154 @@
+"""Fixtures: real PostgreSQL and Redis for every run.
+
+Each run gets its own database (a private server started from the installed
+binaries, or a fresh database on TEST_DATABASE_URL's server) and its own Redis
+keyspace (a private server, or a unique key prefix on TEST_REDIS_URL's).
+Everything is removed at the end of the run.
+
+- `app`: the app on PostgreSQL + Redis, tables emptied after the test.
+- `sqlite_app`: the embedded default (in-memory SQLite + in-process cache).
+- `db`: an app context on `app`, yielding the Flask-SQLAlchemy object.
+- `client`, `runner`: Flask's test client and CLI runner for `app`.
+- `make_app(**overrides)`: another app instance on the same database and Redis
+  (two of them stand for two worker processes).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+import redis as redis_lib
+from flask import Flask
+from sqlalchemy import make_url, text
+
+from electro_isla import create_app
+from electro_isla.config import TestConfig
+from electro_isla.extensions import db as _db
+from tests.servers import PostgresServer, RedisServer
+
+RUN_ID = uuid.uuid4().hex[:8]
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    given = os.environ.get("TEST_DATABASE_URL")
+    server = None
+    if given:
+        admin_url = make_url(given).set(drivername="postgresql+psycopg")
+    else:
+        server = PostgresServer()
+        admin_url = make_url(server.start())
+    dbname = f"ei_test_{RUN_ID}"
+    conninfo = admin_url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    url = admin_url.set(database=dbname).render_as_string(hide_password=False)
+    yield url
+    if server is not None:
+        server.cleanup()
+        return
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    given = os.environ.get("TEST_REDIS_URL")
+    if given:
+        yield given
+        client = redis_lib.Redis.from_url(given)
+        for key in client.scan_iter(match=f"ei{RUN_ID}*", count=1000):
+            client.unlink(key)
+        return
+    server = RedisServer().start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _schema(pg_url: str) -> str:
+    app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": pg_url, "REDIS_URL": None})
+    with app.app_context():
+        _db.create_all()
+        _db.engine.dispose()
+    return pg_url
+
+
+def unique_prefix() -> str:
+    return f"ei{RUN_ID}t{next(_counter)}"
+
+
+@pytest.fixture
+def make_app(_schema: str, redis_url: str, tmp_path) -> Iterator[Callable[..., Flask]]:
+    apps: list[Flask] = []
+    prefix = unique_prefix()
+
+    def factory(**overrides: Any) -> Flask:
+        settings = {
+            "SQLALCHEMY_DATABASE_URI": _schema,
+            "REDIS_URL": redis_url,
+            "CACHE_KEY_PREFIX": prefix,
+            "LOG_DIR": str(tmp_path / "logs"),
+        }
+        settings.update(overrides)
+        app = create_app(TestConfig, settings)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            _db.session.remove()
+            if app is apps[0]:
+                tables = ", ".join(t.name for t in reversed(_db.metadata.sorted_tables))
+                with _db.engine.begin() as conn:
+                    conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            _db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    return make_app()
+
+
+@pytest.fixture
+def sqlite_app(tmp_path) -> Iterator[Flask]:
+    app = create_app(
+        TestConfig,
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+            "REDIS_URL": None,
+            "CACHE_KEY_PREFIX": unique_prefix(),
+            "LOG_DIR": str(tmp_path / "logs"),
+        },
+    )
+    with app.app_context():
+        _db.create_all()
+    yield app
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def db(app: Flask):
+    with app.app_context():
+        yield _db
+        _db.session.remove()
+
+
+@pytest.fixture
+def client(app: Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask):
+    return app.test_cli_runner()
