@@ -9,7 +9,9 @@ from flask import Flask
 from electro_isla.config import Config, config_class_from_env, load_environment
 
 
-def create_app(config: type[Config] | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+def create_app(
+    config: type[Config] | None = None, overrides: dict[str, Any] | None = None
+) -> Flask:
     config = config or config_class_from_env()
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_object(config)

@@ -103,7 +103,7 @@ class DevConfig(Config):
 class TestConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
-    SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"
+    SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"  # noqa: S105
     SQLALCHEMY_DATABASE_URI = "sqlite://"
 
 

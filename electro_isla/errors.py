@@ -22,8 +22,13 @@ class JsonApi(Api):
             current_app.extensions["sqlalchemy"].session.rollback()
             original = getattr(error, "original_exception", None)
             if original is not None:
-                log.error("unhandled %s on %s %s", type(original).__name__,
-                          request.method, request.path, exc_info=original)
+                log.error(
+                    "unhandled %s on %s %s",
+                    type(original).__name__,
+                    request.method,
+                    request.path,
+                    exc_info=original,
+                )
                 error = InternalServerError()
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
@@ -41,9 +46,8 @@ def _message_for(error: HTTPException) -> str:
 
 def require_json_body() -> None:
     """415 for a body that is not JSON, before any view runs."""
-    if request.method in BODY_METHODS and request.content_length:
-        if not request.is_json:
-            raise UnsupportedMediaType("Send the body as application/json.")
+    if request.method in BODY_METHODS and request.content_length and not request.is_json:
+        raise UnsupportedMediaType("Send the body as application/json.")
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -7,6 +7,7 @@ Redis with `RedisServer` so they can kill, pause and restart it.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -54,29 +55,64 @@ class PostgresServer:
     def start(self) -> str:
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
-        os.chmod(self.root, 0o755)
-        self._run("initdb", "-D", str(self.datadir), "-A", "trust", "-U", self.user,
-                  "-E", "UTF8", "--no-sync", "--locale=C")
-        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.datadir), "-o", opts, "-l",
-                  str(self.root / "server.log"), "-w", "-t", "60", "start")
+        os.chmod(self.root, 0o755)  # noqa: S103  (postgres must reach it)
+        self._run(
+            "initdb",
+            "-D",
+            str(self.datadir),
+            "-A",
+            "trust",
+            "-U",
+            self.user,
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--locale=C",
+        )
+        opts = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
         return self.url("postgres")
 
     def url(self, dbname: str) -> str:
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/{dbname}"
 
     def stop(self, mode: str = "fast") -> None:
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):
             self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
-        except subprocess.CalledProcessError:
-            pass
 
     def start_again(self) -> None:
-        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c synchronous_commit=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.datadir), "-o", opts, "-l",
-                  str(self.root / "server.log"), "-w", "-t", "60", "start")
+        opts = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-o",
+            opts,
+            "-l",
+            str(self.root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def cleanup(self) -> None:
         self.stop("immediate")
@@ -98,9 +134,23 @@ class RedisServer:
     def start(self) -> RedisServer:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.dir), "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+                "--protected-mode",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port, socket_timeout=0.5)
         deadline = time.monotonic() + 10

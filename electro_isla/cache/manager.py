@@ -218,7 +218,9 @@ class CacheManager:
     def _params_part(self, entry: CachedName, params: Mapping[str, Any] | None) -> str:
         if not params:
             return "-"
-        kept = sorted((k, "" if v is None else str(v)) for k, v in params.items() if k in entry.params)
+        kept = sorted(
+            (k, "" if v is None else str(v)) for k, v in params.items() if k in entry.params
+        )
         part = urlencode(kept) or "-"
         if len(part) > MAX_PARAMS_IN_KEY:
             part = "h" + hashlib.sha256(part.encode()).hexdigest()[:32]
@@ -296,7 +298,9 @@ class CacheManager:
         signals.cache_fetch.send(self.app, name=entry.name, key=key, seconds=seconds)
         return value
 
-    def _bypass(self, entry: CachedName, fetch: Callable[[], Any], record: bool, reason: str) -> Any:
+    def _bypass(
+        self, entry: CachedName, fetch: Callable[[], Any], record: bool, reason: str
+    ) -> Any:
         if record and has_request_context():
             g.cache_status = BYPASS
         signals.cache_bypass.send(self.app, name=entry.name, key=entry.name, reason=reason)
@@ -315,7 +319,9 @@ class CacheManager:
 
     # -- invalidation ------------------------------------------------------------
 
-    def invalidate(self, names: Iterable[str] = (), rows: Iterable[tuple[str, object]] = ()) -> None:
+    def invalidate(
+        self, names: Iterable[str] = (), rows: Iterable[tuple[str, object]] = ()
+    ) -> None:
         """Invalidate whole names and/or (name, row) pairs, now.
 
         Callers inside a transaction should use `listeners.invalidate_after_commit`
@@ -439,7 +445,9 @@ class CacheManager:
         totals = {f: raw.get(f, 0) for f in STAT_FIELDS}
         lookups = totals["hits"] + totals["misses"]
         families = {
-            name: {f: raw.get(f"{f}:{name}", 0) for f in ("hits", "misses", "fetches", "invalidations")}
+            name: {
+                f: raw.get(f"{f}:{name}", 0) for f in ("hits", "misses", "fetches", "invalidations")
+            }
             for name in REGISTRY
         }
         return {
@@ -452,4 +460,3 @@ class CacheManager:
             "circuit_open": self.breaker.is_open,
             "pending_invalidations": self.pending_invalidations,
         }
-

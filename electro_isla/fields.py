@@ -1,0 +1,58 @@
+"""Marshmallow fields shared by every schema.
+
+Both dump idempotently: a cached payload (already JSON) dumped again through
+its schema comes out unchanged, so HIT and MISS answers are byte-identical.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marshmallow import ValidationError, fields
+
+from electro_isla.db_types import money
+
+
+class Money(fields.Field):
+    """Exact money in, a JSON number with at most two decimals out."""
+
+    default_error_messages = {"invalid": "Not a valid amount.", "places": "At most two decimals."}
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float | None:
+        if value is None:
+            return None
+        return float(money(Decimal(str(value))))
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise self.make_error("invalid")
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation as exc:
+            raise self.make_error("invalid") from exc
+        if not amount.is_finite():
+            raise self.make_error("invalid")
+        if amount != amount.quantize(Decimal("0.01")):
+            raise self.make_error("places")
+        return amount
+
+
+class Timestamp(fields.DateTime):
+    """ISO 8601 with offset; passes through strings that are already rendered."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, dt.datetime) and value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+def strict_int(**kwargs: Any) -> fields.Integer:
+    """An integer field that refuses 1.5 and "1" alike."""
+    return fields.Integer(strict=True, **kwargs)
+
+
+__all__ = ["Money", "Timestamp", "ValidationError", "strict_int"]

@@ -1,0 +1,59 @@
+"""DRF-style page-number pagination: {count, next, previous, results}."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import request
+from marshmallow import Schema, fields, validate
+from sqlalchemy import Select, func, select
+
+from electro_isla.extensions import db
+
+MAX_PAGE_SIZE = 100
+
+
+class PaginationArgsSchema(Schema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
+    page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
+def page_schema(item_schema: type[Schema]) -> type[Schema]:
+    """The envelope schema of a paginated list of `item_schema`."""
+    name = item_schema.__name__.removesuffix("Schema")
+    return Schema.from_dict(
+        {
+            "count": fields.Integer(required=True),
+            "next": fields.String(allow_none=True),
+            "previous": fields.String(allow_none=True),
+            "results": fields.List(fields.Nested(item_schema), required=True),
+        },
+        name=f"{name}PageSchema",
+    )
+
+
+def paginate(stmt: Select, page: int, page_size: int) -> tuple[int, list[Any]]:
+    """Count and fetch one page of `stmt` (two queries whatever the table size)."""
+    count = db.session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = db.session.scalars(stmt.limit(page_size).offset((page - 1) * page_size)).all()
+    return count or 0, list(rows)
+
+
+def with_links(count: int, results: list[Any], page: int, page_size: int) -> dict[str, Any]:
+    """Add next/previous URLs built from this request (never cached: host-specific)."""
+
+    def url_for_page(n: int) -> str:
+        args = request.args.to_dict()
+        args["page"] = str(n)
+        args.setdefault("page_size", str(page_size))
+        query = urlencode(sorted(args.items()))
+        return f"{request.base_url}?{query}"
+
+    last_page = max(1, -(-count // page_size))
+    return {
+        "count": count,
+        "next": url_for_page(page + 1) if page < last_page else None,
+        "previous": url_for_page(min(page - 1, last_page)) if page > 1 else None,
+        "results": results,
+    }

@@ -1,0 +1,79 @@
+"""factory_boy factories; they commit through the app's session (needs an app context)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import factory
+from factory.alchemy import SQLAlchemyModelFactory
+
+from electro_isla.catalogo.models import Producto
+from electro_isla.extensions import db
+from electro_isla.pedidos.models import DetallePedido, Pedido
+from electro_isla.usuarios.models import Usuario
+
+PASSWORD = "secreto-123"
+
+
+class BaseFactory(SQLAlchemyModelFactory):
+    class Meta:
+        abstract = True
+        sqlalchemy_session_factory = lambda: db.session  # noqa: E731
+        sqlalchemy_session_persistence = "commit"
+
+
+class UsuarioFactory(BaseFactory):
+    class Meta:
+        model = Usuario
+
+    username = factory.Sequence(lambda n: f"usuario{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.test")
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    rol = "cliente"
+    is_active = True
+    password_hash = ""
+
+    @factory.post_generation
+    def password(obj, create, extracted, **kwargs):  # noqa: N805
+        obj.set_password(extracted or PASSWORD)
+        if create:
+            db.session.commit()
+
+
+class ProductoFactory(BaseFactory):
+    class Meta:
+        model = Producto
+
+    nombre = factory.Sequence(lambda n: f"Producto {n}")
+    descripcion = "Un producto de prueba"
+    precio = Decimal("100.00")
+    descuento = 0
+    stock = 10
+    categoria = "otros"
+    activo = True
+
+
+class PedidoFactory(BaseFactory):
+    class Meta:
+        model = Pedido
+
+    usuario = None
+    usuario_id = factory.LazyFunction(lambda: UsuarioFactory().id)
+    estado = "pendiente"
+    metodo_pago = "efectivo"
+    total = Decimal("0.00")
+    direccion_entrega = "Calle 1"
+    telefono = "555-0100"
+
+
+class DetallePedidoFactory(BaseFactory):
+    class Meta:
+        model = DetallePedido
+
+    pedido_id = factory.LazyFunction(lambda: PedidoFactory().id)
+    producto_id = factory.LazyFunction(lambda: ProductoFactory().id)
+    producto_nombre = "Producto"
+    cantidad = 1
+    precio_unitario = Decimal("100.00")
+    subtotal = factory.LazyAttribute(lambda o: o.precio_unitario * o.cantidad)
