@@ -25,6 +25,8 @@ class Config:
 
     SQLALCHEMY_DATABASE_URI = f"sqlite:///{INSTANCE_DIR / 'electro_isla.db'}"
     SQLALCHEMY_ENGINE_OPTIONS: dict[str, Any] = {"pool_pre_ping": True}
+    # Absolute, so `flask db upgrade` works from any working directory.
+    MIGRATIONS_DIR = str(PROJECT_DIR / "migrations")
     REDIS_URL: str | None = None
     # Flask-Caching's Redis flavours: standalone | sentinel | cluster.
     REDIS_MODE = "standalone"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask_smorest import abort
+from sqlalchemy import Select, or_, select
+
+from electro_isla.auth.permissions import Actor
+from electro_isla.cache import cache_manager
 from electro_isla.extensions import db
+from electro_isla.pagination import paginate
 from electro_isla.usuarios.models import Usuario
 
 
@@ -26,3 +32,75 @@ def perfil_data(usuario_id: int) -> dict[str, Any] | None:
         "telefono": usuario.telefono,
         "direccion": usuario.direccion,
     }
+
+
+def obtener_perfil(usuario_id: int) -> dict[str, Any]:
+    """The caller's own profile, from the `perfil_usuario` cache entry."""
+    perfil = cache_manager.get("perfil_usuario", lambda: perfil_data(usuario_id), row=usuario_id)
+    if perfil is None:
+        abort(404, message="Usuario not found.")
+    return perfil
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def usuarios_query(
+    q: str | None = None, rol: str | None = None, activo: bool | None = None
+) -> Select:
+    stmt = select(Usuario).order_by(Usuario.id)
+    if q and q.strip():
+        pattern = _like(q.strip())
+        stmt = stmt.where(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (
+                        Usuario.username,
+                        Usuario.email,
+                        Usuario.first_name,
+                        Usuario.last_name,
+                    )
+                )
+            )
+        )
+    if rol is not None:
+        stmt = stmt.where(Usuario.rol == rol)
+    if activo is not None:
+        stmt = stmt.where(Usuario.is_active.is_(activo))
+    return stmt
+
+
+def listar_usuarios(
+    page: int,
+    page_size: int,
+    q: str | None = None,
+    rol: str | None = None,
+    activo: bool | None = None,
+) -> tuple[int, list[Usuario]]:
+    return paginate(usuarios_query(q, rol, activo), page, page_size)
+
+
+def actualizar_usuario(actor: Actor, usuario_id: int, cambios: dict[str, Any]) -> Usuario:
+    """Staff edit of a usuario. A trabajador can neither touch an admin nor make one."""
+    usuario = db.session.get(Usuario, usuario_id)
+    if usuario is None:
+        abort(404, message="Usuario not found.")
+    if actor.rol != "admin" and (usuario.rol == "admin" or cambios.get("rol") == "admin"):
+        abort(403, message="Only an admin can edit an admin or grant the admin role.")
+    for field, value in cambios.items():
+        setattr(usuario, field, value)
+    db.session.commit()
+    return usuario
+
+
+def actualizar_perfil(usuario_id: int, cambios: dict[str, Any]) -> Usuario:
+    usuario = db.session.get(Usuario, usuario_id)
+    if usuario is None:
+        abort(404, message="Usuario not found.")
+    for field, value in cambios.items():
+        setattr(usuario, field, value)
+    db.session.commit()
+    return usuario

@@ -1,3 +1,70 @@
+"""Usuarios: staff administration (/api/admin/users/) and the caller's own profile (/api/perfil/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from electro_isla.auth.permissions import current_actor, login_required, staff_required
+from electro_isla.pagination import page_schema, with_links
+from electro_isla.usuarios import service
+from electro_isla.usuarios.schemas import (
+    PerfilUpdateSchema,
+    UsuarioAdminUpdateSchema,
+    UsuarioQueryArgsSchema,
+    UsuarioSchema,
+)
+
 blp = Blueprint("usuarios", __name__, url_prefix="/api", description="usuarios")
+
+UsuarioPageSchema = page_schema(UsuarioSchema)
+
+
+@blp.route("/admin/users/")
+class Usuarios(MethodView):
+    @staff_required
+    @blp.arguments(UsuarioQueryArgsSchema, location="query")
+    @blp.response(200, UsuarioPageSchema)
+    @blp.alt_response(401, schema="Error", description="Not authenticated")
+    @blp.alt_response(403, schema="Error", description="Not staff")
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List usuarios (staff), filtered by q, rol and activo."""
+        page, page_size = args.pop("page"), args.pop("page_size")
+        count, usuarios = service.listar_usuarios(page, page_size, **args)
+        return with_links(count, usuarios, page, page_size)
+
+
+@blp.route("/admin/users/<int:usuario_id>/")
+class UsuarioById(MethodView):
+    @staff_required
+    @blp.arguments(UsuarioAdminUpdateSchema)
+    @blp.response(200, UsuarioSchema)
+    @blp.alt_response(401, schema="Error", description="Not authenticated")
+    @blp.alt_response(
+        403, schema="Error", description="Not staff, or a trabajador touching an admin"
+    )
+    @blp.alt_response(404, schema="Error", description="Unknown usuario")
+    def patch(self, cambios: dict[str, Any], usuario_id: int):
+        """Change a usuario's role, activation or name (staff)."""
+        return service.actualizar_usuario(current_actor(), usuario_id, cambios)
+
+
+@blp.route("/perfil/")
+class Perfil(MethodView):
+    @login_required
+    @blp.etag
+    @blp.response(200, UsuarioSchema)
+    @blp.alt_response(401, schema="Error", description="Not authenticated")
+    def get(self) -> dict[str, Any]:
+        """The caller's own profile (cached; ETag and 304 supported)."""
+        return service.obtener_perfil(current_actor().id)
+
+    @login_required
+    @blp.arguments(PerfilUpdateSchema)
+    @blp.response(200, UsuarioSchema)
+    @blp.alt_response(401, schema="Error", description="Not authenticated")
+    def patch(self, cambios: dict[str, Any]):
+        """Change the caller's own name, telephone or address."""
+        return service.actualizar_perfil(current_actor().id, cambios)

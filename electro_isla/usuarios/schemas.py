@@ -1,0 +1,58 @@
+"""Usuario schemas: what the API shows of a usuario and what each caller may change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, fields, validate
+
+from electro_isla.fields import Timestamp
+from electro_isla.pagination import PaginationArgsSchema
+from electro_isla.usuarios.models import ROLES
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true/false only: "yes" or 1 would be a typo, not a decision."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class UsuarioSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    username = fields.String(dump_only=True)
+    email = fields.String(dump_only=True)
+    first_name = fields.String(dump_only=True)
+    last_name = fields.String(dump_only=True)
+    nombre = fields.String(dump_only=True)
+    rol = fields.String(dump_only=True)
+    is_active = fields.Boolean(dump_only=True)
+    date_joined = Timestamp(dump_only=True)
+    telefono = fields.String(dump_only=True)
+    direccion = fields.String(dump_only=True)
+
+
+class UsuarioQueryArgsSchema(PaginationArgsSchema):
+    q = fields.String(validate=validate.Length(max=100))
+    rol = fields.String(validate=validate.OneOf(ROLES))
+    activo = fields.Boolean()
+
+
+class UsuarioAdminUpdateSchema(Schema):
+    """What staff may change on a usuario (username, email and password are the owner's)."""
+
+    rol = fields.String(validate=validate.OneOf(ROLES))
+    is_active = StrictBoolean()
+    first_name = fields.String(validate=validate.Length(max=150))
+    last_name = fields.String(validate=validate.Length(max=150))
+
+
+class PerfilUpdateSchema(Schema):
+    """What a usuario may change on their own profile (never their role)."""
+
+    first_name = fields.String(validate=validate.Length(max=150))
+    last_name = fields.String(validate=validate.Length(max=150))
+    telefono = fields.String(validate=validate.Length(max=30))
+    direccion = fields.String(validate=validate.Length(max=500))

@@ -1,0 +1,409 @@
+"""/api/admin/users/ and /api/perfil/: success, the 401/403 matrix, validation, freshness."""
+
+from __future__ import annotations
+
+import pytest
+
+from electro_isla.extensions import db as _db
+from electro_isla.usuarios.models import Usuario
+from tests.factories import UsuarioFactory
+from tests.helpers import ROLES, auth_headers, user_with_role
+
+USUARIO_KEYS = {
+    "id",
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "nombre",
+    "rol",
+    "is_active",
+    "date_joined",
+    "telefono",
+    "direccion",
+}
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch):
+    """scrypt costs ~0.3 s per factory usuario; these tests never log in with a password."""
+    from werkzeug.security import generate_password_hash
+
+    monkeypatch.setattr(
+        "electro_isla.usuarios.models.generate_password_hash",
+        lambda password: generate_password_hash(password, method="pbkdf2:sha256:1"),
+    )
+
+
+def snapshot(app, usuario_id: int) -> dict:
+    with app.app_context():
+        usuario = _db.session.get(Usuario, usuario_id)
+        return {
+            "rol": usuario.rol,
+            "is_active": usuario.is_active,
+            "first_name": usuario.first_name,
+            "last_name": usuario.last_name,
+            "telefono": usuario.telefono,
+            "direccion": usuario.direccion,
+        }
+
+
+def make_usuario(app, **fields) -> int:
+    with app.app_context():
+        return UsuarioFactory(**fields).id
+
+
+# -- /api/admin/users/ ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rol", "status"),
+    [("admin", 200), ("trabajador", 200), ("mensajero", 403), ("cliente", 403)],
+)
+def test_list_access_matrix(app, client, rol, status):
+    _, headers = user_with_role(app, rol)
+    response = client.get("/api/admin/users/", headers=headers)
+    assert response.status_code == status
+    assert response.is_json
+
+
+def test_list_anonymous_and_bad_token_are_401(client):
+    assert client.get("/api/admin/users/").status_code == 401
+    bad = {"Authorization": "Bearer not-a-token"}
+    response = client.get("/api/admin/users/", headers=bad)
+    assert response.status_code == 401
+    assert response.json["code"] == 401
+
+
+def test_list_paginates_and_filters(app, client):
+    _, headers = user_with_role(app, "admin", username="jefa", first_name="Ana", last_name="Ruiz")
+    make_usuario(app, username="pedro", first_name="Pedro", last_name="Gómez", rol="mensajero")
+    make_usuario(app, username="luisa", email="luisa@tienda.cu", first_name="Luisa")
+    make_usuario(app, username="inactivo", first_name="Ina", is_active=False)
+    for n in range(3):
+        make_usuario(app, username=f"cliente_{n}", first_name="Cli")
+
+    body = client.get("/api/admin/users/?page_size=2", headers=headers).json
+    assert body["count"] == 7
+    assert len(body["results"]) == 2
+    assert body["previous"] is None
+    assert "page=2" in body["next"]
+    assert set(body["results"][0]) == USUARIO_KEYS
+    assert [u["username"] for u in body["results"]] == ["jefa", "pedro"]
+    assert body["results"][0]["nombre"] == "Ana Ruiz"
+
+    last = client.get("/api/admin/users/?page=4&page_size=2", headers=headers).json
+    assert [u["username"] for u in last["results"]] == ["cliente_2"]
+    assert last["next"] is None
+
+    def usernames(query: str) -> list[str]:
+        response = client.get(f"/api/admin/users/?{query}", headers=headers)
+        assert response.status_code == 200, response.json
+        return [u["username"] for u in response.json["results"]]
+
+    assert usernames("rol=mensajero") == ["pedro"]
+    assert usernames("activo=false") == ["inactivo"]
+    assert "inactivo" not in usernames("activo=true&page_size=100")
+    assert usernames("q=gómez") == ["pedro"]  # last name
+    assert usernames("q=PEDRO") == ["pedro"]  # case-insensitive
+    assert usernames("q=tienda.cu") == ["luisa"]  # email
+    assert usernames("q=rUiZ") == ["jefa"]
+    assert usernames("q=cliente_") == ["cliente_0", "cliente_1", "cliente_2"]
+    assert usernames("q=%25") == []  # a literal %, not a wildcard
+    assert usernames("q=cli&rol=cliente") == ["cliente_0", "cliente_1", "cliente_2"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["rol=jefe", "activo=quizas", "page=0", "page_size=101", "page=x", "q=" + "x" * 101],
+)
+def test_list_bad_query_is_422(app, client, query):
+    _, headers = user_with_role(app, "admin")
+    response = client.get(f"/api/admin/users/?{query}", headers=headers)
+    assert response.status_code == 422
+    assert response.json["code"] == 422
+    assert response.json["errors"]
+
+
+def test_admin_patches_role_activation_and_names(app, client):
+    _, headers = user_with_role(app, "admin")
+    target = make_usuario(app, rol="cliente", first_name="Old", last_name="Name")
+    response = client.patch(
+        f"/api/admin/users/{target}/",
+        json={"rol": "mensajero", "first_name": "Nuevo", "last_name": "Nombre", "is_active": False},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.json
+    assert set(response.json) == USUARIO_KEYS
+    assert response.json["rol"] == "mensajero"
+    assert response.json["nombre"] == "Nuevo Nombre"
+    assert response.json["is_active"] is False
+    assert snapshot(app, target)["rol"] == "mensajero"
+    assert snapshot(app, target)["is_active"] is False
+
+
+def test_admin_may_edit_and_grant_admin(app, client):
+    _, headers = user_with_role(app, "admin")
+    other_admin = make_usuario(app, rol="admin")
+    target = make_usuario(app, rol="trabajador")
+    assert (
+        client.patch(
+            f"/api/admin/users/{other_admin}/", json={"first_name": "X"}, headers=headers
+        ).status_code
+        == 200
+    )
+    response = client.patch(f"/api/admin/users/{target}/", json={"rol": "admin"}, headers=headers)
+    assert response.status_code == 200
+    assert snapshot(app, target)["rol"] == "admin"
+
+
+def test_trabajador_may_edit_non_admins(app, client):
+    _, headers = user_with_role(app, "trabajador")
+    target = make_usuario(app, rol="cliente")
+    response = client.patch(
+        f"/api/admin/users/{target}/", json={"rol": "mensajero"}, headers=headers
+    )
+    assert response.status_code == 200
+    assert snapshot(app, target)["rol"] == "mensajero"
+
+
+def test_trabajador_may_not_edit_an_admin_nor_grant_admin(app, client):
+    _, headers = user_with_role(app, "trabajador")
+    admin = make_usuario(app, rol="admin", first_name="Jefa")
+    cliente = make_usuario(app, rol="cliente")
+    before_admin, before_cliente = snapshot(app, admin), snapshot(app, cliente)
+
+    for body in ({"first_name": "Hacked"}, {"is_active": False}, {"rol": "cliente"}):
+        response = client.patch(f"/api/admin/users/{admin}/", json=body, headers=headers)
+        assert response.status_code == 403
+        assert response.json["code"] == 403
+    response = client.patch(
+        f"/api/admin/users/{cliente}/", json={"rol": "admin", "first_name": "Y"}, headers=headers
+    )
+    assert response.status_code == 403
+    assert snapshot(app, admin) == before_admin
+    assert snapshot(app, cliente) == before_cliente
+
+
+@pytest.mark.parametrize(("rol", "status"), [("mensajero", 403), ("cliente", 403), (None, 401)])
+def test_patch_user_denied(app, client, rol, status):
+    target = make_usuario(app, rol="cliente", first_name="Igual")
+    headers = user_with_role(app, rol)[1] if rol else {}
+    before = snapshot(app, target)
+    response = client.patch(f"/api/admin/users/{target}/", json={"rol": "admin"}, headers=headers)
+    assert response.status_code == status
+    assert snapshot(app, target) == before
+
+
+def test_patch_unknown_user_is_404(app, client):
+    _, headers = user_with_role(app, "admin")
+    response = client.patch("/api/admin/users/999999/", json={"first_name": "X"}, headers=headers)
+    assert response.status_code == 404
+    assert response.json["code"] == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"rol": "jefe"},
+        {"is_active": "no"},
+        {"is_active": 0},
+        {"is_active": None},
+        {"first_name": "x" * 151},
+        {"first_name": 5},
+        {"username": "otro"},
+        {"email": "x@y.z"},
+        {"password": "12345678"},
+        {"first_name": "Valid", "unknown": 1},
+        ["rol", "admin"],
+    ],
+)
+def test_patch_user_validation_writes_nothing(app, client, body):
+    _, headers = user_with_role(app, "admin")
+    target = make_usuario(app, rol="cliente", first_name="Igual")
+    before = snapshot(app, target)
+    response = client.patch(f"/api/admin/users/{target}/", json=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json["code"] == 422
+    assert snapshot(app, target) == before
+
+
+def test_patch_user_malformed_json_is_400(app, client):
+    _, headers = user_with_role(app, "admin")
+    target = make_usuario(app)
+    response = client.patch(
+        f"/api/admin/users/{target}/",
+        data="{nope",
+        headers={**headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.is_json
+
+
+def test_demoted_user_loses_access_on_next_request(app, client):
+    _, admin = user_with_role(app, "admin")
+    trabajador_id, trabajador = user_with_role(app, "trabajador")
+    assert client.get("/api/admin/users/", headers=trabajador).status_code == 200
+
+    client.patch(f"/api/admin/users/{trabajador_id}/", json={"rol": "cliente"}, headers=admin)
+    assert client.get("/api/admin/users/", headers=trabajador).status_code == 403
+    assert client.get("/api/perfil/", headers=trabajador).json["rol"] == "cliente"
+
+
+def test_deactivated_user_loses_access_on_next_request(app, client):
+    _, admin = user_with_role(app, "admin")
+    target_id, target = user_with_role(app, "trabajador")
+    assert client.get("/api/perfil/", headers=target).status_code == 200
+
+    client.patch(f"/api/admin/users/{target_id}/", json={"is_active": False}, headers=admin)
+    assert client.get("/api/perfil/", headers=target).status_code == 401
+    assert client.get("/api/admin/users/", headers=target).status_code == 401
+
+    client.patch(f"/api/admin/users/{target_id}/", json={"is_active": True}, headers=admin)
+    assert client.get("/api/admin/users/", headers=target).status_code == 200
+
+
+def test_demotion_through_another_worker_takes_effect(make_app):
+    app1, app2 = make_app(), make_app()
+    _, admin = user_with_role(app1, "admin")
+    trabajador_id, trabajador = user_with_role(app1, "trabajador")
+    assert app2.test_client().get("/api/admin/users/", headers=trabajador).status_code == 200
+    app1.test_client().patch(
+        f"/api/admin/users/{trabajador_id}/", json={"rol": "mensajero"}, headers=admin
+    )
+    assert app2.test_client().get("/api/admin/users/", headers=trabajador).status_code == 403
+
+
+# -- /api/perfil/ ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rol", ROLES)
+def test_perfil_get_own(app, client, rol):
+    uid, headers = user_with_role(
+        app, rol, first_name="Marta", last_name="Díaz", telefono="555-1234", direccion="Calle 5"
+    )
+    response = client.get("/api/perfil/", headers=headers)
+    assert response.status_code == 200
+    body = response.json
+    assert set(body) == USUARIO_KEYS
+    assert body["id"] == uid
+    assert body["rol"] == rol
+    assert body["nombre"] == "Marta Díaz"
+    assert body["telefono"] == "555-1234"
+    assert body["direccion"] == "Calle 5"
+    assert body["date_joined"].endswith("+00:00")
+    assert "password_hash" not in body
+
+
+def test_perfil_anonymous_is_401(client):
+    assert client.get("/api/perfil/").status_code == 401
+    response = client.patch("/api/perfil/", json={"first_name": "X"})
+    assert response.status_code == 401
+    assert response.json["code"] == 401
+
+
+def test_perfil_is_cached_with_etag(app, client):
+    _, headers = user_with_role(app, "cliente")
+    first = client.get("/api/perfil/", headers=headers)
+    second = client.get("/api/perfil/", headers=headers)
+    # The auth check already loaded the entry, so the view itself reads a HIT.
+    assert first.headers["X-Cache"] == "HIT"
+    assert second.headers["X-Cache"] == "HIT"
+    assert first.headers["Cache-Control"] == "private, no-cache"
+    assert first.json == second.json
+    etag = second.headers["ETag"]
+    assert etag == first.headers["ETag"]
+    again = client.get("/api/perfil/", headers={**headers, "If-None-Match": etag})
+    assert again.status_code == 304
+
+
+def test_perfil_patch_and_fresh_read(app, client):
+    uid, headers = user_with_role(app, "cliente", first_name="Ana", telefono="1")
+    old = client.get("/api/perfil/", headers=headers)
+    client.get("/api/perfil/", headers=headers)  # now cached
+
+    response = client.patch(
+        "/api/perfil/",
+        json={"first_name": "Ana María", "telefono": "555-9999", "direccion": "Ave 1, Habana"},
+        headers=headers,
+    )
+    assert response.status_code == 200, response.json
+    assert response.json["first_name"] == "Ana María"
+    assert response.json["rol"] == "cliente"
+
+    fresh = client.get("/api/perfil/", headers={**headers, "If-None-Match": old.headers["ETag"]})
+    assert fresh.status_code == 200
+    assert fresh.json["first_name"] == "Ana María"
+    assert fresh.json["telefono"] == "555-9999"
+    assert fresh.json["direccion"] == "Ave 1, Habana"
+    assert fresh.headers["ETag"] != old.headers["ETag"]
+    assert snapshot(app, uid)["telefono"] == "555-9999"
+
+
+def test_perfil_fresh_through_a_second_app_instance(make_app):
+    app1, app2 = make_app(), make_app()
+    _, headers = user_with_role(app1, "cliente", first_name="Antes")
+    c1, c2 = app1.test_client(), app2.test_client()
+    assert c2.get("/api/perfil/", headers=headers).json["first_name"] == "Antes"
+    assert c2.get("/api/perfil/", headers=headers).headers["X-Cache"] == "HIT"
+
+    assert (
+        c1.patch("/api/perfil/", json={"first_name": "Después"}, headers=headers).status_code == 200
+    )
+    assert c2.get("/api/perfil/", headers=headers).json["first_name"] == "Después"
+
+
+def test_perfil_staff_edit_is_fresh_for_the_owner(make_app):
+    app1, app2 = make_app(), make_app()
+    _, admin = user_with_role(app1, "admin")
+    uid, headers = user_with_role(app1, "cliente", last_name="Viejo")
+    c2 = app2.test_client()
+    assert c2.get("/api/perfil/", headers=headers).json["last_name"] == "Viejo"
+    app1.test_client().patch(f"/api/admin/users/{uid}/", json={"last_name": "Nuevo"}, headers=admin)
+    assert c2.get("/api/perfil/", headers=headers).json["last_name"] == "Nuevo"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"rol": "admin"},
+        {"is_active": False},
+        {"username": "otro"},
+        {"email": "otro@example.test"},
+        {"telefono": "9" * 31},
+        {"direccion": None},
+        {"first_name": ["a"]},
+        {"first_name": "Ok", "extra": True},
+    ],
+)
+def test_perfil_validation_writes_nothing(app, client, body):
+    uid, headers = user_with_role(app, "cliente", first_name="Igual")
+    before = snapshot(app, uid)
+    response = client.patch("/api/perfil/", json=body, headers=headers)
+    assert response.status_code == 422
+    assert response.json["errors"]
+    assert snapshot(app, uid) == before
+
+
+def test_perfil_patch_refuses_non_json(app, client):
+    uid, headers = user_with_role(app, "cliente", first_name="Igual")
+    before = snapshot(app, uid)
+    response = client.patch(
+        "/api/perfil/", data="first_name=X", headers={**headers, "Content-Type": "text/plain"}
+    )
+    assert response.status_code in (400, 415)
+    assert response.is_json
+    assert snapshot(app, uid) == before
+
+
+def test_token_of_deleted_usuario_is_401(app, client):
+    uid, headers = user_with_role(app, "cliente")
+    with app.app_context():
+        _db.session.delete(_db.session.get(Usuario, uid))
+        _db.session.commit()
+    assert client.get("/api/perfil/", headers=headers).status_code == 401
+
+
+def test_auth_headers_helper_roundtrip(app, client):
+    uid = make_usuario(app, rol="mensajero")
+    assert client.get("/api/perfil/", headers=auth_headers(app, uid)).json["id"] == uid
