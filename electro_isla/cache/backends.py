@@ -6,9 +6,18 @@ own factories build them from CACHE_REDIS_* settings.
 
 from __future__ import annotations
 
-from cachelib.serializers import JSONSerializer
+from typing import Any
+
+from cachelib.serializers import JSONSerializer as _JSONSerializer
 from flask_caching.backends.rediscache import RedisCache, RedisClusterCache, RedisSentinelCache
 from flask_caching.backends.simplecache import SimpleCache
+
+
+class JSONSerializer(_JSONSerializer):
+    """cachelib's JSON serializer, quiet about a missing key (Redis answers None)."""
+
+    def loads(self, bvalue: Any, *args: Any, **kwargs: Any) -> Any:
+        return None if bvalue is None else super().loads(bvalue, *args, **kwargs)
 
 
 class JsonRedisCache(RedisCache):

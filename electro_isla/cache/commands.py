@@ -1,7 +1,140 @@
-"""Cache CLI: cache-stats, cache-clear, cache-warm."""
+"""Cache CLI: `flask cache-stats [--json]`, `flask cache-clear [--pattern]`, `flask cache-warm`.
+
+`cache-warm` runs every registered warmer; a domain adds its own with
+`@warmer("name")` (or by listing it in DEFAULT_WARMERS, imported lazily so the
+CLI works while a domain module is missing or being written).
+"""
 
 from __future__ import annotations
 
+import importlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
 from flask import Blueprint
 
+from electro_isla.cache import CacheUnavailable, cache_manager, signals
+
 cache_cli = Blueprint("cache_cli", __name__, cli_group=None)
+
+Warmer = Callable[[], Any]
+
+# name -> "module:function" called with no arguments inside the app context.
+DEFAULT_WARMERS: dict[str, str] = {
+    "estadisticas_ventas": "electro_isla.estadisticas.service:estadisticas_ventas",
+    "estadisticas_usuarios": "electro_isla.estadisticas.service:estadisticas_usuarios",
+    "estadisticas_productos": "electro_isla.estadisticas.service:estadisticas_productos",
+    "reporte_general": "electro_isla.estadisticas.service:reporte_general",
+    "lista_productos": "electro_isla.cache.commands:primera_pagina_productos",
+}
+WARMERS: dict[str, Warmer | str] = dict(DEFAULT_WARMERS)
+
+
+def warmer(name: str) -> Callable[[Warmer], Warmer]:
+    """Register `func` as the warmer of `name` (replacing any earlier one)."""
+
+    def decorator(func: Warmer) -> Warmer:
+        WARMERS[name] = func
+        return func
+
+    return decorator
+
+
+def primera_pagina_productos() -> Any:
+    """The first page of GET /api/productos/ exactly as an anonymous client asks for it."""
+    from electro_isla.catalogo.service import lista_productos
+    from electro_isla.pagination import PaginationArgsSchema
+
+    page_size = PaginationArgsSchema().load({})["page_size"]
+    return lista_productos(None, None, 1, page_size)
+
+
+def _resolve(target: Warmer | str) -> Warmer:
+    if callable(target):
+        return target
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def run_warmers() -> list[dict[str, Any]]:
+    """Run every warmer; one result per name: computed, cached, missing or failed."""
+    results = []
+    for name, target in WARMERS.items():
+        fetched: list[str] = []
+
+        def on_fetch(_sender: Any, fetched: list[str] = fetched, **kw: Any) -> None:
+            fetched.append(kw["name"])
+
+        started = time.perf_counter()
+        try:
+            func = _resolve(target)
+        except (ImportError, AttributeError) as exc:
+            results.append({"name": name, "status": "missing", "detail": str(exc)})
+            continue
+        try:
+            with signals.cache_fetch.connected_to(on_fetch):
+                func()
+        except Exception as exc:  # noqa: BLE001  one broken warmer must not stop the rest
+            results.append({"name": name, "status": "failed", "detail": repr(exc)})
+            continue
+        results.append(
+            {
+                "name": name,
+                "status": "computed" if fetched else "cached",
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+        )
+    return results
+
+
+@cache_cli.cli.command("cache-stats")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON document.")
+def cache_stats(as_json: bool) -> None:
+    """Show cache hits, misses, fetches and invalidations (all workers)."""
+    stats = cache_manager.get_stats()
+    if as_json:
+        click.echo(json.dumps(stats, indent=2, sort_keys=True))
+        return
+    click.echo(f"backend        {stats['backend']}")
+    click.echo(f"hit ratio      {stats['hit_ratio']:.2%}")
+    for field in ("hits", "misses", "fetches", "invalidations", "errors"):
+        click.echo(f"{field:<14} {stats[field]}")
+    click.echo(f"last updated   {stats['last_updated'] or '-'}")
+    click.echo(f"circuit        {'open' if stats['circuit_open'] else 'closed'}")
+    click.echo(f"pending inval. {stats['pending_invalidations']}")
+    click.echo("")
+    header = f"{'name':<24}{'ttl':>6}{'hits':>9}{'misses':>9}{'fetches':>9}{'inval.':>9}"
+    click.echo(header)
+    click.echo("-" * len(header))
+    for name, fam in sorted(stats["families"].items()):
+        click.echo(
+            f"{name:<24}{stats['ttl'][name]:>6}{fam['hits']:>9}{fam['misses']:>9}"
+            f"{fam['fetches']:>9}{fam['invalidations']:>9}"
+        )
+
+
+@cache_cli.cli.command("cache-clear")
+@click.option("--pattern", default="*", show_default=True, help="Glob over <name>[:<row>].")
+def cache_clear(pattern: str) -> None:
+    """Delete this app's cached entries (never counters, revocations or foreign keys)."""
+    try:
+        deleted = cache_manager.invalidate_pattern(pattern)
+    except CacheUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"deleted {deleted} cached entr{'y' if deleted == 1 else 'ies'} ({pattern})")
+
+
+@cache_cli.cli.command("cache-warm")
+def cache_warm() -> None:
+    """Compute the statistics and the first product page into the cache."""
+    if not cache_manager.ping():
+        raise click.ClickException("the cache server is not answering; nothing warmed")
+    results = run_warmers()
+    for r in results:
+        extra = f"{r['seconds']:.3f}s" if "seconds" in r else r.get("detail", "")
+        click.echo(f"{r['name']:<24}{r['status']:<10}{extra}")
+    if any(r["status"] == "failed" for r in results):
+        raise click.ClickException("some warmers failed")

@@ -47,6 +47,11 @@ def _collect_bulk(state: ORMExecuteState) -> None:
     mapper = state.bind_mapper
     if mapper is not None:
         invalidate_after_commit(state.session, *(t.name for t in mapper.tables))
+        return
+    # Core insert()/update()/delete() on a Table run through the session.
+    table = getattr(state.statement, "table", None)
+    if getattr(table, "name", None):
+        invalidate_after_commit(state.session, table.name)
 
 
 def _targets(pending: dict[str, set[Any]]) -> tuple[set[str], set[tuple[str, Any]]]:

@@ -15,13 +15,18 @@ log = logging.getLogger("electro_isla.cache")
 
 
 def _handler_for(app: Flask) -> None:
+    """One cache.log per process: the last app created decides where (tests build many)."""
     log_dir = Path(app.config["LOG_DIR"])
     log_dir.mkdir(parents=True, exist_ok=True)
     path = str((log_dir / "cache.log").resolve())
     if any(getattr(h, "baseFilename", None) == path for h in log.handlers):
         return
+    for old in [h for h in log.handlers if getattr(h, "electro_isla_cache", False)]:
+        log.removeHandler(old)
+        old.close()
     handler = RotatingFileHandler(path, maxBytes=10 * 1024 * 1024, backupCount=5, delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(process)d %(message)s"))
+    handler.electro_isla_cache = True  # type: ignore[attr-defined]
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False

@@ -4,37 +4,47 @@ Keys are versioned. Every cached name has a generation counter (and row
 families one per row); a value's key embeds the generations read *before* its
 data was fetched. Invalidation increments generations after the writer's
 COMMIT, so a reader that fetched pre-commit data stores it under a generation
-nobody asks for any more: a stale set is harmless by construction.
+nobody asks for any more: a stale set is harmless by construction. A reader
+inside a transaction with uncommitted writes to what it reads never stores
+(its data may yet be rolled back).
 
-Concurrent misses of one key compute once: the first takes a lock (a Redis
-lock shared by every worker, or a thread lock in-process), the others wait for
-it and then read what it stored. A lock holder that dies frees the key when
-the lock's timeout runs out.
+On Redis a lookup is one round trip: a Lua script reads the generations, the
+value and counts the hit or miss. Concurrent misses of one key compute once:
+the first takes a lock (a Redis lock shared by every worker, or a thread lock
+in-process), the others poll for the value it stores. A lock holder that dies
+frees the key when the lock's timeout runs out, and nobody waits longer.
 
 Redis failures never fail a request: the manager answers from the database
-(BYPASS), opens a circuit breaker so a dead Redis costs one quick probe per
-interval, and keeps the invalidations it could not apply; it replays them
-before it trusts the cache again.
+(BYPASS) and opens a circuit breaker, so a dead Redis costs one quick probe per
+interval. Invalidations it could not apply are kept in memory *and* in a
+marker file that every worker on the host checks (one stat() per lookup):
+whichever worker next reaches Redis replays them before it trusts the cache.
 """
 
 from __future__ import annotations
 
+import fcntl
 import fnmatch
 import hashlib
 import json
 import logging
+import os
+import re
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
-from flask import Flask, g, has_request_context
+from flask import Flask, g, has_app_context, has_request_context
 from redis import Redis
 from redis.exceptions import LockError, RedisError
+from sqlalchemy import inspect as sa_inspect
 
 from electro_isla.cache import signals
 from electro_isla.cache.registry import REGISTRY, CachedName
@@ -44,33 +54,151 @@ log = logging.getLogger("electro_isla.cache")
 
 HIT, MISS, BYPASS = "HIT", "MISS", "BYPASS"
 STAT_FIELDS = ("hits", "misses", "fetches", "invalidations", "errors")
+FAMILY_FIELDS = ("hits", "misses", "fetches", "invalidations")
 MAX_PARAMS_IN_KEY = 120
-_MISSING = object()
+GLOB_CHARS = re.compile(r"([*?\[\]\\])")
+
+# KEYS: generation counters. ARGV: key head, key tail, seed for a missing
+# counter, stats hash, name, now. Returns {generations, raw value or nil}.
+LOOKUP_SCRIPT = """
+local gens = redis.call('MGET', unpack(KEYS))
+for i = 1, #KEYS do
+  if not gens[i] then
+    redis.call('SET', KEYS[i], ARGV[3], 'NX')
+    gens[i] = redis.call('GET', KEYS[i])
+  end
+end
+local value = redis.call('GET', ARGV[1] .. table.concat(gens, '.') .. ARGV[2])
+local field = 'misses'
+if value then field = 'hits' end
+redis.call('HINCRBY', ARGV[4], field, 1)
+redis.call('HINCRBY', ARGV[4], field .. ':' .. ARGV[5], 1)
+redis.call('HSET', ARGV[4], 'last_updated', ARGV[6])
+return {gens, value}
+"""
 
 
 class CacheUnavailable(Exception):
-    """Raised inside the manager when the shared store cannot be used now."""
+    """Raised by clearing operations when the shared store cannot be used now."""
 
 
 class CircuitBreaker:
-    """Closed until a failure; then open for `reset_seconds`, then one probe."""
+    """Closed until a failure; open for `reset_seconds`; then one caller probes.
+
+    While one probe is in flight the others keep bypassing, so a hung server
+    costs one socket timeout per interval and process, not one per request.
+    """
 
     def __init__(self, reset_seconds: float) -> None:
         self.reset_seconds = reset_seconds
-        self._open_until = 0.0
+        self._open_until = 0.0  # 0.0 means closed
         self._lock = threading.Lock()
 
     @property
+    def closed(self) -> bool:
+        return self._open_until == 0.0
+
+    @property
     def is_open(self) -> bool:
-        return time.monotonic() < self._open_until
+        return not self.closed
+
+    def allow(self) -> bool:
+        if self._open_until == 0.0:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if self._open_until == 0.0:
+                return True
+            if now < self._open_until:
+                return False
+            self._open_until = now + self.reset_seconds  # this caller is the probe
+            return True
 
     def trip(self) -> None:
         with self._lock:
             self._open_until = time.monotonic() + self.reset_seconds
 
-    def reset(self) -> None:
+    def success(self) -> None:
+        if self._open_until != 0.0:
+            with self._lock:
+                self._open_until = 0.0
+
+
+class KeyLock(Protocol):
+    def acquire(self, blocking: bool = ...) -> bool: ...  # pragma: no cover
+
+    def release(self) -> None: ...  # pragma: no cover
+
+
+class PendingInvalidations:
+    """Generation bumps that failed, kept in a file every worker of the host sees.
+
+    The file is the durable part: a worker that never saw the outage, or a
+    replacement of the worker that failed, finds it and replays it before it
+    serves anything from the cache. Memory is the fallback when there is no file.
+    """
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._path_str = None if path is None else str(path)
+        self._memory: set[str] = set()
+        self._lock = threading.Lock()
+
+    def empty(self) -> bool:
+        return not self._memory and (self._path_str is None or not os.path.exists(self._path_str))
+
+    def __len__(self) -> int:
+        return len(self.snapshot())
+
+    def add(self, keys: Iterable[str]) -> None:
+        keys = set(keys)
+        if self.path is not None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with open(self.path, "a", encoding="utf-8") as fh:
+                    fcntl.flock(fh, fcntl.LOCK_EX)
+                    fh.write("".join(f"{k}\n" for k in sorted(keys)))
+                return
+            except OSError as exc:
+                log.warning("ERROR pending file %s: %s", self.path, exc)
+        # No file (or it failed): only this process knows, and replays them itself.
         with self._lock:
-            self._open_until = 0.0
+            self._memory |= keys
+
+    def snapshot(self) -> set[str]:
+        with self._lock:
+            keys = set(self._memory)
+        if self.path is not None:
+            try:
+                keys |= {line for line in self.path.read_text("utf-8").splitlines() if line}
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("ERROR pending file %s: %s", self.path, exc)
+        return keys
+
+    def done(self, keys: set[str]) -> None:
+        """Forget `keys` (replayed); keeps what another worker added meanwhile."""
+        with self._lock:
+            self._memory -= keys
+        if self.path is None:
+            return
+        try:
+            with open(self.path, "r+", encoding="utf-8") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                left = [line for line in fh.read().splitlines() if line and line not in keys]
+                if left:
+                    fh.seek(0)
+                    fh.truncate()
+                    fh.write("".join(f"{k}\n" for k in left))
+                else:
+                    # Unlink while holding the lock: a concurrent `add` either wrote
+                    # before (and was read) or reopens a new file after.
+                    self.path.unlink(missing_ok=True)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            log.warning("ERROR pending file %s: %s", self.path, exc)
 
 
 class LocalStore:
@@ -94,16 +222,9 @@ class LocalStore:
             for k in keys:
                 self._gens[k] = self._gens.get(k, time.time_ns()) + 1
 
-    @contextmanager
-    def lock(self, key: str, timeout: float):  # noqa: ANN201
+    def lock(self, key: str, timeout: float) -> KeyLock:
         with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        acquired = lock.acquire(timeout=timeout)
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                lock.release()
+            return self._locks.setdefault(key, threading.Lock())
 
     def add_stats(self, counts: Counter[str], when: str) -> None:
         with self._guard:
@@ -114,8 +235,10 @@ class LocalStore:
         with self._guard:
             return dict(self._stats), self._last_updated
 
-    def delete_matching(self, backend: Any, pattern: str) -> int:
-        keys = [k for k in list(backend._cache) if fnmatch.fnmatchcase(k, pattern)]
+    def delete_matching(self, backend: Any, prefix: str, pattern: str) -> int:
+        # SimpleCache keeps keys without the prefix; one process, one app.
+        glob = f"v:{pattern}"
+        keys = [k for k in list(backend._cache) if fnmatch.fnmatchcase(k, glob)]
         for k in keys:
             backend._cache.pop(k, None)
         return len(keys)
@@ -126,9 +249,11 @@ class RedisStore:
 
     shared = True
 
-    def __init__(self, client: Redis, prefix: str) -> None:
+    def __init__(self, client: Redis, prefix: str, atomic: bool) -> None:
         self.client = client
         self.stats_key = f"{prefix}:stats"
+        # Cluster mode cannot run a script over keys of several slots.
+        self.lookup_script = client.register_script(LOOKUP_SCRIPT) if atomic else None
 
     def generations(self, keys: list[str]) -> list[int]:
         values = self.client.mget(keys)
@@ -149,19 +274,8 @@ class RedisStore:
             pipe.incr(k)
         pipe.execute()
 
-    @contextmanager
-    def lock(self, key: str, timeout: float):  # noqa: ANN201
-        lock = self.client.lock(key, timeout=timeout, sleep=0.01, blocking_timeout=timeout)
-        acquired = lock.acquire()
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                try:
-                    lock.release()
-                except LockError:
-                    # Expired while fetching: someone else may own it now; leave it.
-                    log.warning("LOCK expired before release %s", key)
+    def lock(self, key: str, timeout: float) -> KeyLock:
+        return self.client.lock(key, timeout=timeout, thread_local=False)
 
     def add_stats(self, counts: Counter[str], when: str) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -176,10 +290,12 @@ class RedisStore:
         last = decoded.pop("last_updated", None)
         return {k: int(v) for k, v in decoded.items()}, last
 
-    def delete_matching(self, backend: Any, pattern: str) -> int:
+    def delete_matching(self, backend: Any, prefix: str, pattern: str) -> int:
+        # The prefix is literal even if it holds glob characters.
+        glob = GLOB_CHARS.sub(r"\\\1", prefix) + f":v:{pattern}"
         deleted = 0
         batch: list[bytes] = []
-        for key in self.client.scan_iter(match=pattern, count=500):
+        for key in self.client.scan_iter(match=glob, count=500):
             batch.append(key)
             if len(batch) >= 500:
                 deleted += self.client.unlink(*batch)
@@ -187,6 +303,16 @@ class RedisStore:
         if batch:
             deleted += self.client.unlink(*batch)
         return deleted
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """What identifies one cached value, before the generations are known."""
+
+    entry: CachedName
+    row: object | None
+    params: str
+    gen_keys: list[str]
 
 
 class CacheManager:
@@ -198,17 +324,32 @@ class CacheManager:
         self.prefix = app.config["CACHE_KEY_PREFIX"]
         self.enabled = app.config["CACHE_ENABLED"]
         self.lock_timeout = float(app.config["CACHE_LOCK_TIMEOUT"])
-        self.store: RedisStore | LocalStore = (
-            RedisStore(redis_client, self.prefix) if redis_client is not None else LocalStore()
-        )
-        self.backend_name = "redis" if redis_client is not None else "simple"
+        # Off only to measure what the lock saves (bench, tests).
+        self.lock_enabled = bool(app.config.get("CACHE_LOCK_ENABLED", True))
+        self.store: RedisStore | LocalStore
+        if redis_client is not None:
+            atomic = app.config.get("REDIS_MODE", "standalone") != "cluster"
+            self.store = RedisStore(redis_client, self.prefix, atomic)
+            self.backend_name = "redis"
+            self.pending = PendingInvalidations(self._pending_path(app))
+        else:
+            self.store = LocalStore()
+            self.backend_name = "simple"
+            self.pending = PendingInvalidations(None)
         self.breaker = CircuitBreaker(app.config["CACHE_CIRCUIT_RESET_SECONDS"])
         overrides = app.config.get("CACHE_TTL_OVERRIDES", {})
         self.ttls = {name: overrides.get(name, entry.ttl) for name, entry in REGISTRY.items()}
-        self._pending: set[str] = set()
-        self._pending_lock = threading.Lock()
         self._stats_buffer: Counter[str] = Counter()
         self._stats_lock = threading.Lock()
+
+    def _pending_path(self, app: Flask) -> Path:
+        """One marker file per (prefix, Redis server), shared by the host's workers."""
+        folder = app.config.get("CACHE_PENDING_DIR") or os.path.join(
+            tempfile.gettempdir(), "electro_isla-cache"
+        )
+        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.prefix)
+        server = hashlib.sha256(str(app.config.get("REDIS_URL")).encode()).hexdigest()[:10]
+        return Path(folder) / f"{safe}-{server}.pending"
 
     # -- keys ------------------------------------------------------------------
 
@@ -226,10 +367,29 @@ class CacheManager:
             part = "h" + hashlib.sha256(part.encode()).hexdigest()[:32]
         return part
 
-    def value_key(self, entry: CachedName, row: object | None, gens: list[int], params: str) -> str:
+    def _spec(self, name: str, row: object | None, params: Mapping[str, Any] | None) -> KeySpec:
+        entry = REGISTRY[name]
+        if (entry.row_table is None) != (row is None):
+            raise ValueError(f"{name}: row is {'required' if entry.row_table else 'not allowed'}")
+        gen_keys = [self.gen_key(name)] + ([self.gen_key(name, row)] if row is not None else [])
+        return KeySpec(entry, row, self._params_part(entry, params), gen_keys)
+
+    @staticmethod
+    def _key_parts(spec: KeySpec) -> tuple[str, str]:
+        row = "-" if spec.row is None else spec.row
+        return f"v:{spec.entry.name}:{row}:", f":{spec.params}"
+
+    def value_key(self, spec: KeySpec, gens: Iterable[int | str]) -> str:
         """Key relative to the backend's prefix (Flask-Caching adds `prefix:`)."""
-        version = ".".join(str(n) for n in gens)
-        return f"v:{entry.name}:{'-' if row is None else row}:{version}:{params}"
+        head, tail = self._key_parts(spec)
+        return head + ".".join(str(n) for n in gens) + tail
+
+    def key_for(
+        self, name: str, row: object | None = None, params: Mapping[str, Any] | None = None
+    ) -> str:
+        """The full Redis key a lookup of (name, row, params) would use right now."""
+        spec = self._spec(name, row, params)
+        return f"{self.prefix}:{self.value_key(spec, self.store.generations(spec.gen_keys))}"
 
     # -- reads -----------------------------------------------------------------
 
@@ -248,54 +408,129 @@ class CacheManager:
         the value returned is the JSON round trip, identical on HIT and MISS.
         `record=False` keeps this lookup out of the response's X-Cache header.
         """
-        entry = REGISTRY[name]
-        if (entry.row_table is None) != (row is None):
-            raise ValueError(f"{name}: row is {'required' if entry.row_table else 'not allowed'}")
+        spec = self._spec(name, row, params)
         if not self.enabled:
-            return self._bypass(entry, fetch, record, reason="disabled")
+            return self._bypass(spec.entry, fetch, record, reason="disabled")
         if not self._usable():
-            return self._bypass(entry, fetch, record, reason="circuit open")
-        params_part = self._params_part(entry, params)
+            return self._bypass(spec.entry, fetch, record, reason="circuit open")
         try:
-            gen_keys = [self.gen_key(name)] + ([self.gen_key(name, row)] if row is not None else [])
-            key = self.value_key(entry, row, self.store.generations(gen_keys), params_part)
-            cached = self.backend.get(key)
+            key, cached = self._lookup(spec)
         except RedisError as exc:
-            self._failed(name, f"{name}:{row}", exc)
-            return self._bypass(entry, fetch, record, reason="error")
+            self._failed(name, f"{self.prefix}:{self.value_key(spec, ['?'])}", exc)
+            return self._bypass(spec.entry, fetch, record, reason="error")
+        self.breaker.success()
         if cached is not None:
-            self._event(HIT, entry, key, record)
+            self._event(HIT, spec.entry, key, record)
             return cached
-        self._event(MISS, entry, key, record)
-        return self._fill(entry, key, fetch, record)
+        self._event(MISS, spec.entry, key, record)
+        return self._fill(spec, key, fetch, record)
 
-    def _fill(self, entry: CachedName, key: str, fetch: Callable[[], Any], record: bool) -> Any:
+    def _lookup(self, spec: KeySpec) -> tuple[str, Any]:
+        """(key, value or None), counting the hit or miss; one round trip on Redis."""
+        store = self.store
+        if isinstance(store, RedisStore) and store.lookup_script is not None:
+            head, tail = self._key_parts(spec)
+            gens, raw = store.lookup_script(
+                keys=spec.gen_keys,
+                args=[
+                    f"{self.prefix}:{head}",
+                    tail,
+                    time.time_ns(),
+                    store.stats_key,
+                    spec.entry.name,
+                    datetime.now(UTC).isoformat(),
+                ],
+            )
+            key = self.value_key(spec, (g_.decode() for g_ in gens))
+            return key, None if raw is None else self.backend.serializer.loads(raw)
+        key = self.value_key(spec, store.generations(spec.gen_keys))
+        cached = self.backend.get(key)
+        self._count("hits" if cached is not None else "misses", spec.entry.name)
+        return key, cached
+
+    def _fill(self, spec: KeySpec, key: str, fetch: Callable[[], Any], record: bool) -> Any:
+        """Compute a missing value once per burst and store it under `key`."""
+        entry = spec.entry
         full_key = f"{self.prefix}:{key}"
-        value: Any = _MISSING
+        storable = not self._uncommitted_writes(entry)
+        value: Any = None
+        computed = False
         try:
-            with self.store.lock(f"{self.prefix}:lock:{key}", self.lock_timeout) as acquired:
-                if acquired:
-                    # Whoever held the lock before us may have stored it meanwhile.
-                    cached = self.backend.get(key)
-                    if cached is not None:
-                        return cached
-                value = self._fetch(entry, full_key, fetch)
-                ttl = self.ttls[entry.name]
-                self.backend.set(key, value, timeout=ttl)
-                log.info("SET %s ttl=%ss", full_key, ttl)
+            if not (self.lock_enabled and storable):
+                value, computed = self._fetch(entry, full_key, fetch), True
+                if storable:
+                    self._store(entry, key, full_key, value)
                 return value
+            lock = self.store.lock(f"{self.prefix}:lock:{key}", self.lock_timeout)
+            deadline = time.monotonic() + self.lock_timeout
+            pause = 0.005
+            while True:
+                if lock.acquire(blocking=False):
+                    try:
+                        # Whoever held the lock before us may have stored it meanwhile.
+                        cached = self.backend.get(key)
+                        if cached is not None:
+                            return cached
+                        value, computed = self._fetch(entry, full_key, fetch), True
+                        self._store(entry, key, full_key, value)
+                        return value
+                    finally:
+                        self._release(lock, full_key)
+                cached = self.backend.get(key)
+                if cached is not None:
+                    return cached
+                if time.monotonic() >= deadline:
+                    # The holder outlived the lock's timeout: stop waiting for it.
+                    log.warning("LOCK wait timed out %s", full_key)
+                    value, computed = self._fetch(entry, full_key, fetch), True
+                    self._store(entry, key, full_key, value)
+                    return value
+                time.sleep(pause)
+                pause = min(pause * 1.5, 0.05)
         except RedisError as exc:
             self._failed(entry.name, full_key, exc)
             if record and has_request_context():
                 g.cache_status = BYPASS
-            return self._fetch(entry, full_key, fetch) if value is _MISSING else value
+            return value if computed else self._fetch(entry, full_key, fetch)
+
+    def _store(self, entry: CachedName, key: str, full_key: str, value: Any) -> None:
+        ttl = self.ttls[entry.name]
+        self.backend.set(key, value, timeout=ttl)
+        log.info("SET %s ttl=%ss", full_key, ttl)
+
+    @staticmethod
+    def _release(lock: KeyLock, full_key: str) -> None:
+        try:
+            lock.release()
+        except LockError:
+            # Expired while fetching: someone else may own it now; leave it.
+            log.warning("LOCK expired before release %s", full_key)
+
+    def _uncommitted_writes(self, entry: CachedName) -> bool:
+        """True when this context's session has unflushed or uncommitted writes `entry` reads.
+
+        Such a fetch may see rows that are later rolled back; it is returned
+        to its caller but never stored for others.
+        """
+        if not has_app_context():
+            return False
+        from electro_isla.cache.listeners import PENDING
+        from electro_isla.extensions import db
+
+        session = db.session()
+        tables: set[str] = set(session.info.get(PENDING, ()))
+        for obj in (*session.new, *session.dirty, *session.deleted):
+            tables.update(t.name for t in sa_inspect(obj).mapper.tables)
+        return any(t in entry.tables or t == entry.row_table for t in tables)
 
     def _fetch(self, entry: CachedName, key: str, fetch: Callable[[], Any]) -> Any:
         started = time.perf_counter()
         value = json.loads(dumps(fetch()))
         seconds = time.perf_counter() - started
         self._count("fetches", entry.name)
-        signals.cache_fetch.send(self.app, name=entry.name, key=key, seconds=seconds)
+        signals.cache_fetch.send(
+            self.app, name=entry.name, key=key, seconds=seconds, ttl=self.ttls[entry.name]
+        )
         return value
 
     def _bypass(
@@ -310,12 +545,8 @@ class CacheManager:
         if record and has_request_context():
             g.cache_status = status
         full_key = f"{self.prefix}:{key}"
-        if status == HIT:
-            self._count("hits", entry.name)
-            signals.cache_hit.send(self.app, name=entry.name, key=full_key)
-        else:
-            self._count("misses", entry.name)
-            signals.cache_miss.send(self.app, name=entry.name, key=full_key)
+        signal = signals.cache_hit if status == HIT else signals.cache_miss
+        signal.send(self.app, name=entry.name, key=full_key)
 
     # -- invalidation ------------------------------------------------------------
 
@@ -331,31 +562,38 @@ class CacheManager:
         if keys:
             self._apply(keys)
 
+    def _name_of(self, gen_key: str) -> str:
+        return gen_key.removeprefix(f"{self.prefix}:gen:").split(":", 1)[0]
+
     def _apply(self, keys: set[str]) -> None:
-        if self.enabled and self._usable():
-            try:
-                self.store.bump(sorted(keys))
-            except RedisError as exc:
-                self._failed("invalidate", ",".join(sorted(keys)), exc)
-                self._remember(keys)
-                return
-            for key in sorted(keys):
-                name = key.removeprefix(f"{self.prefix}:gen:").split(":", 1)[0]
-                self._count("invalidations", name)
-                signals.cache_invalidate.send(self.app, name=name, key=key)
-        else:
+        if not (self.enabled and self._usable()):
             self._remember(keys)
+            return
+        try:
+            self.store.bump(sorted(keys))
+        except RedisError as exc:
+            self._failed("invalidate", ",".join(sorted(keys)), exc)
+            self._remember(keys)
+            return
+        self._applied(keys)
+
+    def _applied(self, keys: Iterable[str]) -> None:
+        for key in sorted(keys):
+            name = self._name_of(key)
+            self._count("invalidations", name)
+            signals.cache_invalidate.send(self.app, name=name, key=key)
 
     def _remember(self, keys: set[str]) -> None:
-        with self._pending_lock:
-            self._pending |= keys
+        self.pending.add(keys)
+        log.warning("INVALIDATE pending (cache unavailable) %s", ",".join(sorted(keys)))
 
     def _usable(self) -> bool:
         """True when the store may be used; replays lost invalidations first."""
-        if self.breaker.is_open:
+        if not self.breaker.allow():
             return False
-        with self._pending_lock:
-            pending = set(self._pending)
+        if self.pending.empty():
+            return True
+        pending = self.pending.snapshot()
         if not pending:
             return True
         try:
@@ -363,10 +601,9 @@ class CacheManager:
         except RedisError as exc:
             self._failed("invalidate", "pending", exc)
             return False
-        with self._pending_lock:
-            self._pending -= pending
-        for key in sorted(pending):
-            signals.cache_invalidate.send(self.app, name="pending", key=key)
+        self.breaker.success()
+        self.pending.done(pending)
+        self._applied(pending)
         log.info("INVALIDATE replayed %d pending generation(s)", len(pending))
         return True
 
@@ -374,17 +611,19 @@ class CacheManager:
         """True when the cache can be used right now (always, in-process)."""
         if not self.store.shared:
             return True
+        if not self.breaker.allow():
+            return False
         try:
             self.store.client.ping()
         except RedisError as exc:
             self._failed("ping", "ping", exc)
             return False
+        self.breaker.success()
         return self._usable()
 
     @property
     def pending_invalidations(self) -> int:
-        with self._pending_lock:
-            return len(self._pending)
+        return 0 if self.pending.empty() else len(self.pending)
 
     def _failed(self, name: str, key: str, exc: Exception) -> None:
         self.breaker.trip()
@@ -393,17 +632,30 @@ class CacheManager:
 
     # -- clearing ----------------------------------------------------------------
 
+    @staticmethod
+    def _entry_glob(pattern: str) -> str:
+        """Glob over value keys `<name>:<row>:…`, e.g. `producto`, `producto:7`, `estadisticas_*`."""
+        return pattern if pattern.endswith("*") else f"{pattern}:*"
+
     def invalidate_pattern(self, pattern: str) -> int:
-        """Delete cached values whose name matches the glob; never touches other keys."""
+        """Delete cached values matching the glob (SCAN + UNLINK); never touches other keys.
+
+        The glob applies to `<name>:<row>:…`; a pattern without a trailing `*`
+        means that name (or name:row) exactly. Matching names are invalidated
+        first, so a reader already computing from older data stores a dead key.
+        """
         names = [n for n in REGISTRY if fnmatch.fnmatchcase(n, pattern.split(":", 1)[0])]
-        # Bump first: a reader already computing from older data stores a dead key.
         self.invalidate(names=names)
+        if not self._usable():
+            raise CacheUnavailable("the cache server is not answering")
         try:
-            deleted = self.store.delete_matching(self.backend, f"{self.prefix}:v:{pattern}")
+            deleted = self.store.delete_matching(
+                self.backend, self.prefix, self._entry_glob(pattern)
+            )
         except RedisError as exc:
             self._failed("clear", pattern, exc)
             raise CacheUnavailable("the cache server is not answering") from exc
-        log.info("INVALIDATE %s:v:%s deleted=%d", self.prefix, pattern, deleted)
+        log.info("INVALIDATE %s:v:%s deleted=%d", self.prefix, self._entry_glob(pattern), deleted)
         return deleted
 
     def clear_all(self) -> int:
@@ -417,12 +669,12 @@ class CacheManager:
             self._stats_buffer[f"{stat}:{name}"] += 1
 
     def flush_stats(self) -> None:
-        """Push this process's counters to the shared store (once per request)."""
+        """Push this process's counters to the shared store (requests that had any)."""
+        if not self._stats_buffer:
+            return
         with self._stats_lock:
-            if not self._stats_buffer:
-                return
             counts, self._stats_buffer = self._stats_buffer, Counter()
-        if self.breaker.is_open:
+        if not self.breaker.closed:
             self._restore(counts)
             return
         try:
@@ -436,19 +688,23 @@ class CacheManager:
             self._stats_buffer.update(counts)
 
     def get_stats(self) -> dict[str, Any]:
+        """Totals and per-name counters of every worker sharing the store."""
         self.flush_stats()
-        try:
-            raw, last_updated = self.store.read_stats() if self._usable() else ({}, None)
-        except RedisError as exc:
-            self._failed("stats", "stats", exc)
-            raw, last_updated = {}, None
+        raw: dict[str, int] = {}
+        last_updated = None
+        if self._usable():
+            try:
+                raw, last_updated = self.store.read_stats()
+            except RedisError as exc:
+                self._failed("stats", "stats", exc)
+        if not self.breaker.closed:  # figures not yet pushed are still worth showing
+            with self._stats_lock:
+                for k, n in self._stats_buffer.items():
+                    raw[k] = raw.get(k, 0) + n
         totals = {f: raw.get(f, 0) for f in STAT_FIELDS}
         lookups = totals["hits"] + totals["misses"]
         families = {
-            name: {
-                f: raw.get(f"{f}:{name}", 0) for f in ("hits", "misses", "fetches", "invalidations")
-            }
-            for name in REGISTRY
+            name: {f: raw.get(f"{f}:{name}", 0) for f in FAMILY_FIELDS} for name in REGISTRY
         }
         return {
             "backend": self.backend_name,

@@ -1,0 +1,82 @@
+"""Helpers for the cache tests: quick users, a probe endpoint, raw Redis access."""
+
+from __future__ import annotations
+
+import itertools
+from decimal import Decimal
+from typing import Any
+
+import redis
+from flask import Blueprint, Flask, jsonify
+
+from electro_isla.cache import cache_manager
+from electro_isla.catalogo.models import Producto
+from electro_isla.extensions import db
+from electro_isla.usuarios.models import Usuario
+from tests.helpers import auth_headers
+
+_seq = itertools.count()
+CALLERS = ("anonymous", "cliente", "mensajero", "trabajador", "admin")
+ADMIN_MATRIX = dict(zip(CALLERS, (401, 403, 403, 403, 200), strict=True))
+
+
+def quick_user(app: Flask, rol: str) -> tuple[int, dict[str, str]]:
+    """A usuario with bearer headers, without paying for a password hash."""
+    n = next(_seq)
+    with app.app_context():
+        usuario = Usuario(
+            username=f"c_{rol}_{n}",
+            email=f"c_{rol}_{n}@example.test",
+            password_hash="!unusable",
+            rol=rol,
+        )
+        db.session.add(usuario)
+        db.session.commit()
+        uid = usuario.id
+    return uid, auth_headers(app, uid)
+
+
+def headers_for(app: Flask, caller: str) -> dict[str, str]:
+    return {} if caller == "anonymous" else quick_user(app, caller)[1]
+
+
+def add_producto(app: Flask, precio: str = "10.00", **fields: Any) -> int:
+    with app.app_context():
+        producto = Producto(
+            nombre=fields.pop("nombre", "Radio"),
+            precio=Decimal(precio),
+            stock=fields.pop("stock", 5),
+            categoria=fields.pop("categoria", "otros"),
+            **fields,
+        )
+        db.session.add(producto)
+        db.session.commit()
+        return producto.id
+
+
+def producto_fields(producto_id: int) -> dict[str, Any] | None:
+    producto = db.session.get(Producto, producto_id)
+    if producto is None:
+        return None
+    return {"id": producto.id, "precio": producto.precio, "stock": producto.stock}
+
+
+def add_probe(app: Flask) -> Flask:
+    """A test-only cached endpoint, independent of the catalogue's views."""
+    bp = Blueprint("cache_probe", __name__)
+
+    @bp.get("/_probe/productos/<int:producto_id>")
+    def probe(producto_id: int):  # noqa: ANN202
+        data = cache_manager.get("producto", lambda: producto_fields(producto_id), row=producto_id)
+        return jsonify(data)
+
+    app.register_blueprint(bp)
+    return app
+
+
+def raw_redis(app: Flask) -> redis.Redis:
+    return redis.Redis.from_url(app.config["REDIS_URL"])
+
+
+def manager_of(app: Flask):  # noqa: ANN201
+    return app.extensions["electro_isla.cache"]
