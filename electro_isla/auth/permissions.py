@@ -16,6 +16,7 @@ from flask import g
 from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
 from flask_smorest import abort
 
+from electro_isla.auth import tokens as _tokens  # noqa: F401  (installs the JWT callbacks)
 from electro_isla.cache import cache_manager
 from electro_isla.usuarios.models import STAFF_ROLES
 
@@ -64,6 +65,7 @@ def authenticate() -> Actor:
         is_active=perfil["is_active"],
     )
     g.actor = actor
+    g.perfil = perfil
     return actor
 
 

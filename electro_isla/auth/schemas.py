@@ -1,0 +1,96 @@
+"""Auth request and response bodies.
+
+Request schemas ignore unknown fields (as Django REST Framework does), so a
+client sending `rol` or a password confirmation is not refused — and `rol` is
+never read: every registration is a `cliente`.
+"""
+
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+from electro_isla.fields import Timestamp
+
+# No "@": a username can never be mistaken for someone else's email at login.
+USERNAME_PATTERN = r"^[\w.+-]+$"
+
+
+class RegisterSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    username = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=150),
+            validate.Regexp(USERNAME_PATTERN, error="Letters, digits and . + - _ only."),
+        ],
+    )
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=8, max=128)
+    )
+    first_name = fields.String(load_default="", validate=validate.Length(max=150))
+    last_name = fields.String(load_default="", validate=validate.Length(max=150))
+
+
+class LoginSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    username = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=254),
+        metadata={"description": "username or email"},
+    )
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=1, max=1024)
+    )
+
+
+class UsuarioAuthSchema(Schema):
+    """Who is logged in, as login and /api/auth/me/ show it."""
+
+    id = fields.Integer()
+    username = fields.String()
+    email = fields.String()
+    nombre = fields.String()
+    rol = fields.String()
+
+
+class UsuarioRegistradoSchema(UsuarioAuthSchema):
+    first_name = fields.String()
+    last_name = fields.String()
+    is_active = fields.Boolean()
+    date_joined = Timestamp()
+
+
+class RegisterResponseSchema(Schema):
+    user = fields.Nested(UsuarioRegistradoSchema)
+    message = fields.String()
+
+
+class LoginResponseSchema(Schema):
+    accessToken = fields.String()  # noqa: N815  (the contract's key)
+    user = fields.Nested(UsuarioAuthSchema)
+    message = fields.String()
+
+
+class RefreshResponseSchema(Schema):
+    accessToken = fields.String()  # noqa: N815
+
+
+class MessageSchema(Schema):
+    message = fields.String()
+
+
+class LoginBlockedSchema(Schema):
+    """429: the error envelope plus the original frontend's keys."""
+
+    code = fields.Integer()
+    status = fields.String()
+    message = fields.String()
+    error = fields.String()
+    bloqueado = fields.Boolean()
+    tiempo_restante = fields.Integer(metadata={"description": "seconds until a retry may work"})
+    mensaje = fields.String()

@@ -1,0 +1,171 @@
+"""Access-token plumbing: the revocation list and flask-jwt-extended's callbacks.
+
+Logout revokes an access token by its `jti`. With `REDIS_URL` the revoked jtis
+live in Redis (`<prefix>:auth:revoked:<jti>`, expiring with the token), so every
+worker process refuses the token on its next request; without Redis they live
+in this process. Each process also remembers the jtis it revoked itself, so a
+Redis outage never revives a token logged out through this worker. During an
+outage, revocations made through *other* workers cannot be seen; the token
+still dies at its `exp` (15 minutes at most) and its refresh tokens, revoked in
+the database, cannot mint new ones. Failed Redis writes are replayed once Redis
+answers again.
+
+The callbacks turn every token failure into a 401 in the API's JSON envelope
+instead of flask-jwt-extended's `{"msg": ...}`; they are set on the shared
+`jwt` manager when this module is imported (views.py and permissions.py do).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify
+from redis.exceptions import RedisError
+
+from electro_isla.cache import shared_redis
+from electro_isla.extensions import jwt
+
+log = logging.getLogger("electro_isla.auth")
+
+EXTENSION_KEY = "electro_isla.auth.revocations"
+LOCAL_PURGE_EVERY = 256
+
+
+class RevocationStore:
+    """Revoked access-token jtis until they would have expired anyway."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.key_prefix = f"{app.config['CACHE_KEY_PREFIX']}:auth:revoked:"
+        self._local: dict[str, float] = {}
+        self._pending: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _client(self) -> Any:
+        """The shared Redis client, or None (no Redis, or its circuit is open)."""
+        client = shared_redis(self.app)
+        if client is None:
+            return None
+        manager = self.app.extensions.get("electro_isla.cache")
+        if manager is not None and manager.breaker.is_open:
+            return None
+        return client
+
+    def _failed(self, action: str, exc: Exception) -> None:
+        manager = self.app.extensions.get("electro_isla.cache")
+        if manager is not None:
+            manager.breaker.trip()
+        log.warning("REVOCATION %s failed, Redis unavailable: %s", action, type(exc).__name__)
+
+    def revoke(self, jti: str, expires_at: float) -> None:
+        """Refuse `jti` from now until `expires_at` (epoch seconds)."""
+        now = time.time()
+        if expires_at <= now:
+            return
+        with self._lock:
+            self._local[jti] = expires_at
+            if len(self._local) % LOCAL_PURGE_EVERY == 0:
+                self._local = {j: e for j, e in self._local.items() if e > now}
+            self._pending[jti] = expires_at
+        self._flush()
+
+    def _flush(self) -> bool:
+        """Write pending revocations to Redis; True when none are left unwritten."""
+        client = self._client()
+        if client is None:
+            return shared_redis(self.app) is None
+        with self._lock:
+            pending = dict(self._pending)
+        if not pending:
+            return True
+        now = time.time()
+        try:
+            pipe = client.pipeline(transaction=False)
+            for jti, expires_at in pending.items():
+                ttl = math.ceil(expires_at - now)
+                if ttl > 0:
+                    pipe.set(self.key_prefix + jti, 1, ex=ttl)
+            pipe.execute()
+        except RedisError as exc:
+            self._failed("write", exc)
+            return False
+        with self._lock:
+            for jti in pending:
+                self._pending.pop(jti, None)
+        return True
+
+    def is_revoked(self, jti: str) -> bool:
+        with self._lock:
+            expires_at = self._local.get(jti)
+        if expires_at is not None and expires_at > time.time():
+            return True
+        client = self._client()
+        if client is None:
+            return False
+        if self._pending:
+            self._flush()
+        try:
+            return bool(client.exists(self.key_prefix + jti))
+        except RedisError as exc:
+            self._failed("check", exc)
+            return False
+
+
+def revocations(app: Flask | None = None) -> RevocationStore:
+    """This app's revocation store, created on first use."""
+    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    store = app.extensions.get(EXTENSION_KEY)
+    if store is None:
+        store = app.extensions.setdefault(EXTENSION_KEY, RevocationStore(app))
+    return store
+
+
+def unauthorized(message: str) -> tuple[Response, int, dict[str, str]]:
+    """A 401 in the API's error envelope."""
+    body = jsonify(code=401, status="Unauthorized", message=message)
+    return body, 401, {"WWW-Authenticate": "Bearer"}
+
+
+@jwt.token_in_blocklist_loader
+def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+    jti = payload.get("jti")
+    return not jti or revocations().is_revoked(str(jti))
+
+
+@jwt.unauthorized_loader
+def _missing(_reason: str) -> tuple[Response, int, dict[str, str]]:
+    return unauthorized("Authentication credentials were not provided.")
+
+
+@jwt.invalid_token_loader
+def _invalid(_reason: str) -> tuple[Response, int, dict[str, str]]:
+    return unauthorized("The access token is invalid.")
+
+
+@jwt.expired_token_loader
+def _expired(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+    return unauthorized("The access token has expired.")
+
+
+@jwt.revoked_token_loader
+def _revoked(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+    return unauthorized("The access token has been revoked.")
+
+
+@jwt.needs_fresh_token_loader
+def _not_fresh(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+    return unauthorized("A fresh access token is required.")
+
+
+@jwt.token_verification_failed_loader
+def _claims_failed(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+    return unauthorized("The access token is invalid.")
+
+
+@jwt.user_lookup_error_loader
+def _user_missing(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
+    return unauthorized("This account is inactive or no longer exists.")
