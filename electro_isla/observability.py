@@ -1,4 +1,9 @@
-"""Health, readiness and metrics endpoints."""
+"""Health, readiness and metrics endpoints.
+
+`/healthz` says the process is alive (restart it if not); `/readyz` says it
+can serve (route traffic to it): the database must answer, the cache may be
+degraded because requests then fall back to the database.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,10 @@ from electro_isla.extensions import db
 
 
 def register_observability(app: Flask) -> None:
+    from electro_isla.metrics import register_metrics
+
+    register_metrics(app)
+
     @app.get("/healthz")
     def healthz():  # noqa: ANN202
         return jsonify(status="ok")

@@ -1,0 +1,132 @@
+"""gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:app`.
+
+Every setting can be changed from the environment (names below), so the same
+file serves a laptop, a container and a VM. Why the defaults:
+
+- gthread workers (processes x threads): the API waits on PostgreSQL and
+  Redis most of the time, so threads overlap that waiting cheaply, and
+  processes use the cores. Workers default to 2 x cores + 1, capped at 8:
+  each worker holds its own database pool (ProdConfig: 5 + 5 overflow, more
+  than the 4 threads, so no thread waits for a connection), and 8 workers x
+  4 threads stay far below PostgreSQL's default 100 connections. The cores
+  are the ones this process may run on (a container's CPU set), not the
+  host's. Set WEB_CONCURRENCY when a CPU quota says otherwise.
+- timeout 30 s: longer than the slowest cold statistics query, short enough
+  that a stuck worker is replaced quickly. graceful_timeout 30 s: in-flight
+  requests finish on SIGTERM (docker stop, a rolling deploy); compose gives
+  the container 40 s before SIGKILL.
+- max_requests 1000 with jitter 100: workers are recycled now and then so
+  a slow leak cannot grow forever, and the jitter keeps them from all
+  restarting at the same moment.
+- keepalive 5 s: enough for a proxy or a client to reuse its connection.
+
+Prometheus multiprocess mode: workers write their samples under
+PROMETHEUS_MULTIPROC_DIR and `/metrics` sums them. When unset, a fresh
+private directory is created here, in the master, before any worker forks
+(prometheus-client picks its storage at import, so this must come first).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import tempfile
+
+# -- Prometheus: before anything imports prometheus_client ---------------------------------
+_PROM_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
+# Markers in the master's environment: a configuration reload (SIGHUP) runs this
+# file again and must neither wipe live counters nor forget who owns the directory.
+_PROM_READY_VAR = "ELECTRO_ISLA_PROMETHEUS_DIR_READY"
+_PROM_OWNED_VAR = "ELECTRO_ISLA_PROMETHEUS_DIR_OWNED"
+
+if not os.environ.get(_PROM_DIR_VAR):
+    os.environ[_PROM_DIR_VAR] = tempfile.mkdtemp(prefix="electro-isla-metrics-")
+    os.environ[_PROM_OWNED_VAR] = os.environ[_PROM_DIR_VAR]
+_prom_dir = os.environ[_PROM_DIR_VAR]
+os.makedirs(_prom_dir, exist_ok=True)
+if os.environ.get(_PROM_READY_VAR) != _prom_dir:
+    # A given directory may hold the files of a previous run: its counters and
+    # dead workers' gauges would be added to this run's.
+    for stale in glob.glob(os.path.join(_prom_dir, "*.db")):
+        os.unlink(stale)
+    os.environ[_PROM_READY_VAR] = _prom_dir
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
+
+
+def _default_workers() -> int:
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return min(2 * cores + 1, 8)
+
+
+# -- Server socket -----------------------------------------------------------------------------
+bind = os.environ.get("BIND") or f"0.0.0.0:{_int_env('PORT', 8000)}"  # noqa: S104  (container)
+backlog = 2048
+
+# -- Workers -----------------------------------------------------------------------------------
+workers = _int_env("WEB_CONCURRENCY", _default_workers())
+threads = _int_env("GUNICORN_THREADS", 4)
+worker_class = "gthread" if threads > 1 else "sync"
+timeout = _int_env("GUNICORN_TIMEOUT", 30)
+graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int_env("GUNICORN_KEEPALIVE", 5)
+max_requests = _int_env("GUNICORN_MAX_REQUESTS", 1000)
+max_requests_jitter = _int_env("GUNICORN_MAX_REQUESTS_JITTER", 100)
+# Each worker imports the app itself: no database or Redis connection can be
+# inherited across fork, and a recycled worker starts from a clean import.
+preload_app = False
+# gunicorn >= 24 opens a control socket under $HOME; signals do the same job, and a
+# shared path would clash between two servers on one host (or fail for a user
+# without a writable home, like the container's).
+control_socket_disable = True
+# Heartbeat files on tmpfs: a slow disk (overlayfs) must not make workers look stuck.
+_SHM = "/dev/shm"  # noqa: S108  (gunicorn's documented choice; files are private per worker)
+if os.path.isdir(_SHM):
+    worker_tmp_dir = _SHM
+
+# -- Logging -----------------------------------------------------------------------------------
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
+loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+# Request id (echoed by the app in X-Request-ID) and duration in ms on every line.
+access_log_format = (
+    '%(h)s request_id=%({x-request-id}o)s "%(r)s" %(s)s %(b)s duration_ms=%(M)s "%(a)s"'
+)
+
+
+# -- Hooks -------------------------------------------------------------------------------------
+def on_starting(server) -> None:  # noqa: ANN001
+    """Mask secrets in gunicorn's own lines too (a token in a query string, say)."""
+    import logging
+
+    from electro_isla.logs import RedactingFilter, make_formatter
+
+    log_format = os.environ.get("LOG_FORMAT", "text")
+    for name in ("gunicorn.error", "gunicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
+        if log_format.lower() == "json":
+            for handler in logger.handlers:
+                handler.setFormatter(make_formatter("json"))
+    server.log.info("prometheus multiprocess dir: %s", _prom_dir)
+
+
+def child_exit(server, worker) -> None:  # noqa: ANN001
+    """A dead worker's live gauges (pool usage) must stop counting in the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, _prom_dir)
+
+
+def on_exit(server) -> None:  # noqa: ANN001
+    """Remove the metrics directory if this master created it."""
+    if os.environ.get(_PROM_OWNED_VAR) == _prom_dir:
+        shutil.rmtree(_prom_dir, ignore_errors=True)

@@ -1,0 +1,286 @@
+"""Real gunicorn, 3 workers, on the test PostgreSQL and Redis.
+
+Proves what only several processes can show: a write through one worker is
+seen by reads through the others, `/metrics` sums every worker's counters, and
+SIGTERM lets in-flight requests finish before gunicorn exits 0.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import redis as redis_lib
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from electro_isla.config import TestConfig
+from tests.conftest import unique_prefix
+from tests.factories import ProductoFactory, UsuarioFactory
+from tests.helpers import auth_headers
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKERS = 3
+
+
+class Gunicorn:
+    """A gunicorn master we own: started with `gunicorn.conf.py`, stopped by signal."""
+
+    def __init__(self, env: dict[str, str], logdir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, "BIND": f"127.0.0.1:{self.port}"}
+        self.stdout = logdir / "access.log"
+        self.stderr = logdir / "error.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Gunicorn:
+        bin_dir = Path(sys.executable).parent
+        with self.stdout.open("w") as out, self.stderr.open("w") as err:
+            self.proc = subprocess.Popen(
+                [
+                    str(bin_dir / "gunicorn"),
+                    "-c",
+                    "gunicorn.conf.py",
+                    "tests.ops.gunicorn_app:app",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=out,
+                stderr=err,
+            )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.stderr.read_text()
+            booted = len(re.findall(r"Booting worker with pid", self.stderr.read_text()))
+            if booted >= WORKERS and self._ready():
+                return self
+            time.sleep(0.2)
+        raise AssertionError("gunicorn did not get ready:\n" + self.stderr.read_text())
+
+    def _ready(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/readyz", timeout=10).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def worker_pids(self) -> set[int]:
+        return {
+            int(p) for p in re.findall(r"Booting worker with pid: (\d+)", self.stderr.read_text())
+        }
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+
+
+def gunicorn_env(database_url: str, redis_url: str, logdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
+    env.update(
+        {
+            "APP_ENV": "production",
+            "SECRET_KEY": TestConfig.SECRET_KEY,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CACHE_KEY_PREFIX": unique_prefix(),
+            "LOG_DIR": str(logdir),
+            "WEB_CONCURRENCY": str(WORKERS),
+            "GUNICORN_THREADS": "4",
+            "GUNICORN_GRACEFUL_TIMEOUT": "20",
+            "TEST_INFLIGHT_KEY": f"{unique_prefix()}:inflight",
+        }
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(_schema: str, redis_url: str, tmp_path_factory) -> Iterator[Gunicorn]:
+    logdir = tmp_path_factory.mktemp("gunicorn")
+    gunicorn = Gunicorn(gunicorn_env(_schema, redis_url, logdir), logdir).start()
+    yield gunicorn
+    assert gunicorn.stop() == 0
+
+
+def get(url: str, **kwargs) -> requests.Response:
+    """One request on its own connection, so the kernel may hand it to any worker."""
+    return requests.get(url, headers={"Connection": "close"}, timeout=30, **kwargs)
+
+
+def seed(make_app, precio: str = "100.00") -> tuple[list[int], dict[str, str]]:
+    app = make_app()
+    with app.app_context():
+        ids = [ProductoFactory(precio=Decimal(precio), stock=5).id for _ in range(3)]
+        admin_id = UsuarioFactory(rol="admin").id
+    return ids, auth_headers(app, admin_id)
+
+
+def metric_total(text: str, metric: str, /, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == metric and all(s.labels.get(k) == v for k, v in labels.items()):
+                total += s.value
+    return total
+
+
+def test_writes_through_one_worker_are_seen_by_reads_through_all(server, make_app):
+    ids, admin = seed(make_app)
+    target = ids[1]
+    detail = f"{server.url}/api/productos/{target}/"
+    pids: set[str] = set()
+    statuses: list[str] = []
+    with ThreadPoolExecutor(6) as pool:
+        # Warm the entry (and every worker) with the old price first.
+        warm = list(pool.map(lambda _: get(detail), range(12)))
+        assert {Decimal(str(r.json()["precio"])) for r in warm} == {Decimal("100.00")}
+        for round_no in range(5):
+            precio = Decimal("150.00") + round_no * Decimal("12.35")
+            write = requests.patch(
+                f"{server.url}/api/admin/productos/{target}/",
+                json={"precio": float(precio)},
+                headers={**admin, "Connection": "close"},
+                timeout=30,
+            )
+            assert write.status_code == 200, write.text
+            pids.add(write.headers["X-Worker-Pid"])
+            reads = list(pool.map(lambda _: get(detail), range(30)))
+            for read in reads:
+                assert read.status_code == 200
+                assert Decimal(str(read.json()["precio"])) == precio, (round_no, read.json())
+                pids.add(read.headers["X-Worker-Pid"])
+                statuses.append(read.headers.get("X-Cache", ""))
+            listing = get(f"{server.url}/api/productos/", params={"page_size": 100}).json()
+            listed = {p["id"]: Decimal(str(p["precio"])) for p in listing["results"]}
+            assert listed[target] == precio
+    # The reads were served by several processes and mostly from the cache.
+    assert len(pids) >= 2, pids
+    assert pids <= {str(p) for p in server.worker_pids()}
+    assert statuses.count("HIT") >= 100, statuses
+
+
+def test_metrics_sum_the_counters_of_every_worker(server, make_app):
+    ids, _ = seed(make_app)
+    before = get(f"{server.url}/metrics").text
+    sent = 0
+    pids: set[str] = set()
+    with ThreadPoolExecutor(6) as pool:
+        urls = [f"{server.url}/api/productos/{ids[n % 3]}/" for n in range(60)]
+        urls += [f"{server.url}/healthz"] * 30
+        for response in pool.map(get, urls):
+            assert response.status_code == 200
+            pids.add(response.headers["X-Worker-Pid"])
+            sent += 1
+    assert len(pids) >= 2, "traffic must reach several workers for this test to mean anything"
+
+    totals = []
+    for _ in range(6):  # whichever worker answers, it reports every worker's figures
+        after = get(f"{server.url}/metrics").text
+        total = metric_total(after, "electro_isla_http_requests_total") - metric_total(
+            before, "electro_isla_http_requests_total"
+        )
+        totals.append(total)
+        detail_hits = metric_total(
+            after,
+            "electro_isla_http_requests_total",
+            endpoint="/api/productos/<int:producto_id>/",
+            status="200",
+        ) - metric_total(
+            before,
+            "electro_isla_http_requests_total",
+            endpoint="/api/productos/<int:producto_id>/",
+            status="200",
+        )
+        assert detail_hits == 60
+    assert min(totals) >= sent, totals
+    assert totals == sorted(totals)  # never goes back: no worker's share is missing
+
+    text = after
+    assert metric_total(text, "electro_isla_cache_hits_total", name="producto") > 0
+    assert metric_total(text, "electro_isla_cache_misses_total", name="producto") >= 3
+    assert (
+        metric_total(
+            text,
+            "electro_isla_http_request_duration_seconds_count",
+            endpoint="/api/productos/<int:producto_id>/",
+        )
+        >= 60
+    )
+    # livesum over live workers: 3 workers x the production pool size (5).
+    assert metric_total(text, "electro_isla_db_pool_size") == WORKERS * 5
+    assert metric_total(text, "electro_isla_db_pool_checked_out") >= 0
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_exits_zero(
+    _schema, redis_url, make_app, tmp_path
+):
+    ids, _ = seed(make_app)
+    env = gunicorn_env(_schema, redis_url, tmp_path)
+    gunicorn = Gunicorn(env, tmp_path).start()
+    counter = redis_lib.Redis.from_url(redis_url)
+    key = env["TEST_INFLIGHT_KEY"]
+    in_flight = 8
+    try:
+        with ThreadPoolExecutor(in_flight + 4) as pool:
+            slow = [
+                pool.submit(get, f"{gunicorn.url}/__test__/slow", params={"seconds": 2})
+                for _ in range(in_flight)
+            ]
+            deadline = time.monotonic() + 20
+            while int(counter.get(key) or 0) < in_flight:
+                assert time.monotonic() < deadline, "slow requests never started"
+                time.sleep(0.02)
+
+            # Keep ordinary traffic going while the server shuts down.
+            stop_traffic = time.monotonic() + 3
+
+            def traffic() -> list[str]:
+                outcomes = []
+                while time.monotonic() < stop_traffic:
+                    try:
+                        r = get(f"{gunicorn.url}/api/productos/{ids[0]}/")
+                        outcomes.append(str(r.status_code))
+                    except requests.ConnectionError:
+                        outcomes.append("refused")  # listener closed: never accepted
+                        time.sleep(0.05)
+                return outcomes
+
+            background = [pool.submit(traffic) for _ in range(3)]
+            time.sleep(0.3)
+            sent_at = time.monotonic()
+            gunicorn.proc.send_signal(signal.SIGTERM)
+
+            for future in slow:
+                response = future.result(timeout=30)
+                assert response.status_code == 200
+                assert response.json()["slept"] == 2
+            outcomes = [o for f in background for o in f.result(timeout=30)]
+        code = gunicorn.proc.wait(timeout=30)
+        took = time.monotonic() - sent_at
+    finally:
+        if gunicorn.proc.poll() is None:
+            gunicorn.stop(signal.SIGKILL)
+    assert code == 0, gunicorn.stderr.read_text()
+    assert took < 20  # finished with the requests, not at graceful_timeout
+    assert "200" in outcomes
+    # Whatever got an answer got a good one: no 5xx while shutting down.
+    assert set(outcomes) <= {"200", "refused"}, outcomes
+    errors = gunicorn.stderr.read_text()
+    assert "Traceback" not in errors
+    assert "WORKER TIMEOUT" not in errors
