@@ -57,6 +57,7 @@ class ProductoFactory(BaseFactory):
 class PedidoFactory(BaseFactory):
     class Meta:
         model = Pedido
+        exclude = ("usuario",)
 
     usuario = None
     usuario_id = factory.LazyFunction(lambda: UsuarioFactory().id)

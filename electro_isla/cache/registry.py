@@ -28,13 +28,19 @@ def _names(*entries: CachedName) -> dict[str, CachedName]:
 SALES_TABLES = frozenset({"pedidos", "detalles_pedido", "productos"})
 
 REGISTRY: dict[str, CachedName] = _names(
-    CachedName("estadisticas_ventas", 300, SALES_TABLES),
+    # "mes": the current month, so a new month never reuses last month's window.
+    CachedName("estadisticas_ventas", 300, SALES_TABLES, params=("mes",)),
     CachedName("productos_vendidos", 300, SALES_TABLES),
     CachedName("metodos_pago", 600, frozenset({"pedidos"})),
     # Activity and retention count orders, so orders invalidate user statistics too.
-    CachedName("estadisticas_usuarios", 600, frozenset({"usuarios", "pedidos"})),
+    CachedName("estadisticas_usuarios", 600, frozenset({"usuarios", "pedidos"}), params=("mes",)),
     CachedName("estadisticas_productos", 300, frozenset({"productos"})),
-    CachedName("reporte_general", 300, frozenset({"usuarios", "productos", "pedidos"})),
+    CachedName(
+        "reporte_general",
+        300,
+        frozenset({"usuarios", "productos", "pedidos"}),
+        params=("mes",),
+    ),
     CachedName(
         "lista_productos",
         300,

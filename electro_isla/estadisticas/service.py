@@ -1,0 +1,392 @@
+"""Dashboard statistics: SQL aggregates, cached, a fixed number of queries each.
+
+Every figure is computed by the database (`GROUP BY`, `SUM`, `COUNT`), never by
+looping over rows in Python, so the number of statements per endpoint does not
+grow with the data. Months are calendar months in the store's time zone: their
+boundaries are computed here (in `TIMEZONE`, then converted to UTC) and the
+rows are bucketed in SQL with a `CASE` over `created_at`/`date_joined` ranges,
+which reads the same on PostgreSQL and SQLite and can use the column's index.
+
+Money is summed as `NUMERIC` and rounded to cents with `money()` before it is
+cached; means are divided in `Decimal`, never in float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import ColumnElement, case, func, select
+
+from electro_isla.cache import cache_manager
+from electro_isla.catalogo.models import Producto
+from electro_isla.db_types import money, utcnow
+from electro_isla.extensions import db
+from electro_isla.pedidos.models import ESTADOS_EN_PROCESO, ESTADOS_VENTA, DetallePedido, Pedido
+from electro_isla.usuarios.models import ROLES, Usuario
+
+MESES = 12
+TOP = 10
+STOCK_BAJO_MAX = 9
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class Meses:
+    """The 12-month window: labels oldest first and 13 UTC boundaries.
+
+    `limites[i]` is the first instant of month `etiquetas[i]` in the store's
+    time zone; `limites[12]` is the first instant of next month.
+    """
+
+    etiquetas: tuple[str, ...]
+    limites: tuple[datetime, ...]
+
+    @property
+    def actual(self) -> str:
+        return self.etiquetas[-1]
+
+    @property
+    def inicio_mes_actual(self) -> datetime:
+        return self.limites[-2]
+
+    @property
+    def fin(self) -> datetime:
+        return self.limites[-1]
+
+
+def meses(now: datetime | None = None, zona: str | None = None) -> Meses:
+    """The current calendar month in `zona` and the 11 before it."""
+    tz = ZoneInfo(zona or current_app.config["TIMEZONE"])
+    local = (now or utcnow()).astimezone(tz)
+    index = local.year * 12 + local.month - 1
+    starts = [divmod(index - k, 12) for k in range(MESES - 1, -2, -1)]
+    # fold=0: the first local midnight of the 1st when a DST change repeats it.
+    limites = tuple(datetime(y, m + 1, 1, tzinfo=tz).astimezone(UTC) for y, m in starts)
+    etiquetas = tuple(f"{y:04d}-{m + 1:02d}" for y, m in starts[:-1])
+    return Meses(etiquetas, limites)
+
+
+def _bucket(column: Any, ventana: Meses) -> ColumnElement[int]:
+    """Index (0 = oldest) of the window month `column` falls in; rows outside are filtered."""
+    return case(
+        *((column < limite, i) for i, limite in enumerate(ventana.limites[1:])),
+    )
+
+
+def _en_ventana(column: Any, ventana: Meses) -> ColumnElement[bool]:
+    return (column >= ventana.limites[0]) & (column < ventana.fin)
+
+
+def _dinero(value: Decimal | float | int | None) -> Decimal:
+    """An exact SUM rounded to cents; SQL's NULL for no rows is 0."""
+    return money(ZERO if value is None else Decimal(str(value)))
+
+
+def _es_venta() -> ColumnElement[bool]:
+    return Pedido.estado.in_(ESTADOS_VENTA)
+
+
+def _params(ventana: Meses) -> dict[str, str]:
+    # The window moves with the calendar: a new month must never reuse last month's entry.
+    return {"mes": ventana.actual}
+
+
+# -- ventas --------------------------------------------------------------------
+
+
+def ventas_por_mes(ventana: Meses) -> list[dict[str, Any]]:
+    inner = (
+        select(_bucket(Pedido.created_at, ventana).label("mes"), Pedido.total)
+        .where(_es_venta(), _en_ventana(Pedido.created_at, ventana))
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(inner.c.mes, func.sum(inner.c.total), func.count()).group_by(inner.c.mes)
+    ).all()
+    por_mes = {mes: (total, n) for mes, total, n in rows}
+    return [
+        {
+            "mes": etiqueta,
+            "total": _dinero(por_mes.get(i, (None, 0))[0]),
+            "pedidos": por_mes.get(i, (None, 0))[1],
+        }
+        for i, etiqueta in enumerate(ventana.etiquetas)
+    ]
+
+
+def productos_mas_vendidos() -> list[dict[str, Any]]:
+    cantidad = func.sum(DetallePedido.cantidad)
+    stmt = (
+        select(
+            DetallePedido.producto_id,
+            Producto.nombre,
+            Producto.categoria,
+            cantidad,
+            func.sum(DetallePedido.subtotal),
+        )
+        .join(Pedido, Pedido.id == DetallePedido.pedido_id)
+        .join(Producto, Producto.id == DetallePedido.producto_id)
+        .where(_es_venta())
+        .group_by(DetallePedido.producto_id, Producto.nombre, Producto.categoria)
+        .order_by(cantidad.desc(), DetallePedido.producto_id)
+        .limit(TOP)
+    )
+    return [
+        {
+            "producto_id": producto_id,
+            "producto__nombre": nombre,
+            "producto__categoria": categoria,
+            "cantidad_vendida": int(vendidos),
+            "ingresos": _dinero(ingresos),
+        }
+        for producto_id, nombre, categoria, vendidos, ingresos in db.session.execute(stmt)
+    ]
+
+
+def metodos_pago() -> list[dict[str, Any]]:
+    count = func.count(Pedido.id)
+    stmt = (
+        select(Pedido.metodo_pago, count, func.sum(Pedido.total))
+        .where(_es_venta())
+        .group_by(Pedido.metodo_pago)
+        .order_by(count.desc(), Pedido.metodo_pago)
+    )
+    return [
+        {"metodo_pago": metodo, "count": n, "total": _dinero(total)}
+        for metodo, n, total in db.session.execute(stmt)
+    ]
+
+
+def _ventas(ventana: Meses) -> dict[str, Any]:
+    generado_en = utcnow()
+    metodos = metodos_pago()
+    # Every sale has exactly one method, so the methods' sums are all sales' sums.
+    ventas = sum(m["count"] for m in metodos)
+    total = sum((m["total"] for m in metodos), ZERO)
+    return {
+        "ventas_por_mes": ventas_por_mes(ventana),
+        "productos_mas_vendidos": productos_mas_vendidos(),
+        "metodos_pago": metodos,
+        "ticket_promedio": money(total / ventas) if ventas else money(ZERO),
+        "generado_en": generado_en,
+    }
+
+
+def estadisticas_ventas() -> dict[str, Any]:
+    ventana = meses()
+    return cache_manager.get(
+        "estadisticas_ventas", lambda: _ventas(ventana), params=_params(ventana)
+    )
+
+
+# -- usuarios ------------------------------------------------------------------
+
+
+def usuarios_por_mes(ventana: Meses) -> list[dict[str, Any]]:
+    inner = (
+        select(_bucket(Usuario.date_joined, ventana).label("mes"))
+        .where(_en_ventana(Usuario.date_joined, ventana))
+        .subquery()
+    )
+    rows = {
+        mes: n
+        for mes, n in db.session.execute(select(inner.c.mes, func.count()).group_by(inner.c.mes))
+    }
+    return [
+        {"mes": etiqueta, "nuevos": rows.get(i, 0)} for i, etiqueta in enumerate(ventana.etiquetas)
+    ]
+
+
+def usuarios_por_rol() -> list[dict[str, Any]]:
+    rows = {
+        rol: n
+        for rol, n in db.session.execute(
+            select(Usuario.rol, func.count(Usuario.id)).group_by(Usuario.rol)
+        )
+    }
+    return [{"rol": rol, "count": rows.get(rol, 0)} for rol in ROLES]
+
+
+def usuarios_mas_activos() -> list[dict[str, Any]]:
+    pedidos_count = func.count(Pedido.id)
+    stmt = (
+        select(Usuario.id, Usuario.username, Usuario.first_name, Usuario.last_name, pedidos_count)
+        .join(Pedido, Pedido.usuario_id == Usuario.id)
+        .group_by(Usuario.id, Usuario.username, Usuario.first_name, Usuario.last_name)
+        .order_by(pedidos_count.desc(), Usuario.id)
+        .limit(TOP)
+    )
+    return [
+        {
+            "id": uid,
+            "username": username,
+            "first_name": first_name,
+            "last_name": last_name,
+            "pedidos_count": n,
+        }
+        for uid, username, first_name, last_name, n in db.session.execute(stmt)
+    ]
+
+
+def retencion() -> dict[str, Any]:
+    por_usuario = (
+        select(Pedido.usuario_id, func.count(Pedido.id).label("n"))
+        .group_by(Pedido.usuario_id)
+        .subquery()
+    )
+    total, recurrentes = db.session.execute(
+        select(
+            func.count(), func.coalesce(func.sum(case((por_usuario.c.n > 1, 1), else_=0)), 0)
+        ).select_from(por_usuario)
+    ).one()
+    tasa = money(Decimal(100 * recurrentes) / total) if total else money(ZERO)
+    return {
+        "total_usuarios": total,
+        "usuarios_recurrentes": int(recurrentes),
+        "tasa_retencion": tasa,
+    }
+
+
+def _usuarios(ventana: Meses) -> dict[str, Any]:
+    generado_en = utcnow()
+    return {
+        "usuarios_por_mes": usuarios_por_mes(ventana),
+        "usuarios_por_rol": usuarios_por_rol(),
+        "usuarios_mas_activos": usuarios_mas_activos(),
+        **retencion(),
+        "generado_en": generado_en,
+    }
+
+
+def estadisticas_usuarios() -> dict[str, Any]:
+    ventana = meses()
+    return cache_manager.get(
+        "estadisticas_usuarios", lambda: _usuarios(ventana), params=_params(ventana)
+    )
+
+
+# -- productos -----------------------------------------------------------------
+
+
+def _valor() -> ColumnElement[Decimal]:
+    return Producto.precio * Producto.stock
+
+
+def _productos() -> dict[str, Any]:
+    generado_en = utcnow()
+    activo = Producto.activo.is_(True)
+    por_categoria = db.session.execute(
+        select(
+            Producto.categoria,
+            func.count(Producto.id),
+            func.sum(Producto.stock),
+            func.sum(case((Producto.stock == 0, 1), else_=0)),
+            func.sum(_valor()),
+        )
+        .where(activo)
+        .group_by(Producto.categoria)
+        .order_by(Producto.categoria)
+    ).all()
+    stock_bajo = db.session.execute(
+        select(Producto.id, Producto.nombre, Producto.stock, Producto.categoria)
+        .where(activo, Producto.stock.between(1, STOCK_BAJO_MAX))
+        .order_by(Producto.stock, Producto.id)
+    ).all()
+    valor = _valor()
+    rentables = db.session.execute(
+        select(Producto.id, Producto.nombre, Producto.precio, Producto.stock, valor)
+        .where(activo)
+        .order_by(valor.desc(), Producto.id)
+        .limit(TOP)
+    ).all()
+    return {
+        "productos_por_categoria": [
+            {"categoria": categoria, "count": n, "stock_total": int(stock)}
+            for categoria, n, stock, _sin, _valor_cat in por_categoria
+        ],
+        "stock_bajo": [
+            {"id": pid, "nombre": nombre, "stock": stock, "categoria": categoria}
+            for pid, nombre, stock, categoria in stock_bajo
+        ],
+        "productos_sin_stock": sum(int(sin) for *_, sin, _v in por_categoria),
+        # Per-category sums are exact NUMERIC; adding them in Decimal stays exact.
+        "valor_inventario": money(
+            sum((_exacto(v) for *_, v in por_categoria), ZERO),
+        ),
+        "productos_mas_rentables": [
+            {
+                "id": pid,
+                "nombre": nombre,
+                "precio": _dinero(precio),
+                "stock": stock,
+                "valor_total": _dinero(valor_total),
+            }
+            for pid, nombre, precio, stock, valor_total in rentables
+        ],
+        "generado_en": generado_en,
+    }
+
+
+def _exacto(value: Decimal | float | int | None) -> Decimal:
+    return ZERO if value is None else Decimal(str(value))
+
+
+def estadisticas_productos() -> dict[str, Any]:
+    return cache_manager.get("estadisticas_productos", _productos)
+
+
+# -- reporte -------------------------------------------------------------------
+
+
+def _cuenta(condicion: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condicion, 1), else_=0)), 0)
+
+
+def _suma_total(condicion: ColumnElement[bool]) -> ColumnElement[Decimal]:
+    return func.sum(case((condicion, Pedido.total), else_=None))
+
+
+def _reporte(ventana: Meses) -> dict[str, Any]:
+    generado_en = utcnow()
+    en_mes = (Pedido.created_at >= ventana.inicio_mes_actual) & (Pedido.created_at < ventana.fin)
+    total_usuarios = select(func.count(Usuario.id)).scalar_subquery()
+    total_productos = (
+        select(func.count(Producto.id)).where(Producto.activo.is_(True)).scalar_subquery()
+    )
+    row = db.session.execute(
+        select(
+            total_usuarios,
+            total_productos,
+            func.count(Pedido.id),
+            _suma_total(_es_venta()),
+            _cuenta(en_mes),
+            _suma_total(_es_venta() & en_mes),
+            _cuenta(Pedido.estado == "pendiente"),
+            _cuenta(Pedido.estado.in_(ESTADOS_EN_PROCESO)),
+        ).select_from(Pedido)
+    ).one()
+    usuarios, productos, pedidos, ingresos, pedidos_mes, ingresos_mes, pendientes, proceso = row
+    return {
+        "resumen": {
+            "total_usuarios": usuarios,
+            "total_productos": productos,
+            "total_pedidos": pedidos,
+            "ingresos_totales": _dinero(ingresos),
+            "pedidos_mes": int(pedidos_mes),
+            "ingresos_mes": _dinero(ingresos_mes),
+            "pedidos_pendientes": int(pendientes),
+            "pedidos_en_proceso": int(proceso),
+        },
+        "fecha_generacion": generado_en,
+        "generado_en": generado_en,
+    }
+
+
+def reporte_general() -> dict[str, Any]:
+    ventana = meses()
+    return cache_manager.get("reporte_general", lambda: _reporte(ventana), params=_params(ventana))

@@ -1,0 +1,71 @@
+"""A fixed, small number of SQL statements per endpoint, whatever the data size."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import event
+
+from electro_isla.cache import cache_manager
+from electro_isla.extensions import db
+from tests.estadisticas.estadisticas_data import build_shop, insert_shop
+from tests.helpers import auth_headers
+
+# endpoint -> (cached name, statements on a MISS)
+ENDPOINTS = {
+    "ventas": ("estadisticas_ventas", 3),
+    "usuarios": ("estadisticas_usuarios", 4),
+    "productos": ("estadisticas_productos", 3),
+    "reporte": ("reporte_general", 1),
+}
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
+
+
+@contextmanager
+def counting(app) -> Iterator[list[str]]:
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        statements.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def _miss_and_hit(app, client, headers, endpoint: str, name: str) -> tuple[int, int]:
+    url = f"/api/admin/estadisticas/{endpoint}/"
+    assert client.get(url, headers=headers).status_code == 200  # warms the caller's profile
+    with app.app_context():
+        cache_manager.invalidate(names=[name])
+    with counting(app) as miss:
+        response = client.get(url, headers=headers)
+    assert response.headers["X-Cache"] == "MISS"
+    with counting(app) as hit:
+        response = client.get(url, headers=headers)
+    assert response.headers["X-Cache"] == "HIT"
+    return len(miss), len(hit)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_statement_count_does_not_grow_with_the_data(app, endpoint):
+    name, expected_statements = ENDPOINTS[endpoint]
+    app.config["TIMEZONE"] = "America/Havana"
+    tz = ZoneInfo("America/Havana")
+    client = app.test_client()
+    with app.app_context():
+        insert_shop(build_shop(1, NOW, tz, scale=1))
+    headers = auth_headers(app, 1)
+    small = _miss_and_hit(app, client, headers, endpoint, name)
+    with app.app_context():
+        insert_shop(build_shop(2, NOW, tz, scale=6, first_id=100_001))
+    large = _miss_and_hit(app, client, headers, endpoint, name)
+    assert small == large == (expected_statements, 0)
