@@ -96,7 +96,8 @@ def register_cache(app: Flask) -> None:
             response.headers["Cache-Control"] = "private, no-cache"
         return response
 
-    @app.teardown_request
+    # App-context teardown covers requests, CLI commands and worker threads alike.
+    @app.teardown_appcontext
     def flush_cache_stats(_exc: BaseException | None) -> None:
         manager = app.extensions[EXTENSION_KEY]
         manager.flush_stats()

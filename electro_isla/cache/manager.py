@@ -269,8 +269,12 @@ class RedisStore:
         return [int(v) for v in values]
 
     def bump(self, keys: Iterable[str]) -> None:
+        # A missing counter is seeded from the clock first: INCR alone would restart
+        # it at 1, a number whose old values may still be stored.
+        seed = time.time_ns()
         pipe = self.client.pipeline(transaction=False)
         for k in keys:
+            pipe.set(k, seed, nx=True)
             pipe.incr(k)
         pipe.execute()
 
