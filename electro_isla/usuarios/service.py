@@ -104,3 +104,38 @@ def actualizar_perfil(usuario_id: int, cambios: dict[str, Any]) -> Usuario:
         setattr(usuario, field, value)
     db.session.commit()
     return usuario
+
+
+def crear_usuario(
+    username: str,
+    email: str,
+    password: str,
+    rol: str = "cliente",
+    first_name: str = "",
+    last_name: str = "",
+) -> Usuario:
+    """Create a usuario (CLI and tools); the caller has validated the input."""
+    usuario = Usuario(
+        username=username,
+        email=email,
+        rol=rol,
+        first_name=first_name,
+        last_name=last_name,
+        telefono="",
+        direccion="",
+    )
+    usuario.set_password(password)
+    db.session.add(usuario)
+    db.session.commit()
+    return usuario
+
+
+def existe_usuario(username: str | None = None, email: str | None = None) -> bool:
+    conditions = []
+    if username is not None:
+        conditions.append(db.func.lower(Usuario.username) == username.lower())
+    if email is not None:
+        conditions.append(db.func.lower(Usuario.email) == email.lower())
+    if not conditions:
+        return False
+    return db.session.scalar(select(Usuario.id).where(or_(*conditions)).limit(1)) is not None

@@ -1,0 +1,265 @@
+"""The application CLI: create-user and seed-demo, on the real PostgreSQL test database."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import time_machine
+from sqlalchemy import func, select, text
+
+from electro_isla.cache import cache_manager
+from electro_isla.catalogo.models import CATEGORIAS, Producto
+from electro_isla.pedidos.models import DetallePedido, Pedido
+from electro_isla.usuarios.models import Usuario
+from tests.factories import UsuarioFactory
+
+SMALL = ["--usuarios", "20", "--productos", "30", "--pedidos", "200"]
+FROZEN = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)
+
+
+def invoke(runner, *args: str):
+    return runner.invoke(args=list(args))
+
+
+def count(db, model) -> int:
+    db.session.rollback()  # see what the CLI committed
+    return db.session.scalar(select(func.count()).select_from(model))
+
+
+# -- create-user -----------------------------------------------------------------
+
+
+def test_create_user(runner, db):
+    result = invoke(
+        runner, "create-user", "jefa", "--email", "jefa@example.com",
+        "--password", "muy-secreta", "--rol", "admin", "--first-name", "Ana",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "jefa" in result.output
+    usuario = db.session.scalar(select(Usuario).where(Usuario.username == "jefa"))
+    assert usuario.rol == "admin"
+    assert usuario.email == "jefa@example.com"
+    assert usuario.first_name == "Ana"
+    assert usuario.is_active
+    assert usuario.check_password("muy-secreta")
+    assert "muy-secreta" not in usuario.password_hash
+
+
+@pytest.mark.parametrize(
+    ("args", "hint"),
+    [
+        (["--rol", "jefe", "--password", "12345678", "--email", "a@b.cu"], "--rol"),
+        (["--rol", "admin", "--password", "1234567", "--email", "a@b.cu"], "--password"),
+        (["--rol", "admin", "--password", "12345678", "--email", "no-es-correo"], "--email"),
+        (["--rol", "admin", "--password", "12345678"], "--email"),
+    ],
+)
+def test_create_user_rejects_bad_input(runner, db, args, hint):
+    result = invoke(runner, "create-user", "nuevo", *args)
+    assert result.exit_code == 2
+    assert hint in result.output
+    assert count(db, Usuario) == 0
+
+
+def test_create_user_rejects_duplicates(runner, db):
+    UsuarioFactory(username="pepe", email="pepe@example.com")
+    result = invoke(
+        runner, "create-user", "pepe", "--email", "otro@example.com", "--password", "12345678"
+    )
+    assert result.exit_code == 1
+    assert "already exists" in result.output
+    result = invoke(
+        runner, "create-user", "otro", "--email", "PEPE@example.com", "--password", "12345678"
+    )
+    assert result.exit_code == 1
+    assert "e-mail" in result.output
+    assert count(db, Usuario) == 1
+
+
+def test_create_user_if_missing(runner, db):
+    UsuarioFactory(username="admin", email="admin@example.com", rol="admin", password="original-1")
+    result = invoke(
+        runner, "create-user", "admin", "--email", "x@example.com",
+        "--password", "cambiada-2", "--rol", "admin", "--if-missing",
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert result.output == ""
+    db.session.rollback()
+    admin = db.session.scalar(select(Usuario).where(Usuario.username == "admin"))
+    assert admin.check_password("original-1")  # untouched
+    assert count(db, Usuario) == 1
+
+    result = invoke(
+        runner, "create-user", "nueva", "--email", "nueva@example.com",
+        "--password", "12345678", "--rol", "trabajador", "--if-missing",
+    )  # fmt: skip
+    assert result.exit_code == 0
+    assert count(db, Usuario) == 2
+
+
+# -- seed-demo -------------------------------------------------------------------
+
+
+def digest(db) -> str:
+    """Every seeded value except password hashes (salted on purpose)."""
+    db.session.rollback()
+    h = hashlib.sha256()
+    for model in (Usuario, Producto, Pedido, DetallePedido):
+        columns = [c for c in model.__table__.columns if c.name != "password_hash"]
+        for row in db.session.execute(select(*columns).order_by(model.id)):
+            h.update(repr(tuple(row)).encode())
+    return h.hexdigest()
+
+
+def truncate(db) -> None:
+    db.session.rollback()
+    db.session.execute(
+        text("TRUNCATE detalles_pedido, pedidos, productos, refresh_tokens, usuarios "
+             "RESTART IDENTITY CASCADE")
+    )  # fmt: skip
+    db.session.commit()
+
+
+def test_seed_demo_creates_consistent_data(runner, db):
+    with time_machine.travel(FROZEN, tick=False):
+        result = invoke(runner, "seed-demo", *SMALL, "--seed", "3")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert "200 pedidos" in result.output
+    assert (count(db, Usuario), count(db, Producto), count(db, Pedido)) == (20, 30, 200)
+
+    s = db.session
+    # Every total is exactly the sum of its lines; every line is price x quantity.
+    mismatched = s.scalar(
+        select(func.count())
+        .select_from(Pedido)
+        .where(
+            Pedido.total
+            != select(func.sum(DetallePedido.subtotal))
+            .where(DetallePedido.pedido_id == Pedido.id)
+            .scalar_subquery()
+        )
+    )
+    assert mismatched == 0
+    lines = s.execute(select(DetallePedido.precio_unitario, DetallePedido.cantidad,
+                             DetallePedido.subtotal)).all()  # fmt: skip
+    assert all(pu * c == sub for pu, c, sub in lines)
+    assert all(isinstance(sub, Decimal) for _, _, sub in lines)
+    per_pedido = s.execute(
+        select(DetallePedido.pedido_id, func.count(), func.count(func.distinct(DetallePedido.producto_id)))
+        .group_by(DetallePedido.pedido_id)
+    ).all()  # fmt: skip
+    assert len(per_pedido) == 200
+    assert all(1 <= n <= 4 and n == distinct for _, n, distinct in per_pedido)
+
+    # Spread over the last 12 calendar months, never in the future.
+    created = s.scalars(select(Pedido.created_at)).all()
+    assert min(created) >= datetime(2025, 7, 1, tzinfo=UTC)
+    assert max(created) <= FROZEN
+    assert len({(c.year, c.month) for c in created}) >= 10
+    joined = s.scalars(select(Usuario.date_joined)).all()
+    assert len({(j.year, j.month) for j in joined}) >= 6
+    late = s.scalar(
+        select(func.count()).select_from(Pedido).join(Usuario, Usuario.id == Pedido.usuario_id)
+        .where(Usuario.date_joined > Pedido.created_at)
+    )  # fmt: skip
+    assert late == 0
+
+    # Every category, stock never negative, some out of stock, some low, some withdrawn.
+    productos = s.execute(select(Producto.categoria, Producto.stock, Producto.activo)).all()
+    assert {p.categoria for p in productos} == set(CATEGORIAS)
+    assert all(p.stock >= 0 for p in productos)
+    assert any(p.stock == 0 for p in productos)
+    assert any(1 <= p.stock <= 9 for p in productos)
+    assert any(not p.activo for p in productos)
+    assert sum(p.activo for p in productos) > 20
+
+    # Realistic states: mostly delivered, some cancelled; deliveries dated and assigned.
+    estados = dict(s.execute(select(Pedido.estado, func.count()).group_by(Pedido.estado)).all())
+    assert estados["entregado"] > 100
+    assert estados.get("cancelado", 0) > 0
+    entregados = s.execute(
+        select(Pedido.created_at, Pedido.fecha_entrega, Pedido.mensajero_id)
+        .where(Pedido.estado == "entregado")
+    ).all()  # fmt: skip
+    assert all(f is not None and c <= f <= FROZEN for c, f, _ in entregados)
+    assert all(m is not None for _, _, m in entregados)
+    assert s.scalar(
+        select(func.count()).select_from(Pedido)
+        .where(Pedido.estado != "entregado", Pedido.fecha_entrega.is_not(None))
+    ) == 0  # fmt: skip
+    roles = set(s.scalars(select(Usuario.rol)))
+    assert {"cliente", "mensajero", "trabajador"} <= roles
+    assert "admin" not in roles  # the admin is create-user's job
+
+    # Sequences moved past the explicit ids: the app can keep inserting.
+    nuevo = UsuarioFactory()
+    assert nuevo.id == 21
+
+
+def test_seed_demo_same_seed_same_data(runner, db):
+    with time_machine.travel(FROZEN, tick=False):
+        assert invoke(runner, "seed-demo", *SMALL, "--seed", "42").exit_code == 0
+        first = digest(db)
+        truncate(db)
+        assert invoke(runner, "seed-demo", *SMALL, "--seed", "42").exit_code == 0
+        second = digest(db)
+        truncate(db)
+        assert invoke(runner, "seed-demo", *SMALL, "--seed", "43").exit_code == 0
+        other = digest(db)
+    assert first == second
+    assert other != first
+
+
+def test_seed_demo_if_empty(runner, db):
+    UsuarioFactory()
+    result = invoke(runner, "seed-demo", *SMALL, "--if-empty")
+    assert result.exit_code == 0
+    assert "nothing to do" in result.output
+    assert (count(db, Usuario), count(db, Pedido)) == (1, 0)
+
+    truncate(db)
+    assert invoke(runner, "seed-demo", *SMALL, "--if-empty").exit_code == 0
+    assert count(db, Pedido) == 200
+    assert invoke(runner, "seed-demo", *SMALL, "--if-empty").exit_code == 0
+    assert count(db, Pedido) == 200
+
+
+def test_seed_demo_adds_to_existing_data_and_invalidates_the_cache(runner, db):
+    def pedidos_cached():
+        return cache_manager.get(
+            "metodos_pago", lambda: db.session.scalar(select(func.count()).select_from(Pedido))
+        )
+
+    def productos_cached():
+        return cache_manager.get(
+            "lista_productos",
+            lambda: db.session.scalar(select(func.count()).select_from(Producto)),
+        )
+
+    assert (pedidos_cached(), productos_cached()) == (0, 0)
+    assert invoke(runner, "seed-demo", *SMALL, "--seed", "1").exit_code == 0
+    db.session.rollback()
+    assert (pedidos_cached(), productos_cached()) == (200, 30)
+    assert invoke(runner, "seed-demo", *SMALL, "--seed", "2").exit_code == 0
+    db.session.rollback()
+    assert (pedidos_cached(), productos_cached()) == (400, 60)
+    assert count(db, Usuario) == 40
+
+
+def test_seed_demo_on_sqlite(sqlite_app):
+    from electro_isla.extensions import db
+
+    result = sqlite_app.test_cli_runner().invoke(args=["seed-demo", *SMALL, "--seed", "5"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    with sqlite_app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Pedido)) == 200
+        totals = db.session.execute(
+            select(Pedido.id, Pedido.total, func.sum(DetallePedido.subtotal))
+            .join(DetallePedido, DetallePedido.pedido_id == Pedido.id)
+            .group_by(Pedido.id, Pedido.total)
+        ).all()  # fmt: skip
+        assert len(totals) == 200
+        assert all(total == lines for _, total, lines in totals)

@@ -1,0 +1,143 @@
+"""The Alembic migrations build exactly the models' schema, and tear it down again."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import Flask
+from sqlalchemy import CheckConstraint, inspect, make_url, text
+from sqlalchemy.exc import IntegrityError
+
+from electro_isla import create_app
+from electro_isla.config import TestConfig
+from electro_isla.extensions import db
+
+MODEL_TABLES = {"usuarios", "productos", "pedidos", "detalles_pedido", "refresh_tokens"}
+
+
+def migrated_app(url: str, tmp_path) -> Flask:
+    return create_app(
+        TestConfig,
+        {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None, "LOG_DIR": str(tmp_path / "logs")},
+    )
+
+
+def flask_db(app: Flask, *args: str) -> None:
+    """Run `flask db ...` the way an operator would."""
+    result = app.test_cli_runner().invoke(args=["db", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+
+def schema_differences(app: Flask) -> list:
+    with app.app_context(), db.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return compare_metadata(context, db.metadata)
+
+
+def table_names(app: Flask) -> set[str]:
+    with app.app_context():
+        return set(inspect(db.engine).get_table_names())
+
+
+@pytest.fixture
+def empty_pg_url(pg_url: str) -> Iterator[str]:
+    """A brand-new empty database next to the test database, dropped afterwards."""
+    name = f"ei_migr_{uuid.uuid4().hex[:8]}"
+    admin = make_url(pg_url).set(drivername="postgresql")
+    conninfo = admin.render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_one_linear_history():
+    from electro_isla.config import Config
+
+    script = ScriptDirectory(Config.MIGRATIONS_DIR)
+    assert len(script.get_heads()) == 1
+    assert len(script.get_bases()) == 1
+
+
+def test_upgrade_on_empty_postgres_gives_the_models_schema(empty_pg_url, tmp_path):
+    app = migrated_app(empty_pg_url, tmp_path)
+    assert table_names(app) == set()
+
+    flask_db(app, "upgrade")
+
+    assert table_names(app) == MODEL_TABLES | {"alembic_version"}
+    assert schema_differences(app) == []
+    with app.app_context():
+        # Autogenerate does not compare CHECK constraints: check them by name.
+        expected = {
+            db.metadata.naming_convention["ck"]
+            % {"table_name": table.name, "constraint_name": constraint.name}
+            if not constraint.name.startswith("ck_")
+            else constraint.name
+            for table in db.metadata.tables.values()
+            for constraint in table.constraints
+            if isinstance(constraint, CheckConstraint)
+        }
+        found = set(
+            db.session.scalars(
+                text(
+                    "SELECT conname FROM pg_constraint WHERE contype = 'c' AND conname LIKE 'ck_%'"
+                )
+            )
+        )
+        assert found == expected
+        assert "ck_productos_stock_no_negativo" in found
+        indexes = {ix["name"] for ix in inspect(db.engine).get_indexes("pedidos")}
+        assert {"ix_pedidos_created_at", "ix_pedidos_estado", "ix_pedidos_usuario_id"} <= indexes
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_migrated_constraints_reject_bad_rows(empty_pg_url, tmp_path):
+    app = migrated_app(empty_pg_url, tmp_path)
+    flask_db(app, "upgrade")
+    bad_rows = [
+        "INSERT INTO productos (nombre, descripcion, precio, descuento, stock, categoria, "
+        "imagen_url, activo, created_at, updated_at) VALUES ('x', '', 10, 0, -1, 'otros', '', "
+        "true, now(), now())",
+        "INSERT INTO productos (nombre, descripcion, precio, descuento, stock, categoria, "
+        "imagen_url, activo, created_at, updated_at) VALUES ('x', '', 0, 0, 1, 'otros', '', "
+        "true, now(), now())",
+        "INSERT INTO productos (nombre, descripcion, precio, descuento, stock, categoria, "
+        "imagen_url, activo, created_at, updated_at) VALUES ('x', '', 10, 101, 1, 'otros', '', "
+        "true, now(), now())",
+    ]
+    with app.app_context():
+        for sql in bad_rows:
+            with pytest.raises(IntegrityError), db.engine.begin() as conn:
+                conn.execute(text(sql))
+        db.engine.dispose()
+
+
+def test_downgrade_to_base_removes_everything(empty_pg_url, tmp_path):
+    app = migrated_app(empty_pg_url, tmp_path)
+    flask_db(app, "upgrade")
+    flask_db(app, "downgrade", "base")
+    assert table_names(app) <= {"alembic_version"}
+    flask_db(app, "upgrade")  # and back up again, cleanly
+    assert schema_differences(app) == []
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_upgrade_and_downgrade_on_sqlite(tmp_path):
+    app = migrated_app(f"sqlite:///{tmp_path / 'migrated.db'}", tmp_path)
+    flask_db(app, "upgrade")
+    assert table_names(app) == MODEL_TABLES | {"alembic_version"}
+    assert schema_differences(app) == []
+    flask_db(app, "downgrade", "base")
+    assert table_names(app) <= {"alembic_version"}
