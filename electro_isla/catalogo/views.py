@@ -1,3 +1,106 @@
-from flask_smorest import Blueprint
+"""Catalogue endpoints: the public shop (cached) and the staff admin."""
 
-blp = Blueprint("catalogo", __name__, url_prefix="/api", description="catalogo")
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint, abort
+
+from electro_isla.auth.permissions import admin_required, staff_required
+from electro_isla.catalogo import service
+from electro_isla.catalogo.schemas import (
+    ProductoAdminQueryArgsSchema,
+    ProductoCreateSchema,
+    ProductoPageSchema,
+    ProductoQueryArgsSchema,
+    ProductoSchema,
+    ProductoUpdateSchema,
+)
+from electro_isla.pagination import with_links
+
+blp = Blueprint("catalogo", __name__, url_prefix="/api", description="Catálogo de productos")
+
+
+def documents(code: int):  # noqa: ANN201
+    """Document an error outcome with the shared error envelope."""
+    return blp.alt_response(code, response=HTTPStatus(code).name)
+
+
+@blp.route("/productos/")
+class Productos(MethodView):
+    @blp.etag
+    @blp.arguments(ProductoQueryArgsSchema, location="query")
+    @blp.response(200, ProductoPageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List active productos
+
+        Filter by `categoria`, search `q` in name and description (case-insensitive).
+        """
+        page, page_size = args["page"], args["page_size"]
+        data = service.lista_productos(args.get("categoria"), args.get("q"), page, page_size)
+        return with_links(data["count"], data["results"], page, page_size)
+
+
+@blp.route("/productos/<int:producto_id>/")
+class ProductoById(MethodView):
+    @blp.etag
+    @blp.response(200, ProductoSchema)
+    @documents(404)
+    def get(self, producto_id: int) -> dict[str, Any]:
+        """Read one active producto"""
+        data = service.producto_publico(producto_id)
+        if data is None or not data["activo"]:
+            abort(404, message="Producto not found.")
+        return data
+
+
+@blp.route("/admin/productos/")
+class AdminProductos(MethodView):
+    @staff_required
+    @blp.arguments(ProductoAdminQueryArgsSchema, location="query")
+    @blp.response(200, ProductoPageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """List every producto, inactive ones included (staff)"""
+        page, page_size = args["page"], args["page_size"]
+        count, rows = service.lista_admin(
+            args.get("categoria"), args.get("q"), args.get("activo"), page, page_size
+        )
+        return with_links(count, rows, page, page_size)
+
+    @staff_required
+    @blp.arguments(ProductoCreateSchema)
+    @blp.response(201, ProductoSchema)
+    def post(self, data: dict[str, Any]) -> Any:
+        """Create a producto (staff)"""
+        return service.crear_producto(data)
+
+
+@blp.route("/admin/productos/<int:producto_id>/")
+class AdminProductoById(MethodView):
+    @staff_required
+    @blp.response(200, ProductoSchema)
+    @documents(404)
+    def get(self, producto_id: int) -> Any:
+        """Read any producto (staff)"""
+        return service.get_producto_or_404(producto_id)
+
+    @staff_required
+    @blp.arguments(ProductoUpdateSchema)
+    @blp.response(200, ProductoSchema)
+    @documents(404)
+    def patch(self, data: dict[str, Any], producto_id: int) -> Any:
+        """Update some fields of a producto (staff)"""
+        return service.actualizar_producto(producto_id, data)
+
+    @admin_required
+    @blp.response(204)
+    @documents(404)
+    @documents(409)
+    def delete(self, producto_id: int) -> None:
+        """Delete a producto that no order mentions (admin)
+
+        A producto that appears in an order answers 409: deactivate it instead.
+        """
+        service.eliminar_producto(producto_id)

@@ -1,0 +1,135 @@
+"""Producto schemas: what the catalogue accepts and what it answers."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates
+
+from electro_isla.catalogo.models import CATEGORIAS
+from electro_isla.fields import Money, Timestamp, strict_int
+from electro_isla.pagination import PaginationArgsSchema, page_schema
+
+# Largest value the INTEGER and NUMERIC(12, 2) columns hold: past it the
+# database would fail, so the request fails validation instead.
+MAX_INT = 2**31 - 1
+MAX_MONEY = Decimal("9999999999.99")
+
+
+def no_nul(value: str) -> None:
+    """PostgreSQL text cannot hold NUL; refuse it here rather than fail there."""
+    if "\x00" in value:
+        raise ValidationError("NUL characters are not allowed.")
+
+
+def text(max_length: int | None = None, min_length: int = 0, **kwargs: Any) -> fields.String:
+    """A string field with a length range that refuses NUL characters."""
+    return fields.String(
+        validate=[validate.Length(min=min_length, max=max_length), no_nul], **kwargs
+    )
+
+
+class StrictBoolean(fields.Boolean):
+    """true/false only: 1, "yes" and "on" are not booleans in a JSON body.
+
+    (A `truthy={True}` set would not do: 1 == True, so 1 is in it.)
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def strict_bool(**kwargs: Any) -> StrictBoolean:
+    return StrictBoolean(**kwargs)
+
+
+class BoundedMoney(Money):
+    """Money that also refuses amounts too large for Decimal arithmetic (1e30 and up).
+
+    fields.Money lets `quantize` raise InvalidOperation on those, which would be a 500.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
+        try:
+            return super()._deserialize(value, attr, data, **kwargs)
+        except InvalidOperation as exc:
+            raise self.make_error("invalid") from exc
+
+
+def positive_money(**kwargs: Any) -> Money:
+    return BoundedMoney(
+        validate=validate.Range(min=Decimal("0"), min_inclusive=False, max=MAX_MONEY), **kwargs
+    )
+
+
+def id_field(**kwargs: Any) -> fields.Integer:
+    return strict_int(validate=validate.Range(min=1, max=MAX_INT), **kwargs)
+
+
+class ProductoSchema(Schema):
+    id = fields.Integer(dump_only=True)
+    nombre = fields.String()
+    descripcion = fields.String()
+    precio = Money()
+    descuento = fields.Integer()
+    precio_final = Money(dump_only=True)
+    stock = fields.Integer()
+    categoria = fields.String()
+    imagen_url = fields.String()
+    activo = fields.Boolean()
+    created_at = Timestamp(dump_only=True)
+    updated_at = Timestamp(dump_only=True)
+
+
+ProductoPageSchema = page_schema(ProductoSchema)
+
+
+class ProductoWriteFields(Schema):
+    """Fields staff may set; create and update differ only in what is required."""
+
+    nombre = text(200, 1, required=True)
+    descripcion = text(10_000)
+    precio = positive_money(required=True)
+    descuento = strict_int(validate=validate.Range(min=0, max=100))
+    stock = strict_int(validate=validate.Range(min=0, max=MAX_INT))
+    categoria = fields.String(validate=validate.OneOf(CATEGORIAS))
+    imagen_url = text(500)
+    activo = strict_bool()
+
+    @validates("nombre")
+    def nombre_not_blank(self, value: str, **_: Any) -> None:
+        if not value.strip():
+            raise ValidationError("The name cannot be blank.")
+
+
+class ProductoCreateSchema(ProductoWriteFields):
+    descripcion = text(10_000, load_default="")
+    descuento = strict_int(validate=validate.Range(min=0, max=100), load_default=0)
+    stock = strict_int(validate=validate.Range(min=0, max=MAX_INT), load_default=0)
+    categoria = fields.String(validate=validate.OneOf(CATEGORIAS), load_default="otros")
+    imagen_url = text(500, load_default="")
+    activo = strict_bool(load_default=True)
+
+
+class ProductoUpdateSchema(ProductoWriteFields):
+    nombre = text(200, 1)
+    precio = positive_money()
+
+
+class _DropEmptyArgs(Schema):
+    @pre_load
+    def drop_empty(self, data: Any, **_: Any) -> dict[str, Any]:
+        """`?categoria=&q=` means no filter, as a search form sends it."""
+        return {k: data.get(k) for k in data if data.get(k) not in ("", None)}
+
+
+class ProductoQueryArgsSchema(_DropEmptyArgs, PaginationArgsSchema):
+    categoria = fields.String(validate=validate.OneOf(CATEGORIAS))
+    q = text(200)
+
+
+class ProductoAdminQueryArgsSchema(ProductoQueryArgsSchema):
+    activo = fields.Boolean()

@@ -1,0 +1,135 @@
+"""Producto queries and commands; the public reads go through the cache."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import abort
+from sqlalchemy import Select, exists, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from electro_isla.cache import cache_manager
+from electro_isla.catalogo.models import Producto
+from electro_isla.catalogo.schemas import MAX_INT
+from electro_isla.extensions import db
+from electro_isla.pagination import paginate
+from electro_isla.pedidos.models import DetallePedido
+
+
+def producto_data(producto: Producto) -> dict[str, Any]:
+    """The JSON-able shape cached and answered for one producto."""
+    return {
+        "id": producto.id,
+        "nombre": producto.nombre,
+        "descripcion": producto.descripcion,
+        "precio": producto.precio,
+        "descuento": producto.descuento,
+        "precio_final": producto.precio_final,
+        "stock": producto.stock,
+        "categoria": producto.categoria,
+        "imagen_url": producto.imagen_url,
+        "activo": producto.activo,
+        "created_at": producto.created_at,
+        "updated_at": producto.updated_at,
+    }
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(
+    stmt: Select, categoria: str | None, q: str | None, activo: bool | None = None
+) -> Select:
+    if categoria:
+        stmt = stmt.where(Producto.categoria == categoria)
+    if q and q.strip():
+        pattern = f"%{_escape_like(q.strip())}%"
+        stmt = stmt.where(
+            or_(
+                Producto.nombre.ilike(pattern, escape="\\"),
+                Producto.descripcion.ilike(pattern, escape="\\"),
+            )
+        )
+    if activo is not None:
+        stmt = stmt.where(Producto.activo.is_(activo))
+    return stmt
+
+
+def lista_productos(
+    categoria: str | None, q: str | None, page: int, page_size: int
+) -> dict[str, Any]:
+    """One page of active productos as {count, results}; cached per whitelisted params.
+
+    Links are not cached: they depend on the host the client called.
+    """
+
+    def fetch() -> dict[str, Any]:
+        stmt = _filtered(select(Producto), categoria, q, activo=True).order_by(Producto.id)
+        count, rows = paginate(stmt, page, page_size)
+        return {"count": count, "results": [producto_data(p) for p in rows]}
+
+    params = {"categoria": categoria, "q": q, "page": page, "page_size": page_size}
+    return cache_manager.get("lista_productos", fetch, params=params)
+
+
+def producto_publico(producto_id: int) -> dict[str, Any] | None:
+    """The cached producto (active or not: the caller decides), None when absent."""
+    if not 0 < producto_id <= MAX_INT:
+        return None
+
+    def fetch() -> dict[str, Any] | None:
+        producto = db.session.get(Producto, producto_id)
+        return producto_data(producto) if producto is not None else None
+
+    return cache_manager.get("producto", fetch, row=producto_id)
+
+
+def lista_admin(
+    categoria: str | None, q: str | None, activo: bool | None, page: int, page_size: int
+) -> tuple[int, list[Producto]]:
+    stmt = _filtered(select(Producto), categoria, q, activo).order_by(Producto.id)
+    return paginate(stmt, page, page_size)
+
+
+def get_producto_or_404(producto_id: int) -> Producto:
+    producto = db.session.get(Producto, producto_id) if 0 < producto_id <= MAX_INT else None
+    if producto is None:
+        abort(404, message="Producto not found.")
+    return producto
+
+
+def _commit(producto: Producto) -> dict[str, Any]:
+    """Take the answer from the flushed row, then COMMIT (no re-read after it)."""
+    db.session.flush()
+    data = producto_data(producto)
+    db.session.commit()
+    return data
+
+
+def crear_producto(data: dict[str, Any]) -> dict[str, Any]:
+    producto = Producto(**data)
+    db.session.add(producto)
+    return _commit(producto)
+
+
+def actualizar_producto(producto_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    producto = get_producto_or_404(producto_id)
+    for key, value in data.items():
+        setattr(producto, key, value)
+    return _commit(producto)
+
+
+def eliminar_producto(producto_id: int) -> None:
+    """Delete a producto no order mentions; orders keep their history, so 409 otherwise."""
+    producto = get_producto_or_404(producto_id)
+    in_orders = db.session.scalar(select(exists().where(DetallePedido.producto_id == producto_id)))
+    if in_orders:
+        abort(409, message="This producto appears in orders; deactivate it instead.")
+    db.session.delete(producto)
+    try:
+        db.session.commit()
+    except IntegrityError:
+        # An order took it between the check and the delete.
+        db.session.rollback()
+        abort(409, message="This producto appears in orders; deactivate it instead.")
