@@ -464,13 +464,14 @@ def _insert(model: type, columns: Sequence[str], rows: list[tuple]) -> None:
         db.session.execute(insert(model), [dict(zip(columns, row, strict=True)) for row in chunk])
 
 
-def _copy(table: str, columns: Sequence[str], rows: list[tuple]) -> None:
-    """PostgreSQL COPY in the session's transaction: the fastest way in."""
+def _write(model: type, columns: Sequence[str], rows: list[tuple], postgres: bool) -> None:
+    """COPY on PostgreSQL (the fastest way in, in the session's transaction), else ORM bulk."""
+    if not postgres:
+        _insert(model, columns, rows)
+        return
     raw = db.session.connection().connection.driver_connection
-    with (
-        raw.cursor() as cursor,
-        cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-    ):
+    copy_sql = f"COPY {model.__tablename__} ({', '.join(columns)}) FROM STDIN"
+    with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -507,32 +508,33 @@ def seed_demo(
     generator = DemoGenerator(rng, periodo, generate_password_hash(DEMO_PASSWORD))
     postgres = db.session.get_bind().dialect.name == "postgresql"
     started = datetime.now(UTC)
+    if postgres:
+        # Ids are assigned here from max(id): writers wait until we commit (readers do not).
+        db.session.execute(
+            text("LOCK TABLE usuarios, productos, pedidos, detalles_pedido IN EXCLUSIVE MODE")
+        )
 
     usuarios = generator.usuarios(_next_id(Usuario), n_usuarios)
     _insert(Usuario, USUARIO_COLS, usuarios)
     productos = generator.productos(_next_id(Producto), n_productos)
     _insert(Producto, PRODUCTO_COLS, productos)
 
-    clientes = [(u[0], u[8], u[10], u[9]) for u in usuarios if u[6] == "cliente"] or [
-        (u[0], u[8], u[10], u[9]) for u in usuarios
-    ]
-    mensajeros = [u[0] for u in usuarios if u[6] == "mensajero"]
-    catalogo = [ProductoDemo(p[0], p[1], money(p[3] * (100 - p[4]) / 100)) for p in productos]
-    write = (
-        _copy
-        if postgres
-        else lambda table, cols, rows: _insert(
-            Pedido if table == "pedidos" else DetallePedido, cols, rows
-        )
+    uid, rol, joined, telefono, direccion = (
+        USUARIO_COLS.index(c) for c in ("id", "rol", "date_joined", "telefono", "direccion")
     )
+    clientes = [
+        (u[uid], u[joined], u[direccion], u[telefono]) for u in usuarios if u[rol] == "cliente"
+    ]
+    mensajeros = [u[uid] for u in usuarios if u[rol] == "mensajero"]
+    catalogo = [ProductoDemo(p[0], p[1], money(p[3] * (100 - p[4]) / 100)) for p in productos]
     n_detalles = 0
     with click.progressbar(length=n_pedidos, label="pedidos", show_pos=True) as bar:
         chunks = generator.pedidos(
             _next_id(Pedido), _next_id(DetallePedido), n_pedidos, clientes, mensajeros, catalogo
         )
         for pedidos, detalles in chunks:
-            write("pedidos", PEDIDO_COLS, pedidos)
-            write("detalles_pedido", DETALLE_COLS, detalles)
+            _write(Pedido, PEDIDO_COLS, pedidos, postgres)
+            _write(DetallePedido, DETALLE_COLS, detalles, postgres)
             n_detalles += len(detalles)
             bar.update(len(pedidos))
 
