@@ -17,7 +17,9 @@ import hashlib
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from limits import RateLimitItemPerSecond
@@ -32,6 +34,7 @@ from electro_isla.cache import shared_redis
 log = logging.getLogger("electro_isla.auth")
 
 EXTENSION_KEY = "electro_isla.auth.limiter"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -73,28 +76,29 @@ class LoginLimiter:
                 retry=Retry(NoBackoff(), 0),
             )
             self.shared = MovingWindowRateLimiter(storage)
+        elif client is not None:
+            # Redis Cluster has no single connection pool to share.
+            log.warning("RATELIMIT login windows are per process with REDIS_MODE=cluster")
 
-    def _limiter(self) -> MovingWindowRateLimiter:
+    def _breaker(self) -> Any:
         manager = self.app.extensions.get("electro_isla.cache")
-        if self.shared is None or (manager is not None and manager.breaker.is_open):
-            return self.local
-        return self.shared
+        return None if manager is None else manager.breaker
 
-    def _failed(self, exc: Exception) -> None:
-        manager = self.app.extensions.get("electro_isla.cache")
-        if manager is not None:
-            manager.breaker.trip()
-        log.warning("RATELIMIT falling back to this process, Redis unavailable: %s", exc)
-
-    def _run(self, action, *args):  # noqa: ANN001, ANN202
-        limiter = self._limiter()
-        try:
-            return action(limiter, *args)
-        except RedisError as exc:
-            if limiter is self.local:
-                raise
-            self._failed(exc)
+    def _run(self, action: Callable[..., T], *args: str) -> T:
+        """Run `action` on the shared windows, or on this process's when Redis is out."""
+        breaker = self._breaker()
+        if self.shared is None or (breaker is not None and not breaker.allow()):
             return action(self.local, *args)
+        try:
+            result = action(self.shared, *args)
+        except RedisError as exc:
+            if breaker is not None:
+                breaker.trip()
+            log.warning("RATELIMIT falling back to this process, Redis unavailable: %s", exc)
+            return action(self.local, *args)
+        if breaker is not None:
+            breaker.success()
+        return result
 
     def blocked(self, account: str, ip: str) -> Block | None:
         """A Block when either window already holds the maximum of failures."""
@@ -108,7 +112,8 @@ class LoginLimiter:
                 waits.append(stats.reset_time - time.time())
         if not waits:
             return None
-        return Block(seconds=max(1, math.ceil(max(waits))))
+        # Redis hands timestamps back with 14 significant digits: round off that noise.
+        return Block(seconds=max(1, math.ceil(round(max(waits), 3))))
 
     def failed(self, account: str, ip: str) -> None:
         self._run(self._hit, account, ip)

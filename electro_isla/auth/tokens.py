@@ -45,20 +45,29 @@ class RevocationStore:
         self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
 
+    def _breaker(self) -> Any:
+        manager = self.app.extensions.get("electro_isla.cache")
+        return None if manager is None else manager.breaker
+
     def _client(self) -> Any:
-        """The shared Redis client, or None (no Redis, or its circuit is open)."""
+        """The shared Redis client, or None (no Redis, or the cache's circuit is open)."""
         client = shared_redis(self.app)
         if client is None:
             return None
-        manager = self.app.extensions.get("electro_isla.cache")
-        if manager is not None and manager.breaker.is_open:
+        breaker = self._breaker()
+        if breaker is not None and not breaker.allow():
             return None
         return client
 
+    def _worked(self) -> None:
+        breaker = self._breaker()
+        if breaker is not None:
+            breaker.success()
+
     def _failed(self, action: str, exc: Exception) -> None:
-        manager = self.app.extensions.get("electro_isla.cache")
-        if manager is not None:
-            manager.breaker.trip()
+        breaker = self._breaker()
+        if breaker is not None:
+            breaker.trip()
         log.warning("REVOCATION %s failed, Redis unavailable: %s", action, type(exc).__name__)
 
     def revoke(self, jti: str, expires_at: float) -> None:
@@ -93,6 +102,7 @@ class RevocationStore:
         except RedisError as exc:
             self._failed("write", exc)
             return False
+        self._worked()
         with self._lock:
             for jti in pending:
                 self._pending.pop(jti, None)
@@ -109,10 +119,12 @@ class RevocationStore:
         if self._pending:
             self._flush()
         try:
-            return bool(client.exists(self.key_prefix + jti))
+            revoked = bool(client.exists(self.key_prefix + jti))
         except RedisError as exc:
             self._failed("check", exc)
             return False
+        self._worked()
+        return revoked
 
 
 def revocations(app: Flask | None = None) -> RevocationStore:

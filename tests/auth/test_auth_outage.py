@@ -1,0 +1,68 @@
+"""Auth while Redis is down: login, logout and throttling keep working per process, and a
+revocation made during the outage reaches the other workers once Redis is back."""
+
+from __future__ import annotations
+
+import time
+
+import jwt as pyjwt
+import pytest
+
+from electro_isla.cache import shared_redis
+from tests.auth.support import bearer, login, make_usuario
+from tests.servers import RedisServer
+
+WRONG = "no-es-la-clave"
+RESET = 0.3  # circuit-breaker interval for these apps
+
+
+@pytest.fixture
+def redis_server():
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+def timed(call):
+    started = time.perf_counter()
+    response = call()
+    return response, time.perf_counter() - started
+
+
+def test_auth_survives_a_redis_outage_and_replays_revocations(make_app, redis_server):
+    settings = {"REDIS_URL": redis_server.url, "CACHE_CIRCUIT_RESET_SECONDS": RESET}
+    app, other_worker = make_app(**settings), make_app(**settings)
+    make_usuario(app, username="ana")
+    client, other = app.test_client(), other_worker.test_client()
+    token = login(client, "ana").json["accessToken"]
+    assert other.get("/api/auth/me/", headers=bearer(token)).status_code == 200
+
+    redis_server.kill()
+    response, seconds = timed(lambda: login(client, "ana", ip="10.9.0.1"))
+    assert response.status_code == 200 and seconds < 1.0
+    response, seconds = timed(lambda: client.get("/api/auth/me/", headers=bearer(token)))
+    assert response.status_code == 200 and seconds < 1.0
+    assert client.post("/api/auth/logout/", headers=bearer(token)).status_code == 200
+    # This worker remembers its own revocation although Redis never got it.
+    assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 401
+
+    # Throttling falls back to this process's windows.
+    for n in range(5):
+        assert login(client, "ana", WRONG, ip=f"10.9.1.{n}").status_code == 401
+    blocked = login(client, "ana", ip="10.9.1.9")
+    assert blocked.status_code == 429 and blocked.json["bloqueado"] is True
+
+    redis_server.start()
+    time.sleep(RESET + 0.1)
+    # The next authenticated request on this worker replays the pending revocation...
+    relogin = login(client, "ana", ip="10.9.2.1")
+    assert relogin.status_code == 200, relogin.json
+    fresh = relogin.json["accessToken"]
+    assert client.get("/api/auth/me/", headers=bearer(fresh)).status_code == 200
+    jti = pyjwt.decode(token, options={"verify_signature": False})["jti"]
+    key = f"{app.config['CACHE_KEY_PREFIX']}:auth:revoked:{jti}"
+    assert shared_redis(app).exists(key)
+    # ...so the other worker now refuses the token logged out during the outage.
+    time.sleep(RESET)
+    assert other.get("/api/auth/me/", headers=bearer(token)).status_code == 401
+    assert other.get("/api/auth/me/", headers=bearer(fresh)).status_code == 200

@@ -1,0 +1,122 @@
+"""Login throttling: 5 failures in 60 s per account or per IP -> 429, shared by workers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+
+from electro_isla.auth.models import RefreshToken
+from electro_isla.cache import shared_redis
+from tests.auth.support import count, login, make_usuario
+
+WRONG = "no-es-la-clave"
+
+
+def assert_429(response) -> int:
+    assert response.status_code == 429, response.json
+    body = response.json
+    assert body["bloqueado"] is True
+    assert body["error"] and body["mensaje"]
+    assert body["code"] == 429 and body["message"]
+    seconds = body["tiempo_restante"]
+    assert isinstance(seconds, int) and 1 <= seconds <= 60
+    assert response.headers["Retry-After"] == str(seconds)
+    assert "Set-Cookie" not in response.headers
+    return seconds
+
+
+def test_five_failures_for_one_username_block_it_from_any_ip(app, client, usuario_id):
+    for n in range(5):
+        assert login(client, "ana", WRONG, ip=f"10.1.0.{n}").status_code == 401
+    # Even the right password is refused now, from yet another IP.
+    assert_429(login(client, "ana", ip="10.1.0.99"))
+    assert count(app, RefreshToken) == 0
+    # Another account is not affected.
+    make_usuario(app, username="beto")
+    assert login(client, "beto", ip="10.1.0.100").status_code == 200
+
+
+def test_username_and_email_count_against_one_account(app, client, usuario_id):
+    for n in range(3):
+        assert login(client, "ana", WRONG, ip=f"10.2.0.{n}").status_code == 401
+    for n in range(3, 5):
+        assert login(client, "ana@example.test", WRONG, ip=f"10.2.0.{n}").status_code == 401
+    assert_429(login(client, "ANA@example.test", ip="10.2.0.50"))
+
+
+def test_unknown_username_is_throttled_like_a_real_one(app, client):
+    for n in range(5):
+        assert login(client, "nadie", WRONG, ip=f"10.3.0.{n}").status_code == 401
+    assert_429(login(client, "nadie", WRONG, ip="10.3.0.77"))
+
+
+def test_five_failures_from_one_ip_block_that_ip(app, client, usuario_id):
+    for n in range(5):
+        assert login(client, f"nadie{n}", WRONG, ip="10.4.0.1").status_code == 401
+    assert_429(login(client, "ana", ip="10.4.0.1"))
+    # The account itself is fine from elsewhere.
+    assert login(client, "ana", ip="10.4.0.2").status_code == 200
+
+
+def test_success_resets_the_account_window_but_not_the_ip_window(app, client, usuario_id):
+    for n in range(4):
+        assert login(client, "ana", WRONG, ip=f"10.5.0.{n}").status_code == 401
+    assert login(client, "ana", ip="10.5.0.9").status_code == 200
+    for n in range(4):
+        assert login(client, "ana", WRONG, ip=f"10.5.1.{n}").status_code == 401
+    assert login(client, "ana", ip="10.5.1.9").status_code == 200
+
+    make_usuario(app, username="carla")
+    for n in range(4):
+        assert login(client, f"nadie{n}", WRONG, ip="10.5.2.1").status_code == 401
+    assert login(client, "carla", ip="10.5.2.1").status_code == 200  # own account, same IP
+    assert login(client, "nadie", WRONG, ip="10.5.2.1").status_code == 401  # 5th failure
+    assert_429(login(client, "carla", ip="10.5.2.1"))
+
+
+def test_the_block_lifts_when_the_oldest_failure_leaves_the_window(app, client, usuario_id):
+    start = datetime.now(UTC)
+    with time_machine.travel(start, tick=False) as traveller:
+        for n in range(5):
+            assert login(client, "ana", WRONG, ip=f"10.6.0.{n}").status_code == 401
+            traveller.shift(timedelta(seconds=10))
+        # Failures at t=0..40; now t=50: the first leaves the window at t=60.
+        assert assert_429(login(client, "ana", ip="10.6.0.9")) == 10
+        traveller.shift(timedelta(seconds=11))
+        assert login(client, "ana", ip="10.6.0.9").status_code == 200
+
+
+def test_the_limit_is_shared_by_workers_through_redis(make_app):
+    first, second = make_app(), make_app()
+    make_usuario(first, username="ana")
+    one, two = first.test_client(), second.test_client()
+    for n in range(3):
+        assert login(one, "ana", WRONG, ip=f"10.7.0.{n}").status_code == 401
+    for n in range(3, 5):
+        assert login(two, "ana", WRONG, ip=f"10.7.0.{n}").status_code == 401
+    assert_429(login(one, "ana", ip="10.7.0.50"))
+    assert_429(login(two, "ana", ip="10.7.0.51"))
+
+    prefix = first.config["CACHE_KEY_PREFIX"]
+    redis = shared_redis(first)
+    mine = [k.decode() for k in redis.scan_iter(match=f"{prefix}:ratelimit:login/*")]
+    assert any("/account/" in k for k in mine) and any("/ip/" in k for k in mine), mine
+    assert not list(redis.scan_iter(match="LIMITS*"))  # the library's default prefix
+    # Rate-limit windows are not cache entries: clearing the cache keeps them.
+    with first.app_context():
+        from electro_isla.cache import cache_manager
+
+        cache_manager.clear_all()
+    assert_429(login(two, "ana", ip="10.7.0.52"))
+
+
+@pytest.mark.parametrize("window", [2])
+def test_window_and_maximum_come_from_configuration(make_app, window):
+    app = make_app(LOGIN_MAX_FAILURES=2, LOGIN_WINDOW_SECONDS=window)
+    make_usuario(app, username="ana")
+    client = app.test_client()
+    assert login(client, "ana", WRONG, ip="10.8.0.1").status_code == 401
+    assert login(client, "ana", WRONG, ip="10.8.0.2").status_code == 401
+    assert assert_429(login(client, "ana", ip="10.8.0.3")) <= window
