@@ -29,6 +29,14 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Thousands of schemathesis cases: FUZZ_MAX_EXAMPLES per operation and role (the
+# suite uses 3), FUZZ_STATEFUL_EXAMPLES scenarios per role (the suite uses 8).
+FUZZ_MAX_EXAMPLES ?= 50
+FUZZ_STATEFUL_EXAMPLES ?= 100
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_STATEFUL_EXAMPLES=$(FUZZ_STATEFUL_EXAMPLES) \
+		$(BIN)/python -m pytest -p no:logging -q tests/fuzz
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

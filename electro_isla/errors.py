@@ -6,7 +6,13 @@ import logging
 
 from flask import Flask, current_app, request
 from flask_smorest import Api
-from werkzeug.exceptions import HTTPException, InternalServerError, UnsupportedMediaType
+from sqlalchemy import exc as sa_exc
+from werkzeug.exceptions import (
+    HTTPException,
+    InternalServerError,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,5 +56,50 @@ def require_json_body() -> None:
         raise UnsupportedMediaType("Send the body as application/json.")
 
 
+# Connection refused/lost, server shutting down, pool exhausted: the request may be
+# retried once the database is back, so it is a 503, not a 500.
+DATABASE_UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+DB_RETRY_AFTER_SECONDS = 5
+
+
+def database_unavailable(error: Exception):  # noqa: ANN201
+    """503 envelope when the database cannot be reached; the next request reconnects."""
+    from electro_isla.extensions import api, db
+
+    log.warning(
+        "database unavailable on %s %s: %s", request.method, request.path, type(error).__name__
+    )
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001  a dead connection may refuse even the rollback
+        log.debug("rollback after database error failed", exc_info=True)
+    unavailable = ServiceUnavailable("The database is unavailable; try again shortly.")
+    payload, code, headers = api.handle_http_exception(unavailable)
+    headers = {**headers, "Retry-After": str(DB_RETRY_AFTER_SECONDS)}
+    return payload, code, headers
+
+
+def release_session(_exc: BaseException | None) -> None:
+    """End the request's session; a connection the server killed must not turn an answer into a 500.
+
+    Registered after Flask-SQLAlchemy's own teardown, so it runs first; the ROLLBACK
+    on close fails when PostgreSQL shut down since the last query.
+    """
+    from electro_isla.extensions import db
+
+    try:
+        db.session.remove()
+    except DATABASE_UNAVAILABLE as error:
+        log.warning("closing a session on a dead connection: %s", type(error).__name__)
+        try:
+            db.session.close()
+        except Exception:  # noqa: BLE001  the connection is already invalidated
+            log.debug("second close failed", exc_info=True)
+        db.session.registry.clear()
+
+
 def register_error_handlers(app: Flask) -> None:
     app.before_request(require_json_body)
+    for exc_class in DATABASE_UNAVAILABLE:
+        app.register_error_handler(exc_class, database_unavailable)
+    app.teardown_appcontext(release_session)
