@@ -1,0 +1,289 @@
+"""Statistics benchmark: cost of a MISS and a HIT of each endpoint at three data sizes.
+
+    .venv/bin/python bench/estadisticas.py [--sizes 10000,100000,1000000] [--reps 5]
+
+Per size: a fresh PostgreSQL database filled by `flask seed-demo` (then VACUUM
+ANALYZE, as autovacuum would), a private Redis, an admin token. A MISS is a
+full request after the entry was invalidated (auth on a warm profile, SQL,
+caching, serialisation); a HIT is the same request served from the cache.
+Medians over the repetitions. Targets: MISS at 1M <= 10x MISS at 100k, and at
+100k HIT >= 50x cheaper than MISS; for every miss the dominant query is
+EXPLAIN ANALYZEd.
+
+PostgreSQL: a private server (tests/servers.PostgresServer) unless
+$BENCH_DATABASE_URL names one (databases bench_stats_<n> are created on it and
+dropped). Redis: a private server unless $BENCH_REDIS_URL is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+import psycopg  # noqa: E402
+from sqlalchemy import event, make_url, text  # noqa: E402
+
+from electro_isla import create_app  # noqa: E402
+from electro_isla.auth.service import issue_access_token  # noqa: E402
+from electro_isla.cache import cache_manager  # noqa: E402
+from electro_isla.config import Config  # noqa: E402
+from electro_isla.extensions import db  # noqa: E402
+from electro_isla.usuarios.models import Usuario  # noqa: E402
+from tests.servers import PostgresServer, RedisServer  # noqa: E402
+
+ENDPOINTS = {
+    "ventas": "estadisticas_ventas",
+    "usuarios": "estadisticas_usuarios",
+    "productos": "estadisticas_productos",
+    "reporte": "reporte_general",
+}
+GROWTH_TARGET = 10.0
+HIT_TARGET = 50.0
+
+
+class BenchConfig(Config):
+    SECRET_KEY = "bench-secret-key-that-is-long-enough-for-hs256"  # noqa: S105
+
+
+def seed_args(pedidos: int) -> list[str]:
+    return [
+        "seed-demo",
+        "--pedidos",
+        str(pedidos),
+        "--usuarios",
+        str(max(60, pedidos // 10)),
+        "--productos",
+        str(max(80, pedidos // 200)),
+        "--meses",
+        "12",
+        "--seed",
+        "42",
+    ]
+
+
+@contextmanager
+def servers() -> Iterator[tuple[Any, str]]:
+    """(admin URL of a PostgreSQL server, Redis URL); private ones unless given."""
+    pg = redis_server = None
+    given_pg = os.environ.get("BENCH_DATABASE_URL")
+    given_redis = os.environ.get("BENCH_REDIS_URL")
+    try:
+        if given_pg:
+            admin = make_url(given_pg).set(drivername="postgresql+psycopg")
+        else:
+            pg = PostgresServer()
+            admin = make_url(pg.start())
+        if given_redis:
+            redis_url = given_redis
+        else:
+            redis_server = RedisServer().start()
+            redis_url = redis_server.url
+        yield admin, redis_url
+    finally:
+        if pg is not None:
+            pg.cleanup()
+        if redis_server is not None:
+            redis_server.stop()
+
+
+def _conninfo(url: Any) -> str:
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@contextmanager
+def database(admin: Any, name: str) -> Iterator[str]:
+    with psycopg.connect(_conninfo(admin), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_conninfo(admin), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def statements(app) -> Iterator[list[tuple[float, str, Any]]]:
+    """(seconds, SQL, parameters) of every statement run inside the block."""
+    seen: list[tuple[float, str, Any]] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        conn.info.setdefault("bench_started", []).append(time.perf_counter())
+
+    def after(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        started = conn.info["bench_started"].pop()
+        seen.append((time.perf_counter() - started, statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+
+
+def explain(app, statement: str, parameters: Any) -> str:
+    with app.app_context(), db.engine.connect() as conn:
+        rows = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters)
+        return "\n".join(r[0] for r in rows)
+
+
+def measure(app, headers: dict[str, str], endpoint: str, name: str, reps: int) -> dict[str, Any]:
+    client = app.test_client()
+    url = f"/api/admin/estadisticas/{endpoint}/"
+    assert client.get(url, headers=headers).status_code == 200  # warm connections, profile
+    misses, hits = [], []
+    for _ in range(reps):
+        with app.app_context():
+            cache_manager.invalidate(names=[name])
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)
+        misses.append(time.perf_counter() - started)
+        assert response.headers["X-Cache"] == "MISS", response.headers
+    for _ in range(reps * 10):
+        started = time.perf_counter()
+        response = client.get(url, headers=headers)
+        hits.append(time.perf_counter() - started)
+        assert response.headers["X-Cache"] == "HIT", response.headers
+    with app.app_context():
+        cache_manager.invalidate(names=[name])
+    with statements(app) as seen:
+        client.get(url, headers=headers)
+    slowest = max(seen, key=lambda s: s[0])
+    return {
+        "miss": statistics.median(misses),
+        "hit": statistics.median(hits),
+        "queries": len(seen),
+        "slowest": slowest,
+        "sql_seconds": sum(s[0] for s in seen),
+    }
+
+
+def run_size(admin: Any, redis_url: str, pedidos: int, reps: int, logdir: str) -> dict[str, Any]:
+    with database(admin, f"bench_stats_{pedidos}") as url:
+        app = create_app(
+            BenchConfig,
+            {
+                "SQLALCHEMY_DATABASE_URI": url,
+                "REDIS_URL": redis_url,
+                "CACHE_KEY_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
+                "LOG_DIR": logdir,
+            },
+        )
+        with app.app_context():
+            db.create_all()
+        started = time.perf_counter()
+        result = app.test_cli_runner().invoke(args=seed_args(pedidos))
+        if result.exit_code != 0:
+            raise SystemExit(f"seed-demo failed: {result.output}\n{result.exception!r}")
+        seeded = time.perf_counter() - started
+        with app.app_context():
+            with db.engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+            admin_user = Usuario(username="bench-admin", email="bench@x.test", rol="admin")
+            admin_user.set_password("bench-password")
+            db.session.add(admin_user)
+            db.session.commit()
+            headers = {"Authorization": f"Bearer {issue_access_token(admin_user)}"}
+            counts = {
+                t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()  # noqa: S608
+                for t in ("usuarios", "productos", "pedidos", "detalles_pedido")
+            }
+        print(
+            f"# {pedidos:,} pedidos seeded in {seeded:.1f} s: "
+            + ", ".join(f"{t} {n:,}" for t, n in counts.items()),
+            flush=True,
+        )
+        figures = {}
+        for endpoint, name in ENDPOINTS.items():
+            figures[endpoint] = measure(app, headers, endpoint, name, reps)
+            f = figures[endpoint]
+            print(
+                f"  {endpoint:<10} miss {f['miss'] * 1000:9.2f} ms   hit {f['hit'] * 1000:7.3f} ms"
+                f"   {f['queries']} queries, slowest {f['slowest'][0] * 1000:.1f} ms",
+                flush=True,
+            )
+        explains = {endpoint: explain(app, *f["slowest"][1:]) for endpoint, f in figures.items()}
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        return {"figures": figures, "explains": explains, "seeded": seeded, "counts": counts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--explain", choices=("failing", "all", "none"), default="failing")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: dict[int, dict[str, Any]] = {}
+    with servers() as (admin, redis_url), tempfile.TemporaryDirectory() as logdir:
+        for n in sizes:
+            results[n] = run_size(admin, redis_url, n, args.reps, logdir)
+
+    print()
+    print("| endpoint | " + " | ".join(f"miss @{n:,}" for n in sizes) + " | "
+          + " | ".join(f"hit @{n:,}" for n in sizes) + " |")  # fmt: skip
+    print("|---" * (1 + 2 * len(sizes)) + "|")
+    for endpoint in ENDPOINTS:
+        misses = [f"{results[n]['figures'][endpoint]['miss'] * 1000:.2f} ms" for n in sizes]
+        hits = [f"{results[n]['figures'][endpoint]['hit'] * 1000:.3f} ms" for n in sizes]
+        print(f"| {endpoint} | " + " | ".join(misses + hits) + " |")
+
+    print()
+    failing: set[tuple[int, str]] = set()
+    big, mid = (1_000_000, 100_000) if {1_000_000, 100_000} <= set(sizes) else (None, None)
+    if big:
+        print(
+            "| endpoint | miss 1M / miss 100k (target <= 10) | miss / hit at 100k (target >= 50) |"
+        )
+        print("|---|---|---|")
+        for endpoint in ENDPOINTS:
+            growth = (
+                results[big]["figures"][endpoint]["miss"]
+                / results[mid]["figures"][endpoint]["miss"]
+            )
+            speedup = (
+                results[mid]["figures"][endpoint]["miss"] / results[mid]["figures"][endpoint]["hit"]
+            )
+            ok_growth, ok_speed = growth <= GROWTH_TARGET, speedup >= HIT_TARGET
+            if not ok_growth:
+                failing.add((big, endpoint))
+            if not ok_speed:
+                failing.add((mid, endpoint))
+            print(
+                f"| {endpoint} | {growth:.2f} {'ok' if ok_growth else 'MISSED'} "
+                f"| {speedup:.1f} {'ok' if ok_speed else 'MISSED'} |"
+            )
+
+    if args.explain != "none":
+        shown = {(n, e) for n in sizes for e in ENDPOINTS} if args.explain == "all" else failing
+        for n, endpoint in sorted(shown):
+            f = results[n]["figures"][endpoint]
+            print(
+                f"\n## EXPLAIN ANALYZE, dominant query of {endpoint} at {n:,} pedidos "
+                f"({f['slowest'][0] * 1000:.1f} ms of {f['sql_seconds'] * 1000:.1f} ms SQL, "
+                f"request {f['miss'] * 1000:.1f} ms)\n"
+            )
+            print(f["slowest"][1])
+            print(results[n]["explains"][endpoint])
+
+
+if __name__ == "__main__":
+    main()
