@@ -41,6 +41,7 @@ class Config:
     TIMEZONE = "UTC"
     LOG_DIR = "logs"
     LOG_FORMAT = "text"
+    LOG_LEVEL = "INFO"
 
     SECRET_KEY: str | None = None
     JWT_ACCESS_TOKEN_EXPIRES = timedelta(minutes=15)
@@ -81,6 +82,7 @@ class Config:
         "TIMEZONE": ("TIMEZONE", str),
         "LOG_DIR": ("LOG_DIR", str),
         "LOG_FORMAT": ("LOG_FORMAT", str),
+        "LOG_LEVEL": ("LOG_LEVEL", str),
         "METRICS_ALLOW": ("METRICS_ALLOW", str),
     }
 

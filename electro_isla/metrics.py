@@ -165,9 +165,12 @@ def _labels() -> tuple[str, str]:
 
 
 def register_request_metrics(app: Flask) -> None:
-    @app.before_request
     def start_timer() -> None:
         g.metrics_started = time.perf_counter()
+
+    # First of all before_request hooks, so the latency includes them and a
+    # request rejected by one of them (415, 401) is still timed.
+    app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
 
     @app.after_request
     def count_request(response: Response) -> Response:

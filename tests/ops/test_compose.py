@@ -34,6 +34,9 @@ DOCKERFILE = ROOT / "Dockerfile"
 ENV_EXAMPLE = ROOT / ".env.example"
 BIN = Path(sys.executable).parent
 
+# `from wsgi import app` builds the development app here, without a SECRET_KEY.
+pytestmark = pytest.mark.filterwarnings("ignore:SECRET_KEY is not set")
+
 
 # -- what the code reads -----------------------------------------------------------
 
@@ -332,13 +335,34 @@ def test_migrations_directory_the_migrate_service_needs_exists():
     assert any((migrations / "versions").glob("*.py"))
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["flask", "--app", "wsgi", "db", "upgrad"],
-        ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:application"],
-    ],
-)
-def test_a_wrong_command_or_module_path_fails_the_check(compose, command, tmp_path):
+def flask_command_exists(command: list[str]) -> bool:
+    """Resolve `flask --app wsgi <group> <command>` in the app's CLI, in-process."""
+    import click
+
+    from wsgi import app
+
+    assert command[:3] == ["flask", "--app", "wsgi"], command
+    group: click.Command | None = app.cli
+    ctx = click.Context(app.cli)
+    for name in [part for part in command[3:] if not part.startswith("-")]:
+        if not isinstance(group, click.Group):
+            return False
+        group = group.get_command(ctx, name)
+        if group is None:
+            return False
+    return True
+
+
+def test_flask_commands_of_compose_and_the_contract_exist(compose):
+    assert flask_command_exists(argv(compose["services"]["migrate"]["command"]))
+    for name in ("create-user", "seed-demo", "cache-stats", "cache-clear", "cache-warm"):
+        assert flask_command_exists(["flask", "--app", "wsgi", name])
+    assert not flask_command_exists(["flask", "--app", "wsgi", "db", "upgrad"])
+    assert not flask_command_exists(["flask", "--app", "wsgi", "seed-everything"])
+
+
+def test_a_wrong_module_path_fails_the_check(compose, tmp_path):
+    command = ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:application"]
     result = run_service_command(command, compose["services"]["api"], tmp_path)
     assert result.returncode != 0
+    assert "application" in result.stderr

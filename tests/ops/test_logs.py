@@ -148,3 +148,12 @@ def test_redact_masks_each_pattern(text, gone):
 def test_redact_leaves_ordinary_text_alone():
     text = "GET /api/productos/?page=2&categoria=otros 200 total=3 usuario=ana"
     assert redact(text) == text
+
+
+def test_log_level_comes_from_configuration(tmp_path, capsys):
+    client = _app(tmp_path, LOG_LEVEL="WARNING").test_client()
+    client.post("/_probe/log", json={"username": "ana"}, headers=_headers("trace-level"))
+    lines = [line for line in capsys.readouterr().err.splitlines() if "trace-level" in line]
+    # Only the WARNING survives; the two INFO lines are below the level.
+    assert len(lines) == 1 and "WARNING" in lines[0]
+    _app(tmp_path)  # back to the default for the tests that follow
