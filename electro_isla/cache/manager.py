@@ -58,22 +58,24 @@ FAMILY_FIELDS = ("hits", "misses", "fetches", "invalidations")
 MAX_PARAMS_IN_KEY = 120
 GLOB_CHARS = re.compile(r"([*?\[\]\\])")
 
-# KEYS: generation counters. ARGV: key head, key tail, seed for a missing
-# counter, stats hash, name, now. Returns {generations, raw value or nil}.
+# KEYS: generation counters. ARGV: value key head, value key tail, stats hash, name.
+# Returns {generations, raw value or nil}. A missing counter is seeded from the
+# server clock in nanoseconds, never from a number an evicted counter may have used.
 LOOKUP_SCRIPT = """
 local gens = redis.call('MGET', unpack(KEYS))
+local now = redis.call('TIME')
 for i = 1, #KEYS do
   if not gens[i] then
-    redis.call('SET', KEYS[i], ARGV[3], 'NX')
+    redis.call('SET', KEYS[i], now[1] .. string.format('%06d', now[2]) .. '000', 'NX')
     gens[i] = redis.call('GET', KEYS[i])
   end
 end
 local value = redis.call('GET', ARGV[1] .. table.concat(gens, '.') .. ARGV[2])
 local field = 'misses'
 if value then field = 'hits' end
-redis.call('HINCRBY', ARGV[4], field, 1)
-redis.call('HINCRBY', ARGV[4], field .. ':' .. ARGV[5], 1)
-redis.call('HSET', ARGV[4], 'last_updated', ARGV[6])
+redis.call('HINCRBY', ARGV[3], field, 1)
+redis.call('HINCRBY', ARGV[3], field .. ':' .. ARGV[4], 1)
+redis.call('HSET', ARGV[3], 'last_updated', now[1] .. '.' .. string.format('%06d', now[2]))
 return {gens, value}
 """
 
@@ -436,14 +438,7 @@ class CacheManager:
             head, tail = self._key_parts(spec)
             gens, raw = store.lookup_script(
                 keys=spec.gen_keys,
-                args=[
-                    f"{self.prefix}:{head}",
-                    tail,
-                    time.time_ns(),
-                    store.stats_key,
-                    spec.entry.name,
-                    datetime.now(UTC).isoformat(),
-                ],
+                args=[f"{self.prefix}:{head}", tail, store.stats_key, spec.entry.name],
             )
             key = self.value_key(spec, (g_.decode() for g_ in gens))
             return key, None if raw is None else self.backend.serializer.loads(raw)
@@ -682,7 +677,7 @@ class CacheManager:
             self._restore(counts)
             return
         try:
-            self.store.add_stats(counts, datetime.now(UTC).isoformat())
+            self.store.add_stats(counts, f"{time.time():.6f}")
         except RedisError as exc:
             self._restore(counts)
             self._failed("stats", self.store.stats_key if self.store.shared else "stats", exc)
@@ -705,6 +700,8 @@ class CacheManager:
             with self._stats_lock:
                 for k, n in self._stats_buffer.items():
                     raw[k] = raw.get(k, 0) + n
+        if last_updated is not None:  # epoch seconds, from Redis' clock or ours
+            last_updated = datetime.fromtimestamp(float(last_updated), UTC).isoformat()
         totals = {f: raw.get(f, 0) for f in STAT_FIELDS}
         lookups = totals["hits"] + totals["misses"]
         families = {

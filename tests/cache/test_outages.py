@@ -60,6 +60,7 @@ def test_killed_redis_means_bypass_fast_few_attempts_then_caching_resumes(outage
     errors = []
     own_redis.kill()
     with signals.cache_error.connected_to(lambda *a, **kw: errors.append(kw["key"]), app):
+        started = time.monotonic()
         timings = []
         for _ in range(30):
             response, seconds = get(client, producto_id)
@@ -70,9 +71,11 @@ def test_killed_redis_means_bypass_fast_few_attempts_then_caching_resumes(outage
         set_precio(app, producto_id, "20.00")  # a write during the outage
         response, _ = get(client, producto_id)
         assert response.json["precio"] == 20.0  # answered from the database
-    assert max(timings) < 0.3, timings
-    # Circuit breaker: a refused connection trips it; the rest never touch Redis.
-    assert 1 <= len(errors) <= 3, errors
+        total = time.monotonic() - started
+    assert max(timings) < 1.0, timings  # refused connections: milliseconds, even on a busy box
+    assert sorted(timings)[len(timings) // 2] < 0.1, timings
+    # Circuit breaker: a refused connection trips it; then one probe per interval at most.
+    assert 1 <= len(errors) <= 2 + int(total / RESET), (errors, total)
 
     RedisServer(port=own_redis.port).start()  # same address, empty (no persistence)
     time.sleep(RESET + 0.05)
@@ -164,6 +167,7 @@ def test_paused_redis_answers_within_the_socket_timeout_and_breaker_limits_probe
             total = time.monotonic() - started
     finally:
         own_redis.resume()
-    assert max(timings) < 0.5, timings  # one socket timeout (0.2 s) at most
+    assert sorted(timings)[len(timings) // 2] < 0.1, timings  # most never touch Redis
+    assert max(timings) < 1.0, timings  # one socket timeout (0.2 s) plus a busy box
     # At most one probe per interval: a timeout per request would take 20 x 0.2 s.
     assert len(errors) <= 1 + int(total / RESET) + 1, (errors, total)
