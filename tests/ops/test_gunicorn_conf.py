@@ -1,0 +1,81 @@
+"""gunicorn.conf.py: settings from the environment, and the metrics directory."""
+
+from __future__ import annotations
+
+import os
+import runpy
+from pathlib import Path
+
+import pytest
+
+CONF = str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py")
+VARS = (
+    "BIND",
+    "PORT",
+    "WEB_CONCURRENCY",
+    "GUNICORN_THREADS",
+    "GUNICORN_TIMEOUT",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "ELECTRO_ISLA_PROMETHEUS_DIR_READY",
+    "ELECTRO_ISLA_PROMETHEUS_DIR_OWNED",
+)
+
+
+@pytest.fixture
+def load(tmp_path):
+    """Run the config file as gunicorn does, with a clean slate of its variables."""
+    saved = dict(os.environ)
+    for var in VARS:
+        os.environ.pop(var, None)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
+
+    def run(**env: str) -> dict:
+        os.environ.update(env)
+        return runpy.run_path(CONF)
+
+    yield run
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_defaults(load):
+    conf = load()
+    assert conf["bind"] == "0.0.0.0:8000"
+    assert 1 <= conf["workers"] <= 8
+    assert conf["threads"] == 4 and conf["worker_class"] == "gthread"
+    assert conf["timeout"] == 30 and conf["graceful_timeout"] == 30
+    assert conf["max_requests"] == 1000 and conf["max_requests_jitter"] == 100
+    assert "%({x-request-id}o)s" in conf["access_log_format"]
+    assert "%(M)s" in conf["access_log_format"]
+    assert conf["preload_app"] is False
+    assert callable(conf["child_exit"])
+
+
+def test_environment_overrides(load):
+    conf = load(WEB_CONCURRENCY="5", GUNICORN_THREADS="1", PORT="9000", GUNICORN_TIMEOUT="60")
+    assert (conf["workers"], conf["threads"], conf["worker_class"]) == (5, 1, "sync")
+    assert conf["bind"] == "0.0.0.0:9000"
+    assert conf["timeout"] == 60
+    assert load(BIND="127.0.0.1:7000")["bind"] == "127.0.0.1:7000"
+
+
+def test_a_given_metrics_dir_is_wiped_once_not_on_reload(load, tmp_path):
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "counter_123.db").write_bytes(b"stale")
+    (metrics / "keep.txt").write_text("not ours")
+    load()
+    assert not (metrics / "counter_123.db").exists()  # a previous run's counters
+    assert (metrics / "keep.txt").exists()
+    (metrics / "counter_456.db").write_bytes(b"live")
+    load()  # SIGHUP reload: same master, live counters stay
+    assert (metrics / "counter_456.db").exists()
+
+
+def test_an_unset_metrics_dir_is_created_and_removed_on_exit(load):
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
+    conf = load()
+    created = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    assert created.is_dir()
+    conf["on_exit"](None)
+    assert not created.exists()
