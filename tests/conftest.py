@@ -96,6 +96,9 @@ def make_app(_schema: str, redis_url: str, tmp_path) -> Iterator[Callable[..., F
             "REDIS_URL": redis_url,
             "CACHE_KEY_PREFIX": prefix,
             "LOG_DIR": str(tmp_path / "logs"),
+            # Production's 0.25 s trips the breaker when a loaded CI machine
+            # stalls; outage tests set their own short timeout explicitly.
+            "REDIS_SOCKET_TIMEOUT": 2.0,
         }
         settings.update(overrides)
         app = create_app(TestConfig, settings)

@@ -30,7 +30,11 @@ def timed(call):
 
 
 def test_auth_survives_a_redis_outage_and_replays_revocations(make_app, redis_server):
-    settings = {"REDIS_URL": redis_server.url, "CACHE_CIRCUIT_RESET_SECONDS": RESET}
+    settings = {
+        "REDIS_URL": redis_server.url,
+        "CACHE_CIRCUIT_RESET_SECONDS": RESET,
+        "REDIS_SOCKET_TIMEOUT": 0.25,
+    }
     app, other_worker = make_app(**settings), make_app(**settings)
     make_usuario(app, username="ana")
     client, other = app.test_client(), other_worker.test_client()
