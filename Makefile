@@ -37,6 +37,15 @@ fuzz: $(STAMP)
 	FUZZ_MAX_EXAMPLES=$(FUZZ_MAX_EXAMPLES) FUZZ_STATEFUL_EXAMPLES=$(FUZZ_STATEFUL_EXAMPLES) \
 		$(BIN)/python -m pytest -p no:logging -q tests/fuzz
 
+# Dashboard load: private PostgreSQL + Redis, seed-demo at 100,000 pedidos, gunicorn;
+# all-hit baseline, the mix with the cache, the mix with CACHE_ENABLED=0 (~6 min).
+bench: $(STAMP)
+	$(BIN)/python bench/load.py --pedidos 100000 --seconds 60 --baseline-seconds 30
+
+# 10 minutes of the mix: worker RSS growth < 10 %, zero errors (not in CI).
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py --minutes 10 --pedidos 100000
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

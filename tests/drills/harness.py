@@ -61,8 +61,8 @@ class GunicornServer:
         database_url: str,
         redis_url: str | None,
         *,
-        workers: int = 2,
-        threads: int = 4,
+        workers: int | None = 2,
+        threads: int | None = 4,
         prefix: str | None = None,
         extra_env: dict[str, str] | None = None,
         use_project_config: bool = False,
@@ -101,14 +101,13 @@ class GunicornServer:
         if not (self.use_project_config and config.exists()):
             config = self.tmp / "gunicorn.conf.py"
             config.write_text("# empty: every setting comes from the command line\n")
-        cmd = [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-c",
-            str(config),
-            "--workers",
-            str(self.workers),
-            "--threads",
-            str(self.threads),
+        cmd = [str(Path(sys.executable).parent / "gunicorn"), "-c", str(config)]
+        # None: the config file (or gunicorn) decides.
+        if self.workers is not None:
+            cmd += ["--workers", str(self.workers)]
+        if self.threads is not None:
+            cmd += ["--threads", str(self.threads)]
+        cmd += [
             "--bind",
             f"127.0.0.1:{self.port}",
             "--timeout",
