@@ -20,11 +20,13 @@ from electro_isla.usuarios.schemas import (
 blp = Blueprint("usuarios", __name__, url_prefix="/api", description="usuarios")
 
 UsuarioPageSchema = page_schema(UsuarioSchema)
+BEARER = [{"bearerAuth": []}]
 
 
 @blp.route("/admin/users/")
 class Usuarios(MethodView):
     @staff_required
+    @blp.doc(security=BEARER)
     @blp.arguments(UsuarioQueryArgsSchema, location="query")
     @blp.response(200, UsuarioPageSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")
@@ -39,6 +41,7 @@ class Usuarios(MethodView):
 @blp.route("/admin/users/<int:usuario_id>/")
 class UsuarioById(MethodView):
     @staff_required
+    @blp.doc(security=BEARER)
     @blp.arguments(UsuarioAdminUpdateSchema)
     @blp.response(200, UsuarioSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")
@@ -54,6 +57,7 @@ class UsuarioById(MethodView):
 @blp.route("/perfil/")
 class Perfil(MethodView):
     @login_required
+    @blp.doc(security=BEARER)
     @blp.etag
     @blp.response(200, UsuarioSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")
@@ -62,6 +66,7 @@ class Perfil(MethodView):
         return service.obtener_perfil(current_actor().id)
 
     @login_required
+    @blp.doc(security=BEARER)
     @blp.arguments(PerfilUpdateSchema)
     @blp.response(200, UsuarioSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")

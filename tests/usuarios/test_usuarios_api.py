@@ -407,3 +407,17 @@ def test_token_of_deleted_usuario_is_401(app, client):
 def test_auth_headers_helper_roundtrip(app, client):
     uid = make_usuario(app, rol="mensajero")
     assert client.get("/api/perfil/", headers=auth_headers(app, uid)).json["id"] == uid
+
+
+def test_openapi_documents_the_usuario_endpoints(client):
+    paths = client.get("/api/openapi.json").json["paths"]
+    expected = {
+        ("/api/admin/users/", "get"): {"200", "401", "403", "422"},
+        ("/api/admin/users/{usuario_id}/", "patch"): {"200", "401", "403", "404", "422"},
+        ("/api/perfil/", "get"): {"200", "304", "401"},
+        ("/api/perfil/", "patch"): {"200", "401", "422"},
+    }
+    for (path, method), statuses in expected.items():
+        operation = paths[path][method]
+        assert statuses <= set(operation["responses"])
+        assert operation["security"] == [{"bearerAuth": []}]
