@@ -75,22 +75,26 @@ class RevocationStore:
         now = time.time()
         if expires_at <= now:
             return
+        shared = shared_redis(self.app) is not None
         with self._lock:
             self._local[jti] = expires_at
             if len(self._local) % LOCAL_PURGE_EVERY == 0:
                 self._local = {j: e for j, e in self._local.items() if e > now}
-            self._pending[jti] = expires_at
-        self._flush()
+            if shared:
+                self._pending = {j: e for j, e in self._pending.items() if e > now}
+                self._pending[jti] = expires_at
+        if shared:
+            self._flush()
 
-    def _flush(self) -> bool:
-        """Write pending revocations to Redis; True when none are left unwritten."""
+    def _flush(self) -> None:
+        """Write pending revocations to Redis (kept for later if it does not answer)."""
         client = self._client()
         if client is None:
-            return shared_redis(self.app) is None
+            return
         with self._lock:
             pending = dict(self._pending)
         if not pending:
-            return True
+            return
         now = time.time()
         try:
             pipe = client.pipeline(transaction=False)
@@ -101,12 +105,11 @@ class RevocationStore:
             pipe.execute()
         except RedisError as exc:
             self._failed("write", exc)
-            return False
+            return
         self._worked()
         with self._lock:
             for jti in pending:
                 self._pending.pop(jti, None)
-        return True
 
     def is_revoked(self, jti: str) -> bool:
         with self._lock:

@@ -32,6 +32,9 @@ REFRESH_COOKIE = "refreshToken"
 REFRESH_COOKIE_PATH = "/api/auth/"
 BAD_CREDENTIALS = "Invalid username or password."
 BEARER = [{"bearerAuth": []}]
+REFRESH_COOKIE_DOC = [
+    {"in": "cookie", "name": REFRESH_COOKIE, "required": False, "schema": {"type": "string"}}
+]
 
 
 def _refresh_cookie_args() -> dict[str, Any]:
@@ -132,6 +135,7 @@ class Login(MethodView):
 class Refresh(MethodView):
     @blp.response(200, RefreshResponseSchema)
     @blp.alt_response(401, response="UNAUTHORIZED")
+    @blp.doc(parameters=REFRESH_COOKIE_DOC)
     def post(self) -> dict[str, Any]:
         """Trade the refreshToken cookie for a new access token and a new cookie"""
         try:

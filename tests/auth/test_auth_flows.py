@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import jwt as pyjwt
@@ -238,6 +240,9 @@ def test_refresh_without_a_valid_cookie_is_401(app, client, usuario_id, cookie):
     assert response.status_code == 401
     assert response.json["code"] == 401
     assert count(app, RefreshToken) == 0
+    if cookie is not None:  # a refused cookie is cleared, on the path it was set on
+        assert refresh_cookie(client) is None
+        assert f"path={COOKIE_PATH}" in response.headers["Set-Cookie"].lower()
 
 
 def test_refresh_token_expires_after_two_hours(app, client, usuario_id):
@@ -314,3 +319,28 @@ def test_embedded_default_without_redis(sqlite_app):
     for _ in range(5):
         assert login(client, "solo", "mala-clave").status_code == 401
     assert login(client, "solo", "12345678").status_code == 429
+
+
+def test_concurrent_uses_of_one_refresh_token_let_exactly_one_through(app, usuario_id):
+    """On PostgreSQL the spend is one conditional UPDATE: racing copies cannot both win,
+    and the losers count as reuse, so the winner's new token is revoked too."""
+    seed = app.test_client()
+    login(seed, "ana")
+    raw = refresh_cookie(seed)
+    clients = []
+    for _ in range(8):
+        c = app.test_client()
+        c.set_cookie(COOKIE, raw, path=COOKIE_PATH)
+        clients.append(c)
+    barrier = threading.Barrier(len(clients))
+
+    def use(c):
+        barrier.wait()
+        return c.post("/api/auth/refresh/").status_code
+
+    with ThreadPoolExecutor(len(clients)) as pool:
+        statuses = sorted(pool.map(use, clients))
+    assert statuses == [200] + [401] * (len(clients) - 1)
+    rows = refresh_rows(app, usuario_id)
+    assert len(rows) == 2
+    assert all(row.revoked_at is not None for row in rows)

@@ -11,6 +11,7 @@ import jwt as pyjwt
 import pytest
 import time_machine
 from flask import Blueprint
+from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import event
 
 from electro_isla.auth.permissions import admin_required, staff_required
@@ -98,6 +99,17 @@ def test_tampered_token_is_401(client, token, usuario_id):
     assert_401(client.get("/api/auth/me/", headers=bearer(other_key)))
     unsigned = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{payload}."
     assert_401(client.get("/api/auth/me/", headers=bearer(unsigned)))
+
+
+def test_validly_signed_tokens_with_a_bad_subject_or_type_are_401(app, client, usuario_id):
+    with app.app_context():
+        tokens = [
+            create_access_token(identity="abc"),
+            create_access_token(identity="999999"),
+            create_refresh_token(identity=str(usuario_id)),  # a JWT refresh is not an access
+        ]
+    for token in tokens:
+        assert_401(client.get("/api/auth/me/", headers=bearer(token)))
 
 
 def test_token_of_a_deleted_user_is_401(app, client, token, usuario_id):
