@@ -26,15 +26,9 @@ class JsonApi(Api):
         if error.code is None or error.code >= 500:
             # A failed request writes nothing, whatever it managed to flush.
             current_app.extensions["sqlalchemy"].session.rollback()
-            original = getattr(error, "original_exception", None)
-            if original is not None:
-                log.error(
-                    "unhandled %s on %s %s",
-                    type(original).__name__,
-                    request.method,
-                    request.path,
-                    exc_info=original,
-                )
+            # Flask has already logged the traceback (app.log_exception); the client
+            # gets the generic 500 text, never the original exception's.
+            if getattr(error, "original_exception", None) is not None:
                 error = InternalServerError()
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
