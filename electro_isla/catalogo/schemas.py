@@ -17,16 +17,21 @@ MAX_INT = 2**31 - 1
 MAX_MONEY = Decimal("9999999999.99")
 
 
-def no_nul(value: str) -> None:
-    """PostgreSQL text cannot hold NUL; refuse it here rather than fail there."""
+def storable_text(value: str) -> None:
+    """Refuse what PostgreSQL text cannot hold (NUL, and lone surrogates that
+    JSON's \\udXXX escapes can smuggle in), here rather than as a 500 there."""
     if "\x00" in value:
         raise ValidationError("NUL characters are not allowed.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError("Not valid Unicode text.") from exc
 
 
 def text(max_length: int | None = None, min_length: int = 0, **kwargs: Any) -> fields.String:
-    """A string field with a length range that refuses NUL characters."""
+    """A string field with a length range that PostgreSQL can store."""
     return fields.String(
-        validate=[validate.Length(min=min_length, max=max_length), no_nul], **kwargs
+        validate=[validate.Length(min=min_length, max=max_length), storable_text], **kwargs
     )
 
 

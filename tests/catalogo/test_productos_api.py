@@ -275,6 +275,7 @@ BAD_CREATES = [
     ({"nombre": "   "}, "nombre"),
     ({"nombre": "x" * 201}, "nombre"),
     ({"nombre": "a\x00b"}, "nombre"),
+    ({"descripcion": "a\ud800b"}, "descripcion"),
     ({"precio": 0}, "precio"),
     ({"precio": -1}, "precio"),
     ({"precio": 1.001}, "precio"),

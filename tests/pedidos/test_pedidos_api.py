@@ -146,6 +146,7 @@ BAD_ORDERS = [
     (lambda b, p: b.update(direccion_entrega="  "), "direccion_entrega"),
     (lambda b, p: b.update(telefono="1" * 31), "telefono"),
     (lambda b, p: b.update(notas="a\x00b"), "notas"),
+    (lambda b, p: b.update(direccion_entrega="\udfff"), "direccion_entrega"),
     (lambda b, p: b.update(total=0.01), "total"),
     (lambda b, p: b.update(estado="entregado"), "estado"),
     (lambda b, p: b.update(usuario_id=1), "usuario_id"),
