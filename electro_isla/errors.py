@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Flask, current_app, request
 from flask_smorest import Api
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
+    BadRequest,
     HTTPException,
     InternalServerError,
     ServiceUnavailable,
@@ -39,15 +41,48 @@ class JsonApi(Api):
 def _message_for(error: HTTPException) -> str:
     if error.code == 422:
         return "The request failed validation; see errors."
-    if error.code == 400 and error.description and "JSON" in error.description:
+    data = getattr(error, "data", None) or {}
+    if error.code == 400 and "json" in (data.get("messages") or data.get("errors") or {}):
         return "Malformed JSON body."
     return error.description or error.name
 
 
 def require_json_body() -> None:
-    """415 for a body that is not JSON, before any view runs."""
-    if request.method in BODY_METHODS and request.content_length and not request.is_json:
+    """415 for a body that is not JSON; 400 for JSON no column could store.
+
+    Runs before any view. Lone surrogates (`"\\ud800"`) parse as JSON but cannot
+    be encoded as UTF-8 by the database driver, and absurdly deep nesting blows
+    the parser's recursion limit: both would otherwise surface as a 500.
+    """
+    if request.method not in BODY_METHODS or not request.content_length:
+        return
+    if not request.is_json:
         raise UnsupportedMediaType("Send the body as application/json.")
+    try:
+        document = json.loads(request.get_data(cache=True))
+    except RecursionError as exc:
+        raise BadRequest("Malformed JSON body: nested too deeply.") from exc
+    except ValueError:
+        return  # webargs answers malformed JSON with its own 400
+    if _has_lone_surrogate(document):
+        raise BadRequest("Malformed JSON body: invalid Unicode escape (lone surrogate).")
+
+
+def _has_lone_surrogate(document: object) -> bool:
+    stack = [document]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 # Connection refused/lost, server shutting down, pool exhausted: the request may be

@@ -7,18 +7,28 @@ its schema comes out unchanged, so HIT and MISS answers are byte-identical.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from marshmallow import ValidationError, fields
 
 from electro_isla.db_types import money
 
+# NUMERIC(12, 2): ten digits before the point.
+MAX_AMOUNT = Decimal("9999999999.99")
+CENT_PLACES = Decimal("0.01")
+# Enough precision that quantize never raises for any finite input we keep.
+WIDE = Context(prec=1000, Emax=10**6, Emin=-(10**6))
+
 
 class Money(fields.Field):
     """Exact money in, a JSON number with at most two decimals out."""
 
-    default_error_messages = {"invalid": "Not a valid amount.", "places": "At most two decimals."}
+    default_error_messages = {
+        "invalid": "Not a valid amount.",
+        "places": "At most two decimals.",
+        "too_large": "At most 9999999999.99.",
+    }
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float | None:
         if value is None:
@@ -34,8 +44,15 @@ class Money(fields.Field):
             raise self.make_error("invalid") from exc
         if not amount.is_finite():
             raise self.make_error("invalid")
-        if amount != amount.quantize(Decimal("0.01")):
-            raise self.make_error("places")
+        if abs(amount) > MAX_AMOUNT:
+            raise self.make_error("too_large")
+        if amount.as_tuple().exponent < -2:
+            try:
+                exact = amount == amount.quantize(CENT_PLACES, context=WIDE)
+            except InvalidOperation:
+                exact = False
+            if not exact:
+                raise self.make_error("places")
         return amount
 
 

@@ -67,7 +67,6 @@ class PedidoFactory(BaseFactory):
         model = Pedido
         exclude = ("usuario",)
 
-    usuario = None
     usuario_id = factory.LazyFunction(lambda: UsuarioFactory().id)
     estado = "pendiente"
     metodo_pago = "efectivo"

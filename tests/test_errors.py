@@ -1,0 +1,60 @@
+"""The JSON error envelope for inputs that used to reach a 500."""
+
+import pytest
+from marshmallow import Schema, ValidationError
+
+from electro_isla.fields import Money
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"username": "\\ud800", "password": "x"}', "lone surrogate"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ("{bad", "Malformed JSON body."),
+    ],
+)
+def test_unstorable_or_malformed_json_is_a_400_envelope(client, body, message):
+    response = client.post("/api/auth/login/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    payload = response.get_json()
+    assert payload["code"] == 400 and payload["status"] == "Bad Request"
+    assert message in payload["message"]
+
+
+def test_valid_surrogate_pair_passes_through(client):
+    body = '{"username": "a\\ud83d\\ude00b", "password": "xxxxxxxxx"}'
+    response = client.post("/api/auth/login/", data=body, content_type="application/json")
+    assert response.status_code == 401
+
+
+def test_non_json_body_is_415(client):
+    response = client.post("/api/auth/login/", data="username=a", content_type="text/plain")
+    assert response.status_code == 415
+    assert response.get_json()["code"] == 415
+
+
+class _MoneySchema(Schema):
+    m = Money()
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        ("1e30", "At most 9999999999.99."),
+        ("1E+400", "At most 9999999999.99."),
+        ("1E-999999999", "At most two decimals."),
+        ("12.345", "At most two decimals."),
+        ("NaN", "Not a valid amount."),
+        (True, "Not a valid amount."),
+    ],
+)
+def test_money_refuses_what_numeric_12_2_cannot_hold(raw, error):
+    with pytest.raises(ValidationError) as info:
+        _MoneySchema().load({"m": raw})
+    assert info.value.messages == {"m": [error]}
+
+
+@pytest.mark.parametrize("raw", ["12.30", "9999999999.99", 5, "0.01"])
+def test_money_keeps_exact_amounts(raw):
+    assert str(_MoneySchema().load({"m": raw})["m"]) == str(raw)
