@@ -12,7 +12,8 @@ EXPLAIN ANALYZEd.
 
 PostgreSQL: a private server (tests/servers.PostgresServer) unless
 $BENCH_DATABASE_URL names one (databases bench_stats_<n> are created on it and
-dropped). Redis: a private server unless $BENCH_REDIS_URL is given.
+dropped, or kept and reused with --keep). Redis: a private server unless
+$BENCH_REDIS_URL is given.
 """
 
 from __future__ import annotations
@@ -103,15 +104,21 @@ def _conninfo(url: Any) -> str:
 
 
 @contextmanager
-def database(admin: Any, name: str) -> Iterator[str]:
+def database(admin: Any, name: str, keep: bool) -> Iterator[tuple[str, bool]]:
+    """(URL, already seeded?) of database `name`; dropped at the end unless `keep`."""
     with psycopg.connect(_conninfo(admin), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists and not keep:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            exists = None
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
+        yield admin.set(database=name).render_as_string(hide_password=False), bool(exists)
     finally:
-        with psycopg.connect(_conninfo(admin), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not keep:
+            with psycopg.connect(_conninfo(admin), autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
@@ -138,7 +145,10 @@ def statements(app) -> Iterator[list[tuple[float, str, Any]]]:
 
 
 def explain(app, statement: str, parameters: Any) -> str:
-    with app.app_context(), db.engine.connect() as conn:
+    """EXPLAIN ANALYZE with the work_mem the statistics transaction sets for itself."""
+    with app.app_context(), db.engine.begin() as conn:
+        work_mem = app.config.get("ESTADISTICAS_WORK_MEM", "64MB")
+        conn.execute(text("SELECT set_config('work_mem', :v, true)"), {"v": work_mem})
         rows = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", parameters)
         return "\n".join(r[0] for r in rows)
 
@@ -174,8 +184,10 @@ def measure(app, headers: dict[str, str], endpoint: str, name: str, reps: int) -
     }
 
 
-def run_size(admin: Any, redis_url: str, pedidos: int, reps: int, logdir: str) -> dict[str, Any]:
-    with database(admin, f"bench_stats_{pedidos}") as url:
+def run_size(
+    admin: Any, redis_url: str, pedidos: int, reps: int, logdir: str, keep: bool
+) -> dict[str, Any]:
+    with database(admin, f"bench_stats_{pedidos}", keep) as (url, seeded_before):
         app = create_app(
             BenchConfig,
             {
@@ -183,29 +195,40 @@ def run_size(admin: Any, redis_url: str, pedidos: int, reps: int, logdir: str) -
                 "REDIS_URL": redis_url,
                 "CACHE_KEY_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
                 "LOG_DIR": logdir,
+                # A loaded machine must not trip the breaker into BYPASS mid-measurement.
+                "REDIS_SOCKET_TIMEOUT": 5.0,
             },
         )
+        seeded = 0.0
+        if not seeded_before:
+            with app.app_context():
+                db.create_all()
+            started = time.perf_counter()
+            result = app.test_cli_runner().invoke(args=seed_args(pedidos))
+            if result.exit_code != 0:
+                raise SystemExit(f"seed-demo failed: {result.output}\n{result.exception!r}")
+            seeded = time.perf_counter() - started
+            with app.app_context():
+                with db.engine.connect() as conn:
+                    conn.execution_options(isolation_level="AUTOCOMMIT").execute(
+                        text("VACUUM ANALYZE")
+                    )
+                admin_user = Usuario(username="bench-admin", email="bench@x.test", rol="admin")
+                admin_user.set_password("bench-password")
+                db.session.add(admin_user)
+                db.session.commit()
         with app.app_context():
-            db.create_all()
-        started = time.perf_counter()
-        result = app.test_cli_runner().invoke(args=seed_args(pedidos))
-        if result.exit_code != 0:
-            raise SystemExit(f"seed-demo failed: {result.output}\n{result.exception!r}")
-        seeded = time.perf_counter() - started
-        with app.app_context():
-            with db.engine.connect() as conn:
-                conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
-            admin_user = Usuario(username="bench-admin", email="bench@x.test", rol="admin")
-            admin_user.set_password("bench-password")
-            db.session.add(admin_user)
-            db.session.commit()
+            admin_user = db.session.scalars(
+                db.select(Usuario).where(Usuario.username == "bench-admin")
+            ).one()
             headers = {"Authorization": f"Bearer {issue_access_token(admin_user)}"}
             counts = {
                 t: db.session.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()  # noqa: S608
                 for t in ("usuarios", "productos", "pedidos", "detalles_pedido")
             }
         print(
-            f"# {pedidos:,} pedidos seeded in {seeded:.1f} s: "
+            f"# {pedidos:,} pedidos "
+            + (f"seeded in {seeded:.1f} s: " if seeded else "(kept from an earlier run): ")
             + ", ".join(f"{t} {n:,}" for t, n in counts.items()),
             flush=True,
         )
@@ -230,12 +253,17 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--explain", choices=("failing", "all", "none"), default="failing")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the seeded databases (with $BENCH_DATABASE_URL) and reuse them next time",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[int, dict[str, Any]] = {}
     with servers() as (admin, redis_url), tempfile.TemporaryDirectory() as logdir:
         for n in sizes:
-            results[n] = run_size(admin, redis_url, n, args.reps, logdir)
+            results[n] = run_size(admin, redis_url, n, args.reps, logdir, args.keep)
 
     print()
     print("| endpoint | " + " | ".join(f"miss @{n:,}" for n in sizes) + " | "

@@ -18,7 +18,7 @@ from tests.helpers import auth_headers
 # endpoint -> (cached name, statements on a MISS); ventas and usuarios start with
 # one set_config(work_mem) on PostgreSQL.
 ENDPOINTS = {
-    "ventas": ("estadisticas_ventas", 4),
+    "ventas": ("estadisticas_ventas", 3),
     "usuarios": ("estadisticas_usuarios", 5),
     "productos": ("estadisticas_productos", 3),
     "reporte": ("reporte_general", 1),
