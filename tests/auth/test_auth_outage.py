@@ -14,6 +14,8 @@ from tests.servers import RedisServer
 
 WRONG = "no-es-la-clave"
 RESET = 0.3  # circuit-breaker interval for these apps
+# Production's socket timeout (the shared fixture raises it for loaded CI machines).
+OUTAGE = {"CACHE_CIRCUIT_RESET_SECONDS": RESET, "REDIS_SOCKET_TIMEOUT": 0.25}
 
 
 @pytest.fixture
@@ -70,3 +72,25 @@ def test_auth_survives_a_redis_outage_and_replays_revocations(make_app, redis_se
     time.sleep(RESET)
     assert other.get("/api/auth/me/", headers=bearer(token)).status_code == 401
     assert other.get("/api/auth/me/", headers=bearer(fresh)).status_code == 200
+
+
+def test_a_hung_redis_costs_each_auth_request_well_under_a_second(make_app, redis_server):
+    app = make_app(REDIS_URL=redis_server.url, **OUTAGE)
+    make_usuario(app, username="ana")
+    client = app.test_client()
+    token = login(client, "ana").json["accessToken"]
+    redis_server.pause()
+    try:
+        for call in (
+            lambda: login(client, "ana", ip="10.9.3.1"),
+            lambda: login(client, "ana", WRONG, ip="10.9.3.2"),
+            lambda: client.get("/api/auth/me/", headers=bearer(token)),
+            lambda: client.post("/api/auth/logout/", headers=bearer(token)),
+            lambda: client.get("/api/auth/me/", headers=bearer(token)),
+        ):
+            response, seconds = timed(call)
+            assert response.status_code in (200, 401), response.json
+            assert seconds < 1.0, seconds
+        assert response.status_code == 401  # logged out, remembered by this worker
+    finally:
+        redis_server.resume()
