@@ -157,10 +157,18 @@ class PendingInvalidations:
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                with open(self.path, "a", encoding="utf-8") as fh:
-                    fcntl.flock(fh, fcntl.LOCK_EX)
-                    fh.write("".join(f"{k}\n" for k in sorted(keys)))
-                return
+                while True:
+                    with open(self.path, "a", encoding="utf-8") as fh:
+                        fcntl.flock(fh, fcntl.LOCK_EX)
+                        # A replayer may have unlinked the file while we waited for
+                        # the lock: writing to that inode would lose the keys.
+                        try:
+                            same = os.stat(self.path).st_ino == os.fstat(fh.fileno()).st_ino
+                        except FileNotFoundError:
+                            same = False
+                        if same:
+                            fh.write("".join(f"{k}\n" for k in sorted(keys)))
+                            return
             except OSError as exc:
                 log.warning("ERROR pending file %s: %s", self.path, exc)
         # No file (or it failed): only this process knows, and replays them itself.
@@ -565,7 +573,9 @@ class CacheManager:
         return gen_key.removeprefix(f"{self.prefix}:gen:").split(":", 1)[0]
 
     def _apply(self, keys: set[str]) -> None:
-        if not (self.enabled and self._usable()):
+        if not self.enabled:  # nothing is cached, nothing to invalidate
+            return
+        if not self._usable():
             self._remember(keys)
             return
         try:
