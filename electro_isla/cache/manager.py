@@ -19,6 +19,13 @@ Redis failures never fail a request: the manager answers from the database
 interval. Invalidations it could not apply are kept in memory *and* in a
 marker file that every worker on the host checks (one stat() per lookup):
 whichever worker next reaches Redis replays them before it trusts the cache.
+
+Known window: the marker file is per host. A worker on *another* host that
+never saw the outage can serve an entry the lost invalidation should have
+killed, from the moment Redis answers again until a worker of the failing host
+uses the cache (its next request) or the entry's TTL ends. Killing Redis
+(no persistence) loses the entries with the counters, so only a hung or
+partitioned Redis opens that window.
 """
 
 from __future__ import annotations
