@@ -87,6 +87,8 @@ def test_register_duplicate_is_409_and_writes_nothing(app, client, usuario_id, b
         {"username": "a@b", "email": "x@example.test", "password": "12345678"},
         {"username": "x" * 151, "email": "x@example.test", "password": "12345678"},
         {"username": 5, "email": "x@example.test", "password": "12345678"},
+        {"username": "x\n", "email": "x@example.test", "password": "12345678"},
+        {"username": "x", "email": "x@example.test", "password": "12345678", "last_name": "a\x00"},
         {
             "username": "x",
             "email": "x@example.test",
@@ -175,6 +177,9 @@ def test_login_validation_is_422(app, client):
     response = client.post("/api/auth/login/", json={"username": "ana"})
     assert response.status_code == 422
     assert "password" in response.json["errors"]["json"]
+    # NUL cannot reach PostgreSQL (it would be a 500 there).
+    response = client.post("/api/auth/login/", json={"username": "a\x00b", "password": "x"})
+    assert response.status_code == 422
 
 
 def test_me_returns_the_caller_from_current_data(app, client, usuario_id):
