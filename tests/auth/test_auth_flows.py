@@ -349,3 +349,21 @@ def test_concurrent_uses_of_one_refresh_token_let_exactly_one_through(app, usuar
     rows = refresh_rows(app, usuario_id)
     assert len(rows) == 2
     assert all(row.revoked_at is not None for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/auth/login/", '{"username": "a\\ud800", "password": "x"}'),
+        (
+            "/api/auth/register/",
+            '{"username": "x", "email": "x@example.test", '
+            '"password": "12345678", "first_name": "\\udfff"}',
+        ),
+    ],
+)
+def test_text_postgresql_cannot_store_is_refused_not_a_500(app, client, path, body):
+    response = client.post(path, data=body, content_type="application/json")
+    assert 400 <= response.status_code < 500, response.get_data(as_text=True)
+    assert response.json["code"] == response.status_code
+    assert count(app, Usuario) == 0
