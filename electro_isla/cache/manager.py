@@ -50,7 +50,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, g, has_app_context, has_request_context
 from redis import Redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError, NoScriptError, RedisError
 from sqlalchemy import inspect as sa_inspect
 
 from electro_isla.cache import signals
@@ -65,10 +65,15 @@ FAMILY_FIELDS = ("hits", "misses", "fetches", "invalidations")
 MAX_PARAMS_IN_KEY = 120
 GLOB_CHARS = re.compile(r"([*?\[\]\\])")
 
-# KEYS: generation counters. ARGV: value key head, value key tail, stats hash, name.
-# Returns {generations, raw value or nil}. A missing counter is seeded from the
-# server clock in nanoseconds, never from a number an evicted counter may have used.
+# KEYS: the name's generation counter `<prefix>:gen:<name>` and, for a row family,
+# the row's `<prefix>:gen:<name>:<row>`. ARGV[1]: the params part of the key. The
+# value key and the stats hash are derived here, so the client packs few arguments.
+# Returns {generations joined by ".", raw value or nil}. A missing counter is seeded
+# from the server clock in nanoseconds, never from a number an evicted one may have used.
 LOOKUP_SCRIPT = """
+local prefix, name = string.match(KEYS[1], '^(.*):gen:([^:]+)$')
+local row = '-'
+if KEYS[2] then row = string.sub(KEYS[2], #KEYS[1] + 2) end
 local gens = redis.call('MGET', unpack(KEYS))
 local now = redis.call('TIME')
 for i = 1, #KEYS do
@@ -77,13 +82,15 @@ for i = 1, #KEYS do
     gens[i] = redis.call('GET', KEYS[i])
   end
 end
-local value = redis.call('GET', ARGV[1] .. table.concat(gens, '.') .. ARGV[2])
+local version = table.concat(gens, '.')
+local value = redis.call('GET', prefix .. ':v:' .. name .. ':' .. row .. ':' .. version .. ':' .. ARGV[1])
 local field = 'misses'
 if value then field = 'hits' end
-redis.call('HINCRBY', ARGV[3], field, 1)
-redis.call('HINCRBY', ARGV[3], field .. ':' .. ARGV[4], 1)
-redis.call('HSET', ARGV[3], 'last_updated', now[1] .. '.' .. string.format('%06d', now[2]))
-return {gens, value}
+local stats = prefix .. ':stats'
+redis.call('HINCRBY', stats, field, 1)
+redis.call('HINCRBY', stats, field .. ':' .. name, 1)
+redis.call('HSET', stats, 'last_updated', now[1] .. '.' .. string.format('%06d', now[2]))
+return {version, value}
 """
 
 
@@ -272,6 +279,16 @@ class RedisStore:
         # Cluster mode cannot run a script over keys of several slots.
         self.lookup_script = client.register_script(LOOKUP_SCRIPT) if atomic else None
 
+    def lookup(self, keys: list[str], params: str) -> tuple[bytes, bytes | None]:
+        """Run the lookup script: EVALSHA straight away (fewest arguments to pack)."""
+        script = self.lookup_script
+        assert script is not None
+        try:
+            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, params)
+        except NoScriptError:  # the server restarted or was flushed since
+            script.sha = self.client.script_load(script.script)
+            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, params)
+
     def generations(self, keys: list[str]) -> list[int]:
         values = self.client.mget(keys)
         missing = [k for k, v in zip(keys, values, strict=True) if v is None]
@@ -451,11 +468,8 @@ class CacheManager:
         store = self.store
         if isinstance(store, RedisStore) and store.lookup_script is not None:
             head, tail = self._key_parts(spec)
-            gens, raw = store.lookup_script(
-                keys=spec.gen_keys,
-                args=[f"{self.prefix}:{head}", tail, store.stats_key, spec.entry.name],
-            )
-            key = self.value_key(spec, (g_.decode() for g_ in gens))
+            version, raw = store.lookup(spec.gen_keys, spec.params)
+            key = f"{head}{version.decode()}{tail}"
             return key, None if raw is None else self.backend.serializer.loads(raw)
         key = self.value_key(spec, store.generations(spec.gen_keys))
         cached = self.backend.get(key)
