@@ -84,9 +84,14 @@ def _en_ventana(column: Any, ventana: Meses) -> ColumnElement[bool]:
     return (column >= ventana.limites[0]) & (column < ventana.fin)
 
 
+def _exacto(value: Decimal | float | int | None) -> Decimal:
+    """A SUM as Decimal; SQL's NULL for no rows is 0."""
+    return ZERO if value is None else Decimal(str(value))
+
+
 def _dinero(value: Decimal | float | int | None) -> Decimal:
-    """An exact SUM rounded to cents; SQL's NULL for no rows is 0."""
-    return money(ZERO if value is None else Decimal(str(value)))
+    """An exact SUM rounded to cents."""
+    return money(_exacto(value))
 
 
 def _es_venta() -> ColumnElement[bool]:
@@ -369,10 +374,6 @@ def _productos() -> dict[str, Any]:
         ],
         "generado_en": generado_en,
     }
-
-
-def _exacto(value: Decimal | float | int | None) -> Decimal:
-    return ZERO if value is None else Decimal(str(value))
 
 
 def estadisticas_productos() -> dict[str, Any]:
