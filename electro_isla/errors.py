@@ -13,8 +13,10 @@ from werkzeug.exceptions import (
     HTTPException,
     InternalServerError,
     ServiceUnavailable,
+    UnprocessableEntity,
     UnsupportedMediaType,
 )
+from werkzeug.routing import IntegerConverter
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +50,12 @@ def _message_for(error: HTTPException) -> str:
 
 
 def require_json_body() -> None:
-    """415 for a body that is not JSON; 400 for JSON no column could store.
+    """415 for a body that is not JSON; 400/422 for JSON no column could store.
 
     Runs before any view. Lone surrogates (`"\\ud800"`) parse as JSON but cannot
-    be encoded as UTF-8 by the database driver, and absurdly deep nesting blows
-    the parser's recursion limit: both would otherwise surface as a 500.
+    be encoded as UTF-8 by the database driver (422, per field), and absurdly
+    deep nesting blows the parser's recursion limit (400): both would otherwise
+    surface as a 500.
     """
     if request.method not in BODY_METHODS or not request.content_length:
         return
@@ -64,8 +67,17 @@ def require_json_body() -> None:
         raise BadRequest("Malformed JSON body: nested too deeply.") from exc
     except ValueError:
         return  # webargs answers malformed JSON with its own 400
-    if _has_lone_surrogate(document):
-        raise BadRequest("Malformed JSON body: invalid Unicode escape (lone surrogate).")
+    fields = (
+        [k for k, v in document.items() if _has_lone_surrogate(k) or _has_lone_surrogate(v)]
+        if isinstance(document, dict)
+        else (["_schema"] if _has_lone_surrogate(document) else [])
+    )
+    if fields:
+        invalid = UnprocessableEntity()
+        invalid.data = {
+            "errors": {"json": {f: ["Not valid Unicode text (lone surrogate)."] for f in fields}}
+        }
+        raise invalid
 
 
 def _has_lone_surrogate(document: object) -> bool:
@@ -108,6 +120,29 @@ def database_unavailable(error: Exception):  # noqa: ANN201
     return payload, code, headers
 
 
+def refused_by_database(error: sa_exc.DataError):  # noqa: ANN201
+    """422 for a value PostgreSQL refuses (a NUL character, a number out of range).
+
+    A safety net: schemas should reject such values field by field; when one does
+    not, the client still gets a 4xx and nothing is written, never a 500.
+    """
+    from electro_isla.extensions import api, db
+
+    log.warning(
+        "database refused a value on %s %s: %s",
+        request.method,
+        request.path,
+        str(getattr(error, "orig", error)).splitlines()[0],
+    )
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001
+        log.debug("rollback after DataError failed", exc_info=True)
+    refused = UnprocessableEntity()
+    refused.data = {"message": "A value cannot be stored (NUL character or number out of range)."}
+    return api.handle_http_exception(refused)
+
+
 def release_session(_exc: BaseException | None) -> None:
     """End the request's session; a connection the server killed must not turn an answer into a 500.
 
@@ -127,8 +162,25 @@ def release_session(_exc: BaseException | None) -> None:
         db.session.registry.clear()
 
 
+MAX_DB_ID = 2**31 - 1
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:...>` bounded by the INTEGER primary keys: a larger id is a 404, not a DataError.
+
+    Found by the fuzzer: PATCH /api/admin/users/2147483648/ reached PostgreSQL and
+    failed with "integer out of range" (500). The bound also lands in the OpenAPI document.
+    """
+
+    def __init__(self, map, fixed_digits=0, min=None, max=MAX_DB_ID, signed=False) -> None:  # noqa: A002, ANN001
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
+
+
 def register_error_handlers(app: Flask) -> None:
+    # Before any blueprint: rules pick their converters when they are added.
+    app.url_map.converters["int"] = DatabaseIdConverter
     app.before_request(require_json_body)
     for exc_class in DATABASE_UNAVAILABLE:
         app.register_error_handler(exc_class, database_unavailable)
+    app.register_error_handler(sa_exc.DataError, refused_by_database)
     app.teardown_appcontext(release_session)

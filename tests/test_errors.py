@@ -9,7 +9,6 @@ from electro_isla.fields import Money
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ('{"username": "\\ud800", "password": "x"}', "lone surrogate"),
         ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
         ("{bad", "Malformed JSON body."),
     ],
@@ -20,6 +19,13 @@ def test_unstorable_or_malformed_json_is_a_400_envelope(client, body, message):
     payload = response.get_json()
     assert payload["code"] == 400 and payload["status"] == "Bad Request"
     assert message in payload["message"]
+
+
+def test_lone_surrogate_is_a_422_naming_the_field(client):
+    body = '{"username": "a\\ud800", "password": "x"}'
+    response = client.post("/api/auth/login/", data=body, content_type="application/json")
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]["json"]) == ["username"]
 
 
 def test_valid_surrogate_pair_passes_through(client):
