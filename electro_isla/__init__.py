@@ -19,6 +19,7 @@ def create_app(
     app.config.update(overrides or {})
     config.finalize(app.config)
     app.url_map.strict_slashes = True
+    register_proxy_fix(app)
 
     from electro_isla import cache, errors, extensions, json, logs, observability
 
@@ -31,6 +32,15 @@ def create_app(
     observability.register_observability(app)
     register_commands(app)
     return app
+
+
+def register_proxy_fix(app: Flask) -> None:
+    """Behind trusted proxies, the client address (rate limits, logs) is X-Forwarded-For's."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 def register_blueprints(app: Flask) -> None:

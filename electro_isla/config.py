@@ -51,6 +51,8 @@ class Config:
 
     MAX_CONTENT_LENGTH = 1024 * 1024
     METRICS_ALLOW = ""
+    # How many reverse proxies in front set X-Forwarded-For (0: trust the TCP peer).
+    TRUSTED_PROXIES = 0
 
     API_TITLE = "Electro Isla API"
     API_VERSION = "1.0"
@@ -84,6 +86,7 @@ class Config:
         "LOG_FORMAT": ("LOG_FORMAT", str),
         "LOG_LEVEL": ("LOG_LEVEL", str),
         "METRICS_ALLOW": ("METRICS_ALLOW", str),
+        "TRUSTED_PROXIES": ("TRUSTED_PROXIES", int),
     }
 
     @classmethod
