@@ -69,23 +69,7 @@ class PostgresServer:
             "--no-sync",
             "--locale=C",
         )
-        opts = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        self._run(
-            "pg_ctl",
-            "-D",
-            str(self.datadir),
-            "-o",
-            opts,
-            "-l",
-            str(self.root / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
+        self.start_again()
         return self.url("postgres")
 
     def url(self, dbname: str) -> str:
@@ -96,22 +80,14 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
 
     def start_again(self) -> None:
+        """Start the server on its data directory (first start, or after `stop`)."""
         opts = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c max_connections=200"
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
+        log = str(self.root / "server.log")
         self._run(
-            "pg_ctl",
-            "-D",
-            str(self.datadir),
-            "-o",
-            opts,
-            "-l",
-            str(self.root / "server.log"),
-            "-w",
-            "-t",
-            "60",
-            "start",
+            "pg_ctl", "-D", str(self.datadir), "-o", opts, "-l", log, "-w", "-t", "60", "start"
         )
 
     def cleanup(self) -> None:
