@@ -7,23 +7,40 @@ degraded because requests then fall back to the database.
 
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 from sqlalchemy import text
 
-from electro_isla.extensions import db
+from electro_isla.extensions import api, db
+
+blp = Blueprint("operaciones", __name__, description="Liveness and readiness probes")
 
 
-def register_observability(app: Flask) -> None:
-    from electro_isla.metrics import register_metrics
+class HealthSchema(Schema):
+    status = fields.String(required=True)
 
-    register_metrics(app)
 
-    @app.get("/healthz")
-    def healthz():  # noqa: ANN202
-        return jsonify(status="ok")
+class ReadinessSchema(Schema):
+    database = fields.String(required=True, metadata={"enum": ["ok", "unavailable"]})
+    cache = fields.String(required=True, metadata={"enum": ["ok", "degraded"]})
 
-    @app.get("/readyz")
-    def readyz():  # noqa: ANN202
+
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    def get(self) -> dict[str, str]:
+        """Liveness: the process answers"""
+        return {"status": "ok"}
+
+
+@blp.route("/readyz")
+class Readiness(MethodView):
+    @blp.response(200, ReadinessSchema)
+    @blp.alt_response(503, schema=ReadinessSchema, description="The database is unreachable")
+    def get(self) -> tuple[dict[str, str], int]:
+        """Readiness: the database answers; a dead cache only degrades"""
         from electro_isla.cache import cache_manager
 
         try:
@@ -33,5 +50,11 @@ def register_observability(app: Flask) -> None:
             db.session.rollback()
             database = "unavailable"
         cache = "ok" if cache_manager.ping() else "degraded"
-        code = 200 if database == "ok" else 503
-        return jsonify(database=database, cache=cache), code
+        return {"database": database, "cache": cache}, 200 if database == "ok" else 503
+
+
+def register_observability(app: Flask) -> None:
+    from electro_isla.metrics import register_metrics
+
+    register_metrics(app)
+    api.register_blueprint(blp)
