@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, request
 from flask_smorest import Api
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
@@ -34,10 +34,25 @@ class JsonApi(Api):
             # gets the generic 500 text, never the original exception's.
             if getattr(error, "original_exception", None) is not None:
                 error = InternalServerError()
+        if error.code == 304:
+            return _not_modified()
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
             payload["message"] = _message_for(error)
         return payload, code, headers
+
+
+def _not_modified() -> Response:
+    """304 without a body, repeating the ETag that matched (RFC 9110 15.4.5).
+
+    flask-smorest raises NotModified before it sets the header; a client sends
+    one tag in practice, and that one matched.
+    """
+    response = Response(status=304)
+    tags = request.if_none_match.as_set(include_weak=True)
+    if len(tags) == 1:
+        response.set_etag(next(iter(tags)), weak=request.if_none_match.is_weak(next(iter(tags))))
+    return response
 
 
 def _message_for(error: HTTPException) -> str:

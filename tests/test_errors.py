@@ -64,3 +64,20 @@ def test_money_refuses_what_numeric_12_2_cannot_hold(raw, error):
 @pytest.mark.parametrize("raw", ["12.30", "9999999999.99", 5, "0.01"])
 def test_money_keeps_exact_amounts(raw):
     assert str(_MoneySchema().load({"m": raw})["m"]) == str(raw)
+
+
+def test_304_repeats_the_matching_etag_without_a_body(sqlite_app):
+    from electro_isla.catalogo.models import Producto
+    from electro_isla.extensions import db
+
+    with sqlite_app.app_context():
+        db.session.add(Producto(nombre="Radio", precio="10.00", stock=1, categoria="otros"))
+        db.session.commit()
+    client = sqlite_app.test_client()
+    etag = client.get("/api/productos/1/").headers["ETag"]
+    response = client.get("/api/productos/1/", headers={"If-None-Match": etag})
+    assert response.status_code == 304
+    assert response.headers["ETag"] == etag
+    assert response.data == b""
+    other = client.get("/api/productos/1/", headers={"If-None-Match": '"other"'})
+    assert other.status_code == 200 and other.headers["ETag"] == etag
