@@ -353,6 +353,11 @@ class KeySpec:
     gen_keys: list[str]
 
 
+def _rendering(fetch: Callable[[], Any], render: Callable[[Any], Any]) -> Callable[[], Any]:
+    """fetch() normalised the way a plain value is, then rendered."""
+    return lambda: render(json.loads(dumps(fetch())))
+
+
 class CacheManager:
     """Cache-aside reads, post-commit invalidation and statistics, per app."""
 
@@ -439,14 +444,25 @@ class CacheManager:
         row: object | None = None,
         params: Mapping[str, Any] | None = None,
         record: bool = True,
+        render: Callable[[Any], Any] | None = None,
     ) -> Any:
         """Return the cached value of `name` (for `row`/`params`), computing it on a miss.
 
         `fetch` must return JSON-able data (Decimals and datetimes are rendered);
         the value returned is the JSON round trip, identical on HIT and MISS.
         `record=False` keeps this lookup out of the response's X-Cache header.
+
+        `render` (JSON round trip of fetch() -> JSON-able) is applied once, at
+        fetch time, and its result is what is cached and returned: a HIT then
+        skips the work render does (e.g. dumping the response body and hashing
+        its ETag). It is stored beside the plain value, under the same
+        generations, so it is exactly as fresh.
         """
         spec = self._spec(name, row, params)
+        if render is not None:
+            # "|" never occurs in a params part (urlencoded, "-" or "h<hex>").
+            spec = KeySpec(spec.entry, spec.row, f"{spec.params}|r", spec.gen_keys)
+            fetch = _rendering(fetch, render)
         if not self.enabled:
             return self._bypass(spec.entry, fetch, record, reason="disabled")
         if not self._usable():

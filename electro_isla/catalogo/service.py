@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flask_smorest import abort
@@ -73,16 +74,22 @@ def lista_productos(
     return cache_manager.get("lista_productos", fetch, params=params)
 
 
-def producto_publico(producto_id: int) -> dict[str, Any] | None:
-    """The cached producto (active or not: the caller decides), None when absent."""
+def producto_publico(
+    producto_id: int, render: Callable[[dict[str, Any] | None], Any] | None = None
+) -> Any:
+    """The cached producto (active or not: the caller decides), None when absent.
+
+    With `render`, the cached value is render(producto or None) instead (see
+    CacheManager.get): the view's already-rendered answer.
+    """
     if not 0 < producto_id <= MAX_INT:
-        return None
+        return None if render is None else render(None)
 
     def fetch() -> dict[str, Any] | None:
         producto = db.session.get(Producto, producto_id)
         return producto_data(producto) if producto is not None else None
 
-    return cache_manager.get("producto", fetch, row=producto_id)
+    return cache_manager.get("producto", fetch, row=producto_id, render=render)
 
 
 def lista_admin(

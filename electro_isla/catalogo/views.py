@@ -5,10 +5,12 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from electro_isla.auth.permissions import admin_required, staff_required
+from electro_isla.cache.responses import renderer, respond
 from electro_isla.catalogo import service
 from electro_isla.catalogo.schemas import (
     ProductoAdminQueryArgsSchema,
@@ -21,6 +23,9 @@ from electro_isla.catalogo.schemas import (
 from electro_isla.pagination import with_links
 
 blp = Blueprint("catalogo", __name__, url_prefix="/api", description="Catálogo de productos")
+_render_producto = renderer(
+    blp, ProductoSchema(), found=lambda data: data is not None and data["activo"]
+)
 
 
 def documents(code: int):  # noqa: ANN201
@@ -48,12 +53,13 @@ class ProductoById(MethodView):
     @blp.etag
     @blp.response(200, ProductoSchema)
     @documents(404)
-    def get(self, producto_id: int) -> dict[str, Any]:
+    def get(self, producto_id: int) -> Response:
         """Read one active producto"""
-        data = service.producto_publico(producto_id)
-        if data is None or not data["activo"]:
+        # The body and ETag are rendered once per cached value, not per HIT.
+        rendered = service.producto_publico(producto_id, render=_render_producto)
+        if not rendered:
             abort(404, message="Producto not found.")
-        return data
+        return respond(blp, rendered)
 
 
 @blp.route("/admin/productos/")
