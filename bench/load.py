@@ -151,6 +151,7 @@ class Sample:
     status: int  # 0: no answer
     elapsed: float
     x_cache: str | None
+    error: str | None = None
 
 
 @dataclass
@@ -166,16 +167,18 @@ class Recorder:
         self, session: requests.Session, method: str, base: str, endpoint: str, path: str, **kw: Any
     ) -> None:
         started = time.perf_counter()
+        error = None
         try:
             resp = session.request(method, base + path, timeout=60, **kw)
             status, x_cache = resp.status_code, resp.headers.get("X-Cache")
             resp.content  # noqa: B018  (read the whole body)
-        except requests.RequestException:
+        except requests.RequestException as exc:
             status, x_cache = 0, None
+            error = type(exc).__name__ + ": " + str(exc)[-80:]
         elapsed = time.perf_counter() - started
         if self.measuring:
             with self.lock:
-                self.samples.append(Sample(endpoint, status, elapsed, x_cache))
+                self.samples.append(Sample(endpoint, status, elapsed, x_cache, error))
 
 
 class Mix:
@@ -334,6 +337,10 @@ def summarise(samples: list[Sample], seconds: float) -> dict[str, dict[str, Any]
     for endpoint, items in sorted(by.items()):
         ok = [s.elapsed * 1000 for s in items if 200 <= s.status < 400]
         errors = sum(1 for s in items if not (200 <= s.status < 400))
+        error_kinds: dict[str, int] = defaultdict(int)
+        for s in items:
+            if not (200 <= s.status < 400):
+                error_kinds[str(s.status) if s.status else (s.error or "no answer")[:60]] += 1
         x_cache: dict[str, int] = defaultdict(int)
         for s in items:
             x_cache[s.x_cache or "-"] += 1
@@ -345,6 +352,7 @@ def summarise(samples: list[Sample], seconds: float) -> dict[str, dict[str, Any]
             "p99_ms": round(pct(ok, 0.99), 1),
             "mean_ms": round(statistics.fmean(ok), 1) if ok else float("nan"),
             "errors": errors,
+            "error_kinds": dict(error_kinds),
             "x_cache": dict(x_cache),
         }
     return out
@@ -432,10 +440,11 @@ def render_phase(r: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for endpoint, e in r["endpoints"].items():
-        xc = ", ".join(f"{k} {v}" for k, v in sorted(e["x_cache"].items()))
+        xc = ", ".join(f"{k} {v}" for k, v in sorted(e["x_cache"].items()) if k != "-")
         lines.append(
             f"| {endpoint} | {e['requests']} | {e['rps']} | {e['p50_ms']} | {e['p95_ms']} | "
             f"{e['p99_ms']} | {e['errors']} | {xc} |"
+            + (f" errors: {e['error_kinds']}" if e["errors"] else "")
         )
     return "\n".join(lines)
 
