@@ -10,7 +10,7 @@ import datetime as dt
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import ValidationError, fields
+from marshmallow import ValidationError, fields, validate
 
 from electro_isla.db_types import money
 
@@ -67,9 +67,53 @@ class Timestamp(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
+def storable_text(value: str) -> None:
+    """Refuse what PostgreSQL text cannot hold (NUL, and lone surrogates that
+    JSON's \\udXXX escapes can smuggle in), here rather than as a 500 there."""
+    if "\x00" in value:
+        raise ValidationError("NUL characters are not allowed.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValidationError("Not valid Unicode text.") from exc
+
+
+def text(max_length: int | None = None, min_length: int = 0, **kwargs: Any) -> fields.String:
+    """A string field with a length range that PostgreSQL can store."""
+    return fields.String(
+        validate=[validate.Length(min=min_length, max=max_length), storable_text], **kwargs
+    )
+
+
+class StrictBoolean(fields.Boolean):
+    """true/false only: 1, "yes" and "on" are not booleans in a JSON body.
+
+    (A `truthy={True}` set would not do: 1 == True, so 1 is in it.)
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+def strict_bool(**kwargs: Any) -> StrictBoolean:
+    return StrictBoolean(**kwargs)
+
+
 def strict_int(**kwargs: Any) -> fields.Integer:
     """An integer field that refuses 1.5 and "1" alike."""
     return fields.Integer(strict=True, **kwargs)
 
 
-__all__ = ["Money", "Timestamp", "ValidationError", "strict_int"]
+__all__ = [
+    "MAX_AMOUNT",
+    "Money",
+    "StrictBoolean",
+    "Timestamp",
+    "ValidationError",
+    "storable_text",
+    "strict_bool",
+    "strict_int",
+    "text",
+]

@@ -81,3 +81,24 @@ def test_304_repeats_the_matching_etag_without_a_body(sqlite_app):
     assert response.data == b""
     other = client.get("/api/productos/1/", headers={"If-None-Match": '"other"'})
     assert other.status_code == 200 and other.headers["ETag"] == etag
+
+
+def test_nul_in_usuario_text_is_a_field_422_and_writes_nothing(app):
+    from electro_isla.extensions import db
+    from electro_isla.usuarios.models import Usuario
+    from tests.helpers import user_with_role
+
+    uid, headers = user_with_role(app, "admin", last_name="Antes")
+    client = app.test_client()
+    for path, body, field in [
+        ("/api/perfil/", {"direccion": "a\x00b"}, "direccion"),
+        (f"/api/admin/users/{uid}/", {"last_name": "a\x00b"}, "last_name"),
+    ]:
+        response = client.patch(path, json=body, headers=headers)
+        assert response.status_code == 422
+        assert field in response.get_json()["errors"]["json"]
+    response = client.get("/api/admin/users/?q=a%00b", headers=headers)
+    assert response.status_code == 422
+    with app.app_context():
+        usuario = db.session.get(Usuario, uid)
+        assert (usuario.last_name, usuario.direccion) == ("Antes", "")

@@ -7,18 +7,12 @@ never read: every registration is a `cliente`.
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
+from marshmallow import EXCLUDE, Schema, fields, validate
 
-from electro_isla.fields import Timestamp
+from electro_isla.fields import Timestamp, storable_text
 
 # No "@": a username can never be mistaken for someone else's email at login.
 USERNAME_PATTERN = r"^[\w.+-]+\Z"  # \Z: "$" would let a trailing newline in
-
-
-def no_nul(value: str) -> None:
-    """PostgreSQL text cannot hold NUL: refuse it here (422), not in the database (500)."""
-    if "\x00" in value:
-        raise ValidationError("Must not contain NUL characters.")
 
 
 class RegisterSchema(Schema):
@@ -32,12 +26,12 @@ class RegisterSchema(Schema):
             validate.Regexp(USERNAME_PATTERN, error="Letters, digits and . + - _ only."),
         ],
     )
-    email = fields.Email(required=True, validate=[validate.Length(max=254), no_nul])
+    email = fields.Email(required=True, validate=[validate.Length(max=254), storable_text])
     password = fields.String(
         required=True, load_only=True, validate=validate.Length(min=8, max=128)
     )
-    first_name = fields.String(load_default="", validate=[validate.Length(max=150), no_nul])
-    last_name = fields.String(load_default="", validate=[validate.Length(max=150), no_nul])
+    first_name = fields.String(load_default="", validate=[validate.Length(max=150), storable_text])
+    last_name = fields.String(load_default="", validate=[validate.Length(max=150), storable_text])
 
 
 class LoginSchema(Schema):
@@ -46,7 +40,7 @@ class LoginSchema(Schema):
 
     username = fields.String(
         required=True,
-        validate=[validate.Length(min=1, max=254), no_nul],
+        validate=[validate.Length(min=1, max=254), storable_text],
         metadata={"description": "username or email"},
     )
     password = fields.String(

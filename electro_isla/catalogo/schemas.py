@@ -2,72 +2,22 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates
 
 from electro_isla.catalogo.models import CATEGORIAS
-from electro_isla.fields import Money, Timestamp, strict_int
+from electro_isla.fields import Money, Timestamp, strict_bool, strict_int, text
 from electro_isla.pagination import PaginationArgsSchema, page_schema
 
-# Largest value the INTEGER and NUMERIC(12, 2) columns hold: past it the
-# database would fail, so the request fails validation instead.
+# Largest value the INTEGER columns hold: past it the database would fail,
+# so the request fails validation instead (Money bounds NUMERIC(12, 2) itself).
 MAX_INT = 2**31 - 1
-MAX_MONEY = Decimal("9999999999.99")
-
-
-def storable_text(value: str) -> None:
-    """Refuse what PostgreSQL text cannot hold (NUL, and lone surrogates that
-    JSON's \\udXXX escapes can smuggle in), here rather than as a 500 there."""
-    if "\x00" in value:
-        raise ValidationError("NUL characters are not allowed.")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise ValidationError("Not valid Unicode text.") from exc
-
-
-def text(max_length: int | None = None, min_length: int = 0, **kwargs: Any) -> fields.String:
-    """A string field with a length range that PostgreSQL can store."""
-    return fields.String(
-        validate=[validate.Length(min=min_length, max=max_length), storable_text], **kwargs
-    )
-
-
-class StrictBoolean(fields.Boolean):
-    """true/false only: 1, "yes" and "on" are not booleans in a JSON body.
-
-    (A `truthy={True}` set would not do: 1 == True, so 1 is in it.)
-    """
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
-
-
-def strict_bool(**kwargs: Any) -> StrictBoolean:
-    return StrictBoolean(**kwargs)
-
-
-class BoundedMoney(Money):
-    """Money that also refuses amounts too large for Decimal arithmetic (1e30 and up).
-
-    fields.Money lets `quantize` raise InvalidOperation on those, which would be a 500.
-    """
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
-        try:
-            return super()._deserialize(value, attr, data, **kwargs)
-        except InvalidOperation as exc:
-            raise self.make_error("invalid") from exc
 
 
 def positive_money(**kwargs: Any) -> Money:
-    return BoundedMoney(
-        validate=validate.Range(min=Decimal("0"), min_inclusive=False, max=MAX_MONEY), **kwargs
-    )
+    return Money(validate=validate.Range(min=Decimal("0"), min_inclusive=False), **kwargs)
 
 
 def id_field(**kwargs: Any) -> fields.Integer:

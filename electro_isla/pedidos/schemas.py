@@ -14,8 +14,8 @@ from marshmallow import (
     validates_schema,
 )
 
-from electro_isla.catalogo.schemas import id_field, text
-from electro_isla.fields import Money, Timestamp, strict_int
+from electro_isla.catalogo.schemas import id_field
+from electro_isla.fields import Money, Timestamp, strict_int, text
 from electro_isla.pagination import PaginationArgsSchema, page_schema
 from electro_isla.pedidos.models import ESTADOS, METODOS_PAGO
 

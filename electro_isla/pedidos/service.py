@@ -18,9 +18,10 @@ from sqlalchemy.orm import selectinload
 
 from electro_isla.auth.permissions import Actor
 from electro_isla.catalogo.models import Producto
-from electro_isla.catalogo.schemas import MAX_INT, MAX_MONEY
+from electro_isla.catalogo.schemas import MAX_INT
 from electro_isla.db_types import money, utcnow
 from electro_isla.extensions import db
+from electro_isla.fields import MAX_AMOUNT
 from electro_isla.pagination import paginate
 from electro_isla.pedidos.models import TRANSICIONES, DetallePedido, Pedido
 from electro_isla.usuarios.models import Usuario
@@ -122,7 +123,7 @@ def crear_pedido(usuario_id: int, data: dict[str, Any]) -> dict[str, Any]:
                 subtotal=subtotal,
             )
         )
-    if total > MAX_MONEY:
+    if total > MAX_AMOUNT:
         _fail(
             422,
             "The order total is too large.",

@@ -2,22 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from marshmallow import Schema, fields, validate
 
-from electro_isla.fields import Timestamp
+from electro_isla.fields import StrictBoolean, Timestamp, text
 from electro_isla.pagination import PaginationArgsSchema
 from electro_isla.usuarios.models import ROLES
-
-
-class StrictBoolean(fields.Boolean):
-    """JSON true/false only: "yes" or 1 would be a typo, not a decision."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
-        if not isinstance(value, bool):
-            raise self.make_error("invalid", input=value)
-        return value
 
 
 class UsuarioSchema(Schema):
@@ -35,7 +24,7 @@ class UsuarioSchema(Schema):
 
 
 class UsuarioQueryArgsSchema(PaginationArgsSchema):
-    q = fields.String(validate=validate.Length(max=100))
+    q = text(100)
     rol = fields.String(validate=validate.OneOf(ROLES))
     activo = fields.Boolean()
 
@@ -45,14 +34,14 @@ class UsuarioAdminUpdateSchema(Schema):
 
     rol = fields.String(validate=validate.OneOf(ROLES))
     is_active = StrictBoolean()
-    first_name = fields.String(validate=validate.Length(max=150))
-    last_name = fields.String(validate=validate.Length(max=150))
+    first_name = text(150)
+    last_name = text(150)
 
 
 class PerfilUpdateSchema(Schema):
     """What a usuario may change on their own profile (never their role)."""
 
-    first_name = fields.String(validate=validate.Length(max=150))
-    last_name = fields.String(validate=validate.Length(max=150))
-    telefono = fields.String(validate=validate.Length(max=30))
-    direccion = fields.String(validate=validate.Length(max=500))
+    first_name = text(150)
+    last_name = text(150)
+    telefono = text(30)
+    direccion = text(500)
