@@ -8,7 +8,8 @@ gunicorn.conf.py: gthread workers) on loopback. It then measures, interleaved
 round by round so drift hits every endpoint alike, with wrk when installed
 (else Python threads):
 
-- `hit`      GET /api/productos/<id>/   (CacheManager, HIT: ETag, X-Cache, fresh after commit)
+- `hit`      GET /api/productos/<id>/   (CacheManager, HIT: the body and ETag rendered when the
+             value was fetched, 304, X-Cache, stats, cache.log line; fresh after commit)
 - `list`     GET /api/productos/        (CacheManager, HIT, one page of 20)
 - `trivial`  GET /api/auth/me/          (authenticated, perfil from the cache, no SQL)
 - `plain`    the same producto document through Flask-Caching's `@cache.cached` on a
@@ -380,6 +381,15 @@ def main() -> None:
         documents = {n: requests.get(endpoints[n][0], timeout=5).json() for n in ("hit", "plain")}
         documents["plain_smorest"] = requests.get(endpoints["plain_smorest"][0], timeout=5).json()
         assert documents["hit"] == documents["plain"] == documents["plain_smorest"], documents
+        # The HIT's stored body and ETag are exactly what the smorest pipeline renders.
+        hit_r, smorest_r = (
+            requests.get(endpoints[n][0], timeout=5) for n in ("hit", "plain_smorest")
+        )
+        assert hit_r.content == smorest_r.content, (hit_r.content, smorest_r.content)
+        assert hit_r.headers["ETag"] == smorest_r.headers["ETag"], (
+            hit_r.headers,
+            smorest_r.headers,
+        )
 
         client = redis.Redis.from_url(rs.url)
         results: dict[str, list[float]] = {name: [] for name in endpoints}

@@ -47,6 +47,7 @@ def test_hit_answers_304_from_the_stored_etag_and_goes_stale_never(app, client):
     assert not_modified.status_code == 304
     assert not_modified.headers["X-Cache"] == "HIT"
     assert not_modified.data == b""
+    assert not_modified.headers["ETag"] == etag
     other = client.get(f"/api/productos/{producto_id}/", headers={"If-None-Match": '"nope"'})
     assert (other.status_code, other.headers["X-Cache"]) == (200, "HIT")
     assert other.headers["ETag"] == etag
