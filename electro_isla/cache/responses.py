@@ -11,10 +11,11 @@ document and `@blp.etag` still sets the ETag header (from the stored tag).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
-from flask import Response, current_app, jsonify
+from flask import Response, current_app, json, jsonify
 from flask_smorest import Blueprint
 from flask_smorest.etag import _get_etag_ctx
 from marshmallow import Schema
@@ -48,3 +49,52 @@ def respond(blp: Blueprint, rendered: Rendered) -> Response:
         # `@blp.etag` puts this tag on the response instead of hashing a dump.
         _get_etag_ctx()["etag"] = etag
     return current_app.response_class(rendered["body"], mimetype=current_app.json.mimetype)
+
+
+def page_renderer(blp: Blueprint, item_schema: Schema) -> Callable[[Any], dict[str, Any]]:
+    """A `render` for a cached {count, results} page whose links are built per request.
+
+    Stores the results dumped twice: as the response renders them and as the
+    ETag hashes them (sorted keys, default separators), so a HIT only splices
+    the per-request next/previous links in and hashes the text.
+    """
+    many = item_schema.__class__(many=True)
+
+    def render(data: Any) -> dict[str, Any]:
+        results = many.dump(data["results"])
+        return {
+            "count": data["count"],
+            "body": current_app.json.dumps(results, **_compact()),
+            "tagged": json.dumps(results, sort_keys=True),
+        }
+
+    return render
+
+
+def _compact() -> dict[str, Any]:
+    """What DefaultJSONProvider.response passes to dumps() outside debug mode."""
+    return {"indent": None, "separators": (",", ":")}
+
+
+def respond_page(blp: Blueprint, rendered: dict[str, Any], links: dict[str, Any]) -> Response:
+    """`{count,next,previous,results}` exactly as `@blp.response` + `@blp.etag` answer it."""
+    provider = current_app.json
+    count = int(rendered["count"])
+    nxt, prev = provider.dumps(links["next"]), provider.dumps(links["previous"])
+    if blp._is_etag_enabled():
+        tagged = (
+            f'{{"count": {count}, "next": {nxt}, "previous": {prev}, '
+            f'"results": {rendered["tagged"]}}}'
+        )
+        etag = hashlib.sha1(tagged.encode()).hexdigest()  # noqa: S324 (smorest's tag)
+        blp._check_not_modified(etag)
+        _get_etag_ctx()["etag"] = etag
+    body = f'{{"count":{count},"next":{nxt},"previous":{prev},"results":{rendered["body"]}}}\n'
+    return current_app.response_class(body, mimetype=provider.mimetype)
+
+
+def splice_ok() -> bool:
+    """Splicing assumes the compact, non-debug rendering; otherwise use smorest's path."""
+    provider = current_app.json
+    compact = provider.compact
+    return bool(compact) or (compact is None and not current_app.debug)

@@ -58,11 +58,16 @@ def _filtered(
 
 
 def lista_productos(
-    categoria: str | None, q: str | None, page: int, page_size: int
-) -> dict[str, Any]:
+    categoria: str | None,
+    q: str | None,
+    page: int,
+    page_size: int,
+    render: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
     """One page of active productos as {count, results}; cached per whitelisted params.
 
-    Links are not cached: they depend on the host the client called.
+    Links are not cached: they depend on the host the client called. With
+    `render`, the cached value is render({count, results}) (see CacheManager.get).
     """
 
     def fetch() -> dict[str, Any]:
@@ -71,7 +76,7 @@ def lista_productos(
         return {"count": count, "results": [producto_data(p) for p in rows]}
 
     params = {"categoria": categoria, "q": q, "page": page, "page_size": page_size}
-    return cache_manager.get("lista_productos", fetch, params=params)
+    return cache_manager.get("lista_productos", fetch, params=params, render=render)
 
 
 def producto_publico(

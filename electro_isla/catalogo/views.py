@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from electro_isla.auth.permissions import admin_required, staff_required
-from electro_isla.cache.responses import renderer, respond
+from electro_isla.cache.responses import page_renderer, renderer, respond, respond_page, splice_ok
 from electro_isla.catalogo import service
 from electro_isla.catalogo.schemas import (
     ProductoAdminQueryArgsSchema,
@@ -23,6 +23,7 @@ from electro_isla.catalogo.schemas import (
 from electro_isla.pagination import with_links
 
 blp = Blueprint("catalogo", __name__, url_prefix="/api", description="Catálogo de productos")
+render_pagina = page_renderer(blp, ProductoSchema())
 _render_producto = renderer(
     blp, ProductoSchema(), found=lambda data: data is not None and data["activo"]
 )
@@ -38,13 +39,18 @@ class Productos(MethodView):
     @blp.etag
     @blp.arguments(ProductoQueryArgsSchema, location="query")
     @blp.response(200, ProductoPageSchema)
-    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+    def get(self, args: dict[str, Any]) -> Response | dict[str, Any]:
         """List active productos
 
         Filter by `categoria`, search `q` in name and description (case-insensitive).
         """
         page, page_size = args["page"], args["page_size"]
-        data = service.lista_productos(args.get("categoria"), args.get("q"), page, page_size)
+        categoria, q = args.get("categoria"), args.get("q")
+        if splice_ok():
+            # Results rendered once per cached value; the host-specific links per request.
+            rendered = service.lista_productos(categoria, q, page, page_size, render=render_pagina)
+            return respond_page(blp, rendered, with_links(rendered["count"], [], page, page_size))
+        data = service.lista_productos(categoria, q, page, page_size)
         return with_links(data["count"], data["results"], page, page_size)
 
 

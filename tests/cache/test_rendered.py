@@ -133,3 +133,68 @@ def test_rendered_answer_is_served_when_the_cache_is_down(make_app, tmp_path):
     assert bypass.data == expected.data
     assert bypass.headers["ETag"] == expected.headers["ETag"]
     assert Path(tmp_path / "cache.log").exists()
+
+
+def smorest_page_body(app, document: dict) -> bytes:
+    """What `@blp.response(200, ProductoPageSchema)` renders for `document`."""
+    from flask import jsonify
+
+    from electro_isla.catalogo.schemas import ProductoPageSchema
+
+    with app.test_request_context():
+        return jsonify(ProductoPageSchema().dump(document)).get_data()
+
+
+def test_list_hit_splices_per_request_links_into_the_stored_results(app, client):
+    for n in range(5):
+        add_producto(app, f"{n + 1}.25", nombre=f"Lámpara {n}")
+    url = "/api/productos/?page=2&page_size=2"
+    miss = client.get(url)
+    hit = client.get(url)
+    assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("MISS", "HIT")
+    assert hit.data == miss.data
+    assert hit.headers["ETag"] == miss.headers["ETag"]
+    page = hit.json
+    assert page["count"] == 5 and len(page["results"]) == 2
+    assert page["next"] == "http://localhost/api/productos/?page=3&page_size=2"
+    assert page["previous"] == "http://localhost/api/productos/?page=1&page_size=2"
+    assert hit.data == smorest_page_body(app, page)
+    assert hit.headers["ETag"].strip('"') == smorest_etag(app, page)
+
+    # Another host: same cached entry (HIT), its own links and so its own tag.
+    other = client.get(url, base_url="http://tienda.example")
+    assert other.headers["X-Cache"] == "HIT"
+    assert other.json["next"] == "http://tienda.example/api/productos/?page=3&page_size=2"
+    assert other.json["results"] == page["results"]
+    assert other.headers["ETag"].strip('"') == smorest_etag(app, other.json)
+    assert other.headers["ETag"] != hit.headers["ETag"]
+
+    etag = hit.headers["ETag"]
+    not_modified = client.get(url, headers={"If-None-Match": etag})
+    assert (not_modified.status_code, not_modified.headers["X-Cache"]) == (304, "HIT")
+    assert not_modified.data == b""
+    last = client.get("/api/productos/?page=3&page_size=2")
+    assert last.json["next"] is None and len(last.json["results"]) == 1
+    assert last.data == smorest_page_body(app, last.json)
+
+
+def test_list_in_debug_mode_keeps_the_smorest_path(make_app):
+    app = make_app(DEBUG=True)
+    add_producto(app, "3.00")
+    client = app.test_client()
+    first, second = client.get("/api/productos/"), client.get("/api/productos/")
+    assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("MISS", "HIT")
+    assert second.data == first.data
+    assert second.data == smorest_page_body(app, second.json)  # indented, not spliced
+    assert b'\n  "count": 1' in second.data
+
+
+def test_cache_warm_fills_the_entry_the_list_endpoint_reads(app, client):
+    from electro_isla.cache.commands import run_warmers
+
+    add_producto(app, "4.00")
+    with app.app_context():
+        run_warmers()
+    first = client.get("/api/productos/")
+    assert (first.status_code, first.headers["X-Cache"]) == (200, "HIT")
+    assert first.json["count"] == 1
