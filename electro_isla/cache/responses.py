@@ -7,6 +7,11 @@ same ETag function) when the value is fetched; the cache stores the result and a
 HIT only wraps the stored text in a Response. flask-smorest passes a Response
 returned by the view straight through, so `@blp.response` stays for the OpenAPI
 document and `@blp.etag` still sets the ETag header (from the stored tag).
+
+A page's next/previous links depend on the host the client called, so they are
+never stored: the stored results text is spliced between per-request links, in
+the compact form the JSON provider answers with outside debug mode, and the ETag
+is hashed from the same splice in the form smorest hashes (sorted keys).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ def respond(blp: Blueprint, rendered: Rendered) -> Response:
     return current_app.response_class(rendered["body"], mimetype=current_app.json.mimetype)
 
 
-def page_renderer(blp: Blueprint, item_schema: Schema) -> Callable[[Any], dict[str, Any]]:
+def page_renderer(item_schema: Schema) -> Callable[[Any], dict[str, Any]]:
     """A `render` for a cached {count, results} page whose links are built per request.
 
     Stores the results dumped twice: as the response renders them and as the

@@ -23,7 +23,7 @@ from electro_isla.catalogo.schemas import (
 from electro_isla.pagination import with_links
 
 blp = Blueprint("catalogo", __name__, url_prefix="/api", description="Catálogo de productos")
-render_pagina = page_renderer(blp, ProductoSchema())
+render_pagina = page_renderer(ProductoSchema())
 _render_producto = renderer(
     blp, ProductoSchema(), found=lambda data: data is not None and data["activo"]
 )
