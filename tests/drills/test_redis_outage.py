@@ -46,7 +46,11 @@ def test_redis_killed_restarted_and_paused_under_traffic(drill_app, drill_db, dr
     server = GunicornServer(drill_db, drill_redis.url)
     app = drill_app(server.prefix)
     with app.app_context():
-        productos = [ProductoFactory(stock=60, precio="25.00") for _ in range(4)]
+        # Three products that cannot run out (a fast machine must still see orders
+        # succeed after the outage) and one that does, so refusals are audited too.
+        productos = [
+            ProductoFactory(stock=stock, precio="25.00") for stock in (100_000, 100_000, 100_000, 5)
+        ]
         initial = {p.id: p.stock for p in productos}
         cliente_ids = [UsuarioFactory(rol="cliente").id for _ in range(3)]
         admin_id = UsuarioFactory(rol="admin").id
