@@ -116,6 +116,10 @@ def on_starting(server) -> None:  # noqa: ANN001
         if log_format.lower() == "json":
             for handler in logger.handlers:
                 handler.setFormatter(make_formatter("json"))
+    # Import now, with PROMETHEUS_MULTIPROC_DIR already set: a first import inside
+    # child_exit during shutdown can meet a half-imported module.
+    import prometheus_client.multiprocess  # noqa: F401
+
     server.log.info("prometheus multiprocess dir: %s", _prom_dir)
 
 
