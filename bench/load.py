@@ -44,17 +44,11 @@ sys.path.insert(0, str(ROOT))
 import psycopg  # noqa: E402
 import requests  # noqa: E402
 
+from electro_isla.catalogo.models import CATEGORIAS  # noqa: E402
 from tests.drills.harness import SECRET_KEY, GunicornServer, libpq_url  # noqa: E402
 from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 STATS = ("ventas", "usuarios", "productos", "reporte")
-CATEGORIAS = (
-    "electrodomesticos",
-    "energia_tecnologia",
-    "herramientas",
-    "hogar_entretenimiento",
-    "otros",
-)
 STAFF_CLIENTS = 20
 SHOPPERS = 100
 ORDERS_PER_SECOND = 5.0
