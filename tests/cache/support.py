@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from decimal import Decimal
 from typing import Any
 
@@ -12,28 +11,15 @@ from flask import Blueprint, Flask, jsonify
 from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
-from electro_isla.usuarios.models import Usuario
-from tests.helpers import auth_headers
+from tests.helpers import user_with_role
 
-_seq = itertools.count()
 CALLERS = ("anonymous", "cliente", "mensajero", "trabajador", "admin")
 ADMIN_MATRIX = dict(zip(CALLERS, (401, 403, 403, 403, 200), strict=True))
 
 
 def quick_user(app: Flask, rol: str) -> tuple[int, dict[str, str]]:
-    """A usuario with bearer headers, without paying for a password hash."""
-    n = next(_seq)
-    with app.app_context():
-        usuario = Usuario(
-            username=f"c_{rol}_{n}",
-            email=f"c_{rol}_{n}@example.test",
-            password_hash="!unusable",
-            rol=rol,
-        )
-        db.session.add(usuario)
-        db.session.commit()
-        uid = usuario.id
-    return uid, auth_headers(app, uid)
+    """A usuario with bearer headers (the factory's password hash is cheap)."""
+    return user_with_role(app, rol)
 
 
 def headers_for(app: Flask, caller: str) -> dict[str, str]:
