@@ -19,7 +19,8 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import cached_property
+from typing import TypeVar
 
 from flask import Flask, current_app
 from limits import RateLimitItemPerSecond
@@ -29,7 +30,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from electro_isla.cache import shared_redis
+from electro_isla.cache import RedisHealth, redis_health, shared_redis
 
 log = logging.getLogger("electro_isla.auth")
 
@@ -80,24 +81,21 @@ class LoginLimiter:
             # Redis Cluster has no single connection pool to share.
             log.warning("RATELIMIT login windows are per process with REDIS_MODE=cluster")
 
-    def _breaker(self) -> Any:
-        manager = self.app.extensions.get("electro_isla.cache")
-        return None if manager is None else manager.breaker
+    @cached_property
+    def health(self) -> RedisHealth:
+        return redis_health(self.app)
 
     def _run(self, action: Callable[..., T], *args: str) -> T:
         """Run `action` on the shared windows, or on this process's when Redis is out."""
-        breaker = self._breaker()
-        if self.shared is None or (breaker is not None and not breaker.allow()):
+        if self.shared is None or self.health.client() is None:
             return action(self.local, *args)
         try:
             result = action(self.shared, *args)
         except RedisError as exc:
-            if breaker is not None:
-                breaker.trip()
+            self.health.failed("ratelimit", f"{self.app.config['CACHE_KEY_PREFIX']}:ratelimit", exc)
             log.warning("RATELIMIT falling back to this process, Redis unavailable: %s", exc)
             return action(self.local, *args)
-        if breaker is not None:
-            breaker.success()
+        self.health.worked()
         return result
 
     def blocked(self, account: str, ip: str) -> Block | None:

@@ -21,12 +21,13 @@ import logging
 import math
 import threading
 import time
+from functools import cached_property
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
 from redis.exceptions import RedisError
 
-from electro_isla.cache import shared_redis
+from electro_isla.cache import RedisHealth, redis_health
 from electro_isla.extensions import jwt
 
 log = logging.getLogger("electro_isla.auth")
@@ -45,37 +46,26 @@ class RevocationStore:
         self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def _breaker(self) -> Any:
-        manager = self.app.extensions.get("electro_isla.cache")
-        return None if manager is None else manager.breaker
+    @cached_property
+    def health(self) -> RedisHealth:
+        return redis_health(self.app)
 
     def _client(self) -> Any:
         """The shared Redis client, or None (no Redis, or the cache's circuit is open)."""
-        client = shared_redis(self.app)
-        if client is None:
-            return None
-        breaker = self._breaker()
-        if breaker is not None and not breaker.allow():
-            return None
-        return client
+        return self.health.client()
 
     def _worked(self) -> None:
-        breaker = self._breaker()
-        if breaker is not None:
-            breaker.success()
+        self.health.worked()
 
     def _failed(self, action: str, exc: Exception) -> None:
-        breaker = self._breaker()
-        if breaker is not None:
-            breaker.trip()
-        log.warning("REVOCATION %s failed, Redis unavailable: %s", action, type(exc).__name__)
+        self.health.failed(f"revocation {action}", f"{self.key_prefix}*", exc)
 
     def revoke(self, jti: str, expires_at: float) -> None:
         """Refuse `jti` from now until `expires_at` (epoch seconds)."""
         now = time.time()
         if expires_at <= now:
             return
-        shared = shared_redis(self.app) is not None
+        shared = self.health.shared
         with self._lock:
             self._local[jti] = expires_at
             if len(self._local) % LOCAL_PURGE_EVERY == 0:

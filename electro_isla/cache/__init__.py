@@ -11,6 +11,7 @@ from redis.retry import Retry
 from werkzeug.local import LocalProxy
 
 from electro_isla.cache.backends import REDIS_BACKENDS
+from electro_isla.cache.breaker import RedisHealth
 from electro_isla.cache.listeners import install_listeners, invalidate_after_commit
 from electro_isla.cache.manager import BYPASS, HIT, MISS, CacheManager, CacheUnavailable
 from electro_isla.extensions import cache
@@ -19,10 +20,12 @@ __all__ = [
     "BYPASS",
     "HIT",
     "MISS",
+    "RedisHealth",
     "CacheManager",
     "CacheUnavailable",
     "cache_manager",
     "invalidate_after_commit",
+    "redis_health",
     "register_cache",
 ]
 
@@ -74,6 +77,11 @@ def caching_config(app: Flask) -> dict[str, Any]:
 def shared_redis(app: Flask) -> Redis | None:
     """The Redis client every shared store uses (cache, revocations, limits)."""
     return app.extensions.get("electro_isla.redis")
+
+
+def redis_health(app: Flask) -> RedisHealth:
+    """The shared Redis behind the cache's circuit breaker, for the stores beside the cache."""
+    return RedisHealth(shared_redis(app), app.extensions[EXTENSION_KEY].breaker)
 
 
 def register_cache(app: Flask) -> None:

@@ -67,10 +67,6 @@ def _on_invalidate(_sender: Any, name: str, key: str, **_: Any) -> None:
     log.info("INVALIDATE %s", key)
 
 
-def _on_error(_sender: Any, name: str, key: str, error: Exception, **_: Any) -> None:
-    log.warning("ERROR %s %s: %s", key, type(error).__name__, error)
-
-
 def _on_bypass(_sender: Any, name: str, key: str, reason: str, **_: Any) -> None:
     log.info("BYPASS %s (%s)", key, reason)
 
@@ -80,5 +76,4 @@ def subscribe(app: Flask) -> None:
     signals.cache_hit.connect(_on_hit, weak=False)
     signals.cache_miss.connect(_on_miss, weak=False)
     signals.cache_invalidate.connect(_on_invalidate, weak=False)
-    signals.cache_error.connect(_on_error, weak=False)
     signals.cache_bypass.connect(_on_bypass, weak=False)

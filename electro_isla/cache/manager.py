@@ -30,7 +30,6 @@ partitioned Redis opens that window.
 
 from __future__ import annotations
 
-import fcntl
 import fnmatch
 import hashlib
 import json
@@ -38,23 +37,24 @@ import logging
 import os
 import re
 import tempfile
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import urlencode
+from typing import Any
 
 from flask import Flask, g, has_app_context, has_request_context
 from redis import Redis
-from redis.exceptions import LockError, NoScriptError, RedisError
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import inspect as sa_inspect
 
 from electro_isla.cache import signals
+from electro_isla.cache.breaker import CircuitBreaker
+from electro_isla.cache.keys import KeySpace, KeySpec
+from electro_isla.cache.pending import PendingInvalidations
 from electro_isla.cache.registry import REGISTRY, CachedName
+from electro_isla.cache.stats import StatsBuffer
+from electro_isla.cache.stores import KeyLock, LocalStore, RedisStore
 from electro_isla.json import dumps
 
 log = logging.getLogger("electro_isla.cache")
@@ -62,295 +62,10 @@ log = logging.getLogger("electro_isla.cache")
 HIT, MISS, BYPASS = "HIT", "MISS", "BYPASS"
 STAT_FIELDS = ("hits", "misses", "fetches", "invalidations", "errors")
 FAMILY_FIELDS = ("hits", "misses", "fetches", "invalidations")
-MAX_PARAMS_IN_KEY = 120
-GLOB_CHARS = re.compile(r"([*?\[\]\\])")
-
-# KEYS: the name's generation counter `<prefix>:gen:<name>` and, for a row family,
-# the row's `<prefix>:gen:<name>:<row>`. ARGV[1]: the params part of the key. The
-# value key and the stats hash are derived here, so the client packs few arguments.
-# Returns {generations joined by ".", raw value or nil}. A missing counter is seeded
-# from the server clock in nanoseconds, never from a number an evicted one may have used.
-LOOKUP_SCRIPT = """
-local prefix, name = string.match(KEYS[1], '^(.*):gen:([^:]+)$')
-local row = '-'
-if KEYS[2] then row = string.sub(KEYS[2], #KEYS[1] + 2) end
-local gens = redis.call('MGET', unpack(KEYS))
-local now = redis.call('TIME')
-for i = 1, #KEYS do
-  if not gens[i] then
-    redis.call('SET', KEYS[i], now[1] .. string.format('%06d', now[2]) .. '000', 'NX')
-    gens[i] = redis.call('GET', KEYS[i])
-  end
-end
-local version = table.concat(gens, '.')
-local value = redis.call('GET', prefix .. ':v:' .. name .. ':' .. row .. ':' .. version .. ':' .. ARGV[1])
-local field = 'misses'
-if value then field = 'hits' end
-local stats = prefix .. ':stats'
-redis.call('HINCRBY', stats, field, 1)
-redis.call('HINCRBY', stats, field .. ':' .. name, 1)
-redis.call('HSET', stats, 'last_updated', now[1] .. '.' .. string.format('%06d', now[2]))
-return {version, value}
-"""
 
 
 class CacheUnavailable(Exception):
     """Raised by clearing operations when the shared store cannot be used now."""
-
-
-class CircuitBreaker:
-    """Closed until a failure; open for `reset_seconds`; then one caller probes.
-
-    While one probe is in flight the others keep bypassing, so a hung server
-    costs one socket timeout per interval and process, not one per request.
-    """
-
-    def __init__(self, reset_seconds: float) -> None:
-        self.reset_seconds = reset_seconds
-        self._open_until = 0.0  # 0.0 means closed
-        self._lock = threading.Lock()
-
-    @property
-    def closed(self) -> bool:
-        return self._open_until == 0.0
-
-    @property
-    def is_open(self) -> bool:
-        return not self.closed
-
-    def allow(self) -> bool:
-        if self._open_until == 0.0:
-            return True
-        now = time.monotonic()
-        with self._lock:
-            if self._open_until == 0.0:
-                return True
-            if now < self._open_until:
-                return False
-            self._open_until = now + self.reset_seconds  # this caller is the probe
-            return True
-
-    def trip(self) -> None:
-        with self._lock:
-            self._open_until = time.monotonic() + self.reset_seconds
-
-    def success(self) -> None:
-        if self._open_until != 0.0:
-            with self._lock:
-                self._open_until = 0.0
-
-
-class KeyLock(Protocol):
-    def acquire(self, blocking: bool = ...) -> bool: ...  # pragma: no cover
-
-    def release(self) -> None: ...  # pragma: no cover
-
-
-class PendingInvalidations:
-    """Generation bumps that failed, kept in a file every worker of the host sees.
-
-    The file is the durable part: a worker that never saw the outage, or a
-    replacement of the worker that failed, finds it and replays it before it
-    serves anything from the cache. Memory is the fallback when there is no file.
-    """
-
-    def __init__(self, path: Path | None) -> None:
-        self.path = path
-        self._path_str = None if path is None else str(path)
-        self._memory: set[str] = set()
-        self._lock = threading.Lock()
-
-    def empty(self) -> bool:
-        return not self._memory and (self._path_str is None or not os.path.exists(self._path_str))
-
-    def __len__(self) -> int:
-        return len(self.snapshot())
-
-    def add(self, keys: Iterable[str]) -> None:
-        keys = set(keys)
-        if self.path is not None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                while True:
-                    with open(self.path, "a", encoding="utf-8") as fh:
-                        fcntl.flock(fh, fcntl.LOCK_EX)
-                        # A replayer may have unlinked the file while we waited for
-                        # the lock: writing to that inode would lose the keys.
-                        try:
-                            same = os.stat(self.path).st_ino == os.fstat(fh.fileno()).st_ino
-                        except FileNotFoundError:
-                            same = False
-                        if same:
-                            fh.write("".join(f"{k}\n" for k in sorted(keys)))
-                            return
-            except OSError as exc:
-                log.warning("ERROR pending file %s: %s", self.path, exc)
-        # No file (or it failed): only this process knows, and replays them itself.
-        with self._lock:
-            self._memory |= keys
-
-    def snapshot(self) -> set[str]:
-        with self._lock:
-            keys = set(self._memory)
-        if self.path is not None:
-            try:
-                keys |= {line for line in self.path.read_text("utf-8").splitlines() if line}
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("ERROR pending file %s: %s", self.path, exc)
-        return keys
-
-    def done(self, keys: set[str]) -> None:
-        """Forget `keys` (replayed); keeps what another worker added meanwhile."""
-        with self._lock:
-            self._memory -= keys
-        if self.path is None:
-            return
-        try:
-            with open(self.path, "r+", encoding="utf-8") as fh:
-                fcntl.flock(fh, fcntl.LOCK_EX)
-                left = [line for line in fh.read().splitlines() if line and line not in keys]
-                if left:
-                    fh.seek(0)
-                    fh.truncate()
-                    fh.write("".join(f"{k}\n" for k in left))
-                else:
-                    # Unlink while holding the lock: a concurrent `add` either wrote
-                    # before (and was read) or reopens a new file after.
-                    self.path.unlink(missing_ok=True)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            log.warning("ERROR pending file %s: %s", self.path, exc)
-
-
-class LocalStore:
-    """Generations, locks and counters for the in-process cache (one process only)."""
-
-    shared = False
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._gens: dict[str, int] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._stats: Counter[str] = Counter()
-        self._last_updated: str | None = None
-
-    def generations(self, keys: list[str]) -> list[int]:
-        with self._guard:
-            return [self._gens.setdefault(k, time.time_ns()) for k in keys]
-
-    def bump(self, keys: Iterable[str]) -> None:
-        with self._guard:
-            for k in keys:
-                self._gens[k] = self._gens.get(k, time.time_ns()) + 1
-
-    def lock(self, key: str, timeout: float) -> KeyLock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def add_stats(self, counts: Counter[str], when: str) -> None:
-        with self._guard:
-            self._stats.update(counts)
-            self._last_updated = when
-
-    def read_stats(self) -> tuple[dict[str, int], str | None]:
-        with self._guard:
-            return dict(self._stats), self._last_updated
-
-    def delete_matching(self, backend: Any, prefix: str, pattern: str) -> int:
-        # SimpleCache keeps keys without the prefix; one process, one app.
-        glob = f"v:{pattern}"
-        keys = [k for k in list(backend._cache) if fnmatch.fnmatchcase(k, glob)]
-        for k in keys:
-            backend._cache.pop(k, None)
-        return len(keys)
-
-
-class RedisStore:
-    """Generations, locks and counters in Redis, shared by every worker process."""
-
-    shared = True
-
-    def __init__(self, client: Redis, prefix: str, atomic: bool) -> None:
-        self.client = client
-        self.stats_key = f"{prefix}:stats"
-        # Cluster mode cannot run a script over keys of several slots.
-        self.lookup_script = client.register_script(LOOKUP_SCRIPT) if atomic else None
-
-    def lookup(self, keys: list[str], params: str) -> tuple[bytes, bytes | None]:
-        """Run the lookup script: EVALSHA straight away (fewest arguments to pack)."""
-        script = self.lookup_script
-        assert script is not None
-        try:
-            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, params)
-        except NoScriptError:  # the server restarted or was flushed since
-            script.sha = self.client.script_load(script.script)
-            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, params)
-
-    def generations(self, keys: list[str]) -> list[int]:
-        values = self.client.mget(keys)
-        missing = [k for k, v in zip(keys, values, strict=True) if v is None]
-        if missing:
-            # A fresh counter starts at a clock value, never at a number an
-            # evicted counter may have used before.
-            pipe = self.client.pipeline(transaction=False)
-            for k in missing:
-                pipe.set(k, time.time_ns(), nx=True)
-            pipe.execute()
-            values = self.client.mget(keys)
-        return [int(v) for v in values]
-
-    def bump(self, keys: Iterable[str]) -> None:
-        # A missing counter is seeded from the clock first: INCR alone would restart
-        # it at 1, a number whose old values may still be stored.
-        seed = time.time_ns()
-        pipe = self.client.pipeline(transaction=False)
-        for k in keys:
-            pipe.set(k, seed, nx=True)
-            pipe.incr(k)
-        pipe.execute()
-
-    def lock(self, key: str, timeout: float) -> KeyLock:
-        return self.client.lock(key, timeout=timeout, thread_local=False)
-
-    def add_stats(self, counts: Counter[str], when: str) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for field_name, n in counts.items():
-            pipe.hincrby(self.stats_key, field_name, n)
-        pipe.hset(self.stats_key, "last_updated", when)
-        pipe.execute()
-
-    def read_stats(self) -> tuple[dict[str, int], str | None]:
-        raw = self.client.hgetall(self.stats_key)
-        decoded = {k.decode(): v.decode() for k, v in raw.items()}
-        last = decoded.pop("last_updated", None)
-        return {k: int(v) for k, v in decoded.items()}, last
-
-    def delete_matching(self, backend: Any, prefix: str, pattern: str) -> int:
-        # The prefix is literal even if it holds glob characters.
-        glob = GLOB_CHARS.sub(r"\\\1", prefix) + f":v:{pattern}"
-        deleted = 0
-        batch: list[bytes] = []
-        for key in self.client.scan_iter(match=glob, count=500):
-            batch.append(key)
-            if len(batch) >= 500:
-                deleted += self.client.unlink(*batch)
-                batch = []
-        if batch:
-            deleted += self.client.unlink(*batch)
-        return deleted
-
-
-@dataclass(frozen=True)
-class KeySpec:
-    """What identifies one cached value, before the generations are known."""
-
-    entry: CachedName
-    row: object | None
-    params: str
-    gen_keys: list[str]
 
 
 def _rendering(fetch: Callable[[], Any], render: Callable[[Any], Any]) -> Callable[[], Any]:
@@ -365,6 +80,7 @@ class CacheManager:
         self.app = app
         self.backend = backend
         self.prefix = app.config["CACHE_KEY_PREFIX"]
+        self.keys = KeySpace(self.prefix)
         self.enabled = app.config["CACHE_ENABLED"]
         self.lock_timeout = float(app.config["CACHE_LOCK_TIMEOUT"])
         # Off only to measure what the lock saves (bench, tests).
@@ -382,8 +98,7 @@ class CacheManager:
         self.breaker = CircuitBreaker(app.config["CACHE_CIRCUIT_RESET_SECONDS"])
         overrides = app.config.get("CACHE_TTL_OVERRIDES", {})
         self.ttls = {name: overrides.get(name, entry.ttl) for name, entry in REGISTRY.items()}
-        self._stats_buffer: Counter[str] = Counter()
-        self._stats_lock = threading.Lock()
+        self.counts = StatsBuffer()
 
     def _pending_path(self, app: Flask) -> Path:
         """One marker file per (prefix, Redis server), shared by the host's workers."""
@@ -397,41 +112,16 @@ class CacheManager:
     # -- keys ------------------------------------------------------------------
 
     def gen_key(self, name: str, row: object | None = None) -> str:
-        return f"{self.prefix}:gen:{name}" if row is None else f"{self.prefix}:gen:{name}:{row}"
-
-    def _params_part(self, entry: CachedName, params: Mapping[str, Any] | None) -> str:
-        if not params:
-            return "-"
-        kept = sorted(
-            (k, "" if v is None else str(v)) for k, v in params.items() if k in entry.params
-        )
-        part = urlencode(kept) or "-"
-        if len(part) > MAX_PARAMS_IN_KEY:
-            part = "h" + hashlib.sha256(part.encode()).hexdigest()[:32]
-        return part
-
-    def _spec(self, name: str, row: object | None, params: Mapping[str, Any] | None) -> KeySpec:
-        entry = REGISTRY[name]
-        if (entry.row_table is None) != (row is None):
-            raise ValueError(f"{name}: row is {'required' if entry.row_table else 'not allowed'}")
-        gen_keys = [self.gen_key(name)] + ([self.gen_key(name, row)] if row is not None else [])
-        return KeySpec(entry, row, self._params_part(entry, params), gen_keys)
-
-    @staticmethod
-    def _key_parts(spec: KeySpec) -> tuple[str, str]:
-        row = "-" if spec.row is None else spec.row
-        return f"v:{spec.entry.name}:{row}:", f":{spec.params}"
+        return self.keys.gen_key(name, row)
 
     def value_key(self, spec: KeySpec, gens: Iterable[int | str]) -> str:
-        """Key relative to the backend's prefix (Flask-Caching adds `prefix:`)."""
-        head, tail = self._key_parts(spec)
-        return head + ".".join(str(n) for n in gens) + tail
+        return self.keys.value_key(spec, gens)
 
     def key_for(
         self, name: str, row: object | None = None, params: Mapping[str, Any] | None = None
     ) -> str:
         """The full Redis key a lookup of (name, row, params) would use right now."""
-        spec = self._spec(name, row, params)
+        spec = self.keys.spec(name, row, params)
         return f"{self.prefix}:{self.value_key(spec, self.store.generations(spec.gen_keys))}"
 
     # -- reads -----------------------------------------------------------------
@@ -458,7 +148,7 @@ class CacheManager:
         its ETag). It is stored beside the plain value, under the same
         generations, so it is exactly as fresh.
         """
-        spec = self._spec(name, row, params)
+        spec = self.keys.spec(name, row, params)
         if render is not None:
             # "|" never occurs in a params part (urlencoded, "-" or "h<hex>").
             spec = KeySpec(spec.entry, spec.row, f"{spec.params}|r", spec.gen_keys)
@@ -483,7 +173,7 @@ class CacheManager:
         """(key, value or None), counting the hit or miss; one round trip on Redis."""
         store = self.store
         if isinstance(store, RedisStore) and store.lookup_script is not None:
-            head, tail = self._key_parts(spec)
+            head, tail = self.keys.parts(spec)
             version, raw = store.lookup(spec.gen_keys, spec.params)
             key = f"{head}{version.decode()}{tail}"
             return key, None if raw is None else self.backend.serializer.loads(raw)
@@ -607,7 +297,7 @@ class CacheManager:
             self._apply(keys)
 
     def _name_of(self, gen_key: str) -> str:
-        return gen_key.removeprefix(f"{self.prefix}:gen:").split(":", 1)[0]
+        return self.keys.name_of(gen_key)
 
     def _apply(self, keys: set[str]) -> None:
         if not self.enabled:  # nothing is cached, nothing to invalidate
@@ -621,6 +311,7 @@ class CacheManager:
             self._failed("invalidate", ",".join(sorted(keys)), exc)
             self._remember(keys)
             return
+        self.breaker.success()
         self._applied(keys)
 
     def _applied(self, keys: Iterable[str]) -> None:
@@ -672,7 +363,7 @@ class CacheManager:
         return 0 if self.pending.empty() else len(self.pending)
 
     def _failed(self, name: str, key: str, exc: Exception) -> None:
-        self.breaker.trip()
+        self.breaker.trip(name, key, exc)
         self._count("errors", name)
         signals.cache_error.send(self.app, name=name, key=key, error=exc)
 
@@ -710,28 +401,21 @@ class CacheManager:
     # -- statistics --------------------------------------------------------------
 
     def _count(self, stat: str, name: str) -> None:
-        with self._stats_lock:
-            self._stats_buffer[stat] += 1
-            self._stats_buffer[f"{stat}:{name}"] += 1
+        self.counts.add(stat, name)
 
     def flush_stats(self) -> None:
         """Push this process's counters to the shared store (requests that had any)."""
-        if not self._stats_buffer:
+        if not self.counts:
             return
-        with self._stats_lock:
-            counts, self._stats_buffer = self._stats_buffer, Counter()
+        counts = self.counts.take()
         if not self.breaker.closed:
-            self._restore(counts)
+            self.counts.restore(counts)
             return
         try:
             self.store.add_stats(counts, f"{time.time():.6f}")
         except RedisError as exc:
-            self._restore(counts)
+            self.counts.restore(counts)
             self._failed("stats", self.store.stats_key if self.store.shared else "stats", exc)
-
-    def _restore(self, counts: Counter[str]) -> None:
-        with self._stats_lock:
-            self._stats_buffer.update(counts)
 
     def get_stats(self) -> dict[str, Any]:
         """Totals and per-name counters of every worker sharing the store."""
@@ -744,9 +428,8 @@ class CacheManager:
             except RedisError as exc:
                 self._failed("stats", "stats", exc)
         if not self.breaker.closed:  # figures not yet pushed are still worth showing
-            with self._stats_lock:
-                for k, n in self._stats_buffer.items():
-                    raw[k] = raw.get(k, 0) + n
+            for k, n in self.counts.peek().items():
+                raw[k] = raw.get(k, 0) + n
         if last_updated is not None:  # epoch seconds, from Redis' clock or ours
             last_updated = datetime.fromtimestamp(float(last_updated), UTC).isoformat()
         totals = {f: raw.get(f, 0) for f in STAT_FIELDS}

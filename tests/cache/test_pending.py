@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from electro_isla.cache.manager import PendingInvalidations
+from electro_isla.cache.pending import PendingInvalidations
 
 
 def test_keys_added_by_one_worker_are_seen_and_replayed_by_another(tmp_path):
