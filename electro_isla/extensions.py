@@ -1,11 +1,16 @@
 """Extension instances, created unbound; `register_extensions` binds them."""
 
+from collections.abc import Iterable
+from typing import Any
+
 from flask import Flask
 from flask_caching import Cache
 from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
+from flask_sqlalchemy.session import Session as FlaskSession
 from sqlalchemy import MetaData
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import DeclarativeBase
 
 from electro_isla.errors import JsonApi
@@ -24,7 +29,34 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-db = SQLAlchemy(model_class=Base)
+class Session(FlaskSession):
+    """Flask-SQLAlchemy's session; the legacy bulk methods note their tables for invalidation.
+
+    `bulk_*_mappings` and `bulk_save_objects` fire neither mapper events nor
+    `do_orm_execute`, so the cache would not hear of them otherwise.
+    """
+
+    def _note(self, mappers: Iterable[Any]) -> None:
+        from electro_isla.cache.listeners import invalidate_after_commit
+
+        tables = {t.name for m in mappers for t in sa_inspect(m).tables}
+        invalidate_after_commit(self, *sorted(tables))
+
+    def bulk_insert_mappings(self, mapper: Any, mappings: Any, *args: Any, **kw: Any) -> None:
+        self._note([mapper])
+        super().bulk_insert_mappings(mapper, mappings, *args, **kw)
+
+    def bulk_update_mappings(self, mapper: Any, mappings: Any) -> None:
+        self._note([mapper])
+        super().bulk_update_mappings(mapper, mappings)
+
+    def bulk_save_objects(self, objects: Iterable[Any], *args: Any, **kw: Any) -> None:
+        objects = list(objects)
+        self._note({type(o) for o in objects})
+        super().bulk_save_objects(objects, *args, **kw)
+
+
+db = SQLAlchemy(model_class=Base, session_options={"class_": Session})
 migrate = Migrate()
 cache = Cache()
 api = JsonApi()

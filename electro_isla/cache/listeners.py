@@ -1,10 +1,13 @@
 """Invalidation wired to the ORM: mapper events collect, COMMIT applies.
 
 Mapper events fire while the transaction is still open, so they only note what
-changed in `session.info`. `after_commit` turns the notes into generation bumps;
-`after_rollback` throws them away, so a failed write leaves the cache alone.
-ORM bulk `insert()/update()/delete()` are caught in `do_orm_execute`; raw SQL
-cannot be seen and must call `invalidate_after_commit` itself.
+changed in `session.info`, per transaction: a savepoint's notes are its own.
+Releasing a savepoint hands its notes to its parent; rolling it back forgets
+only them; the outermost COMMIT turns all notes into generation bumps and its
+ROLLBACK throws them all away, so a failed write leaves the cache alone.
+ORM bulk `insert()/update()/delete()` are caught in `do_orm_execute`, the
+legacy `bulk_*_mappings` by the session class (extensions.py); raw SQL cannot
+be seen and must call `invalidate_after_commit` itself.
 """
 
 from __future__ import annotations
@@ -13,20 +16,48 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import event
-from sqlalchemy.orm import Mapper, ORMExecuteState, Session, object_session
+from sqlalchemy.orm import (
+    Mapper,
+    ORMExecuteState,
+    Session,
+    SessionTransaction,
+    object_session,
+    scoped_session,
+)
 
 from electro_isla.cache.registry import names_for_table, row_names_for_table
 
 PENDING = "electro_isla.cache.pending"
 WHOLE_TABLE = object()
+ROOT = "root"  # the outermost transaction's notes (also those made before it began)
 
 
-def _pending(session: Session) -> dict[str, set[Any]]:
+def _key(transaction: SessionTransaction | None) -> SessionTransaction | str:
+    return transaction if transaction is not None and transaction.nested else ROOT
+
+
+def _innermost(session: Session) -> SessionTransaction | str:
+    return _key(session.get_nested_transaction())
+
+
+def _notes(session: Session) -> dict[Any, dict[str, set[Any]]]:
+    """{ROOT or a savepoint's transaction: {table: rows touched}}."""
     return session.info.setdefault(PENDING, {})
 
 
-def invalidate_after_commit(session: Session, *tables: str) -> None:
+def _pending(session: Session) -> dict[str, set[Any]]:
+    return _notes(session).setdefault(_innermost(session), {})
+
+
+def pending_tables(session: Session) -> set[str]:
+    """Tables this session wrote to and has not committed yet (any savepoint)."""
+    return {table for touched in session.info.get(PENDING, {}).values() for table in touched}
+
+
+def invalidate_after_commit(session: Session | scoped_session, *tables: str) -> None:
     """Invalidate everything read from `tables` once this session commits."""
+    if isinstance(session, scoped_session):
+        session = session()
     for table in tables:
         _pending(session).setdefault(table, set()).add(WHOLE_TABLE)
 
@@ -66,8 +97,25 @@ def _targets(pending: dict[str, set[Any]]) -> tuple[set[str], set[tuple[str, Any
     return names, rows
 
 
-def _apply(session: Session) -> None:
-    pending = session.info.pop(PENDING, None)
+def _merge(into: dict[str, set[Any]], notes: dict[str, set[Any]]) -> None:
+    for table, touched in notes.items():
+        into.setdefault(table, set()).update(touched)
+
+
+def _committed(session: Session) -> None:
+    """A savepoint's release hands its notes to its parent; the outermost COMMIT applies them."""
+    nested = session.get_nested_transaction()
+    notes = session.info.get(PENDING)
+    if not notes:
+        return
+    if nested is not None:
+        released = notes.pop(nested, None)
+        if released:
+            _merge(notes.setdefault(_key(nested.parent), {}), released)
+        return
+    pending: dict[str, set[Any]] = {}
+    for touched in session.info.pop(PENDING).values():
+        _merge(pending, touched)
     if not pending or not has_app_context():
         return
     manager = current_app.extensions.get("electro_isla.cache")
@@ -76,8 +124,24 @@ def _apply(session: Session) -> None:
         manager.invalidate(names=names, rows=rows)
 
 
-def _forget(session: Session) -> None:
-    session.info.pop(PENDING, None)
+def _rolled_back(session: Session) -> None:
+    """A savepoint's rollback forgets only its own notes; the outermost forgets them all."""
+    nested = session.get_nested_transaction()
+    if nested is None:
+        session.info.pop(PENDING, None)
+    else:
+        session.info.get(PENDING, {}).pop(nested, None)
+
+
+def _ended(session: Session, transaction: SessionTransaction) -> None:
+    """Closed without COMMIT or ROLLBACK events (session.close()): nothing it noted happened."""
+    notes = session.info.get(PENDING)
+    if not notes:
+        return
+    if transaction.nested:
+        notes.pop(transaction, None)
+    elif transaction.parent is None:
+        session.info.pop(PENDING, None)
 
 
 _installed = False
@@ -91,6 +155,7 @@ def install_listeners() -> None:
     for mapper_event in ("after_insert", "after_update", "after_delete"):
         event.listen(Mapper, mapper_event, _collect)
     event.listen(Session, "do_orm_execute", _collect_bulk)
-    event.listen(Session, "after_commit", _apply)
-    event.listen(Session, "after_rollback", _forget)
+    event.listen(Session, "after_commit", _committed)
+    event.listen(Session, "after_rollback", _rolled_back)
+    event.listen(Session, "after_transaction_end", _ended)
     _installed = True

@@ -248,11 +248,11 @@ class CacheManager:
         """
         if not has_app_context():
             return False
-        from electro_isla.cache.listeners import PENDING
+        from electro_isla.cache.listeners import pending_tables
         from electro_isla.extensions import db
 
         session = db.session()
-        tables: set[str] = set(session.info.get(PENDING, ()))
+        tables = pending_tables(session)
         for obj in (*session.new, *session.dirty, *session.deleted):
             tables.update(t.name for t in sa_inspect(obj).mapper.tables)
         return any(t in entry.tables or t == entry.row_table for t in tables)

@@ -171,3 +171,22 @@ def test_paused_redis_answers_within_the_socket_timeout_and_breaker_limits_probe
     assert max(timings) < 1.0, timings  # one socket timeout (0.2 s) plus a busy box
     # At most one probe per interval: a timeout per request would take 20 x 0.2 s.
     assert len(errors) <= 1 + int(total / RESET) + 1, (errors, total)
+
+
+def test_a_successful_bump_closes_the_breaker_for_write_only_traffic(outage_app, own_redis):
+    """Recovery seen first by a write: the next writes go straight to Redis, not to the record."""
+    app = outage_app()
+    producto_id = add_producto(app, "10.00")
+    own_redis.kill()
+    assert get(app.test_client(), producto_id)[0].headers["X-Cache"] == "BYPASS"
+    manager = manager_of(app)
+    assert manager.breaker.is_open
+    restarted = RedisServer(port=own_redis.port).start()
+    try:
+        time.sleep(RESET * 1.2)
+        set_precio(app, producto_id, "11.00")  # the probe: bumps, and must close the circuit
+        assert manager.breaker.closed
+        set_precio(app, producto_id, "12.00")
+        assert manager.pending_invalidations == 0
+    finally:
+        restarted.stop()
