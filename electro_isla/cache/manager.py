@@ -85,19 +85,21 @@ class CacheManager:
         self.lock_timeout = float(app.config["CACHE_LOCK_TIMEOUT"])
         # Off only to measure what the lock saves (bench, tests).
         self.lock_enabled = bool(app.config.get("CACHE_LOCK_ENABLED", True))
+        overrides = app.config.get("CACHE_TTL_OVERRIDES", {})
+        self.ttls = {name: overrides.get(name, entry.ttl) for name, entry in REGISTRY.items()}
+        # Generation counters outlive every value that embeds them, then expire.
+        self.gen_ttl = max(self.ttls.values())
         self.store: RedisStore | LocalStore
         if redis_client is not None:
             atomic = app.config.get("REDIS_MODE", "standalone") != "cluster"
-            self.store = RedisStore(redis_client, self.prefix, atomic)
+            self.store = RedisStore(redis_client, self.prefix, atomic, self.gen_ttl)
             self.backend_name = "redis"
             self.pending = PendingInvalidations(self._pending_path(app))
         else:
-            self.store = LocalStore()
+            self.store = LocalStore(self.gen_ttl)
             self.backend_name = "simple"
             self.pending = PendingInvalidations(None)
         self.breaker = CircuitBreaker(app.config["CACHE_CIRCUIT_RESET_SECONDS"])
-        overrides = app.config.get("CACHE_TTL_OVERRIDES", {})
-        self.ttls = {name: overrides.get(name, entry.ttl) for name, entry in REGISTRY.items()}
         self.counts = StatsBuffer()
 
     def _pending_path(self, app: Flask) -> Path:

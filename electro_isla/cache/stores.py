@@ -16,10 +16,13 @@ from redis.exceptions import NoScriptError
 GLOB_CHARS = re.compile(r"([*?\[\]\\])")
 
 # KEYS: the name's generation counter `<prefix>:gen:<name>` and, for a row family,
-# the row's `<prefix>:gen:<name>:<row>`. ARGV[1]: the params part of the key. The
-# value key and the stats hash are derived here, so the client packs few arguments.
-# Returns {generations joined by ".", raw value or nil}. A missing counter is seeded
-# from the server clock in nanoseconds, never from a number an evicted one may have used.
+# the row's `<prefix>:gen:<name>:<row>`. ARGV[1]: the params part of the key;
+# ARGV[2]: how long a seeded counter lives (the longest TTL). The value key and the
+# stats hash are derived here, so the client packs few arguments. Returns
+# {generations joined by ".", raw value or nil}. A missing counter is seeded from the
+# server clock in nanoseconds, never from a number an evicted or expired one may have
+# used, and expires: a lookup of any id (anonymous clients choose them) leaves no
+# key that outlives the longest TTL.
 LOOKUP_SCRIPT = """
 local prefix, name = string.match(KEYS[1], '^(.*):gen:([^:]+)$')
 local row = '-'
@@ -28,7 +31,7 @@ local gens = redis.call('MGET', unpack(KEYS))
 local now = redis.call('TIME')
 for i = 1, #KEYS do
   if not gens[i] then
-    redis.call('SET', KEYS[i], now[1] .. string.format('%06d', now[2]) .. '000', 'NX')
+    redis.call('SET', KEYS[i], now[1] .. string.format('%06d', now[2]) .. '000', 'NX', 'EX', ARGV[2])
     gens[i] = redis.call('GET', KEYS[i])
   end
 end
@@ -51,25 +54,53 @@ class KeyLock(Protocol):
 
 
 class LocalStore:
-    """Generations, locks and counters for the in-process cache (one process only)."""
+    """Generations, locks and counters for the in-process cache (one process only).
+
+    Like Redis' counters, a generation expires `gen_ttl` seconds after it was last
+    used and is re-seeded from the clock; idle locks are dropped. A sweep every
+    `gen_ttl` keeps both bounded by what was used within the longest TTL.
+    """
 
     shared = False
 
-    def __init__(self) -> None:
+    def __init__(self, gen_ttl: int) -> None:
+        self.gen_ttl = gen_ttl
         self._guard = threading.Lock()
-        self._gens: dict[str, int] = {}
+        self._gens: dict[str, tuple[int, float]] = {}  # key -> (generation, expires at)
         self._locks: dict[str, threading.Lock] = {}
         self._stats: Counter[str] = Counter()
         self._last_updated: str | None = None
+        self._next_sweep = time.monotonic() + gen_ttl
+
+    def _generation(self, key: str, now: float) -> int:
+        current = self._gens.get(key)
+        gen = current[0] if current is not None and current[1] > now else time.time_ns()
+        self._gens[key] = (gen, now + self.gen_ttl)
+        return gen
+
+    def _sweep(self, now: float) -> None:
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.gen_ttl
+        self._gens = {k: v for k, v in self._gens.items() if v[1] > now}
+        self._locks = {k: lock for k, lock in self._locks.items() if lock.locked()}
+
+    def __len__(self) -> int:
+        """Generations and locks held (what a flood of distinct keys could grow)."""
+        with self._guard:
+            return len(self._gens) + len(self._locks)
 
     def generations(self, keys: list[str]) -> list[int]:
+        now = time.monotonic()
         with self._guard:
-            return [self._gens.setdefault(k, time.time_ns()) for k in keys]
+            self._sweep(now)
+            return [self._generation(k, now) for k in keys]
 
     def bump(self, keys: Iterable[str]) -> None:
+        now = time.monotonic()
         with self._guard:
             for k in keys:
-                self._gens[k] = self._gens.get(k, time.time_ns()) + 1
+                self._gens[k] = (self._generation(k, now) + 1, now + self.gen_ttl)
 
     def lock(self, key: str, timeout: float) -> KeyLock:
         with self._guard:
@@ -98,8 +129,9 @@ class RedisStore:
 
     shared = True
 
-    def __init__(self, client: Redis, prefix: str, atomic: bool) -> None:
+    def __init__(self, client: Redis, prefix: str, atomic: bool, gen_ttl: int) -> None:
         self.client = client
+        self.gen_ttl = gen_ttl
         self.stats_key = f"{prefix}:stats"
         # Cluster mode cannot run a script over keys of several slots.
         self.lookup_script = client.register_script(LOOKUP_SCRIPT) if atomic else None
@@ -109,10 +141,14 @@ class RedisStore:
         script = self.lookup_script
         assert script is not None
         try:
-            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, params)
+            return self.client.execute_command(
+                "EVALSHA", script.sha, len(keys), *keys, params, self.gen_ttl
+            )
         except NoScriptError:  # the server restarted or was flushed since
             script.sha = self.client.script_load(script.script)
-            return self.client.execute_command("EVALSHA", script.sha, len(keys), *keys, params)
+            return self.client.execute_command(
+                "EVALSHA", script.sha, len(keys), *keys, params, self.gen_ttl
+            )
 
     def generations(self, keys: list[str]) -> list[int]:
         values = self.client.mget(keys)
@@ -122,7 +158,7 @@ class RedisStore:
             # evicted counter may have used before.
             pipe = self.client.pipeline(transaction=False)
             for k in missing:
-                pipe.set(k, time.time_ns(), nx=True)
+                pipe.set(k, time.time_ns(), nx=True, ex=self.gen_ttl)
             pipe.execute()
             values = self.client.mget(keys)
         return [int(v) for v in values]
@@ -133,7 +169,7 @@ class RedisStore:
         seed = time.time_ns()
         pipe = self.client.pipeline(transaction=False)
         for k in keys:
-            pipe.set(k, seed, nx=True)
+            pipe.set(k, seed, nx=True, ex=self.gen_ttl)
             pipe.incr(k)
         pipe.execute()
 

@@ -1,0 +1,72 @@
+"""Nothing an anonymous client sends leaves cache state that outlives the longest TTL.
+
+Product ids and search strings are the client's choice: each one used to leave
+a generation counter (Redis: a key without expiry; in-process: a dict entry)
+and, in-process, a lock, forever.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from electro_isla import create_app
+from electro_isla.cache import cache_manager
+from electro_isla.config import TestConfig
+from electro_isla.extensions import db
+from tests.cache.support import add_producto, manager_of, raw_redis
+from tests.conftest import unique_prefix
+
+RANDOM_IDS = 1500
+RANDOM_QUERIES = 300
+
+
+def flood(app) -> None:
+    client = app.test_client()
+    rng = random.Random(11)
+    for _ in range(RANDOM_IDS):
+        assert client.get(f"/api/productos/{rng.randint(1, 2**31 - 1)}/").status_code == 404
+    for _ in range(RANDOM_QUERIES):
+        assert client.get(f"/api/productos/?q=x{rng.getrandbits(64):x}").status_code == 200
+
+
+def test_redis_keys_left_by_random_ids_and_queries_all_expire(app):
+    add_producto(app)
+    flood(app)
+    redis = raw_redis(app)
+    prefix = app.config["CACHE_KEY_PREFIX"]
+    with app.app_context():
+        longest = max(cache_manager.ttls.values())
+        stats_key = manager_of(app).store.stats_key
+    keys = [k.decode() for k in redis.scan_iter(f"{prefix}:*", count=1000)]
+    assert len(keys) > RANDOM_IDS  # the flood really reached Redis
+    forever = [k for k in keys if k != stats_key and not 0 < redis.ttl(k) <= longest]
+    assert forever == []
+
+
+def test_in_process_generations_and_locks_are_dropped_after_the_longest_ttl(tmp_path):
+    from electro_isla.cache.registry import REGISTRY
+
+    app = create_app(
+        TestConfig,
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+            "REDIS_URL": None,
+            "CACHE_KEY_PREFIX": unique_prefix(),
+            "LOG_DIR": str(tmp_path / "logs"),
+            "CACHE_TTL_OVERRIDES": dict.fromkeys(REGISTRY, 1),
+        },
+    )
+    with app.app_context():
+        db.create_all()
+    store = manager_of(app).store
+    try:
+        flood(app)
+        assert len(store) > RANDOM_IDS
+        time.sleep(1.2)
+        assert app.test_client().get("/api/productos/1/").status_code == 404
+        assert len(store) <= 5
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
