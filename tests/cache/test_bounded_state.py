@@ -11,7 +11,8 @@ import random
 import time
 
 from electro_isla import create_app
-from electro_isla.cache import cache_manager
+from electro_isla.cache import cache_manager, stores
+from electro_isla.cache.registry import REGISTRY
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db
 from tests.cache.support import add_producto, manager_of, raw_redis
@@ -44,8 +45,21 @@ def test_redis_keys_left_by_random_ids_and_queries_all_expire(app):
     assert forever == []
 
 
-def test_in_process_generations_and_locks_are_dropped_after_the_longest_ttl(tmp_path):
-    from electro_isla.cache.registry import REGISTRY
+class FrozenClock:
+    """The store's clock, moved by the test: the flood takes no time, then a TTL passes."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+    time_ns = staticmethod(time.time_ns)
+
+
+def test_in_process_generations_and_locks_are_dropped_after_the_longest_ttl(tmp_path, monkeypatch):
+    clock = FrozenClock()
+    monkeypatch.setattr(stores, "time", clock)
 
     app = create_app(
         TestConfig,
@@ -54,7 +68,7 @@ def test_in_process_generations_and_locks_are_dropped_after_the_longest_ttl(tmp_
             "REDIS_URL": None,
             "CACHE_KEY_PREFIX": unique_prefix(),
             "LOG_DIR": str(tmp_path / "logs"),
-            "CACHE_TTL_OVERRIDES": dict.fromkeys(REGISTRY, 1),
+            "CACHE_TTL_OVERRIDES": dict.fromkeys(REGISTRY, 60),
         },
     )
     with app.app_context():
@@ -63,7 +77,7 @@ def test_in_process_generations_and_locks_are_dropped_after_the_longest_ttl(tmp_
     try:
         flood(app)
         assert len(store) > RANDOM_IDS
-        time.sleep(1.2)
+        clock.now += 61
         assert app.test_client().get("/api/productos/1/").status_code == 404
         assert len(store) <= 5
     finally:
