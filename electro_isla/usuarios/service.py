@@ -11,7 +11,7 @@ from electro_isla.auth.permissions import Actor
 from electro_isla.cache import cache_manager
 from electro_isla.extensions import db
 from electro_isla.pagination import paginate
-from electro_isla.usuarios.models import Usuario
+from electro_isla.usuarios.models import Usuario, normalize_email
 
 
 def perfil_data(usuario_id: int) -> dict[str, Any] | None:
@@ -114,10 +114,13 @@ def crear_usuario(
     first_name: str = "",
     last_name: str = "",
 ) -> Usuario:
-    """Create a usuario (CLI and tools); the caller has validated the input."""
+    """Create a usuario (CLI and tools); the caller has validated the input.
+
+    The case rule of every write path: email lower-cased, username as given.
+    """
     usuario = Usuario(
-        username=username,
-        email=email,
+        username=username.strip(),
+        email=normalize_email(email),
         rol=rol,
         first_name=first_name,
         last_name=last_name,
