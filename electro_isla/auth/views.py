@@ -169,4 +169,4 @@ class Me(MethodView):
     @blp.doc(security=BEARER)
     def get(self) -> dict[str, Any]:
         """The caller, from current data (costs no SQL on a cache hit)"""
-        return g.perfil
+        return g.acceso

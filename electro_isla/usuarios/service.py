@@ -34,6 +34,21 @@ def perfil_data(usuario_id: int) -> dict[str, Any] | None:
     }
 
 
+def acceso_data(usuario_id: int) -> dict[str, Any] | None:
+    """What the cached `acceso_usuario_<id>` entry holds: who the caller is, and may be."""
+    usuario = db.session.get(Usuario, usuario_id)
+    if usuario is None:
+        return None
+    return {
+        "id": usuario.id,
+        "username": usuario.username,
+        "email": usuario.email,
+        "nombre": usuario.nombre,
+        "rol": usuario.rol,
+        "is_active": usuario.is_active,
+    }
+
+
 def obtener_perfil(usuario_id: int) -> dict[str, Any]:
     """The caller's own profile, from the `perfil_usuario` cache entry."""
     perfil = cache_manager.get("perfil_usuario", lambda: perfil_data(usuario_id), row=usuario_id)

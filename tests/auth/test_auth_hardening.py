@@ -220,3 +220,41 @@ def test_login_by_a_mixed_case_email_finds_exactly_that_usuario(app, client, run
         assert response.status_code == 200, (identifier, response.json)
         assert response.json["user"]["username"] == "dora"
         assert response.json["user"]["id"] != other
+
+
+# -- 8: the per-request check has its own short-lived cache entry --------------------
+
+
+def deactivate_behind_the_apps_back(app, usuario_id: int) -> None:
+    with app.app_context(), _db.engine.begin() as conn:
+        conn.execute(text("UPDATE usuarios SET is_active = false WHERE id = :u"), {"u": usuario_id})
+
+
+def test_a_raw_sql_deactivation_takes_effect_within_the_short_ttl(make_app, monkeypatch):
+    monkeypatch.setenv("CACHE_TTL_ACCESO_USUARIO", "1")  # CACHE_TTL_<NAME>, as documented
+    app = make_app()
+    uid = make_usuario(app, username="ana")
+    client = app.test_client()
+    token = login(client, "ana").json["accessToken"]
+    assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 200
+    deactivate_behind_the_apps_back(app, uid)
+    time.sleep(1.5)
+    assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 401
+
+
+def test_the_check_lives_sixty_seconds_by_default_and_app_writes_apply_at_once(app, usuario_id):
+    client = app.test_client()
+    token = login(client, "ana").json["accessToken"]
+    assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 200
+    with app.app_context():
+        from electro_isla.cache import cache_manager, shared_redis
+
+        assert cache_manager.ttls["acceso_usuario"] == 60
+        assert cache_manager.ttls["perfil_usuario"] == 3600  # the profile keeps its hour
+        key = cache_manager.key_for("acceso_usuario", row=usuario_id)
+        assert 0 < shared_redis(app).ttl(key) <= 60
+    # A write through the ORM invalidates the entry: refused on the very next request.
+    with app.app_context():
+        _db.session.get(Usuario, usuario_id).is_active = False
+        _db.session.commit()
+    assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 401
