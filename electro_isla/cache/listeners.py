@@ -4,11 +4,13 @@ Mapper events fire while the transaction is still open, so they only note what
 changed in `session.info`. `after_commit` turns the notes into generation bumps;
 `after_rollback` throws them away, so a failed write leaves the cache alone.
 ORM bulk `insert()/update()/delete()` are caught in `do_orm_execute`; raw SQL
-cannot be seen and must call `invalidate_after_commit` itself.
+cannot be seen and must call `invalidate_after_commit` (whole tables) or
+`invalidate_rows_after_commit` (rows) itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -29,6 +31,13 @@ def invalidate_after_commit(session: Session, *tables: str) -> None:
     """Invalidate everything read from `tables` once this session commits."""
     for table in tables:
         _pending(session).setdefault(table, set()).add(WHOLE_TABLE)
+
+
+def invalidate_rows_after_commit(session: Session, table: str, rows: Iterable[Any]) -> None:
+    """Invalidate what `rows` of `table` feed (their row entries and the table's
+    family-wide names) once this session commits: for Core UPDATEs run on the
+    session's connection, which no mapper event sees."""
+    _pending(session).setdefault(table, set()).update(rows)
 
 
 def _collect(mapper: Mapper, connection: Any, target: Any) -> None:
