@@ -26,7 +26,7 @@ import yaml
 from sqlalchemy import make_url
 
 from electro_isla.cache.registry import REGISTRY
-from electro_isla.config import CONFIGS, Config, secret_key_problem
+from electro_isla.config import CONFIGS, Config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -227,6 +227,8 @@ def test_env_example_points_at_the_compose_services(compose):
     # A published key would sign forged tokens: the example carries none, and
     # production refuses to start until the operator's .env supplies one.
     assert "SECRET_KEY" in env and env["SECRET_KEY"] == ""
+    from electro_isla.config import secret_key_problem
+
     assert secret_key_problem(env["SECRET_KEY"])
 
     pg_env = compose["services"]["postgres"]["environment"]
