@@ -119,9 +119,17 @@ def test_revocations_hold_on_every_worker_while_redis_is_down(make_app, redis_se
     assert two.get("/api/auth/me/", headers=bearer(token)).status_code == 401  # via Redis
 
     redis_server.kill()
-    # Worker b never saw the logout itself, and Redis cannot answer: the database does.
+    # Worker b never saw the logout itself, and Redis cannot answer: the database does,
+    # first when the Redis command fails...
     assert two.get("/api/auth/me/", headers=bearer(token)).status_code == 401
-    time.sleep(RESET + 0.1)  # and again once the breaker is open rather than failing
+    with b.app_context():
+        from electro_isla.cache import cache_manager
+
+        assert cache_manager.breaker.is_open
+    # ...then while the breaker is open (Redis not even tried)...
+    assert two.get("/api/auth/me/", headers=bearer(token)).status_code == 401
+    # ...and when the next probe fails again.
+    time.sleep(RESET + 0.1)
     assert two.get("/api/auth/me/", headers=bearer(token)).status_code == 401
 
     # A logout made during the outage, through b, is refused by a too.
