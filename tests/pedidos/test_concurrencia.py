@@ -293,3 +293,29 @@ def test_assignment_rechecks_the_role_when_it_writes_on_sqlite(sqlite_workers):
 
     status, assigned = assign_during_a_demotion(sqlite_workers[0], blocked)
     assert (status, assigned) == (422, None)
+
+
+def test_an_order_invalidates_its_productos_entries_only(app):
+    """The stock UPDATEs bypass the mapper events: the rows they touched are noted
+    explicitly, not the whole table (other productos stay cached)."""
+    with app.app_context():
+        sold, other = ProductoFactory(stock=3).id, ProductoFactory(stock=3).id
+    _, cliente = quick_user(app, "cliente")
+    client = app.test_client()
+    for pid in (sold, other):
+        client.get(f"/api/productos/{pid}/")
+    created = client.post(
+        "/api/pedidos/",
+        json={"items": [{"producto_id": sold, "cantidad": 2}], **BODY},
+        headers=cliente,
+    )
+    assert created.status_code == 201
+    fresh = client.get(f"/api/productos/{sold}/")
+    assert (fresh.headers["X-Cache"], fresh.json["stock"]) == ("MISS", 1)
+    assert client.get(f"/api/productos/{other}/").headers["X-Cache"] == "HIT"
+    # Cancelling gives the stock back and invalidates that entry again.
+    _, admin = quick_user(app, "admin")
+    url = f"/api/admin/pedidos/{created.json['id']}/"
+    assert client.patch(url, json={"estado": "cancelado"}, headers=admin).status_code == 200
+    assert client.get(f"/api/productos/{sold}/").json["stock"] == 3
+    assert client.get(f"/api/productos/{other}/").headers["X-Cache"] == "HIT"
