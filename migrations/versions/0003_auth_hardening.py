@@ -9,6 +9,7 @@
   usuario. Emails are stored lower-cased from now on; existing ones are
   lower-cased here. If two existing usuarios differ only in case the upgrade
   stops and names them: which one keeps the name is a human decision.
+  Downgrade drops the table and the indexes; emails stay lower-cased.
 
 Revision ID: 0003_auth_hardening
 Revises: 0001_initial
