@@ -116,6 +116,9 @@ def on_starting(server) -> None:  # noqa: ANN001
         if log_format.lower() == "json":
             for handler in logger.handlers:
                 handler.setFormatter(make_formatter("json"))
+    # The app refuses several workers without a shared store (electro_isla/config.py):
+    # tell it the effective count, whether it came from here, -w or GUNICORN_CMD_ARGS.
+    os.environ["WEB_CONCURRENCY"] = str(server.cfg.workers)
     # Import now, with PROMETHEUS_MULTIPROC_DIR already set: a first import inside
     # child_exit during shutdown can meet a half-imported module.
     import prometheus_client.multiprocess  # noqa: F401

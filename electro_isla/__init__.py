@@ -35,12 +35,16 @@ def create_app(
 
 
 def register_proxy_fix(app: Flask) -> None:
-    """Behind trusted proxies, the client address (rate limits, logs) is X-Forwarded-For's."""
-    hops = app.config["TRUSTED_PROXIES"]
-    if hops:
-        from werkzeug.middleware.proxy_fix import ProxyFix
+    """Behind trusted proxies, the client address (rate limits, logs) is X-Forwarded-For's.
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+    Only when the TCP peer is one of TRUSTED_PROXIES; from anyone else the
+    X-Forwarded-* headers are dropped (see electro_isla/proxy.py).
+    """
+    from electro_isla.config import parse_trusted_proxies
+    from electro_isla.proxy import TrustedProxies
+
+    proxies = parse_trusted_proxies(app.config["TRUSTED_PROXIES"])
+    app.wsgi_app = TrustedProxies(app.wsgi_app, proxies)  # type: ignore[method-assign]
 
 
 def register_blueprints(app: Flask) -> None:

@@ -68,12 +68,17 @@ def create_user(
     if_missing: bool,
 ) -> None:
     """Create a usuario with any role (the API never lets anyone choose their own)."""
+    from electro_isla.auth.schemas import USERNAME_PATTERN
+    from electro_isla.usuarios.models import normalize_email
     from electro_isla.usuarios.service import crear_usuario, existe_usuario
 
     username = username.strip()
-    email = email.strip()
+    email = normalize_email(email)
     if not username or len(username) > 150:
         raise click.BadParameter("1 to 150 characters.", param_hint="USERNAME")
+    if not re.match(USERNAME_PATTERN, username):
+        # The API's rule: no "@", so a username is never taken for an email at login.
+        raise click.BadParameter("letters, digits and . + - _ only.", param_hint="USERNAME")
     if if_missing and existe_usuario(username=username):
         return
     if len(password) < MIN_PASSWORD:

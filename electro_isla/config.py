@@ -6,6 +6,7 @@ CLI can set variables before building an app.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import warnings
@@ -51,8 +52,11 @@ class Config:
 
     MAX_CONTENT_LENGTH = 1024 * 1024
     METRICS_ALLOW = ""
-    # How many reverse proxies in front set X-Forwarded-For (0: trust the TCP peer).
-    TRUSTED_PROXIES = 0
+    # Addresses/CIDRs of the reverse proxies in front: X-Forwarded-* is believed only
+    # when the TCP peer is one of them. Empty: the TCP peer is the client.
+    TRUSTED_PROXIES = ""
+    # Worker processes serving this app (gunicorn exports its effective count here).
+    WEB_CONCURRENCY = 1
 
     API_TITLE = "Electro Isla API"
     API_VERSION = "1.0"
@@ -86,7 +90,8 @@ class Config:
         "LOG_FORMAT": ("LOG_FORMAT", str),
         "LOG_LEVEL": ("LOG_LEVEL", str),
         "METRICS_ALLOW": ("METRICS_ALLOW", str),
-        "TRUSTED_PROXIES": ("TRUSTED_PROXIES", int),
+        "TRUSTED_PROXIES": ("TRUSTED_PROXIES", str),
+        "WEB_CONCURRENCY": ("WEB_CONCURRENCY", int),
     }
 
     @classmethod
@@ -110,7 +115,7 @@ class DevConfig(Config):
 class TestConfig(Config):
     ENV_NAME = "testing"
     TESTING = True
-    SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256"  # noqa: S105
+    SECRET_KEY = "test-signing-key-long-enough-for-hs256-0123456789"  # noqa: S105
     SQLALCHEMY_DATABASE_URI = "sqlite://"
 
 
@@ -128,7 +133,85 @@ class ProdConfig(Config):
         missing = [n for n in ("SECRET_KEY", "DATABASE_URL") if not os.environ.get(n)]
         if missing:
             raise RuntimeError(f"production refuses to start without {', '.join(missing)}")
+        problem = secret_key_problem(config.get("SECRET_KEY"))
+        if problem:
+            raise RuntimeError(f"production refuses to start: SECRET_KEY {problem}")
+        problem = shared_store_problem(config)
+        if problem:
+            raise RuntimeError(f"production refuses to start: {problem}")
         super().finalize(config)
+
+
+MIN_SECRET_KEY_BYTES = 32
+# Words that mark a key copied from documentation or an example file.
+PLACEHOLDER_WORDS = ("change-me", "changeme", "change_me", "secret", "example", "placeholder")
+
+
+def secret_key_problem(key: str | None) -> str | None:
+    """Why `key` must not sign production tokens, or None.
+
+    Anyone who has read `.env.example` or a tutorial knows a placeholder key and
+    can forge an admin token with it; a short key can be brute-forced offline
+    from any one token (HS256 wants at least as many bytes as the hash).
+    """
+    if not key:
+        return "is empty"
+    if len(key.encode()) < MIN_SECRET_KEY_BYTES:
+        return f"is shorter than {MIN_SECRET_KEY_BYTES} bytes"
+    lowered = key.lower()
+    for word in PLACEHOLDER_WORDS:
+        if word in lowered:
+            return f"looks like a placeholder (contains {word!r}); generate a random one"
+    if len(set(key)) < 8:
+        return "has too few distinct characters to be random"
+    return None
+
+
+def shared_store_problem(config: dict[str, Any]) -> str | None:
+    """Several workers need one shared store, or each caches and revokes on its own.
+
+    Without it a write through one worker is answered stale by another, and a
+    token logged out through one worker keeps working on the others.
+    """
+    workers = int(config.get("WEB_CONCURRENCY") or 1)
+    mode = (config.get("REDIS_MODE") or "standalone").lower()
+    if mode == "sentinel":
+        if not (config.get("REDIS_SENTINELS") or "").strip():
+            return "REDIS_MODE=sentinel needs REDIS_SENTINELS=host:port,..."
+        return None
+    if workers > 1 and not config.get("REDIS_URL"):
+        return (
+            f"{workers} workers (WEB_CONCURRENCY) and no shared store: set REDIS_URL "
+            "(or REDIS_MODE=sentinel), or run one worker"
+        )
+    return None
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_trusted_proxies(raw: str | int | None) -> list[Network]:
+    """TRUSTED_PROXIES: comma-separated proxy addresses or CIDRs; empty or 0 for none.
+
+    A hop count (the old meaning of a number) is refused: it trusted the header
+    from any peer, so a client could name its own address.
+    """
+    text = str(raw if raw is not None else "").strip()
+    if text in ("", "0"):
+        return []
+    networks = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if item.isdigit():
+            raise ValueError(
+                f"TRUSTED_PROXIES: {item!r} is a hop count; list the proxies' addresses or CIDRs"
+            )
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an IP address or CIDR") from exc
+    return networks
 
 
 CONFIGS: dict[str, type[Config]] = {

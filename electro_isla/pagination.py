@@ -6,12 +6,19 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields, pre_load, validate
 from sqlalchemy import Select, func, select
 
 from electro_isla.extensions import db
 
 MAX_PAGE_SIZE = 100
+
+
+class DropEmptyArgs(Schema):
+    @pre_load
+    def drop_empty(self, data: Any, **_: Any) -> dict[str, Any]:
+        """`?q=&rol=` means no filter, as a search form sends it."""
+        return {k: data.get(k) for k in data if data.get(k) not in ("", None)}
 
 
 class PaginationArgsSchema(Schema):

@@ -18,7 +18,14 @@ from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db
 
-MODEL_TABLES = {"usuarios", "productos", "pedidos", "detalles_pedido", "refresh_tokens"}
+MODEL_TABLES = {
+    "usuarios",
+    "productos",
+    "pedidos",
+    "detalles_pedido",
+    "refresh_tokens",
+    "revoked_tokens",
+}
 
 
 def migrated_app(url: str, tmp_path) -> Flask:
@@ -134,10 +141,56 @@ def test_downgrade_to_base_removes_everything(empty_pg_url, tmp_path):
         db.engine.dispose()
 
 
+@pytest.mark.filterwarnings("ignore:.*expression-based index")
 def test_upgrade_and_downgrade_on_sqlite(tmp_path):
     app = migrated_app(f"sqlite:///{tmp_path / 'migrated.db'}", tmp_path)
     flask_db(app, "upgrade")
     assert table_names(app) == MODEL_TABLES | {"alembic_version"}
     assert schema_differences(app) == []
+    with app.app_context(), db.engine.connect() as conn:
+        # SQLite cannot reflect expression indexes, so autogenerate skips them: look.
+        found = set(conn.scalars(text("SELECT name FROM sqlite_master WHERE type = 'index'")))
+        assert {"uq_usuarios_lower_username", "uq_usuarios_lower_email"} <= found
     flask_db(app, "downgrade", "base")
     assert table_names(app) <= {"alembic_version"}
+
+
+USUARIO_SQL = (
+    "INSERT INTO usuarios (username, email, password_hash, first_name, last_name, rol, "
+    "is_active, date_joined, telefono, direccion) VALUES (:u, :e, 'x', '', '', 'cliente', "
+    "true, now(), '', '')"
+)
+
+
+def test_case_rule_migration_lowercases_emails_and_enforces_one_name_per_case(
+    empty_pg_url, tmp_path
+):
+    app = migrated_app(empty_pg_url, tmp_path)
+    flask_db(app, "upgrade", "0001_initial")
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text(USUARIO_SQL), {"u": "Ana", "e": "Ana@Example.TEST"})
+        flask_db(app, "upgrade")
+        assert db.session.scalar(text("SELECT email FROM usuarios")) == "ana@example.test"
+        indexes = {ix["name"] for ix in inspect(db.engine).get_indexes("usuarios")}
+        assert {"uq_usuarios_lower_username", "uq_usuarios_lower_email"} <= indexes
+        for username, email in (("ANA", "otra@example.test"), ("otra", "ANA@example.test")):
+            with pytest.raises(IntegrityError), db.engine.begin() as conn:
+                conn.execute(text(USUARIO_SQL), {"u": username, "e": email})
+        db.session.remove()
+        db.engine.dispose()
+
+
+def test_case_rule_migration_stops_on_existing_case_duplicates(empty_pg_url, tmp_path, caplog):
+    app = migrated_app(empty_pg_url, tmp_path)
+    flask_db(app, "upgrade", "0001_initial")
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.execute(text(USUARIO_SQL), {"u": "Ana", "e": "a1@example.test"})
+            conn.execute(text(USUARIO_SQL), {"u": "ana", "e": "a2@example.test"})
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        assert result.exit_code != 0
+        assert "differs only in case: ana" in result.output + repr(result.exception) + str(
+            caplog.text
+        )
+        db.engine.dispose()

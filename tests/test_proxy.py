@@ -1,23 +1,66 @@
-"""TRUSTED_PROXIES: whose address the per-IP login limit counts."""
+"""TRUSTED_PROXIES: X-Forwarded-For counts only when the TCP peer is a configured proxy."""
 
 import pytest
 
+PROXY = "10.0.0.2"
+STRANGER = "203.0.113.5"
 
-def _fail_login(client, forwarded_for):
+
+def _fail_login(client, forwarded_for, peer=PROXY):
     # A different unknown username each time, so only the per-IP limit can bite.
     return client.post(
         "/api/auth/login/",
         json={"username": f"nadie{forwarded_for}", "password": "incorrecta"},
         headers={"X-Forwarded-For": forwarded_for},
+        environ_base={"REMOTE_ADDR": peer},
     )
 
 
-@pytest.mark.parametrize(("hops", "blocked_after"), [(0, True), (1, False)])
-def test_forwarded_for_is_trusted_only_behind_configured_proxies(make_app, hops, blocked_after):
-    client = make_app(TRUSTED_PROXIES=hops).test_client()
-    # Five failures from five different client addresses, as one proxy would relay them.
+def _metrics(client, peer, forwarded_for=None):
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return client.get("/metrics", headers=headers, environ_base={"REMOTE_ADDR": peer})
+
+
+@pytest.mark.parametrize(
+    ("trusted", "blocked_after"), [("", True), (PROXY, False), ("10.0.0.0/8", False)]
+)
+def test_forwarded_for_is_trusted_only_from_configured_proxies(make_app, trusted, blocked_after):
+    client = make_app(TRUSTED_PROXIES=trusted).test_client()
+    # Five failures from five different client addresses, as the proxy relays them.
     for n in range(5):
-        assert _fail_login(client, f"203.0.113.{n}").status_code == 401
+        assert _fail_login(client, f"198.51.100.{n}").status_code == 401
     # With no trusted proxy every request comes from the proxy itself: one IP, blocked.
-    response = _fail_login(client, "203.0.113.99")
+    response = _fail_login(client, "198.51.100.99")
     assert (response.status_code == 429) is blocked_after
+
+
+def test_a_client_that_is_not_a_proxy_cannot_pick_its_address(make_app):
+    app = make_app(TRUSTED_PROXIES=PROXY, METRICS_ALLOW="127.0.0.1")
+    client = app.test_client()
+    # Claiming to be loopback does not open /metrics...
+    assert _metrics(client, STRANGER, "127.0.0.1").status_code == 403
+    # ...nor does a new claimed address per attempt dodge the per-IP login limit.
+    for n in range(5):
+        assert _fail_login(client, f"198.51.100.{n}", peer=STRANGER).status_code == 401
+    assert _fail_login(client, "198.51.100.99", peer=STRANGER).status_code == 429
+
+
+def test_the_configured_proxy_speaks_for_its_clients(make_app):
+    app = make_app(TRUSTED_PROXIES=PROXY, METRICS_ALLOW="127.0.0.1")
+    client = app.test_client()
+    assert _metrics(client, PROXY, "127.0.0.1").status_code == 200
+    # The proxy itself is not allowed: only the client it names counts.
+    assert _metrics(client, PROXY).status_code == 403
+    assert _metrics(client, PROXY, STRANGER).status_code == 403
+    # A client-supplied entry to the left of what the proxy appended is ignored.
+    assert _metrics(client, PROXY, f"127.0.0.1, {STRANGER}").status_code == 403
+    # A chain of trusted proxies is walked to the first hop that is not one.
+    chained = make_app(TRUSTED_PROXIES="10.0.0.0/8", METRICS_ALLOW="127.0.0.1").test_client()
+    assert _metrics(chained, PROXY, "127.0.0.1, 10.0.0.7").status_code == 200
+    assert _metrics(chained, PROXY, "127.0.0.1, 203.0.113.9, 10.0.0.7").status_code == 403
+
+
+@pytest.mark.parametrize("value", ["1", "2", "10.0.0.2,not-an-ip"])
+def test_a_hop_count_or_a_typo_stops_the_app_at_start(make_app, value):
+    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+        make_app(TRUSTED_PROXIES=value)

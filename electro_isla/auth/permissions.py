@@ -1,8 +1,11 @@
 """Who is calling: the bearer token, checked against current data on every request.
 
-The token says who; the role and `is_active` come from the `perfil_usuario`
-cache entry (invalidated on every write to that usuario), so a demotion or a
-deactivation takes effect on the very next request while a hit costs no SQL.
+The token says who; the role and `is_active` come from the `acceso_usuario`
+cache entry, invalidated on every write to that usuario through the app, so a
+demotion or a deactivation takes effect on the very next request while a hit
+costs no SQL. Its TTL is short (60 s, `CACHE_TTL_ACCESO_USUARIO`): a change
+made behind the app's back (raw SQL) takes effect within it, not within the
+hour the profile entry lives.
 """
 
 from __future__ import annotations
@@ -38,12 +41,12 @@ class Actor:
         return self.rol in STAFF_ROLES
 
 
-def load_perfil(usuario_id: int) -> dict[str, Any] | None:
-    """The cached profile of a usuario (None when the row is gone)."""
-    from electro_isla.usuarios.service import perfil_data
+def load_acceso(usuario_id: int) -> dict[str, Any] | None:
+    """Who the usuario is and may be, cached briefly (None when the row is gone)."""
+    from electro_isla.usuarios.service import acceso_data
 
     return cache_manager.get(
-        "perfil_usuario", lambda: perfil_data(usuario_id), row=usuario_id, record=False
+        "acceso_usuario", lambda: acceso_data(usuario_id), row=usuario_id, record=False
     )
 
 
@@ -54,18 +57,18 @@ def authenticate() -> Actor:
         usuario_id = int(get_jwt_identity())
     except (TypeError, ValueError):
         abort(401, message="Invalid token subject.")
-    perfil = load_perfil(usuario_id)
-    if not perfil or not perfil["is_active"]:
+    acceso = load_acceso(usuario_id)
+    if not acceso or not acceso["is_active"]:
         abort(401, message="This account is inactive or no longer exists.")
     actor = Actor(
-        id=perfil["id"],
-        username=perfil["username"],
-        email=perfil["email"],
-        rol=perfil["rol"],
-        is_active=perfil["is_active"],
+        id=acceso["id"],
+        username=acceso["username"],
+        email=acceso["email"],
+        rol=acceso["rol"],
+        is_active=acceso["is_active"],
     )
     g.actor = actor
-    g.perfil = perfil
+    g.acceso = acceso
     return actor
 
 

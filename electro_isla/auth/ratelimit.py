@@ -1,14 +1,24 @@
 """Login throttling: 5 failed attempts within 60 s per account or per IP -> 429.
 
-Built on the `limits` library's moving window (no hand-written counters). With
-`REDIS_URL` the windows live in Redis under `<prefix>:ratelimit:`, shared by
-every worker process, on the same connection pool and short timeouts as the
-cache; without Redis, or while Redis is unreachable, each process keeps its
-own windows (degraded, but login keeps working and stays throttled).
+Each attempt *reserves* a place in both windows (the account's and the IP's)
+before the password hash is checked, in one atomic step: when either window
+already holds the maximum, nothing is reserved and the answer is 429. A
+failed attempt simply keeps its places (they are the failures counted); a
+success gives its IP place back and clears the account's window. So N
+parallel guesses can never have more than the maximum checked: checking,
+hashing, then recording (the previous design) let 19 of 30 parallel guesses
+through a limit of 5.
 
-Only failures are counted. A success clears the account's window but not the
-IP's, so an attacker cannot reset an IP's count by logging into their own
-account between guesses.
+Windows are moving: every entry leaves the window `LOGIN_WINDOW_SECONDS`
+after its attempt, and a 429 says when the oldest one will. With
+`REDIS_URL` they are sorted sets under `<prefix>:ratelimit:login:`, reserved
+by one Lua script (both windows at once) and shared by every worker process;
+without Redis, or while Redis is unreachable, each process keeps its own
+windows under a lock (degraded, but login keeps working and stays throttled).
+
+A success clears the account's window but not the IP's other entries, so an
+attacker cannot reset an IP's count by logging into their own account between
+guesses.
 """
 
 from __future__ import annotations
@@ -16,40 +26,66 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable
+import uuid
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TypeVar
+from typing import Any
 
 from flask import Flask, current_app
-from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage, RedisStorage
-from limits.strategies import MovingWindowRateLimiter
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from electro_isla.cache import RedisHealth, redis_health, shared_redis
 
 log = logging.getLogger("electro_isla.auth")
 
 EXTENSION_KEY = "electro_isla.auth.limiter"
-T = TypeVar("T")
+LOCAL_SWEEP_EVERY = 256
+
+# KEYS: the windows to reserve in. ARGV: now (epoch s), window (s), maximum, member.
+# Returns nil when reserved, else the seconds until the fullest window frees a place.
+RESERVE_SCRIPT = """
+local now, window, maximum = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local wait = 0
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= maximum then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    local left = tonumber(oldest[2]) + window - now
+    if left > wait then wait = left end
+  end
+end
+if wait > 0 then return tostring(wait) end
+for i = 1, #KEYS do
+  redis.call('ZADD', KEYS[i], now, ARGV[4])
+  redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000))
+end
+return false
+"""
 
 
 @dataclass(frozen=True)
 class Block:
-    """A refused attempt: how long until the oldest counted failure leaves the window."""
+    """A refused attempt: how long until the oldest counted entry leaves the window."""
 
     seconds: int
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A reserved attempt: where its places are, so a success can give them back."""
+
+    account: str
+    ip: str
+    member: str
+    shared: bool
 
 
 def account_key(identifier: str, usuario_id: int | None) -> str:
     """One window per account, whichever of username or email was typed.
 
-    Unknown identifiers are hashed: they are user input and may contain the
-    `/` that `limits` uses as a key separator.
+    Unknown identifiers are hashed: they are user input (any length, any bytes).
     """
     if usuario_id is not None:
         return f"user:{usuario_id}"
@@ -57,71 +93,127 @@ def account_key(identifier: str, usuario_id: int | None) -> str:
     return f"name:{digest}"
 
 
+def _block(wait: float) -> Block:
+    # Redis hands floats back as strings with 17 digits: round off that noise.
+    return Block(seconds=max(1, math.ceil(round(wait, 3))))
+
+
+class LocalWindows:
+    """This process's windows: key -> {member: time}, all under one lock."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+        self._ops = 0
+
+    def reserve(
+        self, keys: list[str], now: float, window: float, maximum: int, member: str
+    ) -> float | None:
+        with self._lock:
+            self._sweep(now, window)
+            wait = 0.0
+            for key in keys:
+                entries = self._windows.get(key, {})
+                live = {m: t for m, t in entries.items() if t > now - window}
+                self._windows[key] = live
+                if len(live) >= maximum:
+                    wait = max(wait, min(live.values()) + window - now)
+            if wait > 0:
+                return wait
+            for key in keys:
+                self._windows[key][member] = now
+            return None
+
+    def release(self, key: str, member: str) -> None:
+        with self._lock:
+            self._windows.get(key, {}).pop(member, None)
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._windows.pop(key, None)
+
+    def _sweep(self, now: float, window: float) -> None:
+        """Drop windows whose entries have all left, so memory follows live attempts only."""
+        self._ops += 1
+        if self._ops % LOCAL_SWEEP_EVERY:
+            return
+        self._windows = {
+            key: entries
+            for key, entries in self._windows.items()
+            if entries and max(entries.values()) > now - window
+        }
+
+    def __len__(self) -> int:
+        return len(self._windows)
+
+
 class LoginLimiter:
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.item = RateLimitItemPerSecond(
-            int(app.config["LOGIN_MAX_FAILURES"]),
-            int(app.config["LOGIN_WINDOW_SECONDS"]),
-            namespace="login",
-        )
-        self.local = MovingWindowRateLimiter(MemoryStorage())
-        self.shared: MovingWindowRateLimiter | None = None
+        self.maximum = int(app.config["LOGIN_MAX_FAILURES"])
+        self.window = float(app.config["LOGIN_WINDOW_SECONDS"])
+        self.prefix = f"{app.config['CACHE_KEY_PREFIX']}:ratelimit:login"
+        self.local = LocalWindows()
+        self.client: Any = None
+        self.script: Any = None
         client = shared_redis(app)
-        pool = getattr(client, "connection_pool", None)
-        if pool is not None:
-            storage = RedisStorage(
-                "redis://",
-                connection_pool=pool,
-                key_prefix=f"{app.config['CACHE_KEY_PREFIX']}:ratelimit",
-                retry=Retry(NoBackoff(), 0),
-            )
-            self.shared = MovingWindowRateLimiter(storage)
+        if client is not None and getattr(client, "connection_pool", None) is not None:
+            self.client = client
+            self.script = client.register_script(RESERVE_SCRIPT)
         elif client is not None:
-            # Redis Cluster has no single connection pool to share.
+            # Redis Cluster: the two windows live in different slots, one script cannot
+            # reserve both.
             log.warning("RATELIMIT login windows are per process with REDIS_MODE=cluster")
+
+    def key(self, scope: str, value: str) -> str:
+        return f"{self.prefix}:{scope}:{value}"
 
     @cached_property
     def health(self) -> RedisHealth:
         return redis_health(self.app)
 
-    def _run(self, action: Callable[..., T], *args: str) -> T:
-        """Run `action` on the shared windows, or on this process's when Redis is out."""
-        if self.shared is None or self.health.client() is None:
-            return action(self.local, *args)
-        try:
-            result = action(self.shared, *args)
-        except RedisError as exc:
-            self.health.failed("ratelimit", f"{self.app.config['CACHE_KEY_PREFIX']}:ratelimit", exc)
-            log.warning("RATELIMIT falling back to this process, Redis unavailable: %s", exc)
-            return action(self.local, *args)
-        self.health.worked()
-        return result
+    def _shared_usable(self) -> bool:
+        return self.client is not None and self.health.client() is not None
 
-    def blocked(self, account: str, ip: str) -> Block | None:
-        """A Block when either window already holds the maximum of failures."""
-        return self._run(self._blocked, account, ip)
+    def _redis_failed(self, action: str, exc: Exception) -> None:
+        self.health.failed(f"ratelimit {action}", f"{self.prefix}:*", exc)
+        log.warning("RATELIMIT %s on this process, Redis unavailable: %s", action, exc)
 
-    def _blocked(self, limiter: MovingWindowRateLimiter, account: str, ip: str) -> Block | None:
-        waits = []
-        for scope, value in (("account", account), ("ip", ip)):
-            stats = limiter.get_window_stats(self.item, scope, value)
-            if stats.remaining <= 0:
-                waits.append(stats.reset_time - time.time())
-        if not waits:
-            return None
-        # Redis hands timestamps back with 14 significant digits: round off that noise.
-        return Block(seconds=max(1, math.ceil(round(max(waits), 3))))
+    def reserve(self, account: str, ip: str) -> Attempt | Block:
+        """Take a place in both windows, or say how long until one frees up."""
+        keys = [self.key("account", account), self.key("ip", ip)]
+        member = uuid.uuid4().hex
+        now = time.time()
+        if self._shared_usable():
+            try:
+                wait = self.script(keys=keys, args=[now, self.window, self.maximum, member])
+            except RedisError as exc:
+                self._redis_failed("reserving", exc)
+            else:
+                self.health.worked()
+                if wait is not None:
+                    return _block(float(wait))
+                return Attempt(account, ip, member, shared=True)
+        wait = self.local.reserve(keys, now, self.window, self.maximum, member)
+        if wait is not None:
+            return _block(wait)
+        return Attempt(account, ip, member, shared=False)
 
-    def failed(self, account: str, ip: str) -> None:
-        self._run(self._hit, account, ip)
-
-    def _hit(self, limiter: MovingWindowRateLimiter, account: str, ip: str) -> None:
-        limiter.hit(self.item, "account", account)
-        limiter.hit(self.item, "ip", ip)
-
-    def succeeded(self, account: str) -> None:
-        self._run(lambda limiter: limiter.clear(self.item, "account", account))
+    def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: clear the account's window, give the IP place back."""
+        account, ip = self.key("account", attempt.account), self.key("ip", attempt.ip)
+        if attempt.shared:
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.delete(account)
+                pipe.zrem(ip, attempt.member)
+                pipe.execute()
+            except RedisError as exc:
+                # The place stays until the window moves past it: stricter, never looser.
+                self._redis_failed("releasing", exc)
+            return
+        self.local.clear(account)
+        self.local.release(ip, attempt.member)
 
 
 def login_limiter(app: Flask | None = None) -> LoginLimiter:

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
 from flask import current_app
 from flask_jwt_extended import create_access_token
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from electro_isla.auth.models import RefreshToken
+from electro_isla.auth.models import RefreshToken, RevokedToken
 from electro_isla.auth.tokens import revocations
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db
-from electro_isla.usuarios.models import Usuario
+from electro_isla.usuarios.models import Usuario, normalize_email
 
 REFRESH_TOKEN_BYTES = 32
 
@@ -54,16 +54,21 @@ def issue_access_token(usuario: Usuario) -> str:
 
 
 def register_usuario(data: dict[str, Any]) -> Usuario:
-    """Create a `cliente`; nobody chooses their own role. Commits."""
+    """Create a `cliente`; nobody chooses their own role. Commits.
+
+    The case rule (see Usuario): the email is stored lower-cased, the username
+    as typed, and neither may match an existing one in any case.
+    """
     username = data["username"]
-    email = data["email"].strip().lower()
+    email = normalize_email(data["email"])
     taken = db.session.execute(
         select(Usuario.username, Usuario.email).where(
-            or_(Usuario.username == username, Usuario.email == email)
+            or_(func.lower(Usuario.username) == username.lower(), Usuario.email == email)
         )
     ).first()
     if taken is not None:
-        raise DuplicateUsuario("username" if taken.username == username else "email")
+        same_name = taken.username.lower() == username.lower()
+        raise DuplicateUsuario("username" if same_name else "email")
     usuario = Usuario(
         username=username,
         email=email,
@@ -84,20 +89,17 @@ def register_usuario(data: dict[str, Any]) -> Usuario:
 
 
 def find_for_login(identifier: str) -> Usuario | None:
-    """The usuario whose username, or else email, is `identifier`."""
+    """The one usuario whose email (when `identifier` has an "@") or username it is.
+
+    Both are unique whatever the case (indexes on lower()), and usernames cannot
+    contain "@", so at most one usuario matches.
+    """
     identifier = identifier.strip()
-    candidates = db.session.scalars(
-        select(Usuario).where(
-            or_(
-                Usuario.username == identifier,
-                Usuario.email.in_({identifier, identifier.lower()}),
-            )
-        )
-    ).all()
-    for usuario in candidates:
-        if usuario.username == identifier:
-            return usuario
-    return candidates[0] if candidates else None
+    if "@" in identifier:
+        condition = Usuario.email == normalize_email(identifier)
+    else:
+        condition = func.lower(Usuario.username) == identifier.lower()
+    return db.session.scalars(select(Usuario).where(condition)).first()
 
 
 @lru_cache(maxsize=1)
@@ -143,6 +145,22 @@ def revoke_refresh_tokens(usuario_id: int, when: datetime | None = None) -> None
     )
 
 
+def lock_usuario(usuario_id: int) -> Usuario | None:
+    """Lock the usuario's row (`SELECT ... FOR UPDATE`) and read it afresh.
+
+    Rotation, logout and reuse detection take this lock first, so they run one
+    after the other per usuario: a logout can no longer miss a rotated token
+    that is inserted but not yet committed (it waits for that COMMIT, then its
+    UPDATE sees the new row). SQLite ignores FOR UPDATE and serialises writers.
+    """
+    return db.session.scalars(
+        select(Usuario)
+        .where(Usuario.id == usuario_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
 def rotate_refresh_token(raw: str | None) -> tuple[Usuario, str]:
     """Spend `raw` and return its usuario with the next refresh token. Commits.
 
@@ -152,6 +170,13 @@ def rotate_refresh_token(raw: str | None) -> tuple[Usuario, str]:
     if not raw:
         raise RefreshRejected("missing")
     token_hash = _hash(raw)
+    owner = db.session.scalar(
+        select(RefreshToken.usuario_id).where(RefreshToken.token_hash == token_hash)
+    )
+    if owner is None:
+        db.session.rollback()
+        raise RefreshRejected("invalid")
+    usuario = lock_usuario(owner)
     now = utcnow()
     spent = db.session.execute(
         update(RefreshToken)
@@ -174,7 +199,6 @@ def rotate_refresh_token(raw: str | None) -> tuple[Usuario, str]:
             raise RefreshRejected("reused")
         db.session.rollback()
         raise RefreshRejected("invalid")
-    usuario = db.session.get(Usuario, spent)
     if usuario is None or not usuario.is_active:
         revoke_refresh_tokens(spent, now)
         db.session.commit()
@@ -184,8 +208,34 @@ def rotate_refresh_token(raw: str | None) -> tuple[Usuario, str]:
     return usuario, new_raw
 
 
+PURGE_BATCH = 100
+
+
+def record_revocation(jti: str, expires_at: datetime) -> None:
+    """Keep a revoked access token's jti in the database (not committed).
+
+    Expired rows are purged here, a bounded batch each time, so the table
+    holds roughly the revocations of the last access-token lifetime.
+    """
+    now = utcnow()
+    db.session.execute(
+        delete(RevokedToken)
+        .where(
+            RevokedToken.jti.in_(
+                select(RevokedToken.jti).where(RevokedToken.expires_at <= now).limit(PURGE_BATCH)
+            )
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if expires_at > now and db.session.get(RevokedToken, jti) is None:
+        db.session.add(RevokedToken(jti=jti, expires_at=expires_at))
+
+
 def logout(usuario_id: int, jwt_payload: dict[str, Any]) -> None:
     """Revoke this access token and every refresh token of the usuario. Commits."""
+    lock_usuario(usuario_id)
     revoke_refresh_tokens(usuario_id)
+    jti, exp = str(jwt_payload["jti"]), float(jwt_payload["exp"])
+    record_revocation(jti, datetime.fromtimestamp(exp, UTC))
     db.session.commit()
-    revocations().revoke(str(jwt_payload["jti"]), float(jwt_payload["exp"]))
+    revocations().revoke(jti, exp)

@@ -1,14 +1,15 @@
 """Access-token plumbing: the revocation list and flask-jwt-extended's callbacks.
 
-Logout revokes an access token by its `jti`. With `REDIS_URL` the revoked jtis
-live in Redis (`<prefix>:auth:revoked:<jti>`, expiring with the token), so every
-worker process refuses the token on its next request; without Redis they live
-in this process. Each process also remembers the jtis it revoked itself, so a
-Redis outage never revives a token logged out through this worker. During an
-outage, revocations made through *other* workers cannot be seen; the token
-still dies at its `exp` (15 minutes at most) and its refresh tokens, revoked in
-the database, cannot mint new ones. Failed Redis writes are replayed once Redis
-answers again.
+Logout revokes an access token by its `jti`, in two places: the database
+(`revoked_tokens`, written in logout's transaction) and, with `REDIS_URL`,
+Redis (`<prefix>:auth:revoked:<jti>`, expiring with the token), which answers
+the per-request check at no SQL cost. While Redis is unreachable (its circuit
+breaker open, or a command failing) the check is answered from the database
+instead, so an outage never revives a logged-out token, whichever worker
+logged it out. Each process also remembers the jtis it revoked itself, and
+replays to Redis the writes Redis missed. Without Redis (one worker), the
+process's own list answers, seeded from the database when the process starts,
+so a restarted or recycled worker still refuses tokens logged out before.
 
 The callbacks turn every token failure into a 401 in the API's JSON envelope
 instead of flask-jwt-extended's `{"msg": ...}`; they are set on the shared
@@ -26,8 +27,10 @@ from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
 from redis.exceptions import RedisError
+from sqlalchemy import select
 
 from electro_isla.cache import RedisHealth, redis_health
+from electro_isla.db_types import utcnow
 from electro_isla.extensions import jwt
 
 log = logging.getLogger("electro_isla.auth")
@@ -45,6 +48,7 @@ class RevocationStore:
         self._local: dict[str, float] = {}
         self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._seeded = False
 
     @cached_property
     def health(self) -> RedisHealth:
@@ -59,6 +63,7 @@ class RevocationStore:
 
     def _failed(self, action: str, exc: Exception) -> None:
         self.health.failed(f"revocation {action}", f"{self.key_prefix}*", exc)
+        log.warning("REVOCATION %s failed, Redis unavailable: %s", action, type(exc).__name__)
 
     def revoke(self, jti: str, expires_at: float) -> None:
         """Refuse `jti` from now until `expires_at` (epoch seconds)."""
@@ -106,18 +111,53 @@ class RevocationStore:
             expires_at = self._local.get(jti)
         if expires_at is not None and expires_at > time.time():
             return True
+        if not self.health.shared:
+            self._seed_from_database()
+            with self._lock:
+                expires_at = self._local.get(jti)
+            return expires_at is not None and expires_at > time.time()
         client = self._client()
         if client is None:
-            return False
+            return self._in_database(jti)
         if self._pending:
             self._flush()
         try:
             revoked = bool(client.exists(self.key_prefix + jti))
         except RedisError as exc:
             self._failed("check", exc)
-            return False
+            return self._in_database(jti)
         self._worked()
         return revoked
+
+    @staticmethod
+    def _in_database(jti: str) -> bool:
+        """The check while Redis cannot answer: the table logout also writes."""
+        from electro_isla.auth.models import RevokedToken
+        from electro_isla.extensions import db
+
+        found = db.session.scalar(
+            select(RevokedToken.jti).where(
+                RevokedToken.jti == jti, RevokedToken.expires_at > utcnow()
+            )
+        )
+        return found is not None
+
+    def _seed_from_database(self) -> None:
+        """Once per process without Redis: the revocations made before it started."""
+        if self._seeded:
+            return
+        from electro_isla.auth.models import RevokedToken
+        from electro_isla.extensions import db
+
+        rows = db.session.execute(
+            select(RevokedToken.jti, RevokedToken.expires_at).where(
+                RevokedToken.expires_at > utcnow()
+            )
+        ).all()
+        with self._lock:
+            for jti, expires_at in rows:
+                self._local.setdefault(jti, expires_at.timestamp())
+            self._seeded = True
 
 
 def revocations(app: Flask | None = None) -> RevocationStore:

@@ -117,13 +117,13 @@ class Login(MethodView):
         account = account_key(data["username"], usuario.id if usuario else None)
         ip = request.remote_addr or "unknown"
         limiter = login_limiter()
-        block = limiter.blocked(account, ip)
-        if block is not None:
-            raise _blocked(block)
+        # Reserved before the hash, atomically: parallel guesses cannot all get checked.
+        attempt = limiter.reserve(account, ip)
+        if isinstance(attempt, Block):
+            raise _blocked(attempt)
         if not service.credentials_valid(usuario, data["password"]):
-            limiter.failed(account, ip)
-            abort(401, message=BAD_CREDENTIALS)
-        limiter.succeeded(account)
+            abort(401, message=BAD_CREDENTIALS)  # the reserved places count the failure
+        limiter.succeeded(attempt)
         access = service.issue_access_token(usuario)
         refresh = service.issue_refresh_token(usuario.id)
         db.session.commit()
@@ -169,4 +169,4 @@ class Me(MethodView):
     @blp.doc(security=BEARER)
     def get(self) -> dict[str, Any]:
         """The caller, from current data (costs no SQL on a cache hit)"""
-        return g.perfil
+        return g.acceso

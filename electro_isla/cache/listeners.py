@@ -7,11 +7,13 @@ only them; the outermost COMMIT turns all notes into generation bumps and its
 ROLLBACK throws them all away, so a failed write leaves the cache alone.
 ORM bulk `insert()/update()/delete()` are caught in `do_orm_execute`, the
 legacy `bulk_*_mappings` by the session class (extensions.py); raw SQL cannot
-be seen and must call `invalidate_after_commit` itself.
+be seen and must call `invalidate_after_commit` (whole tables) or
+`invalidate_rows_after_commit` (rows) itself.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import current_app, has_app_context
@@ -60,6 +62,17 @@ def invalidate_after_commit(session: Session | scoped_session, *tables: str) -> 
         session = session()
     for table in tables:
         _pending(session).setdefault(table, set()).add(WHOLE_TABLE)
+
+
+def invalidate_rows_after_commit(
+    session: Session | scoped_session, table: str, rows: Iterable[Any]
+) -> None:
+    """Invalidate what `rows` of `table` feed (their row entries and the table's
+    family-wide names) once this session commits: for Core UPDATEs run on the
+    session's connection, which no mapper event sees."""
+    if isinstance(session, scoped_session):
+        session = session()
+    _pending(session).setdefault(table, set()).update(rows)
 
 
 def _collect(mapper: Mapper, connection: Any, target: Any) -> None:

@@ -2,7 +2,7 @@
 
 A write to a table invalidates every name that lists it, so adding a cached
 name without saying what it reads is impossible, and no write can forget an
-invalidation. Row families (`producto`, `perfil_usuario`) are keyed by one row
+invalidation. Row families (`producto`, `perfil_usuario`, `acceso_usuario`) are keyed by one row
 of `row_table`: a write to that row invalidates that row's entries only.
 """
 
@@ -49,6 +49,9 @@ REGISTRY: dict[str, CachedName] = _names(
     ),
     CachedName("producto", 300, row_table="productos"),
     CachedName("perfil_usuario", 3600, row_table="usuarios"),
+    # The per-request role/is_active check: short, so a change that bypasses the
+    # app (raw SQL) takes effect within a minute; app writes invalidate at once.
+    CachedName("acceso_usuario", 60, row_table="usuarios"),
 )
 
 

@@ -8,7 +8,6 @@ from marshmallow import (
     Schema,
     ValidationError,
     fields,
-    pre_load,
     validate,
     validates,
     validates_schema,
@@ -16,7 +15,7 @@ from marshmallow import (
 
 from electro_isla.catalogo.schemas import id_field
 from electro_isla.fields import Money, Timestamp, strict_int, text
-from electro_isla.pagination import PaginationArgsSchema, page_schema
+from electro_isla.pagination import DropEmptyArgs, PaginationArgsSchema, page_schema
 from electro_isla.pedidos.models import ESTADOS, METODOS_PAGO
 
 MAX_ITEMS = 50
@@ -99,10 +98,7 @@ class AsignarMensajeroSchema(Schema):
     mensajero_id = id_field(required=True)
 
 
-class PedidoQueryArgsSchema(PaginationArgsSchema):
-    estado = fields.String(validate=validate.OneOf(ESTADOS))
+class PedidoQueryArgsSchema(DropEmptyArgs, PaginationArgsSchema):
+    """`?estado=` means every estado."""
 
-    @pre_load
-    def drop_empty(self, data: Any, **_: Any) -> dict[str, Any]:
-        """`?estado=` means every estado."""
-        return {k: data.get(k) for k in data if data.get(k) not in ("", None)}
+    estado = fields.String(validate=validate.OneOf(ESTADOS))

@@ -1,9 +1,20 @@
 """Pedido commands and queries.
 
-Stock is taken and given back under row locks: on PostgreSQL every producto an
-order touches is read `SELECT ... FOR UPDATE`, always in id order, so two
-orders for the same productos queue behind each other instead of overselling,
-and can never deadlock. SQLite serialises writers on its own.
+Stock is never written as an absolute value read earlier: it is taken with
+`UPDATE productos SET stock = stock - :n WHERE id = :id AND stock >= :n` and a
+rowcount check, and given back with `stock = stock + :n`. The database decides,
+so no interleaving can oversell, on PostgreSQL or on SQLite (where FOR UPDATE
+does nothing and the reads before the first write take no lock at all). Every
+estado change is `UPDATE pedidos SET estado = :new WHERE id = :id AND estado =
+:old`, so of two concurrent cancels only one moves the order and restocks.
+
+On PostgreSQL the productos are also read `SELECT ... FOR UPDATE` in id order
+(and the stock UPDATEs run in id order), so two orders for the same productos
+queue behind each other and can never deadlock.
+
+These UPDATEs run on the session's connection, which no ORM event sees: each
+one notes what it touched for the cache (`invalidate_rows_after_commit`), so
+the `producto` entries of exactly those rows are invalidated at COMMIT.
 """
 
 from __future__ import annotations
@@ -13,10 +24,12 @@ from decimal import Decimal
 from typing import Any
 
 from flask_smorest import abort
-from sqlalchemy import select
+from sqlalchemy import Update, select, update
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from electro_isla.auth.permissions import Actor
+from electro_isla.cache.listeners import invalidate_after_commit, invalidate_rows_after_commit
 from electro_isla.catalogo.models import Producto
 from electro_isla.catalogo.schemas import MAX_INT
 from electro_isla.db_types import money, utcnow
@@ -27,6 +40,8 @@ from electro_isla.pedidos.models import TRANSICIONES, DetallePedido, Pedido
 from electro_isla.usuarios.models import Usuario
 
 ESTADOS_FINALES = frozenset(estado for estado, siguientes in TRANSICIONES.items() if not siguientes)
+PRODUCTOS = Producto.__table__
+PEDIDOS = Pedido.__table__
 
 
 def pedido_data(pedido: Pedido) -> dict[str, Any]:
@@ -80,6 +95,56 @@ def _lock_productos(ids: Iterable[int]) -> dict[int, Producto]:
         .execution_options(populate_existing=True)
     )
     return {p.id: p for p in db.session.scalars(stmt)}
+
+
+def _execute(stmt: Update) -> int:
+    """Run a guarded UPDATE in the session's transaction; the rows it matched."""
+    return db.session.connection().execute(stmt).rowcount
+
+
+def _take_stock(cantidades: dict[int, int]) -> int | None:
+    """Take each cantidad from its producto's stock, in id order; all or nothing.
+
+    Returns None when done, else the id of the first producto short of stock
+    (the caller rolls back what was already taken).
+    """
+    for producto_id in sorted(cantidades):
+        n = cantidades[producto_id]
+        taken = _execute(
+            update(PRODUCTOS)
+            .where(PRODUCTOS.c.id == producto_id, PRODUCTOS.c.stock >= n)
+            .values(stock=PRODUCTOS.c.stock - n)
+        )
+        if taken != 1:
+            return producto_id
+    invalidate_rows_after_commit(db.session, "productos", cantidades)
+    return None
+
+
+def _give_back_stock(cantidades: dict[int, int]) -> None:
+    for producto_id in sorted(cantidades):
+        _execute(
+            update(PRODUCTOS)
+            .where(PRODUCTOS.c.id == producto_id)
+            .values(stock=PRODUCTOS.c.stock + cantidades[producto_id])
+        )
+    invalidate_rows_after_commit(db.session, "productos", cantidades)
+
+
+def _move_estado(pedido: Pedido, nuevo: str) -> bool:
+    """Move the order from the estado it was read in to `nuevo`, unless someone did first."""
+    now = utcnow()
+    moved = _execute(
+        update(PEDIDOS)
+        .where(PEDIDOS.c.id == pedido.id, PEDIDOS.c.estado == pedido.estado)
+        .values(estado=nuevo, updated_at=now)
+    )
+    if moved != 1:
+        return False
+    set_committed_value(pedido, "estado", nuevo)
+    set_committed_value(pedido, "updated_at", now)
+    invalidate_after_commit(db.session, "pedidos")
+    return True
 
 
 def _fail(code: int, message: str, errors: dict[str, Any] | None = None) -> None:
@@ -139,8 +204,15 @@ def crear_pedido(usuario_id: int, data: dict[str, Any]) -> dict[str, Any]:
     if short:
         _fail(409, "Not enough stock: " + "; ".join(short))
 
-    for item in items:
-        productos[item["producto_id"]].stock -= item["cantidad"]
+    short_id = _take_stock({item["producto_id"]: item["cantidad"] for item in items})
+    if short_id is not None:
+        # Someone bought it between our read and our UPDATE (SQLite takes no read lock).
+        available = db.session.connection().scalar(
+            select(PRODUCTOS.c.stock).where(PRODUCTOS.c.id == short_id)
+        )
+        _fail(409, f"Not enough stock: {productos[short_id].nombre} (available {available})")
+    for producto in productos.values():
+        db.session.expire(producto, ["stock", "updated_at"])
     pedido = Pedido(
         usuario_id=usuario_id,
         estado="pendiente",
@@ -209,30 +281,73 @@ def actualizar_pedido(pedido_id: int, actor: Actor, data: dict[str, Any]) -> dic
     pedido = get_pedido_or_404(pedido_id, actor, lock=True)
     nuevo = data.pop("estado", None)
     if nuevo is not None:
-        if nuevo not in TRANSICIONES[pedido.estado]:
-            _fail(409, f"An order cannot go from {pedido.estado} to {nuevo}.")
+        anterior = pedido.estado
+        if nuevo not in TRANSICIONES[anterior]:
+            _fail(409, f"An order cannot go from {anterior} to {nuevo}.")
+        if not _move_estado(pedido, nuevo):
+            _fail(409, f"The order is no longer {anterior}: someone changed it meanwhile.")
         if nuevo == "cancelado":
-            productos = _lock_productos(d.producto_id for d in pedido.detalles)
-            for detalle in pedido.detalles:
-                productos[detalle.producto_id].stock += detalle.cantidad
+            _give_back_stock({d.producto_id: d.cantidad for d in pedido.detalles})
+            for producto in _productos_en_sesion(pedido):
+                db.session.expire(producto, ["stock", "updated_at"])
         if nuevo == "entregado":
             pedido.fecha_entrega = utcnow()
-        pedido.estado = nuevo
     for key, value in data.items():
         setattr(pedido, key, value)
     return _commit(pedido)
 
 
+def _productos_en_sesion(pedido: Pedido) -> list[Producto]:
+    """The order's productos already loaded in this session (their stock is now stale)."""
+    identity = db.session.identity_map
+    keys = (db.session.identity_key(Producto, d.producto_id) for d in pedido.detalles)
+    return [identity[key] for key in keys if key in identity]
+
+
+def _mensajero_activo(mensajero_id: int, *, lock: bool = False) -> Usuario | None:
+    stmt = select(Usuario).where(Usuario.id == mensajero_id)
+    if lock:
+        stmt = stmt.with_for_update().execution_options(populate_existing=True)
+    usuario = db.session.scalars(stmt).first()
+    ok = usuario is not None and usuario.rol == "mensajero" and usuario.is_active
+    return usuario if ok else None
+
+
 def asignar_mensajero(pedido_id: int, actor: Actor, mensajero_id: int) -> dict[str, Any]:
+    """Assign an active mensajero to an order that is not finished.
+
+    The usuario row is locked (FOR UPDATE) so a concurrent demotion waits for
+    this assignment or is seen by it; on SQLite, where that lock does nothing,
+    the UPDATE itself re-checks the role, so the order is never left with a
+    usuario that was not a mensajero when it was assigned.
+    """
+    not_mensajero = {"json": {"mensajero_id": ["Not an active usuario with rol mensajero."]}}
     pedido = get_pedido_or_404(pedido_id, actor, lock=True)
-    mensajero = db.session.get(Usuario, mensajero_id)
-    if mensajero is None or mensajero.rol != "mensajero" or not mensajero.is_active:
-        _fail(
-            422,
-            "The usuario is not an active mensajero.",
-            {"json": {"mensajero_id": ["Not an active usuario with rol mensajero."]}},
-        )
+    if _mensajero_activo(mensajero_id, lock=True) is None:
+        _fail(422, "The usuario is not an active mensajero.", not_mensajero)
     if pedido.estado in ESTADOS_FINALES:
         _fail(409, f"An order that is {pedido.estado} cannot be assigned.")
-    pedido.mensajero_id = mensajero_id
+    now = utcnow()
+    still_mensajero = (
+        select(Usuario.id)
+        .where(Usuario.id == mensajero_id, Usuario.rol == "mensajero", Usuario.is_active)
+        .exists()
+    )
+    assigned = _execute(
+        update(PEDIDOS)
+        .where(
+            PEDIDOS.c.id == pedido.id,
+            PEDIDOS.c.estado.not_in(sorted(ESTADOS_FINALES)),
+            still_mensajero,
+        )
+        .values(mensajero_id=mensajero_id, updated_at=now)
+    )
+    if assigned != 1:
+        # Changed between the read and the UPDATE: say which, from current data.
+        if _mensajero_activo(mensajero_id) is None:
+            _fail(422, "The usuario is not an active mensajero.", not_mensajero)
+        _fail(409, "The order changed meanwhile and cannot be assigned now.")
+    set_committed_value(pedido, "mensajero_id", mensajero_id)
+    set_committed_value(pedido, "updated_at", now)
+    invalidate_after_commit(db.session, "pedidos")
     return _commit(pedido)

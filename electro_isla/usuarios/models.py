@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Index, String, Text
+from sqlalchemy import Boolean, CheckConstraint, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -13,7 +13,15 @@ ROLES = ("admin", "trabajador", "mensajero", "cliente")
 STAFF_ROLES = frozenset({"admin", "trabajador"})
 
 
+def normalize_email(email: str) -> str:
+    """The one case rule for emails: stored trimmed and lower-cased."""
+    return email.strip().lower()
+
+
 class Usuario(db.Model):
+    """A usuario. Emails are stored lower-cased; usernames as typed, but two that differ
+    only in case cannot both exist (unique indexes on lower(), migration 0003)."""
+
     __tablename__ = "usuarios"
     __table_args__ = (
         CheckConstraint("rol IN ('admin', 'trabajador', 'mensajero', 'cliente')", name="rol"),
@@ -45,3 +53,9 @@ class Usuario(db.Model):
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+# One account per name whatever the case: "Ana" and "ana" cannot both register,
+# and a case-insensitive login finds exactly one usuario.
+Index("uq_usuarios_lower_username", func.lower(Usuario.username), unique=True)
+Index("uq_usuarios_lower_email", func.lower(Usuario.email), unique=True)

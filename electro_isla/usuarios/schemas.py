@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from electro_isla.fields import StrictBoolean, Timestamp, text
-from electro_isla.pagination import PaginationArgsSchema
+from electro_isla.pagination import DropEmptyArgs, PaginationArgsSchema
 from electro_isla.usuarios.models import ROLES
 
 
@@ -23,7 +23,9 @@ class UsuarioSchema(Schema):
     direccion = fields.String(dump_only=True)
 
 
-class UsuarioQueryArgsSchema(PaginationArgsSchema):
+class UsuarioQueryArgsSchema(DropEmptyArgs, PaginationArgsSchema):
+    """`?q=&rol=&activo=&page=1` (empty filters, the contract's own form) lists everyone."""
+
     q = text(100)
     rol = fields.String(validate=validate.OneOf(ROLES))
     activo = fields.Boolean()

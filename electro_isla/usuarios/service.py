@@ -11,7 +11,7 @@ from electro_isla.auth.permissions import Actor
 from electro_isla.cache import cache_manager
 from electro_isla.extensions import db
 from electro_isla.pagination import paginate
-from electro_isla.usuarios.models import Usuario
+from electro_isla.usuarios.models import Usuario, normalize_email
 
 
 def perfil_data(usuario_id: int) -> dict[str, Any] | None:
@@ -31,6 +31,21 @@ def perfil_data(usuario_id: int) -> dict[str, Any] | None:
         "date_joined": usuario.date_joined,
         "telefono": usuario.telefono,
         "direccion": usuario.direccion,
+    }
+
+
+def acceso_data(usuario_id: int) -> dict[str, Any] | None:
+    """What the cached `acceso_usuario_<id>` entry holds: who the caller is, and may be."""
+    usuario = db.session.get(Usuario, usuario_id)
+    if usuario is None:
+        return None
+    return {
+        "id": usuario.id,
+        "username": usuario.username,
+        "email": usuario.email,
+        "nombre": usuario.nombre,
+        "rol": usuario.rol,
+        "is_active": usuario.is_active,
     }
 
 
@@ -114,10 +129,13 @@ def crear_usuario(
     first_name: str = "",
     last_name: str = "",
 ) -> Usuario:
-    """Create a usuario (CLI and tools); the caller has validated the input."""
+    """Create a usuario (CLI and tools); the caller has validated the input.
+
+    The case rule of every write path: email lower-cased, username as given.
+    """
     usuario = Usuario(
-        username=username,
-        email=email,
+        username=username.strip(),
+        email=normalize_email(email),
         rol=rol,
         first_name=first_name,
         last_name=last_name,

@@ -11,6 +11,7 @@ import pytest
 import time_machine
 
 from electro_isla.auth.models import RefreshToken
+from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
 from tests.auth.support import (
@@ -25,7 +26,7 @@ from tests.auth.support import (
     update_usuario,
 )
 
-SECRET = "test-secret-key-that-is-long-enough-for-hs256"  # TestConfig.SECRET_KEY
+SECRET = TestConfig.SECRET_KEY
 
 
 # -- register ---------------------------------------------------------------------

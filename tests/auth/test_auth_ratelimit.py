@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
 
+from electro_isla.auth import service
 from electro_isla.auth.models import RefreshToken
 from electro_isla.cache import shared_redis
 from tests.auth.support import count, login, make_usuario
@@ -101,9 +105,10 @@ def test_the_limit_is_shared_by_workers_through_redis(make_app):
 
     prefix = first.config["CACHE_KEY_PREFIX"]
     redis = shared_redis(first)
-    mine = [k.decode() for k in redis.scan_iter(match=f"{prefix}:ratelimit:login/*")]
-    assert any("/account/" in k for k in mine) and any("/ip/" in k for k in mine), mine
-    assert not list(redis.scan_iter(match="LIMITS*"))  # the library's default prefix
+    mine = [k.decode() for k in redis.scan_iter(match=f"{prefix}:ratelimit:login:*")]
+    assert any(":account:" in k for k in mine) and any(":ip:" in k for k in mine), mine
+    # Every window expires with its last entry: nothing is left behind for ever.
+    assert all(0 < redis.pttl(k) <= 60_000 for k in mine), mine
     # Rate-limit windows are not cache entries: clearing the cache keeps them.
     with first.app_context():
         from electro_isla.cache import cache_manager
@@ -120,3 +125,86 @@ def test_window_and_maximum_come_from_configuration(make_app, window):
     assert login(client, "ana", WRONG, ip="10.8.0.1").status_code == 401
     assert login(client, "ana", WRONG, ip="10.8.0.2").status_code == 401
     assert assert_429(login(client, "ana", ip="10.8.0.3")) <= window
+
+
+def slow_and_counted(monkeypatch) -> Counter:
+    """Make every password check slow (as real scrypt is) and count how many really ran."""
+    checked: Counter = Counter()
+    real = service.credentials_valid
+    lock = threading.Lock()
+
+    def check(usuario, password):
+        with lock:
+            checked["passwords"] += 1
+        time.sleep(0.2)
+        return real(usuario, password)
+
+    monkeypatch.setattr(service, "credentials_valid", check)
+    return checked
+
+
+def parallel(n: int, attempt) -> Counter:
+    barrier = threading.Barrier(n)
+    statuses: Counter = Counter()
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        barrier.wait()
+        status = attempt(i).status_code
+        with lock:
+            statuses[status] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return statuses
+
+
+def test_thirty_parallel_guesses_over_two_workers_check_at_most_five(make_app, monkeypatch):
+    first, second = make_app(), make_app()
+    make_usuario(first, username="ana")
+    checked = slow_and_counted(monkeypatch)
+
+    def guess(i: int):
+        worker = (first, second)[i % 2]
+        return login(worker.test_client(), "ana", WRONG, ip=f"10.10.{i}.1")
+
+    statuses = parallel(30, guess)
+
+    assert statuses[401] + statuses[429] == 30, statuses
+    assert statuses[401] <= 5 and checked["passwords"] <= 5, (statuses, checked)
+    assert statuses[401] == checked["passwords"]
+
+
+def test_thirty_parallel_guesses_from_one_ip_check_at_most_five(make_app, monkeypatch):
+    app = make_app()
+    checked = slow_and_counted(monkeypatch)
+    statuses = parallel(30, lambda i: login(app.test_client(), f"nadie{i}", WRONG, ip="10.11.0.1"))
+    assert statuses[401] + statuses[429] == 30, statuses
+    assert statuses[401] <= 5 and checked["passwords"] <= 5, (statuses, checked)
+
+
+def test_parallel_guesses_are_bounded_on_the_in_process_store_too(sqlite_app, monkeypatch):
+    make_usuario(sqlite_app, username="ana")
+    checked = slow_and_counted(monkeypatch)
+    statuses = parallel(
+        30, lambda i: login(sqlite_app.test_client(), "ana", WRONG, ip=f"10.12.{i}.1")
+    )
+    assert statuses[401] + statuses[429] == 30, statuses
+    assert statuses[401] <= 5 and checked["passwords"] <= 5, (statuses, checked)
+
+
+def test_parallel_right_passwords_are_not_refused_by_their_own_reservations(make_app):
+    """Successes give their places back: five logins at once from one office IP all work,
+    and the IP can still fail four times afterwards before it is blocked."""
+    app = make_app()
+    for n in range(5):
+        make_usuario(app, username=f"empleado{n}")
+    statuses = parallel(5, lambda i: login(app.test_client(), f"empleado{i}", ip="10.13.0.1"))
+    assert statuses == Counter({200: 5})
+    client = app.test_client()
+    for n in range(5):
+        assert login(client, f"nadie{n}", WRONG, ip="10.13.0.1").status_code == 401
+    assert_429(login(client, "empleado0", ip="10.13.0.1"))

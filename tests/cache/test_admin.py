@@ -115,7 +115,7 @@ def test_clear_deletes_cached_entries_only(app, client):
     fill_cache(app, [add_producto(app), add_producto(app, nombre="B")])
     foreign = plant_foreign_keys(app)
     cached = len(value_keys(app))
-    assert cached == 6  # 2 productos, 2 pages, 1 statistic, the admin's perfil
+    assert cached == 6  # 2 productos, 2 pages, 1 statistic, the admin's access check
     response = client.post("/api/admin/cache/clear/", headers=admin, json={})
     assert response.status_code == 200
     assert response.json == {"deleted": cached}
@@ -132,7 +132,7 @@ def test_clear_with_a_pattern_deletes_the_matching_names(app, client):
     response = client.post("/api/admin/cache/clear/", headers=admin, json={"pattern": "producto"})
     assert response.json == {"deleted": 2}  # not productos_vendidos, not lista_productos
     left = {k.decode().split(":")[2] for k in value_keys(app)}
-    assert left == {"lista_productos", "estadisticas_productos", "perfil_usuario"}
+    assert left == {"lista_productos", "estadisticas_productos", "acceso_usuario"}
     response = client.post(
         "/api/admin/cache/clear/", headers=admin, json={"pattern": "estadisticas_*"}
     )

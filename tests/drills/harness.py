@@ -29,7 +29,7 @@ import requests
 from tests.servers import PostgresServer, free_port
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
-SECRET_KEY = "drill-secret-key-that-is-long-enough-for-hs256"
+SECRET_KEY = "drill-signing-key-long-enough-for-hs256-0123456789"
 
 
 def create_database(server: PostgresServer, name: str) -> str:

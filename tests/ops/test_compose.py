@@ -222,9 +222,14 @@ def test_env_example_points_at_the_compose_services(compose):
     env = read_env_file(ENV_EXAMPLE)
     config = CONFIGS[env["APP_ENV"]]
     assert config.ENV_NAME == "production"
-    for required in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL"):
+    for required in ("DATABASE_URL", "REDIS_URL"):
         assert env.get(required), f".env.example must set {required}"
-    assert len(env["SECRET_KEY"]) >= 32  # HS256 wants a key at least as long as the hash
+    # A published key would sign forged tokens: the example carries none, and
+    # production refuses to start until the operator's .env supplies one.
+    assert "SECRET_KEY" in env and env["SECRET_KEY"] == ""
+    from electro_isla.config import secret_key_problem
+
+    assert secret_key_problem(env["SECRET_KEY"])
 
     pg_env = compose["services"]["postgres"]["environment"]
     url = make_url(env["DATABASE_URL"])
@@ -288,17 +293,36 @@ def test_dockerfile_is_slim_non_root_and_caches_dependencies():
     assert {".env", ".venv", ".git"} <= set(ignored)
 
 
-def _command_env(service: dict[str, Any], tmp_path: Path) -> dict[str, str]:
+def operator_secret_key() -> str:
+    """What an operator's `.env` adds: a key generated as `.env.example` says."""
+    import secrets
+
+    return secrets.token_urlsafe(48)
+
+
+def _command_env(
+    service: dict[str, Any], tmp_path: Path, secret_key: str | None = None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
     env.update(service_env(service))
+    if secret_key is not None:
+        env["SECRET_KEY"] = secret_key
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["LOG_DIR"] = str(tmp_path / "logs")
     env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "metrics")
     return env
 
 
-def run_service_command(command: list[str], service: dict[str, Any], tmp_path: Path):
-    """Run a container command here, in a way that resolves it without serving."""
+def run_service_command(
+    command: list[str],
+    service: dict[str, Any],
+    tmp_path: Path,
+    secret_key: str | None = None,
+):
+    """Run a container command here, in a way that resolves it without serving.
+
+    `secret_key` stands for the operator's `.env` (None: `.env.example` alone).
+    """
     program, *args = command
     if program == "gunicorn":
         args = [*args, "--check-config"]
@@ -309,7 +333,7 @@ def run_service_command(command: list[str], service: dict[str, Any], tmp_path: P
     return subprocess.run(
         [str(BIN / program), *args],
         cwd=ROOT,
-        env=_command_env(service, tmp_path),
+        env=_command_env(service, tmp_path, secret_key),
         capture_output=True,
         text=True,
         timeout=60,
@@ -323,8 +347,21 @@ def test_every_compose_command_resolves_in_the_app(compose, service_name, tmp_pa
     for part in command:
         if part.endswith(".py"):
             assert (ROOT / part).is_file(), part
-    result = run_service_command(command, service, tmp_path)
+    result = run_service_command(command, service, tmp_path, operator_secret_key())
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_api_refuses_to_start_with_env_example_alone(compose, tmp_path):
+    """No .env, no key: gunicorn cannot load the app, instead of signing with a public key."""
+    api = compose["services"]["api"]
+    result = run_service_command(argv(api["command"]), api, tmp_path)
+    assert result.returncode != 0
+    assert "refuses to start without SECRET_KEY" in result.stdout + result.stderr
+
+    placeholder = "change-me-to-a-long-random-string-before-any-real-deployment"
+    result = run_service_command(argv(api["command"]), api, tmp_path, placeholder)
+    assert result.returncode != 0
+    assert "placeholder" in result.stdout + result.stderr
 
 
 def test_migrations_directory_the_migrate_service_needs_exists():
@@ -363,6 +400,8 @@ def test_flask_commands_of_compose_and_the_contract_exist(compose):
 
 def test_a_wrong_module_path_fails_the_check(compose, tmp_path):
     command = ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:application"]
-    result = run_service_command(command, compose["services"]["api"], tmp_path)
+    result = run_service_command(
+        command, compose["services"]["api"], tmp_path, operator_secret_key()
+    )
     assert result.returncode != 0
     assert "application" in result.stderr

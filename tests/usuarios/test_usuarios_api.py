@@ -75,6 +75,19 @@ def test_list_anonymous_and_bad_token_are_401(client):
     assert response.json["code"] == 401
 
 
+def test_empty_filters_are_dropped_as_the_contract_sends_them(app, client):
+    _, headers = user_with_role(app, "admin", username="jefa")
+    make_usuario(app, username="pedro", rol="mensajero", is_active=False)
+    response = client.get("/api/admin/users/?q=&rol=&activo=&page=1", headers=headers)
+    assert response.status_code == 200, response.json
+    assert [u["username"] for u in response.json["results"]] == ["jefa", "pedro"]
+    # An empty filter next to a real one leaves the real one in force.
+    response = client.get("/api/admin/users/?q=&rol=mensajero&activo=", headers=headers)
+    assert [u["username"] for u in response.json["results"]] == ["pedro"]
+    # A wrong value is still refused.
+    assert client.get("/api/admin/users/?rol=jefe", headers=headers).status_code == 422
+
+
 def test_list_paginates_and_filters(app, client):
     _, headers = user_with_role(app, "admin", username="jefa", first_name="Ana", last_name="Ruiz")
     make_usuario(app, username="pedro", first_name="Pedro", last_name="Gómez", rol="mensajero")
@@ -306,8 +319,9 @@ def test_perfil_is_cached_with_etag(app, client):
     _, headers = user_with_role(app, "cliente")
     first = client.get("/api/perfil/", headers=headers)
     second = client.get("/api/perfil/", headers=headers)
-    # The auth check already loaded the entry, so the view itself reads a HIT.
-    assert first.headers["X-Cache"] == "HIT"
+    # The auth check has its own short-lived entry (acceso_usuario): the profile's
+    # first read is its own MISS, the next a HIT.
+    assert first.headers["X-Cache"] == "MISS"
     assert second.headers["X-Cache"] == "HIT"
     assert first.headers["Cache-Control"] == "private, no-cache"
     assert first.json == second.json

@@ -1,0 +1,131 @@
+"""Production refuses configurations that are insecure or silently wrong."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import jwt as pyjwt
+import pytest
+
+from electro_isla import create_app
+from electro_isla.config import ProdConfig
+from electro_isla.extensions import db as _db
+from tests.factories import UsuarioFactory
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+# What .env.example shipped: anyone who read the repository could sign tokens with it.
+PUBLISHED_KEY = "change-me-to-a-long-random-string-before-any-real-deployment"
+GOOD_KEY = "Jq3v9Zr1xWm7Kp2LbT8cYn4Hs6Fd0GaE5uRiOoPl"
+
+
+@pytest.fixture
+def prod_env(monkeypatch, tmp_path):
+    """The environment production reads, on a throwaway SQLite file."""
+    for var in ("REDIS_URL", "REDIS_MODE", "REDIS_SENTINELS", "WEB_CONCURRENCY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'prod.db'}")
+    monkeypatch.setenv("SECRET_KEY", GOOD_KEY)
+    monkeypatch.setenv("LOG_DIR", str(tmp_path / "logs"))
+    return monkeypatch
+
+
+def prod_app():
+    return create_app(ProdConfig)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        PUBLISHED_KEY,
+        "changeme-changeme-changeme-changeme-changeme",
+        "my-super-secret-signing-key-for-the-store-api",
+        "an-example-key-that-is-easily-long-enough-to-pass",
+        "short-but-random-7Hq2",
+        "a" * 64,
+    ],
+)
+def test_production_refuses_a_placeholder_or_short_key(prod_env, key):
+    prod_env.setenv("SECRET_KEY", key)
+    with pytest.raises(RuntimeError, match="refuses to start: SECRET_KEY"):
+        prod_app()
+
+
+def test_a_token_forged_with_the_published_key_never_meets_a_running_app(prod_env):
+    forged = pyjwt.encode(
+        {"sub": "1", "type": "access", "jti": "x", "exp": 4_102_444_800, "rol": "admin"},
+        PUBLISHED_KEY,
+        algorithm="HS256",
+    )
+    # The published key cannot be what production signs with...
+    prod_env.setenv("SECRET_KEY", PUBLISHED_KEY)
+    with pytest.raises(RuntimeError):
+        prod_app()
+    # ...and an app with a real key does not take the forgery for an admin.
+    prod_env.setenv("SECRET_KEY", GOOD_KEY)
+    app = prod_app()
+    with app.app_context():
+        _db.create_all()
+        UsuarioFactory(rol="admin")
+    response = app.test_client().get(
+        "/api/admin/cache/stats/", headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert response.status_code == 401
+    with app.app_context():
+        _db.engine.dispose()
+
+
+def test_a_generated_key_is_accepted():
+    from electro_isla.config import secret_key_problem
+
+    assert secret_key_problem(secrets.token_urlsafe(48)) is None
+    assert secret_key_problem(GOOD_KEY) is None
+
+
+def test_several_workers_without_a_shared_store_refuse_to_start(prod_env):
+    prod_env.setenv("WEB_CONCURRENCY", "3")
+    with pytest.raises(RuntimeError, match="no shared store"):
+        prod_app()
+    prod_env.setenv("WEB_CONCURRENCY", "1")
+    assert prod_app().config["WEB_CONCURRENCY"] == 1
+    prod_env.setenv("WEB_CONCURRENCY", "3")
+    prod_env.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert prod_app().config["REDIS_URL"]
+
+
+def test_sentinel_mode_is_a_shared_store_without_redis_url(prod_env):
+    prod_env.setenv("WEB_CONCURRENCY", "4")
+    prod_env.setenv("REDIS_MODE", "sentinel")
+    with pytest.raises(RuntimeError, match="REDIS_SENTINELS"):
+        prod_app()
+    prod_env.setenv("REDIS_SENTINELS", "10.0.0.1:26379,10.0.0.2:26379")
+    assert prod_app().config["REDIS_MODE"] == "sentinel"
+
+
+def test_gunicorn_with_several_workers_and_no_redis_does_not_serve(tmp_path):
+    """gunicorn tells the app its real worker count (here from -w, not WEB_CONCURRENCY)."""
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
+    env.update(
+        APP_ENV="production",
+        SECRET_KEY=GOOD_KEY,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}",
+        LOG_DIR=str(tmp_path / "logs"),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        BIND=f"127.0.0.1:{free_port()}",
+        GUNICORN_CMD_ARGS="--workers 2",
+    )
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    result = subprocess.run(
+        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "no shared store" in result.stderr
