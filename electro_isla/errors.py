@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
+import marshmallow as ma
 from flask import Flask, Response, current_app, request
 from flask_smorest import Api
 from sqlalchemy import exc as sa_exc
@@ -21,10 +23,29 @@ from werkzeug.routing import IntegerConverter
 log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+NON_FIELD_ERRORS = "non_field_errors"
+
+
+class ErrorSchema(ma.Schema):
+    """The error envelope as documented in the OpenAPI document (never used to dump)."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    status = ma.fields.String(required=True, metadata={"description": "Reason phrase"})
+    message = ma.fields.String(required=True, metadata={"description": "Human-readable text"})
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.List(ma.fields.String()),
+        metadata={
+            "description": "Validation failures: one key per input (dotted path for nested"
+            " ones, `non_field_errors` for the body as a whole), each a list of texts."
+        },
+    )
 
 
 class JsonApi(Api):
-    """flask-smorest's Api whose error payload always carries a human message."""
+    """flask-smorest's Api whose error payload carries a human message and flat `errors`."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException):  # noqa: ANN201
         if error.code is None or error.code >= 500:
@@ -39,7 +60,53 @@ class JsonApi(Api):
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
             payload["message"] = _message_for(error)
+        errors = _flat_errors_of(error)
+        if code == 422 and not errors:
+            errors = {NON_FIELD_ERRORS: [payload["message"]]}
+        if errors:
+            payload["errors"] = errors
+        else:
+            payload.pop("errors", None)
         return payload, code, headers
+
+
+def flat_errors(errors: Any, *, by_location: bool = False) -> dict[str, list[str]]:
+    """`errors` as API.md spells them: {input: [text, ...]}, nested inputs by dotted path.
+
+    marshmallow nests per field and per list index ({"items": {0: {"cantidad": [...]}}})
+    and names whole-object problems `_schema`; webargs adds the request location on
+    top ({"json": ...}, `by_location`). Both become flat keys: `items.0.cantidad`,
+    `items.1` (a whole item), `non_field_errors` (the body as a whole).
+    """
+    flat: dict[str, list[str]] = {}
+
+    def walk(path: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                key = str(key)
+                walk(path if key == "_schema" else f"{path}.{key}" if path else key, value)
+        elif isinstance(node, list | tuple):
+            for item in node:
+                walk(path, item)
+        elif node is not None:
+            flat.setdefault(path or NON_FIELD_ERRORS, []).append(str(node))
+
+    if by_location and isinstance(errors, dict):
+        for per_location in errors.values():
+            walk("", per_location)
+    else:
+        walk("", errors)
+    return flat
+
+
+def _flat_errors_of(error: HTTPException) -> dict[str, list[str]]:
+    """The error's field messages, flat: `errors=` given to abort, or webargs' `messages`."""
+    data = getattr(error, "data", None) or {}
+    if data.get("errors"):
+        return flat_errors(data["errors"])
+    if data.get("messages"):
+        return flat_errors(data["messages"], by_location=True)
+    return {}
 
 
 def _not_modified() -> Response:
@@ -85,13 +152,11 @@ def require_json_body() -> None:
     fields = (
         [k for k, v in document.items() if _has_lone_surrogate(k) or _has_lone_surrogate(v)]
         if isinstance(document, dict)
-        else (["_schema"] if _has_lone_surrogate(document) else [])
+        else ([NON_FIELD_ERRORS] if _has_lone_surrogate(document) else [])
     )
     if fields:
         invalid = UnprocessableEntity()
-        invalid.data = {
-            "errors": {"json": {f: ["Not valid Unicode text (lone surrogate)."] for f in fields}}
-        }
+        invalid.data = {"errors": {f: ["Not valid Unicode text (lone surrogate)."] for f in fields}}
         raise invalid
 
 
@@ -154,7 +219,8 @@ def refused_by_database(error: sa_exc.DataError):  # noqa: ANN201
     except Exception:  # noqa: BLE001
         log.debug("rollback after DataError failed", exc_info=True)
     refused = UnprocessableEntity()
-    refused.data = {"message": "A value cannot be stored (NUL character or number out of range)."}
+    message = "A value cannot be stored (NUL character or number out of range)."
+    refused.data = {"message": message, "errors": {NON_FIELD_ERRORS: [message]}}
     return api.handle_http_exception(refused)
 
 

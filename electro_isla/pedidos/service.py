@@ -85,8 +85,9 @@ def _lock_productos(ids: Iterable[int]) -> dict[int, Producto]:
 def _fail(code: int, message: str, errors: dict[str, Any] | None = None) -> None:
     """Release the locks and what was flushed, then answer with the error.
 
-    `errors` is shaped as request validation shapes it ({"json": {field: ...}}),
-    so clients read one format whichever layer refused the data.
+    `errors` is keyed by input as marshmallow nests it ({"items": {"0": [...]}}); the
+    error handler flattens it like request validation's, so clients read one format
+    whichever layer refused the data.
     """
     db.session.rollback()
     if errors:
@@ -105,7 +106,7 @@ def crear_pedido(usuario_id: int, data: dict[str, Any]) -> dict[str, Any]:
         if not (p := productos.get(item["producto_id"])) or not p.activo
     }
     if unknown:
-        _fail(422, "Some productos cannot be ordered.", {"json": {"items": unknown}})
+        _fail(422, "Some productos cannot be ordered.", {"items": unknown})
 
     detalles: list[DetallePedido] = []
     total = Decimal("0.00")
@@ -127,7 +128,7 @@ def crear_pedido(usuario_id: int, data: dict[str, Any]) -> dict[str, Any]:
         _fail(
             422,
             "The order total is too large.",
-            {"json": {"items": ["The order total is too large."]}},
+            {"items": ["The order total is too large."]},
         )
 
     short = [
@@ -230,7 +231,7 @@ def asignar_mensajero(pedido_id: int, actor: Actor, mensajero_id: int) -> dict[s
         _fail(
             422,
             "The usuario is not an active mensajero.",
-            {"json": {"mensajero_id": ["Not an active usuario with rol mensajero."]}},
+            {"mensajero_id": ["Not an active usuario with rol mensajero."]},
         )
     if pedido.estado in ESTADOS_FINALES:
         _fail(409, f"An order that is {pedido.estado} cannot be assigned.")
