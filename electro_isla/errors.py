@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
@@ -18,7 +19,7 @@ from werkzeug.exceptions import (
     UnprocessableEntity,
     UnsupportedMediaType,
 )
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, RequestRedirect
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,10 @@ class JsonApi(Api):
             payload["errors"] = errors
         else:
             payload.pop("errors", None)
-        return payload, code, headers
+        # What Werkzeug would have sent with its HTML page (Allow on a 405,
+        # WWW-Authenticate...), which the parent handler drops.
+        own = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        return payload, code, {**own, **dict(headers or {})}
 
 
 def flat_errors(errors: Any, *, by_location: bool = False) -> dict[str, list[str]]:
@@ -224,6 +228,24 @@ def refused_by_database(error: sa_exc.DataError):  # noqa: ANN201
     return api.handle_http_exception(refused)
 
 
+def redirect_envelope(response: Response) -> Response:
+    """A 308 to the canonical path (trailing slash) answers the JSON envelope, not HTML.
+
+    Flask hands routing redirects back as Werkzeug's own response, past every error
+    handler; status and Location stay as they are.
+    """
+    redirect = request.routing_exception
+    if isinstance(redirect, RequestRedirect) and response.status_code == redirect.code:
+        body = {
+            "code": redirect.code,
+            "status": HTTPStatus(redirect.code).phrase,
+            "message": f"This resource lives at {redirect.new_url}.",
+        }
+        response.set_data(current_app.json.dumps(body))
+        response.content_type = "application/json"
+    return response
+
+
 def release_session(_exc: BaseException | None) -> None:
     """End the request's session; a connection the server killed must not turn an answer into a 500.
 
@@ -261,6 +283,7 @@ def register_error_handlers(app: Flask) -> None:
     # Before any blueprint: rules pick their converters when they are added.
     app.url_map.converters["int"] = DatabaseIdConverter
     app.before_request(require_json_body)
+    app.after_request(redirect_envelope)
     for exc_class in DATABASE_UNAVAILABLE:
         app.register_error_handler(exc_class, database_unavailable)
     app.register_error_handler(sa_exc.DataError, refused_by_database)
