@@ -5,10 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates
+from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from electro_isla.catalogo.models import CATEGORIAS
-from electro_isla.fields import Money, Timestamp, strict_bool, strict_int, text
+from electro_isla.fields import Money, PatchBody, Timestamp, strict_bool, strict_int, text
 from electro_isla.pagination import PaginationArgsSchema, page_schema
 
 # Largest value the INTEGER columns hold: past it the database would fail,
@@ -69,19 +69,14 @@ class ProductoCreateSchema(ProductoWriteFields):
     activo = strict_bool(load_default=True)
 
 
-class ProductoUpdateSchema(ProductoWriteFields):
+class ProductoUpdateSchema(PatchBody, ProductoWriteFields):
     nombre = text(200, 1)
     precio = positive_money()
 
 
-class _DropEmptyArgs(Schema):
-    @pre_load
-    def drop_empty(self, data: Any, **_: Any) -> dict[str, Any]:
-        """`?categoria=&q=` means no filter, as a search form sends it."""
-        return {k: data.get(k) for k in data if data.get(k) not in ("", None)}
+class ProductoQueryArgsSchema(PaginationArgsSchema):
+    """`?categoria=&q=` means no filter, as a search form sends it."""
 
-
-class ProductoQueryArgsSchema(_DropEmptyArgs, PaginationArgsSchema):
     categoria = fields.String(validate=validate.OneOf(CATEGORIAS))
     q = text(200)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from electro_isla.fields import StrictBoolean, Timestamp, text
+from electro_isla.fields import PatchBody, StrictBoolean, Timestamp, text
 from electro_isla.pagination import PaginationArgsSchema
 from electro_isla.usuarios.models import ROLES
 
@@ -29,7 +29,7 @@ class UsuarioQueryArgsSchema(PaginationArgsSchema):
     activo = fields.Boolean()
 
 
-class UsuarioAdminUpdateSchema(Schema):
+class UsuarioAdminUpdateSchema(PatchBody):
     """What staff may change on a usuario (username, email and password are the owner's)."""
 
     rol = fields.String(validate=validate.OneOf(ROLES))
@@ -38,7 +38,7 @@ class UsuarioAdminUpdateSchema(Schema):
     last_name = text(150)
 
 
-class PerfilUpdateSchema(Schema):
+class PerfilUpdateSchema(PatchBody):
     """What a usuario may change on their own profile (never their role)."""
 
     first_name = text(150)
