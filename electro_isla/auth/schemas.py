@@ -26,7 +26,11 @@ class RegisterSchema(Schema):
             validate.Regexp(USERNAME_PATTERN, error="Letters, digits and . + - _ only."),
         ],
     )
-    email = fields.Email(required=True, validate=[validate.Length(max=254), storable_text])
+    email = fields.Email(
+        required=True,
+        validate=[validate.Length(max=254), storable_text],
+        metadata={"description": "An address whose domain has a top-level part of 2+ characters"},
+    )
     password = fields.String(
         required=True, load_only=True, validate=validate.Length(min=8, max=128)
     )

@@ -14,6 +14,7 @@ from electro_isla.pagination import PaginationArgsSchema, page_schema
 # Largest value the INTEGER columns hold: past it the database would fail,
 # so the request fails validation instead (Money bounds NUMERIC(12, 2) itself).
 MAX_INT = 2**31 - 1
+NOT_BLANK = "Not blank: at least one character other than spaces (else 422)."
 
 
 def positive_money(**kwargs: Any) -> Money:
@@ -45,7 +46,7 @@ ProductoPageSchema = page_schema(ProductoSchema)
 class ProductoWriteFields(Schema):
     """Fields staff may set; create and update differ only in what is required."""
 
-    nombre = text(200, 1, required=True)
+    nombre = text(200, 1, required=True, metadata={"description": NOT_BLANK})
     descripcion = text(10_000)
     precio = positive_money(required=True)
     descuento = strict_int(validate=validate.Range(min=0, max=100))
@@ -70,7 +71,7 @@ class ProductoCreateSchema(ProductoWriteFields):
 
 
 class ProductoUpdateSchema(PatchBody, ProductoWriteFields):
-    nombre = text(200, 1)
+    nombre = text(200, 1, metadata={"description": NOT_BLANK})
     precio = positive_money()
 
 

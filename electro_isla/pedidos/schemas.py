@@ -13,7 +13,7 @@ from marshmallow import (
     validates_schema,
 )
 
-from electro_isla.catalogo.schemas import id_field
+from electro_isla.catalogo.schemas import NOT_BLANK, id_field
 from electro_isla.fields import Money, PatchBody, Timestamp, strict_int, text
 from electro_isla.pagination import PaginationArgsSchema, page_schema
 from electro_isla.pedidos.models import ESTADOS, METODOS_PAGO
@@ -71,8 +71,8 @@ class PedidoCreateSchema(Schema):
         },
     )
     metodo_pago = fields.String(required=True, validate=validate.OneOf(METODOS_PAGO))
-    direccion_entrega = text(500, 1, required=True)
-    telefono = text(30, 1, required=True)
+    direccion_entrega = text(500, 1, required=True, metadata={"description": NOT_BLANK})
+    telefono = text(30, 1, required=True, metadata={"description": NOT_BLANK})
     notas = text(2000, load_default="")
 
     @validates_schema
