@@ -21,7 +21,7 @@ def create_app(
     app.url_map.strict_slashes = True
     register_proxy_fix(app)
 
-    from electro_isla import cache, errors, extensions, json, logs, observability
+    from electro_isla import cache, docs, errors, extensions, json, logs, observability
 
     json.register_json_provider(app)
     logs.register_logging(app)
@@ -29,6 +29,7 @@ def create_app(
     errors.register_error_handlers(app)
     cache.register_cache(app)
     register_blueprints(app)
+    docs.register_docs_assets(app)
     observability.register_observability(app)
     register_commands(app)
     return app

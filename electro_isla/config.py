@@ -64,7 +64,8 @@ class Config:
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs/"
-    OPENAPI_SWAGGER_UI_URL = "https://cdn.jsdelivr.net/npm/swagger-ui-dist/"
+    # Served by the app (electro_isla/docs.py), so the docs work offline.
+    OPENAPI_SWAGGER_UI_URL = "/api/docs/swagger-ui/"
     API_SPEC_OPTIONS = {
         "components": {
             "securitySchemes": {

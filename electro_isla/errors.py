@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+from http import HTTPStatus
+from typing import Any
 
+import marshmallow as ma
 from flask import Flask, Response, current_app, request
 from flask_smorest import Api
 from sqlalchemy import exc as sa_exc
@@ -16,15 +19,34 @@ from werkzeug.exceptions import (
     UnprocessableEntity,
     UnsupportedMediaType,
 )
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, RequestRedirect
 
 log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+NON_FIELD_ERRORS = "non_field_errors"
+
+
+class ErrorSchema(ma.Schema):
+    """The error envelope as documented in the OpenAPI document (never used to dump)."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    status = ma.fields.String(required=True, metadata={"description": "Reason phrase"})
+    message = ma.fields.String(required=True, metadata={"description": "Human-readable text"})
+    errors = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.List(ma.fields.String()),
+        metadata={
+            "description": "Validation failures: one key per input (dotted path for nested"
+            " ones, `non_field_errors` for the body as a whole), each a list of texts."
+        },
+    )
 
 
 class JsonApi(Api):
-    """flask-smorest's Api whose error payload always carries a human message."""
+    """flask-smorest's Api whose error payload carries a human message and flat `errors`."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def handle_http_exception(self, error: HTTPException):  # noqa: ANN201
         if error.code is None or error.code >= 500:
@@ -39,7 +61,56 @@ class JsonApi(Api):
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
             payload["message"] = _message_for(error)
-        return payload, code, headers
+        errors = _flat_errors_of(error)
+        if code == 422 and not errors:
+            errors = {NON_FIELD_ERRORS: [payload["message"]]}
+        if errors:
+            payload["errors"] = errors
+        else:
+            payload.pop("errors", None)
+        # What Werkzeug would have sent with its HTML page (Allow on a 405,
+        # WWW-Authenticate...), which the parent handler drops.
+        own = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+        return payload, code, {**own, **dict(headers or {})}
+
+
+def flat_errors(errors: Any, *, by_location: bool = False) -> dict[str, list[str]]:
+    """`errors` as API.md spells them: {input: [text, ...]}, nested inputs by dotted path.
+
+    marshmallow nests per field and per list index ({"items": {0: {"cantidad": [...]}}})
+    and names whole-object problems `_schema`; webargs adds the request location on
+    top ({"json": ...}, `by_location`). Both become flat keys: `items.0.cantidad`,
+    `items.1` (a whole item), `non_field_errors` (the body as a whole).
+    """
+    flat: dict[str, list[str]] = {}
+
+    def walk(path: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                key = str(key)
+                walk(path if key == "_schema" else f"{path}.{key}" if path else key, value)
+        elif isinstance(node, list | tuple):
+            for item in node:
+                walk(path, item)
+        elif node is not None:
+            flat.setdefault(path or NON_FIELD_ERRORS, []).append(str(node))
+
+    if by_location and isinstance(errors, dict):
+        for per_location in errors.values():
+            walk("", per_location)
+    else:
+        walk("", errors)
+    return flat
+
+
+def _flat_errors_of(error: HTTPException) -> dict[str, list[str]]:
+    """The error's field messages, flat: `errors=` given to abort, or webargs' `messages`."""
+    data = getattr(error, "data", None) or {}
+    if data.get("errors"):
+        return flat_errors(data["errors"])
+    if data.get("messages"):
+        return flat_errors(data["messages"], by_location=True)
+    return {}
 
 
 def _not_modified() -> Response:
@@ -85,13 +156,11 @@ def require_json_body() -> None:
     fields = (
         [k for k, v in document.items() if _has_lone_surrogate(k) or _has_lone_surrogate(v)]
         if isinstance(document, dict)
-        else (["_schema"] if _has_lone_surrogate(document) else [])
+        else ([NON_FIELD_ERRORS] if _has_lone_surrogate(document) else [])
     )
     if fields:
         invalid = UnprocessableEntity()
-        invalid.data = {
-            "errors": {"json": {f: ["Not valid Unicode text (lone surrogate)."] for f in fields}}
-        }
+        invalid.data = {"errors": {f: ["Not valid Unicode text (lone surrogate)."] for f in fields}}
         raise invalid
 
 
@@ -154,8 +223,27 @@ def refused_by_database(error: sa_exc.DataError):  # noqa: ANN201
     except Exception:  # noqa: BLE001
         log.debug("rollback after DataError failed", exc_info=True)
     refused = UnprocessableEntity()
-    refused.data = {"message": "A value cannot be stored (NUL character or number out of range)."}
+    message = "A value cannot be stored (NUL character or number out of range)."
+    refused.data = {"message": message, "errors": {NON_FIELD_ERRORS: [message]}}
     return api.handle_http_exception(refused)
+
+
+def redirect_envelope(response: Response) -> Response:
+    """A 308 to the canonical path (trailing slash) answers the JSON envelope, not HTML.
+
+    Flask hands routing redirects back as Werkzeug's own response, past every error
+    handler; status and Location stay as they are.
+    """
+    redirect = request.routing_exception
+    if isinstance(redirect, RequestRedirect) and response.status_code == redirect.code:
+        body = {
+            "code": redirect.code,
+            "status": HTTPStatus(redirect.code).phrase,
+            "message": f"This resource lives at {redirect.new_url}.",
+        }
+        response.set_data(current_app.json.dumps(body))
+        response.content_type = "application/json"
+    return response
 
 
 def release_session(_exc: BaseException | None) -> None:
@@ -195,6 +283,7 @@ def register_error_handlers(app: Flask) -> None:
     # Before any blueprint: rules pick their converters when they are added.
     app.url_map.converters["int"] = DatabaseIdConverter
     app.before_request(require_json_body)
+    app.after_request(redirect_envelope)
     for exc_class in DATABASE_UNAVAILABLE:
         app.register_error_handler(exc_class, database_unavailable)
     app.register_error_handler(sa_exc.DataError, refused_by_database)

@@ -69,4 +69,7 @@ def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
     api.init_app(app)
+    from electro_isla.openapi import register_openapi_conventions
+
+    register_openapi_conventions(api)
     jwt.init_app(app)

@@ -10,7 +10,8 @@ import datetime as dt
 from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from flask import has_request_context, request
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from electro_isla.db_types import money
 
@@ -106,9 +107,24 @@ def strict_int(**kwargs: Any) -> fields.Integer:
     return fields.Integer(strict=True, **kwargs)
 
 
+class PatchBody(Schema):
+    """A PATCH body: each field optional, the body itself required (as documented).
+
+    `{}` changes nothing and is fine; no body at all is a client mistake, answered
+    as DRF does: a 422 under `non_field_errors`.
+    """
+
+    @pre_load
+    def body_given(self, data: Any, **_: Any) -> Any:
+        if has_request_context() and not request.get_data(cache=True):
+            raise ValidationError("A JSON body is required.")
+        return data
+
+
 __all__ = [
     "MAX_AMOUNT",
     "Money",
+    "PatchBody",
     "StrictBoolean",
     "Timestamp",
     "ValidationError",

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
-from marshmallow import Schema, fields, pre_load, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import Select, func, select
 
 from electro_isla.extensions import db
@@ -14,14 +14,29 @@ from electro_isla.extensions import db
 MAX_PAGE_SIZE = 100
 
 
-class DropEmptyArgs(Schema):
+class QueryArgsSchema(Schema):
+    """A list's query string: `?x=` means x not given, and each parameter comes once.
+
+    Empty values are what a search form sends for inputs left blank (the document
+    says `allowEmptyValue`); a repeated parameter (`?page=1&page=2`) is a 422, not
+    a silent pick of one of them.
+    """
+
     @pre_load
-    def drop_empty(self, data: Any, **_: Any) -> dict[str, Any]:
-        """`?q=&rol=` means no filter, as a search form sends it."""
+    def one_value_each_and_drop_empty(self, data: Any, **_: Any) -> dict[str, Any]:
+        given = getattr(data, "data", data)  # webargs' proxy over the MultiDict
+        getlist = getattr(given, "getlist", None)
+        repeated = {
+            name: ["Give this parameter once."]
+            for name in self.fields
+            if getlist is not None and len(getlist(name)) > 1
+        }
+        if repeated:
+            raise ValidationError(repeated)
         return {k: data.get(k) for k in data if data.get(k) not in ("", None)}
 
 
-class PaginationArgsSchema(Schema):
+class PaginationArgsSchema(QueryArgsSchema):
     page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=1_000_000))
     page_size = fields.Integer(load_default=20, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
 

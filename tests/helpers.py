@@ -30,3 +30,18 @@ def user_with_role(app: Flask, rol: str, **fields) -> tuple[int, dict[str, str]]
 
 
 ROLES = ("admin", "trabajador", "mensajero", "cliente")
+
+
+def error_keys(response) -> set[str]:  # noqa: ANN001
+    """The keys of an answer's `errors`, once checked flat (API.md, Conventions).
+
+    Each key names one input (no `json`/`query` location level), each value is a
+    non-empty list of strings.
+    """
+    errors = response.get_json()["errors"]
+    assert isinstance(errors, dict) and errors, errors
+    for key, texts in errors.items():
+        assert key not in ("json", "query"), errors
+        assert isinstance(texts, list) and texts, (key, texts)
+        assert all(isinstance(text, str) for text in texts), (key, texts)
+    return set(errors)

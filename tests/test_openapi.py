@@ -1,4 +1,8 @@
-"""The OpenAPI document lists every endpoint of the contract (API.md)."""
+"""The OpenAPI document lists every endpoint of the contract (API.md); its UI works offline."""
+
+import re
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 CONTRACT = {
     "/api/auth/register/": {"post"},
@@ -42,3 +46,35 @@ def test_docs_ui_is_served(sqlite_app):
     response = sqlite_app.test_client().get("/api/docs/")
     assert response.status_code == 200
     assert b"swagger" in response.data.lower()
+
+
+class _Assets(HTMLParser):
+    """Every URL the page loads: script src, link href, img src."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if value and (name, tag) in {("src", "script"), ("href", "link"), ("src", "img")}:
+                self.urls.append(value)
+
+
+def test_docs_ui_loads_only_same_origin_assets(sqlite_app):
+    """No CDN: on a machine without internet the page still renders."""
+    client = sqlite_app.test_client()
+    page = client.get("/api/docs/").get_data(as_text=True)
+    parser = _Assets()
+    parser.feed(page)
+    assert len(parser.urls) >= 3, parser.urls  # swagger-ui.css, its bundle and preset
+    assert not re.search(r"https?://", page), "the page names an absolute URL"
+    expected = {".css": "text/css", ".js": "javascript"}
+    for url in parser.urls:
+        parts = urlsplit(url)
+        assert not parts.scheme and not parts.netloc, url
+        response = client.get(parts.path)
+        assert response.status_code == 200, url
+        suffix = parts.path[parts.path.rfind(".") :]
+        assert expected[suffix] in response.content_type, (url, response.content_type)
+        assert len(response.data) > 1000, url

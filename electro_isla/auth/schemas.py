@@ -26,7 +26,15 @@ class RegisterSchema(Schema):
             validate.Regexp(USERNAME_PATTERN, error="Letters, digits and . + - _ only."),
         ],
     )
-    email = fields.Email(required=True, validate=[validate.Length(max=254), storable_text])
+    email = fields.Email(
+        required=True,
+        validate=[validate.Length(max=254), storable_text],
+        metadata={
+            "description": "An address whose domain ends in a part of 2+ characters",
+            # What the validator adds to `format: email` (no NUL either, as all text).
+            "pattern": "^[^\\u0000]*(@localhost|\\.[A-Za-z0-9-]{2,}\\.?)$",
+        },
+    )
     password = fields.String(
         required=True, load_only=True, validate=validate.Length(min=8, max=128)
     )

@@ -37,7 +37,7 @@ class CacheStats(MethodView):
 @blp.route("/admin/cache/clear/")
 class CacheClear(MethodView):
     @admin_required
-    @blp.arguments(CacheClearArgsSchema)
+    @blp.arguments(CacheClearArgsSchema, required=False)  # no body: clear everything
     @blp.response(200, CacheClearSchema)
     @documents(401)
     @documents(403)

@@ -8,12 +8,13 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from electro_isla.catalogo.models import CATEGORIAS
-from electro_isla.fields import Money, Timestamp, strict_bool, strict_int, text
-from electro_isla.pagination import DropEmptyArgs, PaginationArgsSchema, page_schema
+from electro_isla.fields import Money, PatchBody, Timestamp, strict_bool, strict_int, text
+from electro_isla.pagination import PaginationArgsSchema, page_schema
 
 # Largest value the INTEGER columns hold: past it the database would fail,
 # so the request fails validation instead (Money bounds NUMERIC(12, 2) itself).
 MAX_INT = 2**31 - 1
+NOT_BLANK = "Not blank: at least one character other than spaces (else 422)."
 
 
 def positive_money(**kwargs: Any) -> Money:
@@ -45,7 +46,7 @@ ProductoPageSchema = page_schema(ProductoSchema)
 class ProductoWriteFields(Schema):
     """Fields staff may set; create and update differ only in what is required."""
 
-    nombre = text(200, 1, required=True)
+    nombre = text(200, 1, required=True, metadata={"description": NOT_BLANK})
     descripcion = text(10_000)
     precio = positive_money(required=True)
     descuento = strict_int(validate=validate.Range(min=0, max=100))
@@ -69,12 +70,14 @@ class ProductoCreateSchema(ProductoWriteFields):
     activo = strict_bool(load_default=True)
 
 
-class ProductoUpdateSchema(ProductoWriteFields):
-    nombre = text(200, 1)
+class ProductoUpdateSchema(PatchBody, ProductoWriteFields):
+    nombre = text(200, 1, metadata={"description": NOT_BLANK})
     precio = positive_money()
 
 
-class ProductoQueryArgsSchema(DropEmptyArgs, PaginationArgsSchema):
+class ProductoQueryArgsSchema(PaginationArgsSchema):
+    """`?categoria=&q=` means no filter, as a search form sends it."""
+
     categoria = fields.String(validate=validate.OneOf(CATEGORIAS))
     q = text(200)
 

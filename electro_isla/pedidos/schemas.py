@@ -13,9 +13,9 @@ from marshmallow import (
     validates_schema,
 )
 
-from electro_isla.catalogo.schemas import id_field
-from electro_isla.fields import Money, Timestamp, strict_int, text
-from electro_isla.pagination import DropEmptyArgs, PaginationArgsSchema, page_schema
+from electro_isla.catalogo.schemas import NOT_BLANK, id_field
+from electro_isla.fields import Money, PatchBody, Timestamp, strict_int, text
+from electro_isla.pagination import PaginationArgsSchema, page_schema
 from electro_isla.pedidos.models import ESTADOS, METODOS_PAGO
 
 MAX_ITEMS = 50
@@ -64,10 +64,15 @@ class PedidoCreateSchema(Schema):
         fields.Nested(PedidoItemSchema),
         required=True,
         validate=validate.Length(min=1, max=MAX_ITEMS),
+        metadata={
+            "description": "Each producto_id at most once (add up its cantidad), each an"
+            " active producto; otherwise 422 naming `items` or `items.<i>`.",
+            "uniqueItems": True,
+        },
     )
     metodo_pago = fields.String(required=True, validate=validate.OneOf(METODOS_PAGO))
-    direccion_entrega = text(500, 1, required=True)
-    telefono = text(30, 1, required=True)
+    direccion_entrega = text(500, 1, required=True, metadata={"description": NOT_BLANK})
+    telefono = text(30, 1, required=True, metadata={"description": NOT_BLANK})
     notas = text(2000, load_default="")
 
     @validates_schema
@@ -85,7 +90,7 @@ class PedidoCreateSchema(Schema):
             raise ValidationError("This field cannot be blank.")
 
 
-class PedidoUpdateSchema(Schema):
+class PedidoUpdateSchema(PatchBody):
     """What staff may change on an order; a mensajero may send `estado` only."""
 
     estado = fields.String(validate=validate.OneOf(ESTADOS))
@@ -95,10 +100,16 @@ class PedidoUpdateSchema(Schema):
 
 
 class AsignarMensajeroSchema(Schema):
-    mensajero_id = id_field(required=True)
+    mensajero_id = id_field(
+        required=True,
+        metadata={
+            "description": "The id of an active usuario whose rol is mensajero;"
+            " any other id is a 422 naming `mensajero_id`."
+        },
+    )
 
 
-class PedidoQueryArgsSchema(DropEmptyArgs, PaginationArgsSchema):
+class PedidoQueryArgsSchema(PaginationArgsSchema):
     """`?estado=` means every estado."""
 
     estado = fields.String(validate=validate.OneOf(ESTADOS))

@@ -150,8 +150,9 @@ def _move_estado(pedido: Pedido, nuevo: str) -> bool:
 def _fail(code: int, message: str, errors: dict[str, Any] | None = None) -> None:
     """Release the locks and what was flushed, then answer with the error.
 
-    `errors` is shaped as request validation shapes it ({"json": {field: ...}}),
-    so clients read one format whichever layer refused the data.
+    `errors` is keyed by input as marshmallow nests it ({"items": {"0": [...]}}); the
+    error handler flattens it like request validation's, so clients read one format
+    whichever layer refused the data.
     """
     db.session.rollback()
     if errors:
@@ -170,7 +171,7 @@ def crear_pedido(usuario_id: int, data: dict[str, Any]) -> dict[str, Any]:
         if not (p := productos.get(item["producto_id"])) or not p.activo
     }
     if unknown:
-        _fail(422, "Some productos cannot be ordered.", {"json": {"items": unknown}})
+        _fail(422, "Some productos cannot be ordered.", {"items": unknown})
 
     detalles: list[DetallePedido] = []
     total = Decimal("0.00")
@@ -192,7 +193,7 @@ def crear_pedido(usuario_id: int, data: dict[str, Any]) -> dict[str, Any]:
         _fail(
             422,
             "The order total is too large.",
-            {"json": {"items": ["The order total is too large."]}},
+            {"items": ["The order total is too large."]},
         )
 
     short = [
@@ -321,7 +322,7 @@ def asignar_mensajero(pedido_id: int, actor: Actor, mensajero_id: int) -> dict[s
     the UPDATE itself re-checks the role, so the order is never left with a
     usuario that was not a mensajero when it was assigned.
     """
-    not_mensajero = {"json": {"mensajero_id": ["Not an active usuario with rol mensajero."]}}
+    not_mensajero = {"mensajero_id": ["Not an active usuario with rol mensajero."]}
     pedido = get_pedido_or_404(pedido_id, actor, lock=True)
     if _mensajero_activo(mensajero_id, lock=True) is None:
         _fail(422, "The usuario is not an active mensajero.", not_mensajero)

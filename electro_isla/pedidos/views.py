@@ -15,6 +15,7 @@ from electro_isla.auth.permissions import (
     roles_required,
     staff_required,
 )
+from electro_isla.errors import ErrorSchema
 from electro_isla.pagination import with_links
 from electro_isla.pedidos import service
 from electro_isla.pedidos.schemas import (
@@ -42,6 +43,12 @@ class Pedidos(MethodView):
     @login_required
     @blp.arguments(PedidoCreateSchema)
     @blp.response(201, PedidoSchema)
+    @blp.alt_response(
+        422,
+        schema=ErrorSchema,
+        description="Invalid body, a repeated producto_id (`items`), or an unknown or"
+        " inactive producto (`items.<i>`)",
+    )
     @documents(409)
     def post(self, data: dict[str, Any]) -> Any:
         """Place an order
@@ -104,6 +111,11 @@ class AsignarMensajero(MethodView):
     @staff_required
     @blp.arguments(AsignarMensajeroSchema)
     @blp.response(200, PedidoSchema)
+    @blp.alt_response(
+        422,
+        schema=ErrorSchema,
+        description="Invalid body, or `mensajero_id` is not an active mensajero",
+    )
     @documents(404)
     @documents(409)
     def post(self, data: dict[str, Any], pedido_id: int) -> Any:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from electro_isla.fields import StrictBoolean, Timestamp, text
-from electro_isla.pagination import DropEmptyArgs, PaginationArgsSchema
+from electro_isla.fields import PatchBody, StrictBoolean, Timestamp, text
+from electro_isla.pagination import PaginationArgsSchema
 from electro_isla.usuarios.models import ROLES
 
 
@@ -23,7 +23,7 @@ class UsuarioSchema(Schema):
     direccion = fields.String(dump_only=True)
 
 
-class UsuarioQueryArgsSchema(DropEmptyArgs, PaginationArgsSchema):
+class UsuarioQueryArgsSchema(PaginationArgsSchema):
     """`?q=&rol=&activo=&page=1` (empty filters, the contract's own form) lists everyone."""
 
     q = text(100)
@@ -31,7 +31,7 @@ class UsuarioQueryArgsSchema(DropEmptyArgs, PaginationArgsSchema):
     activo = fields.Boolean()
 
 
-class UsuarioAdminUpdateSchema(Schema):
+class UsuarioAdminUpdateSchema(PatchBody):
     """What staff may change on a usuario (username, email and password are the owner's)."""
 
     rol = fields.String(validate=validate.OneOf(ROLES))
@@ -40,7 +40,7 @@ class UsuarioAdminUpdateSchema(Schema):
     last_name = text(150)
 
 
-class PerfilUpdateSchema(Schema):
+class PerfilUpdateSchema(PatchBody):
     """What a usuario may change on their own profile (never their role)."""
 
     first_name = text(150)

@@ -1,7 +1,11 @@
 """Schemathesis against the app's own /api/openapi.json, as every role and anonymously.
 
-Every operation, valid and invalid input: no 5xx, and every answer (errors
-included) matches the documented status codes, content type and schema.
+Every operation, valid and invalid input, with every check schemathesis has (the
+`--checks all` of its CLI): no 5xx, every answer (errors included) matches the
+documented status codes, content type, headers and schema, invalid input is
+refused and valid input accepted, 405s carry `Allow`. The coverage phase (the
+boundary values, missing and repeated parameters, undocumented methods of the
+CLI's default run) runs as admin besides the random cases of every role.
 """
 
 from __future__ import annotations
@@ -13,14 +17,13 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
+from schemathesis.checks import CHECKS as REGISTERED_CHECKS
+from schemathesis.checks import load_all_checks
+from schemathesis.config import SchemathesisConfig
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import (
-    content_type_conformance,
     negative_data_rejection,
-    response_schema_conformance,
-    status_code_conformance,
-    use_after_free,
+    positive_data_acceptance,
 )
 
 from electro_isla import create_app
@@ -36,27 +39,19 @@ from tests.fuzz.conftest import (
 METHODS = ("get", "post", "put", "patch", "delete")
 
 
-def _empty(value: object) -> bool:
-    return value in ("", None) or (isinstance(value, list | dict) and not value)
-
-
 def _negated(case, location: ParameterLocation) -> bool:  # noqa: ANN001
     component = (case.meta.components if case.meta else {}).get(location)
     return bool(component and component.mode.is_negative)
 
 
 def invalid_input_is_rejected(ctx, response, case):  # noqa: ANN001, ANN201
-    """negative_data_rejection, except where the harness or the wire undoes the negation.
+    """negative_data_rejection, except where the harness undoes the negation.
 
-    - An object or list mutated into a query parameter goes on the wire as `page=`,
-      which the API reads as "not given" (the default applies), as DRF does.
-    - A negated header is the dropped or mangled `Authorization`; the harness sends
-      the role's real token over it. What remains, if anything, is an undocumented
-      query parameter, which the API ignores (as DRF does, and as schemathesis itself
-      tolerates when it is the only negation).
+    A negated header is the dropped or mangled `Authorization`; the harness sends
+    the role's real token over it. What remains, if anything, is an undocumented
+    query parameter, which the API ignores (as DRF does, and as schemathesis itself
+    tolerates when it is the only negation).
     """
-    if case.query and any(_empty(v) for v in case.query.values()):
-        return None
     negated = {loc for loc in ParameterLocation if _negated(case, loc)}
     if ParameterLocation.HEADER in negated:
         rest = negated - {ParameterLocation.HEADER}
@@ -68,22 +63,66 @@ def invalid_input_is_rejected(ctx, response, case):  # noqa: ANN001, ANN201
     return negative_data_rejection(ctx, response, case)
 
 
-CHECKS = [
-    not_a_server_error,
-    status_code_conformance,
-    content_type_conformance,
-    response_schema_conformance,
-    invalid_input_is_rejected,
-]
-STATEFUL_CHECKS = [*CHECKS, use_after_free]
+# Refusals the document states in prose (a rule JSON Schema cannot say): the
+# operation, the error key (an `items.<i>` index reads as `items.*`) and its text.
+DOCUMENTED_REFUSALS = {
+    ("POST", "/api/pedidos/"): {
+        ("items", "A producto may appear only once; add up its cantidad."),
+        ("items.*", "Unknown or inactive producto."),
+        ("items", "The order total is too large."),
+    },
+    ("POST", "/api/admin/pedidos/{pedido_id}/asignar_mensajero/"): {
+        ("mensajero_id", "Not an active usuario with rol mensajero."),
+    },
+}
+# Rules of any operation, said in the fields' descriptions: text that must not be
+# blank (only spaces).
+ANYWHERE = {"This field cannot be blank.", "The name cannot be blank."}
+
+
+def _refusals_are_documented(case, response) -> bool:  # noqa: ANN001
+    if response.status_code != 422:
+        return False
+    documented = DOCUMENTED_REFUSALS.get((case.method.upper(), case.operation.path), set())
+    errors = (response.json() or {}).get("errors") or {}
+    for key, texts in errors.items():
+        generic = ".".join("*" if part.isdigit() else part for part in key.split("."))
+        for text in texts:
+            if (generic, text) not in documented and text not in ANYWHERE:
+                return False
+    return bool(errors)
+
+
+def valid_input_is_accepted(ctx, response, case):  # noqa: ANN001, ANN201
+    """positive_data_acceptance, except a 422 for a rule the document states in prose."""
+    if _refusals_are_documented(case, response):
+        return None
+    return positive_data_acceptance(ctx, response, case)
+
+
+def _all_checks() -> list:
+    """Every check schemathesis registers, its two data checks in the project's wording."""
+    load_all_checks()
+    replaced = {
+        negative_data_rejection: invalid_input_is_rejected,
+        positive_data_acceptance: valid_input_is_accepted,
+    }
+    return [replaced.get(check, check) for check in REGISTERED_CHECKS.get_all()]
+
+
+CHECKS = _all_checks()
+STATEFUL_CHECKS = CHECKS
 # (rol, status) of every fuzzed answer: proof that the fuzzer got past the front door.
 SEEN: Counter[tuple[str, int]] = Counter()
 
 
+# The document as collection reads it (it does not depend on the database).
+DOC_APP = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": "sqlite://", "REDIS_URL": None})
+
+
 def documented_operations() -> list[tuple[str, str]]:
     """(METHOD, path) of every operation, read from the document at collection time."""
-    app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": "sqlite://", "REDIS_URL": None})
-    doc = app.test_client().get("/api/openapi.json").json
+    doc = DOC_APP.test_client().get("/api/openapi.json").json
     return [
         (method.upper(), path)
         for path, operations in doc["paths"].items()
@@ -93,6 +132,21 @@ def documented_operations() -> list[tuple[str, str]]:
 
 
 OPERATIONS = documented_operations()
+# The same document with only the coverage phase: the deterministic boundary cases
+# `schemathesis run` starts with. Its cases are sent to the fuzz app (`app=`).
+coverage = schemathesis.openapi.from_wsgi(
+    "/api/openapi.json",
+    DOC_APP,
+    config=SchemathesisConfig.from_dict(
+        {
+            "phases": {
+                "examples": {"enabled": False},
+                "fuzzing": {"enabled": False},
+                "stateful": {"enabled": False},
+            }
+        }
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +229,20 @@ def test_stateful_sequences_along_the_documents_links(fuzz_env: FuzzEnv, fuzz_sc
     )
 
 
+@coverage.parametrize()
+@settings(deadline=None, database=None, suppress_health_check=list(HealthCheck))
+def test_coverage_cases_conform_as_admin(case, fuzz_env: FuzzEnv):  # noqa: ANN001
+    """Boundary values, missing/repeated/empty parameters, bodiless requests and
+    undocumented methods (405 with Allow): what `schemathesis run` sends first."""
+    headers = fuzz_env.headers("admin")
+    response = case.call(headers=headers, app=fuzz_env.app)
+    fuzz_env.after(case.operation.path)
+    SEEN["coverage", response.status_code] += 1
+    case.validate_response(
+        response, checks=CHECKS, headers=headers, transport_kwargs={"app": fuzz_env.app}
+    )
+
+
 def test_the_fuzzer_reached_every_kind_of_answer():
     """Runs last: the cases above were not all bounced at the door (401/422)."""
     if not SEEN:
@@ -189,3 +257,6 @@ def test_the_fuzzer_reached_every_kind_of_answer():
     assert statuses[422] > 0 and statuses[404] > 0
     assert any(str(rol).startswith("stateful-") and 200 <= s < 300 for rol, s in SEEN)
     assert sum(statuses.values()) >= 100 * min(FUZZ_MAX_EXAMPLES, 3)
+    # The coverage phase ran: undocumented methods (405 + Allow) and boundary values.
+    assert SEEN["coverage", 405] > 0 and SEEN["coverage", 422] > 0
+    assert sum(n for (rol, _), n in SEEN.items() if rol == "coverage") >= 1000
