@@ -33,6 +33,7 @@ from typing import Any
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
+import flask_migrate  # noqa: E402
 import psycopg  # noqa: E402
 from sqlalchemy import event, make_url, text  # noqa: E402
 
@@ -204,7 +205,7 @@ def run_size(
         seeded = 0.0
         if not seeded_before:
             with app.app_context():
-                db.create_all()
+                flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"])  # with triggers
             started = time.perf_counter()
             result = app.test_cli_runner().invoke(args=seed_args(pedidos))
             if result.exit_code != 0:

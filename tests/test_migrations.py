@@ -16,9 +16,12 @@ from sqlalchemy.exc import IntegrityError
 
 from electro_isla import create_app
 from electro_isla.config import TestConfig
+from electro_isla.estadisticas.models import ROLLUPS
 from electro_isla.extensions import db
 
-MODEL_TABLES = {"usuarios", "productos", "pedidos", "detalles_pedido", "refresh_tokens"}
+MODEL_TABLES = {"usuarios", "productos", "pedidos", "detalles_pedido", "refresh_tokens"} | {
+    t.name for t in ROLLUPS
+}
 
 
 def migrated_app(url: str, tmp_path) -> Flask:
