@@ -172,12 +172,11 @@ def rebuild() -> dict[str, int]:
             select(dia_usuario, Usuario.rol, cero, func.count()).group_by(dia_usuario, Usuario.rol),
         ),
     ]
-    written = {}
     for table, source in sources:
         columns = [c.name for c in table.columns]
-        written[table.name] = session.execute(insert(table).from_select(columns, source)).rowcount
+        session.execute(insert(table).from_select(columns, source))
     up = r.usuarios_pedidos
-    written[r.retencion.name] = session.execute(
+    session.execute(
         insert(r.retencion).from_select(
             ["slot", "con_pedidos", "recurrentes"],
             select(
@@ -186,7 +185,8 @@ def rebuild() -> dict[str, int]:
                 func.coalesce(func.sum(case((up.c.pedidos > 1, 1), else_=0)), 0),
             ).where(up.c.pedidos > 0),
         )
-    ).rowcount
+    )
+    written = {t.name: session.scalar(select(func.count()).select_from(t)) or 0 for t in r.ROLLUPS}
     # The rollups changed under every cached statistic; their sources are what it lists.
     invalidate_after_commit(session, *SOURCES)
     session.commit()
