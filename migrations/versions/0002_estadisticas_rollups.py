@@ -114,30 +114,34 @@ TABLES = (
 
 PG_PEDIDOS_COLS = "id, usuario_id, estado, metodo_pago, total, created_at"
 
+# One statement (data-modifying CTEs): one executor start per write, and the same
+# table order for every writer.
 PG_PEDIDOS_BODY = f"""
-    -- pedidos per UTC day and estado
-    WITH cambio AS ({{cambio}})
-    INSERT INTO estadisticas_pedidos_dia AS r (dia, estado, slot, pedidos)
-    SELECT dia, estado, {PG_SLOT}, n FROM (
-        SELECT (created_at AT TIME ZONE 'UTC')::date AS dia, estado, sum(signo) AS n
-        FROM cambio GROUP BY 1, 2
-    ) c WHERE n <> 0 ORDER BY dia, estado
-    ON CONFLICT (dia, estado, slot) DO UPDATE SET pedidos = r.pedidos + EXCLUDED.pedidos;
-
-    -- sales per UTC day and metodo_pago: count and cents
-    WITH cambio AS ({{cambio}})
-    INSERT INTO estadisticas_ventas_dia AS r (dia, metodo_pago, slot, pedidos, total_centimos)
-    SELECT dia, metodo_pago, {PG_SLOT}, n, centimos FROM (
-        SELECT (created_at AT TIME ZONE 'UTC')::date AS dia, metodo_pago, sum(signo) AS n,
-               sum(signo * (total * 100)::bigint) AS centimos
-        FROM cambio WHERE estado IN {VENTA} GROUP BY 1, 2
-    ) c WHERE n <> 0 OR centimos <> 0 ORDER BY dia, metodo_pago
-    ON CONFLICT (dia, metodo_pago, slot) DO UPDATE SET
-        pedidos = r.pedidos + EXCLUDED.pedidos,
-        total_centimos = r.total_centimos + EXCLUDED.total_centimos;
-
-    -- pedidos per usuario, and the retention counters from each usuario's old/new count
     WITH cambio AS ({{cambio}}),
+    -- pedidos per UTC day and estado
+    por_dia AS (
+        INSERT INTO estadisticas_pedidos_dia AS r (dia, estado, slot, pedidos)
+        SELECT dia, estado, {PG_SLOT}, n FROM (
+            SELECT (created_at AT TIME ZONE 'UTC')::date AS dia, estado, sum(signo) AS n
+            FROM cambio GROUP BY 1, 2
+        ) c WHERE n <> 0 ORDER BY dia, estado
+        ON CONFLICT (dia, estado, slot) DO UPDATE SET pedidos = r.pedidos + EXCLUDED.pedidos
+        RETURNING 1
+    ),
+    -- sales per UTC day and metodo_pago: count and cents
+    ventas AS (
+        INSERT INTO estadisticas_ventas_dia AS r (dia, metodo_pago, slot, pedidos, total_centimos)
+        SELECT dia, metodo_pago, {PG_SLOT}, n, centimos FROM (
+            SELECT (created_at AT TIME ZONE 'UTC')::date AS dia, metodo_pago, sum(signo) AS n,
+                   sum(signo * (total * 100)::bigint) AS centimos
+            FROM cambio WHERE estado IN {VENTA} GROUP BY 1, 2
+        ) c WHERE n <> 0 OR centimos <> 0 ORDER BY dia, metodo_pago
+        ON CONFLICT (dia, metodo_pago, slot) DO UPDATE SET
+            pedidos = r.pedidos + EXCLUDED.pedidos,
+            total_centimos = r.total_centimos + EXCLUDED.total_centimos
+        RETURNING 1
+    ),
+    -- pedidos per usuario, and the retention counters from each usuario's old/new count
     delta AS (
         SELECT usuario_id, sum(signo) AS d FROM cambio GROUP BY usuario_id HAVING sum(signo) <> 0
     ),
@@ -186,8 +190,11 @@ PG_DETALLES_BODY = f"""
     SELECT producto_id, n, centimos FROM (
         SELECT c.producto_id, sum(c.signo * c.cantidad) AS n,
                sum(c.signo * (c.subtotal * 100)::bigint) AS centimos
-        FROM cambio c JOIN pedidos p ON p.id = c.pedido_id
-        WHERE p.estado IN {VENTA} GROUP BY c.producto_id
+        FROM cambio c
+        -- one index lookup per changed line: a hash of every pedido would cost a scan
+        -- of the whole table per COPY chunk
+        WHERE (SELECT p.estado FROM pedidos p WHERE p.id = c.pedido_id) IN {VENTA}
+        GROUP BY c.producto_id
     ) c WHERE n <> 0 OR centimos <> 0 ORDER BY producto_id
     ON CONFLICT (producto_id) DO UPDATE SET
         cantidad = r.cantidad + EXCLUDED.cantidad,
