@@ -344,12 +344,91 @@ def run_size(
         }
 
 
+def interleaved(
+    admin: Any, redis_url: str, sizes: list[int], reps: int, logdir: str, tz: str
+) -> dict[int, dict[str, dict[str, float]]]:
+    """MISS and raw cost per size, measured round-robin over the kept databases.
+
+    One MISS of each endpoint at each size per round, so every size sees the same
+    machine load (a shared 2-core machine drifts by 2x between minutes).
+    """
+    apps, headers = {}, {}
+    for n in sizes:
+        url = admin.set(database=f"bench_stats_{n}").render_as_string(hide_password=False)
+        apps[n] = bench_app(url, redis_url, logdir, tz)
+        with apps[n].app_context():
+            admin_user = db.session.scalars(
+                db.select(Usuario).where(Usuario.username == "bench-admin")
+            ).one()
+            headers[n] = {"Authorization": f"Bearer {issue_access_token(admin_user)}"}
+            db.session.remove()
+    seen: dict[int, dict[str, dict[str, list[float]]]] = {
+        n: {e: {"miss": [], "raw": [], "hit": []} for e in ENDPOINTS} for n in sizes
+    }
+    clients = {n: apps[n].test_client() for n in sizes}
+    perfil: dict[int, list[float]] = {n: [] for n in sizes}
+    for _ in range(reps):
+        for n in sizes:
+            for endpoint, name in ENDPOINTS.items():
+                url = f"/api/admin/estadisticas/{endpoint}/"
+                clients[n].get(url, headers=headers[n])
+                with apps[n].app_context():
+                    cache_manager.invalidate(names=[name])
+                started = time.perf_counter()
+                response = clients[n].get(url, headers=headers[n])
+                seen[n][endpoint]["miss"].append(time.perf_counter() - started)
+                assert response.headers["X-Cache"] == "MISS"
+                for _hit in range(10):
+                    started = time.perf_counter()
+                    clients[n].get(url, headers=headers[n])
+                    seen[n][endpoint]["hit"].append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    clients[n].get("/api/perfil/", headers=headers[n])
+                    perfil[n].append(time.perf_counter() - started)
+                seen[n][endpoint]["raw"].append(raw_cost(apps[n], endpoint, 1))
+    out = {
+        n: {e: {k: statistics.median(v) for k, v in f.items()} for e, f in seen[n].items()}
+        for n in sizes
+    }
+    for n in sizes:
+        out[n]["perfil"] = {"hit": statistics.median(perfil[n])}
+        with apps[n].app_context():
+            db.session.remove()
+            db.engine.dispose()
+    return out
+
+
+def report_interleaved(res: dict[int, dict[str, dict[str, float]]], sizes: list[int]) -> None:
+    big, mid = max(sizes), min(sizes)
+    print("\n## Interleaved (round-robin over the sizes), TIMEZONE as given\n")
+    print(
+        f"| endpoint | miss @{mid:,} | miss @{big:,} | ratio (<= {GROWTH_TARGET}) "
+        f"| raw @{big:,} | raw / miss (>= {RAW_TARGET:.0f}) "
+        f"| hit @{big:,} | perfil hit @{big:,} | hit req/s / perfil (>= {PERFIL_TARGET}) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for e in ENDPOINTS:
+        a, b = res[mid][e], res[big][e]
+        growth, speed = b["miss"] / a["miss"], b["raw"] / b["miss"]
+        hit_ratio = res[big]["perfil"]["hit"] / b["hit"]
+        print(
+            f"| {e} | {a['miss'] * 1000:.2f} ms | {b['miss'] * 1000:.2f} ms | {growth:.2f} "
+            f"| {b['raw'] * 1000:.1f} ms | {speed:.1f} | {b['hit'] * 1000:.3f} ms "
+            f"| {res[big]['perfil']['hit'] * 1000:.3f} ms | {hit_ratio:.2f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--timezone", default="America/Havana")
     parser.add_argument("--writes", action="store_true")
     parser.add_argument("--seed-baseline", action="store_true")
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="with --keep: then measure misses round-robin over the sizes",
+    )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--explain", choices=("failing", "all", "none"), default="failing")
     parser.add_argument(
@@ -363,8 +442,13 @@ def main() -> None:
     with servers() as (admin, redis_url), tempfile.TemporaryDirectory() as logdir:
         for n in sizes:
             results[n] = run_size(admin, redis_url, n, args.reps, logdir, args.keep, args)
+        mixed = None
+        if args.interleave and args.keep:
+            mixed = interleaved(admin, redis_url, sizes, args.reps, logdir, args.timezone)
 
     report(results, sizes)
+    if mixed:
+        report_interleaved(mixed, sizes)
     failing: set[tuple[int, str]] = set()
     big, mid = (
         (1_000_000, 100_000) if {1_000_000, 100_000} <= set(sizes) else (max(sizes), min(sizes))
