@@ -288,3 +288,19 @@ def test_cache_warm_fills_the_entries_the_views_read(app):
         "/api/admin/estadisticas/ventas/", headers=auth_headers(app, 1)
     )
     assert response.headers["X-Cache"] == "HIT"
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_seed_demo_copy_keeps_the_rollups_exact(request, backend):
+    """seed-demo writes with COPY on PostgreSQL (statement triggers), ORM bulk on SQLite."""
+    app = request.getfixturevalue("app" if backend == "postgresql" else "sqlite_app")
+    app.config["TIMEZONE"] = "Asia/Kathmandu"
+    args = ["seed-demo", "--pedidos", "3000", "--usuarios", "120", "--productos", "40"]
+    result = app.test_cli_runner().invoke(args=[*args, "--seed", "7"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        raw, found = operaciones.comparar_rollups(meses())
+        assert found == []
+        assert raw["reporte"]["resumen"]["total_pedidos"] == 3000
+        assert raw["ventas"]["productos_mas_vendidos"]
+        _db.session.remove()
