@@ -79,3 +79,14 @@ usuarios_dia = Table(
 )
 
 ROLLUPS = (pedidos_dia, ventas_dia, productos_vendidos, usuarios_pedidos, retencion, usuarios_dia)
+
+# What each rollup is computed from: the tables whose writes change it (through the
+# triggers), and so the tables a cached figure read from it depends on.
+FUENTES: dict[str, frozenset[str]] = {
+    pedidos_dia.name: frozenset({"pedidos"}),
+    ventas_dia.name: frozenset({"pedidos"}),
+    productos_vendidos.name: frozenset({"pedidos", "detalles_pedido"}),
+    usuarios_pedidos.name: frozenset({"pedidos"}),
+    retencion.name: frozenset({"pedidos"}),
+    usuarios_dia.name: frozenset({"usuarios"}),
+}

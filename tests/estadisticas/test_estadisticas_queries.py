@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -71,3 +72,30 @@ def test_statement_count_does_not_grow_with_the_data(app, endpoint):
         insert_shop(build_shop(2, NOW, tz, scale=6, first_id=100_001))
     large = _miss_and_hit(app, client, headers, endpoint, name)
     assert small == large == (expected_statements, 0)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_tables_a_miss_reads_are_declared_in_the_registry(app, endpoint):
+    """Rollups count as the tables their triggers read: a write there invalidates."""
+    from electro_isla.cache.registry import REGISTRY
+    from electro_isla.estadisticas.models import FUENTES
+
+    name = ENDPOINTS[endpoint][0]
+    app.config["TIMEZONE"] = "America/Havana"
+    with app.app_context():
+        insert_shop(build_shop(1, NOW, ZoneInfo("America/Havana")))
+        known = set(db.metadata.tables)
+    headers = auth_headers(app, 1)
+    client = app.test_client()
+    url = f"/api/admin/estadisticas/{endpoint}/"
+    client.get(url, headers=headers)
+    with app.app_context():
+        cache_manager.invalidate(names=[name])
+    with counting(app) as statements:
+        assert client.get(url, headers=headers).headers["X-Cache"] == "MISS"
+    # Every word that names a table (a column named like one only makes this stricter).
+    words = {w for sql in statements for w in re.findall(r"[a-z_]+", sql.lower())}
+    read = words & known
+    assert any(t in FUENTES for t in read) or endpoint == "productos", read
+    sources = set().union(*(FUENTES.get(t, {t}) for t in read))
+    assert sources <= REGISTRY[name].tables, (read, REGISTRY[name].tables)
