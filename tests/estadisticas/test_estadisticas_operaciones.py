@@ -304,3 +304,16 @@ def test_seed_demo_copy_keeps_the_rollups_exact(request, backend):
         assert raw["reporte"]["resumen"]["total_pedidos"] == 3000
         assert raw["ventas"]["productos_mas_vendidos"]
         _db.session.remove()
+
+
+def test_truncate_empties_the_rollups_built_from_the_truncated_table(app):
+    """TRUNCATE fires no DELETE trigger; the TRUNCATE triggers keep the rollups exact."""
+    _shop(app)
+    with app.app_context():
+        _db.session.execute(text("TRUNCATE pedidos CASCADE"))
+        _db.session.commit()
+        raw, found = operaciones.comparar_rollups(meses())
+        assert found == []
+        assert raw["reporte"]["resumen"]["total_pedidos"] == 0
+        assert raw["usuarios"]["usuarios_por_rol"][3]["count"] > 0  # usuarios untouched
+        _db.session.remove()
