@@ -139,6 +139,7 @@ SEED_SQL = [
 
 
 def prepare_database(db_url: str) -> None:
+    import flask_migrate
     from sqlalchemy import text
 
     from electro_isla import create_app
@@ -147,7 +148,7 @@ def prepare_database(db_url: str) -> None:
 
     app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": None})
     with app.app_context():
-        db.create_all()
+        flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"])  # triggers included
         with db.engine.begin() as conn:
             for sql in SEED_SQL:
                 conn.execute(text(sql))

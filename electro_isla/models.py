@@ -2,6 +2,7 @@
 
 from electro_isla.auth.models import RefreshToken, RevokedToken
 from electro_isla.catalogo.models import Producto
+from electro_isla.estadisticas import models as estadisticas_models  # noqa: F401 (rollup tables)
 from electro_isla.pedidos.models import DetallePedido, Pedido
 from electro_isla.usuarios.models import Usuario
 

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import flask_migrate
 import psycopg
 import pytest
 import redis as redis_lib
@@ -75,10 +76,15 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def _schema(pg_url: str) -> str:
     app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": pg_url, "REDIS_URL": None})
-    with app.app_context():
-        _db.create_all()
-        _db.engine.dispose()
+    migrate_schema(app)
     return pg_url
+
+
+def migrate_schema(app: Flask) -> None:
+    """The schema as production gets it: the migrations, triggers included."""
+    with app.app_context():
+        flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"])
+        _db.engine.dispose()
 
 
 def unique_prefix() -> str:
@@ -132,8 +138,7 @@ def sqlite_app(tmp_path) -> Iterator[Flask]:
             "LOG_DIR": str(tmp_path / "logs"),
         },
     )
-    with app.app_context():
-        _db.create_all()
+    migrate_schema(app)
     yield app
     with app.app_context():
         _db.session.remove()

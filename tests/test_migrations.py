@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from electro_isla import create_app
 from electro_isla.config import TestConfig
+from electro_isla.estadisticas.models import ROLLUPS
 from electro_isla.extensions import db
 
 MODEL_TABLES = {
@@ -25,7 +26,7 @@ MODEL_TABLES = {
     "detalles_pedido",
     "refresh_tokens",
     "revoked_tokens",
-}
+} | {t.name for t in ROLLUPS}
 
 
 def migrated_app(url: str, tmp_path) -> Flask:
@@ -193,4 +194,42 @@ def test_case_rule_migration_stops_on_existing_case_duplicates(empty_pg_url, tmp
         assert "differs only in case: ana" in result.output + repr(result.exception) + str(
             caplog.text
         )
+        db.engine.dispose()
+
+
+def test_rollups_migration_backfills_existing_rows_and_downgrade_drops_its_triggers(
+    empty_pg_url, tmp_path
+):
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from electro_isla.estadisticas.operaciones import comparar_rollups
+    from electro_isla.estadisticas.ventana import meses
+    from tests.estadisticas.estadisticas_data import build_shop, insert_shop
+
+    app = migrated_app(empty_pg_url, tmp_path)
+    app.config["TIMEZONE"] = "Asia/Kathmandu"
+    flask_db(app, "upgrade", "0001_initial")
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
+    with app.app_context():
+        insert_shop(build_shop(3, now, ZoneInfo("Asia/Kathmandu")))
+        db.session.remove()
+    flask_db(app, "upgrade")
+    with app.app_context():
+        raw, found = comparar_rollups(meses(now))
+        assert found == [] and raw["reporte"]["resumen"]["total_pedidos"] == 260
+        db.session.remove()
+    flask_db(app, "downgrade", "0001_initial")
+    with app.app_context():
+        left = db.session.scalars(
+            text(
+                "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'estadisticas%' UNION ALL "
+                "SELECT proname FROM pg_proc WHERE proname LIKE 'estadisticas%'"
+            )
+        ).all()
+        assert left == []
+        # Writes work without the rollups (no trigger left pointing at a dropped table).
+        db.session.execute(text("UPDATE pedidos SET estado = 'cancelado'"))
+        db.session.commit()
+        db.session.remove()
         db.engine.dispose()

@@ -24,10 +24,11 @@ Warmer = Callable[[], Any]
 
 # name -> "module:function" called with no arguments inside the app context.
 DEFAULT_WARMERS: dict[str, str] = {
-    "estadisticas_ventas": "electro_isla.estadisticas.service:estadisticas_ventas",
-    "estadisticas_usuarios": "electro_isla.estadisticas.service:estadisticas_usuarios",
-    "estadisticas_productos": "electro_isla.estadisticas.service:estadisticas_productos",
-    "reporte_general": "electro_isla.estadisticas.service:reporte_general",
+    # The rendered entries the statistics views answer from.
+    "estadisticas_ventas": "electro_isla.estadisticas.views:warm_ventas",
+    "estadisticas_usuarios": "electro_isla.estadisticas.views:warm_usuarios",
+    "estadisticas_productos": "electro_isla.estadisticas.views:warm_productos",
+    "reporte_general": "electro_isla.estadisticas.views:warm_reporte",
     "lista_productos": "electro_isla.cache.commands:primera_pagina_productos",
 }
 WARMERS: dict[str, Warmer | str] = dict(DEFAULT_WARMERS)

@@ -1,13 +1,22 @@
-"""The admin dashboard: four cached, staff-only statistics endpoints."""
+"""The admin dashboard: four cached, staff-only statistics endpoints.
+
+A HIT answers with the body and ETag rendered when the value was fetched (as
+product detail does, cache/responses.py): no schema dump, JSON rendering or
+ETag hash per request. `@blp.response` stays for the OpenAPI document.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import Schema
 
 from electro_isla.auth.permissions import staff_required
+from electro_isla.cache.responses import renderer, respond
 from electro_isla.estadisticas import service
 from electro_isla.estadisticas.schemas import (
     EstadisticasProductosSchema,
@@ -23,6 +32,28 @@ blp = Blueprint(
     description="Dashboard statistics (staff only); months in the store's TIMEZONE",
 )
 
+SCHEMAS: dict[str, type[Schema]] = {
+    "ventas": EstadisticasVentasSchema,
+    "usuarios": EstadisticasUsuariosSchema,
+    "productos": EstadisticasProductosSchema,
+    "reporte": ReporteGeneralSchema,
+}
+# endpoint -> the `render` its view caches with (also used by cache-warm and the check).
+RENDERERS: dict[str, Callable[[Any], Any]] = {
+    name: renderer(blp, schema()) for name, schema in SCHEMAS.items()
+}
+SERVICES: dict[str, Callable[..., Any]] = {
+    "ventas": service.estadisticas_ventas,
+    "usuarios": service.estadisticas_usuarios,
+    "productos": service.estadisticas_productos,
+    "reporte": service.reporte_general,
+}
+
+
+def rendered(endpoint: str) -> Any:
+    """The endpoint's cached rendering ({etag, body}), fetched on a miss."""
+    return SERVICES[endpoint](render=RENDERERS[endpoint])
+
 
 @blp.route("/ventas/")
 class EstadisticasVentas(MethodView):
@@ -31,9 +62,9 @@ class EstadisticasVentas(MethodView):
     @blp.alt_response(401, description="Not authenticated")
     @blp.alt_response(403, description="Not staff")
     @staff_required
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Response:
         """Sales by month, best-selling products, payment methods, mean ticket"""
-        return service.estadisticas_ventas()
+        return respond(blp, rendered("ventas"))
 
 
 @blp.route("/usuarios/")
@@ -43,9 +74,9 @@ class EstadisticasUsuarios(MethodView):
     @blp.alt_response(401, description="Not authenticated")
     @blp.alt_response(403, description="Not staff")
     @staff_required
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Response:
         """New users by month, users by role, most active buyers, retention"""
-        return service.estadisticas_usuarios()
+        return respond(blp, rendered("usuarios"))
 
 
 @blp.route("/productos/")
@@ -55,9 +86,9 @@ class EstadisticasProductos(MethodView):
     @blp.alt_response(401, description="Not authenticated")
     @blp.alt_response(403, description="Not staff")
     @staff_required
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Response:
         """Active products by category, low stock, inventory value, most valuable stock"""
-        return service.estadisticas_productos()
+        return respond(blp, rendered("productos"))
 
 
 @blp.route("/reporte/")
@@ -67,6 +98,23 @@ class ReporteGeneral(MethodView):
     @blp.alt_response(401, description="Not authenticated")
     @blp.alt_response(403, description="Not staff")
     @staff_required
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Response:
         """One-page summary: users, products, orders and income, this month and overall"""
-        return service.reporte_general()
+        return respond(blp, rendered("reporte"))
+
+
+def warm_ventas() -> Any:
+    """cache-warm: the entries the views read (rendered), not the plain values."""
+    return rendered("ventas")
+
+
+def warm_usuarios() -> Any:
+    return rendered("usuarios")
+
+
+def warm_productos() -> Any:
+    return rendered("productos")
+
+
+def warm_reporte() -> Any:
+    return rendered("reporte")

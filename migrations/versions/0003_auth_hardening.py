@@ -12,7 +12,7 @@
   Downgrade drops the table and the indexes; emails stay lower-cased.
 
 Revision ID: 0003_auth_hardening
-Revises: 0001_initial
+Revises: 0002_estadisticas_rollups
 Create Date: 2026-12-01
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_auth_hardening"
-down_revision = "0001_initial"
+down_revision = "0002_estadisticas_rollups"
 branch_labels = None
 depends_on = None
 

@@ -38,13 +38,15 @@ def create_database(server: PostgresServer, name: str) -> str:
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = server.url(name)
+    import flask_migrate
+
     from electro_isla import create_app
     from electro_isla.config import TestConfig
     from electro_isla.extensions import db
 
     app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None})
     with app.app_context():
-        db.create_all()
+        flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"])
         db.engine.dispose()
     return url
 

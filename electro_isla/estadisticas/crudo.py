@@ -1,0 +1,363 @@
+"""The statistics computed from the raw rows: the reference the rollups must equal.
+
+Every figure is computed by the database (`GROUP BY`, `SUM`, `COUNT`) over
+pedidos, detalles_pedido and usuarios, with months bucketed in SQL by a `CASE`
+over `created_at`/`date_joined` ranges. Its cost grows with the history, so the
+endpoints read the rollups instead (estadisticas/rollups.py); this module is
+what `flask estadisticas-check` and the benchmark compare them with. The
+productos figures read only the catalogue and are the endpoints' own.
+
+Money is summed as `NUMERIC` and rounded to cents with `money()`; means are
+divided in `Decimal`, never in float.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import ColumnElement, case, func, null, select
+
+from electro_isla.catalogo.models import Producto
+from electro_isla.db_types import money, utcnow
+from electro_isla.estadisticas.ventana import ZERO, Meses, dinero, exacto
+from electro_isla.extensions import db
+from electro_isla.pedidos.models import ESTADOS_EN_PROCESO, ESTADOS_VENTA, DetallePedido, Pedido
+from electro_isla.usuarios.models import ROLES, Usuario
+
+TOP = 10
+STOCK_BAJO_MAX = 9
+
+
+def _bucket(column: Any, ventana: Meses) -> ColumnElement[int | None]:
+    """Index (0 = oldest) of the window month `column` falls in; NULL outside the window."""
+    return case(
+        (column < ventana.limites[0], null()),
+        *((column < limite, i) for i, limite in enumerate(ventana.limites[1:])),
+        else_=null(),
+    )
+
+
+def _en_ventana(column: Any, ventana: Meses) -> ColumnElement[bool]:
+    return (column >= ventana.limites[0]) & (column < ventana.fin)
+
+
+def _es_venta() -> ColumnElement[bool]:
+    return Pedido.estado.in_(ESTADOS_VENTA)
+
+
+def _memoria_para_agregar() -> None:
+    """Give this transaction's hash joins and aggregates room to stay in memory.
+
+    PostgreSQL's default work_mem (4 MB) makes the joins over every sale spill to
+    disk beyond a few hundred thousand orders, which turns linear growth into
+    worse. SET LOCAL ends with the request's transaction.
+    """
+    if db.session.get_bind().dialect.name == "postgresql":
+        work_mem = current_app.config.get("ESTADISTICAS_WORK_MEM", "64MB")
+        db.session.execute(select(func.set_config("work_mem", work_mem, True)))
+
+
+# -- ventas --------------------------------------------------------------------
+
+
+def ventas_por_mes_y_metodo(ventana: Meses) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """`ventas_por_mes` and `metodos_pago` from one scan of the sales.
+
+    Grouped by (window month or NULL, metodo_pago): at most 13 × 3 groups, which
+    Python then adds up exactly, so the orders table is read once, not twice.
+    """
+    inner = (
+        select(
+            _bucket(Pedido.created_at, ventana).label("mes"),
+            Pedido.metodo_pago,
+            Pedido.total,
+        )
+        .where(_es_venta())
+        .subquery()
+    )
+    rows = db.session.execute(
+        select(inner.c.mes, inner.c.metodo_pago, func.count(), func.sum(inner.c.total)).group_by(
+            inner.c.mes, inner.c.metodo_pago
+        )
+    ).all()
+    por_mes: dict[int, list[Any]] = {}
+    por_metodo: dict[str, list[Any]] = {}
+    for mes, metodo, n, total in rows:
+        suma = exacto(total)
+        for bucket, key in ((por_mes, mes), (por_metodo, metodo)):
+            if key is not None:
+                acc = bucket.setdefault(key, [0, ZERO])
+                acc[0] += n
+                acc[1] += suma
+    meses_ = [
+        {
+            "mes": etiqueta,
+            "total": money(por_mes.get(i, (0, ZERO))[1]),
+            "pedidos": por_mes.get(i, (0, ZERO))[0],
+        }
+        for i, etiqueta in enumerate(ventana.etiquetas)
+    ]
+    metodos = [
+        {"metodo_pago": metodo, "count": n, "total": money(total)}
+        for metodo, (n, total) in sorted(por_metodo.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    ]
+    return meses_, metodos
+
+
+def productos_mas_vendidos() -> list[dict[str, Any]]:
+    # Rank on the integer key alone, then fetch names for the ten winners: grouping
+    # every sold line by (id, nombre, categoria) would hash strings per row.
+    cantidad = func.sum(DetallePedido.cantidad).label("cantidad")
+    top = (
+        select(
+            DetallePedido.producto_id,
+            cantidad,
+            func.sum(DetallePedido.subtotal).label("ingresos"),
+        )
+        .join(Pedido, Pedido.id == DetallePedido.pedido_id)
+        .where(_es_venta())
+        .group_by(DetallePedido.producto_id)
+        .order_by(cantidad.desc(), DetallePedido.producto_id)
+        .limit(TOP)
+        .subquery()
+    )
+    stmt = (
+        select(
+            top.c.producto_id, Producto.nombre, Producto.categoria, top.c.cantidad, top.c.ingresos
+        )
+        .join(Producto, Producto.id == top.c.producto_id)
+        .order_by(top.c.cantidad.desc(), top.c.producto_id)
+    )
+    return [
+        {
+            "producto_id": producto_id,
+            "producto__nombre": nombre,
+            "producto__categoria": categoria,
+            "cantidad_vendida": int(vendidos),
+            "ingresos": dinero(ingresos),
+        }
+        for producto_id, nombre, categoria, vendidos, ingresos in db.session.execute(stmt)
+    ]
+
+
+def ventas(ventana: Meses) -> dict[str, Any]:
+    generado_en = utcnow()
+    _memoria_para_agregar()
+    por_mes, metodos = ventas_por_mes_y_metodo(ventana)
+    # Every sale has exactly one method, so the methods' sums are all sales' sums.
+    ventas = sum(m["count"] for m in metodos)
+    total = sum((m["total"] for m in metodos), ZERO)
+    return {
+        "ventas_por_mes": por_mes,
+        "productos_mas_vendidos": productos_mas_vendidos(),
+        "metodos_pago": metodos,
+        "ticket_promedio": money(total / ventas) if ventas else money(ZERO),
+        "generado_en": generado_en,
+    }
+
+
+# -- usuarios ------------------------------------------------------------------
+
+
+def usuarios_por_mes(ventana: Meses) -> list[dict[str, Any]]:
+    inner = (
+        select(_bucket(Usuario.date_joined, ventana).label("mes"))
+        .where(_en_ventana(Usuario.date_joined, ventana))
+        .subquery()
+    )
+    rows = {
+        mes: n
+        for mes, n in db.session.execute(select(inner.c.mes, func.count()).group_by(inner.c.mes))
+    }
+    return [
+        {"mes": etiqueta, "nuevos": rows.get(i, 0)} for i, etiqueta in enumerate(ventana.etiquetas)
+    ]
+
+
+def usuarios_por_rol() -> list[dict[str, Any]]:
+    rows = {
+        rol: n
+        for rol, n in db.session.execute(
+            select(Usuario.rol, func.count(Usuario.id)).group_by(Usuario.rol)
+        )
+    }
+    return [{"rol": rol, "count": rows.get(rol, 0)} for rol in ROLES]
+
+
+def usuarios_mas_activos() -> list[dict[str, Any]]:
+    # count(*) over the usuario_id index alone: no heap visit per order.
+    pedidos_count = func.count().label("pedidos_count")
+    top = (
+        select(Pedido.usuario_id, pedidos_count)
+        .group_by(Pedido.usuario_id)
+        .order_by(pedidos_count.desc(), Pedido.usuario_id)
+        .limit(TOP)
+        .subquery()
+    )
+    stmt = (
+        select(
+            Usuario.id, Usuario.username, Usuario.first_name, Usuario.last_name, top.c.pedidos_count
+        )
+        .join(top, top.c.usuario_id == Usuario.id)
+        .order_by(top.c.pedidos_count.desc(), Usuario.id)
+    )
+    return [
+        {
+            "id": uid,
+            "username": username,
+            "first_name": first_name,
+            "last_name": last_name,
+            "pedidos_count": n,
+        }
+        for uid, username, first_name, last_name, n in db.session.execute(stmt)
+    ]
+
+
+def retencion() -> dict[str, Any]:
+    por_usuario = (
+        select(Pedido.usuario_id, func.count().label("n")).group_by(Pedido.usuario_id).subquery()
+    )
+    total, recurrentes = db.session.execute(
+        select(
+            func.count(), func.coalesce(func.sum(case((por_usuario.c.n > 1, 1), else_=0)), 0)
+        ).select_from(por_usuario)
+    ).one()
+    tasa = money(Decimal(100 * recurrentes) / total) if total else money(ZERO)
+    return {
+        "total_usuarios": total,
+        "usuarios_recurrentes": int(recurrentes),
+        "tasa_retencion": tasa,
+    }
+
+
+def usuarios(ventana: Meses) -> dict[str, Any]:
+    generado_en = utcnow()
+    _memoria_para_agregar()
+    return {
+        "usuarios_por_mes": usuarios_por_mes(ventana),
+        "usuarios_por_rol": usuarios_por_rol(),
+        "usuarios_mas_activos": usuarios_mas_activos(),
+        **retencion(),
+        "generado_en": generado_en,
+    }
+
+
+# -- productos -----------------------------------------------------------------
+
+
+def _valor() -> ColumnElement[Decimal]:
+    return Producto.precio * Producto.stock
+
+
+def productos() -> dict[str, Any]:
+    generado_en = utcnow()
+    activo = Producto.activo.is_(True)
+    por_categoria = db.session.execute(
+        select(
+            Producto.categoria,
+            func.count(Producto.id),
+            func.sum(Producto.stock),
+            func.sum(case((Producto.stock == 0, 1), else_=0)),
+            func.sum(_valor()),
+        )
+        .where(activo)
+        .group_by(Producto.categoria)
+        .order_by(Producto.categoria)
+    ).all()
+    stock_bajo = db.session.execute(
+        select(Producto.id, Producto.nombre, Producto.stock, Producto.categoria)
+        .where(activo, Producto.stock.between(1, STOCK_BAJO_MAX))
+        .order_by(Producto.stock, Producto.id)
+    ).all()
+    valor = _valor()
+    rentables = db.session.execute(
+        select(Producto.id, Producto.nombre, Producto.precio, Producto.stock, valor)
+        .where(activo)
+        .order_by(valor.desc(), Producto.id)
+        .limit(TOP)
+    ).all()
+    return {
+        "productos_por_categoria": [
+            {"categoria": categoria, "count": n, "stock_total": int(stock)}
+            for categoria, n, stock, _sin, _valor_cat in por_categoria
+        ],
+        "stock_bajo": [
+            {"id": pid, "nombre": nombre, "stock": stock, "categoria": categoria}
+            for pid, nombre, stock, categoria in stock_bajo
+        ],
+        "productos_sin_stock": sum(int(sin) for *_, sin, _v in por_categoria),
+        # Per-category sums are exact NUMERIC; adding them in Decimal stays exact.
+        "valor_inventario": money(
+            sum((exacto(v) for *_, v in por_categoria), ZERO),
+        ),
+        "productos_mas_rentables": [
+            {
+                "id": pid,
+                "nombre": nombre,
+                "precio": dinero(precio),
+                "stock": stock,
+                "valor_total": dinero(valor_total),
+            }
+            for pid, nombre, precio, stock, valor_total in rentables
+        ],
+        "generado_en": generado_en,
+    }
+
+
+# -- reporte -------------------------------------------------------------------
+
+
+def _cuenta(condicion: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condicion, 1), else_=0)), 0)
+
+
+def _suma_total(condicion: ColumnElement[bool]) -> ColumnElement[Decimal]:
+    return func.sum(case((condicion, Pedido.total), else_=None))
+
+
+def reporte(ventana: Meses) -> dict[str, Any]:
+    generado_en = utcnow()
+    en_mes = (Pedido.created_at >= ventana.inicio_mes_actual) & (Pedido.created_at < ventana.fin)
+    total_usuarios = select(func.count(Usuario.id)).scalar_subquery()
+    total_productos = (
+        select(func.count(Producto.id)).where(Producto.activo.is_(True)).scalar_subquery()
+    )
+    row = db.session.execute(
+        select(
+            total_usuarios,
+            total_productos,
+            func.count(Pedido.id),
+            _suma_total(_es_venta()),
+            _cuenta(en_mes),
+            _suma_total(_es_venta() & en_mes),
+            _cuenta(Pedido.estado == "pendiente"),
+            _cuenta(Pedido.estado.in_(ESTADOS_EN_PROCESO)),
+        ).select_from(Pedido)
+    ).one()
+    usuarios, productos, pedidos, ingresos, pedidos_mes, ingresos_mes, pendientes, proceso = row
+    return {
+        "resumen": {
+            "total_usuarios": usuarios,
+            "total_productos": productos,
+            "total_pedidos": pedidos,
+            "ingresos_totales": dinero(ingresos),
+            "pedidos_mes": int(pedidos_mes),
+            "ingresos_mes": dinero(ingresos_mes),
+            "pedidos_pendientes": int(pendientes),
+            "pedidos_en_proceso": int(proceso),
+        },
+        "fecha_generacion": generado_en,
+        "generado_en": generado_en,
+    }
+
+
+def todas(ventana: Meses) -> dict[str, dict[str, Any]]:
+    """Every endpoint's figures from the raw rows, keyed like the URLs."""
+    return {
+        "ventas": ventas(ventana),
+        "usuarios": usuarios(ventana),
+        "productos": productos(),
+        "reporte": reporte(ventana),
+    }

@@ -1,0 +1,194 @@
+"""`flask estadisticas-check` and `flask estadisticas-rebuild`.
+
+check: every figure recomputed from the raw rows (estadisticas/crudo.py),
+rendered through the endpoints' schemas, against (a) the figures the rollups
+give now and (b) what the endpoints answer (their cached rendering, fetched on
+a miss). On PostgreSQL the raw and rollup reads share one REPEATABLE READ
+snapshot, so concurrent orders cannot show up as differences.
+
+rebuild: the rollups emptied and recomputed from the raw rows in one
+transaction. On PostgreSQL the source tables are locked in SHARE mode first:
+writers wait (readers do not) until COMMIT, so no trigger adds to a rollup the
+rebuild is also counting. Cached statistics are invalidated after COMMIT.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import BigInteger, Date, Integer, case, cast, delete, func, insert, literal, select
+
+from electro_isla.cache import invalidate_after_commit
+from electro_isla.estadisticas import crudo, rollups
+from electro_isla.estadisticas import models as r
+from electro_isla.estadisticas.ventana import meses
+from electro_isla.extensions import db
+from electro_isla.json import dumps
+from electro_isla.pedidos.models import ESTADOS_VENTA, DetallePedido, Pedido
+from electro_isla.usuarios.models import Usuario
+
+GENERATED = ("generado_en", "fecha_generacion")
+SOURCES = ("pedidos", "detalles_pedido", "usuarios")
+
+
+def _as_answered(endpoint: str, data: dict[str, Any]) -> Any:
+    """`data` as the endpoint's body would carry it (its schema, JSON), without timestamps."""
+    from electro_isla.estadisticas.views import SCHEMAS
+
+    body = json.loads(dumps(SCHEMAS[endpoint]().dump(json.loads(dumps(data)))))
+    return _sin_hora(body)
+
+
+def _sin_hora(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in GENERATED}
+
+
+def diferencias_entre(a: Any, b: Any, path: str = "") -> list[str]:
+    """Where two JSON documents differ, one 'path: a != b' line each."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            if key not in a or key not in b:
+                out.append(
+                    f"{path}.{key}: {a.get(key, '<missing>')!r} != {b.get(key, '<missing>')!r}"
+                )
+            else:
+                out.extend(diferencias_entre(a[key], b[key], f"{path}.{key}"))
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        out = [
+            line
+            for i, (x, y) in enumerate(zip(a, b, strict=False))
+            for line in diferencias_entre(x, y, f"{path}[{i}]")
+        ]
+        if len(a) != len(b):
+            out.append(f"{path}: {len(a)} items != {len(b)} items")
+        return out
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def _rollup_figures(ventana: Any) -> dict[str, dict[str, Any]]:
+    return {
+        "ventas": rollups.ventas(ventana),
+        "usuarios": rollups.usuarios(ventana),
+        "productos": crudo.productos(),
+        "reporte": rollups.reporte(ventana),
+    }
+
+
+def comparar_rollups(ventana: Any) -> tuple[dict[str, Any], list[str]]:
+    """(raw figures as answered, differences of the rollup figures from them)."""
+    raw = {name: _as_answered(name, data) for name, data in crudo.todas(ventana).items()}
+    served = {name: _as_answered(name, data) for name, data in _rollup_figures(ventana).items()}
+    found = [
+        f"rollups {name}{d}" for name in raw for d in diferencias_entre(raw[name], served[name])
+    ]
+    return raw, found
+
+
+def check() -> list[str]:
+    """Differences between the raw-row figures and the rollups / the endpoints' answers."""
+    from electro_isla.estadisticas.views import rendered
+
+    session = db.session
+    session.rollback()
+    if session.get_bind().dialect.name == "postgresql":
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    ventana = meses()
+    raw, found = comparar_rollups(ventana)
+    session.rollback()  # end the snapshot; the endpoints read as a request would
+    for name in raw:
+        answered = _sin_hora(json.loads(rendered(name)["body"]))
+        found += [f"endpoint {name}{d}" for d in diferencias_entre(raw[name], answered)]
+    session.rollback()
+    return found
+
+
+# -- rebuild -------------------------------------------------------------------
+
+
+def _dia(column: Any, postgres: bool) -> Any:
+    if postgres:
+        return cast(func.timezone("UTC", column), Date)
+    return func.date(column)
+
+
+def _centimos(column: Any, postgres: bool) -> Any:
+    if postgres:
+        return cast(column * 100, BigInteger)
+    return cast(func.round(column * 100), Integer)
+
+
+def rebuild() -> dict[str, int]:
+    """Recompute every rollup from the raw rows in one transaction; rows written per table."""
+    session = db.session
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        session.execute(db.text("LOCK TABLE pedidos, detalles_pedido, usuarios IN SHARE MODE"))
+    for table in r.ROLLUPS:
+        session.execute(delete(table))
+    es_venta = Pedido.estado.in_(ESTADOS_VENTA)
+    dia_pedido = _dia(Pedido.created_at, postgres).label("dia")
+    dia_usuario = _dia(Usuario.date_joined, postgres).label("dia")
+    cero = literal(0).label("slot")
+    sources = [
+        (
+            r.pedidos_dia,
+            select(dia_pedido, Pedido.estado, cero, func.count()).group_by(
+                dia_pedido, Pedido.estado
+            ),
+        ),
+        (
+            r.ventas_dia,
+            select(
+                dia_pedido,
+                Pedido.metodo_pago,
+                cero,
+                func.count(),
+                func.sum(_centimos(Pedido.total, postgres)),
+            )
+            .where(es_venta)
+            .group_by(dia_pedido, Pedido.metodo_pago),
+        ),
+        (
+            r.usuarios_pedidos,
+            select(Pedido.usuario_id, func.count()).group_by(Pedido.usuario_id),
+        ),
+        (
+            r.productos_vendidos,
+            select(
+                DetallePedido.producto_id,
+                func.sum(DetallePedido.cantidad),
+                func.sum(_centimos(DetallePedido.subtotal, postgres)),
+            )
+            .join(Pedido, Pedido.id == DetallePedido.pedido_id)
+            .where(es_venta)
+            .group_by(DetallePedido.producto_id),
+        ),
+        (
+            r.usuarios_dia,
+            select(dia_usuario, Usuario.rol, cero, func.count()).group_by(dia_usuario, Usuario.rol),
+        ),
+    ]
+    for table, source in sources:
+        columns = [c.name for c in table.columns]
+        session.execute(insert(table).from_select(columns, source))
+    up = r.usuarios_pedidos
+    session.execute(
+        insert(r.retencion).from_select(
+            ["slot", "con_pedidos", "recurrentes"],
+            select(
+                literal(0),
+                func.count(),
+                func.coalesce(func.sum(case((up.c.pedidos > 1, 1), else_=0)), 0),
+            ).where(up.c.pedidos > 0),
+        )
+    )
+    written = {t.name: session.scalar(select(func.count()).select_from(t)) or 0 for t in r.ROLLUPS}
+    # The rollups changed under every cached statistic; their sources are what it lists.
+    invalidate_after_commit(session, *SOURCES)
+    session.commit()
+    current_app.logger.info("estadisticas-rebuild: %s", written)
+    return written
