@@ -12,41 +12,23 @@ from electro_isla.cache import cache_manager
 from electro_isla.extensions import db
 from electro_isla.pagination import paginate
 from electro_isla.usuarios.models import Usuario, normalize_email
+from electro_isla.usuarios.schemas import UsuarioSchema
+
+# The cached entries hold what the API shows, dumped by the one schema that says it.
+PERFIL = UsuarioSchema()
+ACCESO = UsuarioSchema(only=("id", "username", "email", "nombre", "rol", "is_active"))
 
 
 def perfil_data(usuario_id: int) -> dict[str, Any] | None:
     """What the cached `perfil_usuario_<id>` entry holds (the /api/perfil/ shape)."""
     usuario = db.session.get(Usuario, usuario_id)
-    if usuario is None:
-        return None
-    return {
-        "id": usuario.id,
-        "username": usuario.username,
-        "email": usuario.email,
-        "first_name": usuario.first_name,
-        "last_name": usuario.last_name,
-        "nombre": usuario.nombre,
-        "rol": usuario.rol,
-        "is_active": usuario.is_active,
-        "date_joined": usuario.date_joined,
-        "telefono": usuario.telefono,
-        "direccion": usuario.direccion,
-    }
+    return None if usuario is None else PERFIL.dump(usuario)
 
 
 def acceso_data(usuario_id: int) -> dict[str, Any] | None:
     """What the cached `acceso_usuario_<id>` entry holds: who the caller is, and may be."""
     usuario = db.session.get(Usuario, usuario_id)
-    if usuario is None:
-        return None
-    return {
-        "id": usuario.id,
-        "username": usuario.username,
-        "email": usuario.email,
-        "nombre": usuario.nombre,
-        "rol": usuario.rol,
-        "is_active": usuario.is_active,
-    }
+    return None if usuario is None else ACCESO.dump(usuario)
 
 
 def obtener_perfil(usuario_id: int) -> dict[str, Any]:
