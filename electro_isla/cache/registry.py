@@ -102,14 +102,28 @@ PRODUCTO_COLUMNS = cols(
 )
 # Best sellers name and classify products; stock and prices do not matter to them.
 VENDIDOS = {"productos": cols("id", "nombre", "categoria")}
+VENTAS = {
+    **VENDIDOS,
+    "pedidos": cols("id", "estado", "metodo_pago", "total", "created_at"),
+    "detalles_pedido": cols("pedido_id", "producto_id", "cantidad", "subtotal"),
+}
 
 REGISTRY: dict[str, CachedName] = _names(
     # "mes": the current month, so a new month never reuses last month's window.
-    CachedName("estadisticas_ventas", 300, SALES_TABLES, params=("mes",), reads=VENDIDOS),
+    CachedName("estadisticas_ventas", 300, SALES_TABLES, params=("mes",), reads=VENTAS),
     CachedName("productos_vendidos", 300, SALES_TABLES, reads=VENDIDOS),
     CachedName("metodos_pago", 600, frozenset({"pedidos"})),
     # Activity and retention count orders, so orders invalidate user statistics too.
-    CachedName("estadisticas_usuarios", 600, frozenset({"usuarios", "pedidos"}), params=("mes",)),
+    # (Not an order's estado or total: only who placed how many.)
+    CachedName(
+        "estadisticas_usuarios",
+        600,
+        params=("mes",),
+        reads={
+            "usuarios": cols("id", "username", "first_name", "last_name", "rol", "date_joined"),
+            "pedidos": cols("usuario_id"),
+        },
+    ),
     CachedName(
         "estadisticas_productos",
         300,
@@ -118,9 +132,12 @@ REGISTRY: dict[str, CachedName] = _names(
     CachedName(
         "reporte_general",
         300,
-        frozenset({"usuarios", "pedidos"}),
         params=("mes",),
-        reads={"productos": cols("id", "activo")},
+        reads={
+            "usuarios": cols("id"),
+            "productos": cols("id", "activo"),
+            "pedidos": cols("id", "estado", "total", "created_at"),
+        },
     ),
     CachedName(
         "lista_productos",
