@@ -194,6 +194,12 @@ class ComposedPages:
                     found.missing[row] = versions[row]
                 else:
                     found.fragments[row] = value
+            if not found.missing:
+                ordered = [found.fragments[row] for row in found.ids]
+                found.joined = (
+                    ",".join(f["b"] for f in ordered),
+                    ", ".join(f["t"] for f in ordered),
+                )
         if count:
             hit = found.ids is not None and not found.missing
             manager._count("hits" if hit else "misses", name)
