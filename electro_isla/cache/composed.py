@@ -184,7 +184,7 @@ class ComposedPages:
         listed = manager.backend.get(self.list_key(name, gen, params))
         if listed is not None:
             found.count, found.ids = int(listed["count"]), [int(i) for i in listed["ids"]]
-            gens = manager.store.generations([f"{gen_key}:{row}" for row in found.ids])
+            gens = manager.store.generations([manager.gen_key(name, row) for row in found.ids])
             versions = {row: f"{gen}.{g}" for row, g in zip(found.ids, gens, strict=True)}
             keys = [self.row_key(name, row, versions[row]) for row in found.ids]
             values = manager.backend.get_many(*keys) if keys else []
