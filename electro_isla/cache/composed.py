@@ -17,6 +17,7 @@ name, `{<name>}`, would put them in one slot; nothing else is read):
     <prefix>:gen:<name>:<id>                  one row's generation
     <prefix>:v:<name>:-:<g>:<params>|ids      {"count": n, "ids": [...]}
     <prefix>:v:<name>:<id>:<g>.<r>:-|row      {"b": compact item, "t": sorted-key item}
+    <prefix>:v:<name>:-:<g>:<params>|page     the joined page, with its rows' versions (Redis)
 
 On Redis a HIT is one round trip: PAGE_SCRIPT reads the generation, the id
 list, the rows' generations and their fragments, joins the fragments and
@@ -42,7 +43,11 @@ if TYPE_CHECKING:
     from electro_isla.cache.manager import CacheManager
 
 # KEYS[1]: `<prefix>:gen:<name>`. ARGV[1]: the params part; ARGV[2]: a seeded
-# counter's lifetime; ARGV[3]: "1" to count the lookup as a hit or miss.
+# counter's lifetime; ARGV[3]: "1" to count the lookup as a hit or miss; ARGV[4]:
+# the name's TTL. A page joined from its fragments is kept as a memo
+# (`...|page`: the rows' versions, the body, the tagged text): while every row
+# is at the version it was joined from, a HIT reads the memo instead of every
+# fragment. It is made of exactly those fragments, so it is exactly as fresh.
 # Returns {g} when the id list is missing; {g, count, 1, body, tagged} when every
 # fragment is there (joined as the JSON lists they form); else
 # {g, count, 0, id1, version1, fragment1 or "", id2, ...}.
@@ -71,10 +76,22 @@ if raw then
     ids[i] = string.format('%d', id)
     gkeys[i] = gen_key .. ':' .. ids[i]
   end
-  local values = {}
   local gens = {}
-  if #ids > 0 then
-    gens = seeded(gkeys, redis.call('MGET', unpack(gkeys)))
+  if #ids > 0 then gens = seeded(gkeys, redis.call('MGET', unpack(gkeys))) end
+  -- The page as last joined, valid while every row is at the version it was joined from.
+  local versions = table.concat(gens, '.')
+  local memo_key = prefix .. ':v:' .. name .. ':-:' .. g .. ':' .. ARGV[1] .. '|page'
+  local memo = redis.call('GET', memo_key)
+  if memo then
+    local a = string.find(memo, '\\n', 1, true)
+    if string.sub(memo, 1, a - 1) == versions then
+      local b = string.find(memo, '\\n', a + 1, true)
+      hit = true
+      result = {g, list['count'], 1, string.sub(memo, a + 1, b - 1), string.sub(memo, b + 1)}
+    end
+  end
+  local values = {}
+  if not hit and #ids > 0 then
     for i = 1, #ids do
       vkeys[i] = prefix .. ':v:' .. name .. ':' .. ids[i] .. ':' .. g .. '.' .. gens[i] .. ':-|row'
     end
@@ -82,6 +99,7 @@ if raw then
   end
   local bodies, tagged, complete = {}, {}, true
   for i = 1, #ids do
+    if hit then break end
     if values[i] then
       local row = cjson.decode(values[i])
       bodies[i], tagged[i] = row['b'], row['t']
@@ -89,9 +107,13 @@ if raw then
       complete = false
     end
   end
-  if complete then
+  if hit then
+    -- answered from the memo
+  elseif complete then
     hit = true
-    result = {g, list['count'], 1, table.concat(bodies, ','), table.concat(tagged, ', ')}
+    local body, joined = table.concat(bodies, ','), table.concat(tagged, ', ')
+    redis.call('SET', memo_key, versions .. '\\n' .. body .. '\\n' .. joined, 'EX', ARGV[4])
+    result = {g, list['count'], 1, body, joined}
   else
     result = {g, list['count'], 0}
     for i = 1, #ids do
@@ -153,7 +175,8 @@ class ComposedPages:
 
     def _script_lookup(self, gen_key: str, params: str, count: bool) -> Lookup:
         assert self.script is not None
-        args = (gen_key, params, self.manager.gen_ttl, "1" if count else "0")
+        ttl = self.manager.ttls[self.manager.keys.name_of(gen_key)]
+        args = (gen_key, params, self.manager.gen_ttl, "1" if count else "0", ttl)
         client = self.manager.store.client
         try:
             reply = client.execute_command("EVALSHA", self.script.sha, 1, *args)

@@ -14,7 +14,7 @@ from electro_isla.cache.composed import ComposedPages
 from electro_isla.catalogo import service
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
-from tests.cache.support import add_producto, manager_of
+from tests.cache.support import add_producto, manager_of, raw_redis
 
 PAGE = "/api/productos/"
 
@@ -127,9 +127,18 @@ def test_a_page_hit_is_one_redis_round_trip(app, monkeypatch, url):
     client = app.test_client()
     assert client.get(url).headers["X-Cache"] == "MISS"
     calls = counting_round_trips(app, monkeypatch)
-    hit = client.get(url)
+    hit = client.get(url)  # joined from the fragments (and kept as the page memo)
     assert hit.headers["X-Cache"] == "HIT" and len(hit.json["results"]) == (5 if "q=" in url else 7)
     assert calls == ["EVALSHA"]
+    memo = client.get(url)  # read from the memo: the same bytes and tag
+    assert calls == ["EVALSHA", "EVALSHA"]
+    assert (memo.headers["X-Cache"], memo.data, memo.headers["ETag"]) == (
+        "HIT",
+        hit.data,
+        hit.headers["ETag"],
+    )
+    prefix = app.config["CACHE_KEY_PREFIX"]
+    assert len(list(raw_redis(app).scan_iter(f"{prefix}:v:lista_productos:-:*|page"))) == 1
 
 
 def test_missing_fragments_are_filled_in_one_query(app):
