@@ -152,6 +152,9 @@ class CacheManager:
         skips the work render does (e.g. dumping the response body and hashing
         its ETag). It is stored beside the plain value, under the same
         generations, so it is exactly as fresh.
+
+        A composed name's pages go through `self.pages` (cache/composed.py): a
+        value stored here under such a name follows only its membership columns.
         """
         spec = self.keys.spec(name, row, params)
         if render is not None:
