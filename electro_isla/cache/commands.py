@@ -46,14 +46,12 @@ def warmer(name: str) -> Callable[[Warmer], Warmer]:
 
 def primera_pagina_productos() -> Any:
     """The first page of GET /api/productos/ exactly as an anonymous client asks for it."""
-    from electro_isla.cache.responses import splice_ok
-    from electro_isla.catalogo.service import lista_productos
-    from electro_isla.catalogo.views import render_pagina
+    from electro_isla.catalogo.service import pagina_productos
+    from electro_isla.catalogo.views import render_fila
     from electro_isla.pagination import PaginationArgsSchema
 
     page_size = PaginationArgsSchema().load({})["page_size"]
-    render = render_pagina if splice_ok() else None  # what the view reads
-    return lista_productos(None, None, 1, page_size, render=render)
+    return pagina_productos(None, None, 1, page_size, render_fila)  # what the view reads
 
 
 def _resolve(target: Warmer | str) -> Warmer:

@@ -5,6 +5,9 @@ changed in `session.info`, per transaction: a savepoint's notes are its own.
 Releasing a savepoint hands its notes to its parent; rolling it back forgets
 only them; the outermost COMMIT turns all notes into generation bumps and its
 ROLLBACK throws them all away, so a failed write leaves the cache alone.
+An UPDATE notes the columns it changed (the attributes' history, plus columns
+an `onupdate` default rewrites), so the registry can spare the names that do
+not read them; an INSERT or DELETE notes a membership change.
 ORM bulk `insert()/update()/delete()` are caught in `do_orm_execute`, the
 legacy `bulk_*_mappings` by the session class (extensions.py); raw SQL cannot
 be seen and must call `invalidate_after_commit` (whole tables) or
@@ -18,7 +21,9 @@ from typing import Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import event
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import (
+    ColumnProperty,
     Mapper,
     ORMExecuteState,
     Session,
@@ -27,10 +32,11 @@ from sqlalchemy.orm import (
     scoped_session,
 )
 
-from electro_isla.cache.registry import names_for_table, row_names_for_table
+from electro_isla.cache.registry import targets
 
 PENDING = "electro_isla.cache.pending"
 WHOLE_TABLE = object()
+ROW_ADDED_OR_REMOVED = "*"  # a change note meaning INSERT or DELETE (membership)
 ROOT = "root"  # the outermost transaction's notes (also those made before it began)
 
 
@@ -42,13 +48,20 @@ def _innermost(session: Session) -> SessionTransaction | str:
     return _key(session.get_nested_transaction())
 
 
-def _notes(session: Session) -> dict[Any, dict[str, set[Any]]]:
-    """{ROOT or a savepoint's transaction: {table: rows touched}}."""
+Notes = dict[str, dict[Any, set[str]]]  # {table: {row or WHOLE_TABLE: columns changed or "*"}}
+
+
+def _notes(session: Session) -> dict[Any, Notes]:
+    """{ROOT or a savepoint's transaction: {table: {row: what changed}}}."""
     return session.info.setdefault(PENDING, {})
 
 
-def _pending(session: Session) -> dict[str, set[Any]]:
+def _pending(session: Session) -> Notes:
     return _notes(session).setdefault(_innermost(session), {})
+
+
+def _note(session: Session, table: str, row: Any, changes: Iterable[str]) -> None:
+    _pending(session).setdefault(table, {}).setdefault(row, set()).update(changes)
 
 
 def pending_tables(session: Session) -> set[str]:
@@ -61,28 +74,66 @@ def invalidate_after_commit(session: Session | scoped_session, *tables: str) -> 
     if isinstance(session, scoped_session):
         session = session()
     for table in tables:
-        _pending(session).setdefault(table, set()).add(WHOLE_TABLE)
+        _note(session, table, WHOLE_TABLE, ROW_ADDED_OR_REMOVED)
 
 
 def invalidate_rows_after_commit(
-    session: Session | scoped_session, table: str, rows: Iterable[Any]
+    session: Session | scoped_session, table: str, rows: Iterable[Any], columns: Iterable[str]
 ) -> None:
-    """Invalidate what `rows` of `table` feed (their row entries and the table's
-    family-wide names) once this session commits: for Core UPDATEs run on the
-    session's connection, which no mapper event sees."""
+    """Invalidate what a Core UPDATE of `columns` on `rows` of `table` feeds, once this
+    session commits: such UPDATEs run on the session's connection, where no mapper
+    event sees them. `columns` are all it writes, `onupdate` defaults included."""
     if isinstance(session, scoped_session):
         session = session()
-    _pending(session).setdefault(table, set()).update(rows)
+    columns = set(columns)
+    for row in rows:
+        _note(session, table, row, columns)
 
 
-def _collect(mapper: Mapper, connection: Any, target: Any) -> None:
+def _row(mapper: Mapper, target: Any) -> Any:
+    pk = mapper.primary_key_from_instance(target)
+    return pk[0] if len(pk) == 1 else tuple(pk)
+
+
+def _added_or_removed(mapper: Mapper, connection: Any, target: Any) -> None:
     session = object_session(target)
     if session is None:
         return
-    pk = mapper.primary_key_from_instance(target)
-    row = pk[0] if len(pk) == 1 else tuple(pk)
+    row = _row(mapper, target)
     for table in mapper.tables:
-        _pending(session).setdefault(table.name, set()).add(row)
+        _note(session, table.name, row, ROW_ADDED_OR_REMOVED)
+
+
+def changed_columns(mapper: Mapper, target: Any) -> dict[str, set[str]]:
+    """{table: columns} an UPDATE of `target` writes, read during the flush.
+
+    The attributes' history says what the code set; a column with an `onupdate`
+    default (`updated_at`) is rewritten by every UPDATE, so it counts as changed
+    whenever anything else did. A value set to what it was is no change.
+    """
+    state = sa_inspect(target)
+    changed: dict[str, set[str]] = {}
+    for prop in mapper.column_attrs:
+        if not isinstance(prop, ColumnProperty) or not state.attrs[prop.key].history.has_changes():
+            continue
+        for column in prop.columns:
+            if getattr(column, "table", None) is not None:
+                changed.setdefault(column.table.name, set()).add(column.name)
+    for table in mapper.tables:
+        if table.name in changed:
+            changed[table.name].update(
+                c.name for c in table.c if c.onupdate is not None or c.server_onupdate is not None
+            )
+    return changed
+
+
+def _updated(mapper: Mapper, connection: Any, target: Any) -> None:
+    session = object_session(target)
+    if session is None:
+        return
+    row = _row(mapper, target)
+    for table, columns in changed_columns(mapper, target).items():
+        _note(session, table, row, columns)
 
 
 def _collect_bulk(state: ORMExecuteState) -> None:
@@ -98,21 +149,29 @@ def _collect_bulk(state: ORMExecuteState) -> None:
         invalidate_after_commit(state.session, table.name)
 
 
-def _targets(pending: dict[str, set[Any]]) -> tuple[set[str], set[tuple[str, Any]]]:
+def invalidation_targets(pending: Notes) -> tuple[set[str], set[tuple[str, Any]]]:
+    """(names, (name, row) pairs) the registry says these notes invalidate."""
     names: set[str] = set()
     rows: set[tuple[str, Any]] = set()
     for table, touched in pending.items():
-        names.update(entry.name for entry in names_for_table(table))
-        for entry in row_names_for_table(table):
-            if WHOLE_TABLE in touched:
-                names.add(entry.name)
-            rows.update((entry.name, row) for row in touched if row is not WHOLE_TABLE)
-    return names, rows
+        for row, changes in touched.items():
+            if row is WHOLE_TABLE:
+                found = targets(table, "bulk", None)
+            elif ROW_ADDED_OR_REMOVED in changes:
+                found = targets(table, "insert", row)
+            else:
+                found = targets(table, "update", row, frozenset(changes))
+            names |= found[0]
+            rows |= found[1]
+    # A whole name's bump already covers its rows.
+    return names, {(name, row) for name, row in rows if name not in names}
 
 
-def _merge(into: dict[str, set[Any]], notes: dict[str, set[Any]]) -> None:
+def _merge(into: Notes, notes: Notes) -> None:
     for table, touched in notes.items():
-        into.setdefault(table, set()).update(touched)
+        mine = into.setdefault(table, {})
+        for row, changes in touched.items():
+            mine.setdefault(row, set()).update(changes)
 
 
 def _committed(session: Session) -> None:
@@ -126,14 +185,14 @@ def _committed(session: Session) -> None:
         if released:
             _merge(notes.setdefault(_key(nested.parent), {}), released)
         return
-    pending: dict[str, set[Any]] = {}
+    pending: Notes = {}
     for touched in session.info.pop(PENDING).values():
         _merge(pending, touched)
     if not pending or not has_app_context():
         return
     manager = current_app.extensions.get("electro_isla.cache")
     if manager is not None:
-        names, rows = _targets(pending)
+        names, rows = invalidation_targets(pending)
         manager.invalidate(names=names, rows=rows)
 
 
@@ -165,8 +224,9 @@ def install_listeners() -> None:
     global _installed
     if _installed:
         return
-    for mapper_event in ("after_insert", "after_update", "after_delete"):
-        event.listen(Mapper, mapper_event, _collect)
+    event.listen(Mapper, "after_insert", _added_or_removed)
+    event.listen(Mapper, "after_delete", _added_or_removed)
+    event.listen(Mapper, "after_update", _updated)
     event.listen(Session, "do_orm_execute", _collect_bulk)
     event.listen(Session, "after_commit", _committed)
     event.listen(Session, "after_rollback", _rolled_back)

@@ -50,6 +50,7 @@ from sqlalchemy import inspect as sa_inspect
 
 from electro_isla.cache import signals
 from electro_isla.cache.breaker import CircuitBreaker
+from electro_isla.cache.composed import ComposedPages
 from electro_isla.cache.keys import KeySpace, KeySpec
 from electro_isla.cache.pending import PendingInvalidations
 from electro_isla.cache.registry import REGISTRY, CachedName
@@ -101,6 +102,8 @@ class CacheManager:
             self.pending = PendingInvalidations(None)
         self.breaker = CircuitBreaker(app.config["CACHE_CIRCUIT_RESET_SECONDS"])
         self.counts = StatsBuffer()
+        # Composed names (catalogue pages): id lists plus per-row fragments.
+        self.pages = ComposedPages(self)
 
     def _pending_path(self, app: Flask) -> Path:
         """One marker file per (prefix, Redis server), shared by the host's workers."""
@@ -149,6 +152,9 @@ class CacheManager:
         skips the work render does (e.g. dumping the response body and hashing
         its ETag). It is stored beside the plain value, under the same
         generations, so it is exactly as fresh.
+
+        A composed name's pages go through `self.pages` (cache/composed.py): a
+        value stored here under such a name follows only its membership columns.
         """
         spec = self.keys.spec(name, row, params)
         if render is not None:

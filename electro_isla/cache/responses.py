@@ -9,9 +9,10 @@ returned by the view straight through, so `@blp.response` stays for the OpenAPI
 document and `@blp.etag` still sets the ETag header (from the stored tag).
 
 A page's next/previous links depend on the host the client called, so they are
-never stored: the stored results text is spliced between per-request links, in
-the compact form the JSON provider answers with outside debug mode, and the ETag
-is hashed from the same splice in the form smorest hashes (sorted keys).
+never stored: the results text, joined from per-row fragments (cache/composed.py),
+is spliced between per-request links, in the compact form the JSON provider
+answers with outside debug mode, and the ETag is hashed from the same splice in
+the form smorest hashes (sorted keys).
 """
 
 from __future__ import annotations
@@ -56,21 +57,19 @@ def respond(blp: Blueprint, rendered: Rendered) -> Response:
     return current_app.response_class(rendered["body"], mimetype=current_app.json.mimetype)
 
 
-def page_renderer(item_schema: Schema) -> Callable[[Any], dict[str, Any]]:
-    """A `render` for a cached {count, results} page whose links are built per request.
+def row_renderer(item_schema: Schema) -> Callable[[Any], dict[str, str]]:
+    """A fragment renderer for composed pages (cache/composed.py): one item, both forms.
 
-    Stores the results dumped twice: as the response renders them and as the
-    ETag hashes them (sorted keys, default separators), so a HIT only splices
-    the per-request next/previous links in and hashes the text.
+    Joined with "," (compact) and ", " (sorted keys, default separators) inside
+    brackets, the fragments are exactly the JSON of the list of those items, as
+    the response renders it and as smorest hashes it for the ETag.
     """
-    many = item_schema.__class__(many=True)
 
-    def render(data: Any) -> dict[str, Any]:
-        results = many.dump(data["results"])
+    def render(data: Any) -> dict[str, str]:
+        item = item_schema.dump(data)
         return {
-            "count": data["count"],
-            "body": current_app.json.dumps(results, **_compact()),
-            "tagged": json.dumps(results, sort_keys=True),
+            "b": current_app.json.dumps(item, **_compact()),
+            "t": json.dumps(item, sort_keys=True),
         }
 
     return render
@@ -96,6 +95,15 @@ def respond_page(blp: Blueprint, rendered: dict[str, Any], links: dict[str, Any]
         _get_etag_ctx()["etag"] = etag
     body = f'{{"count":{count},"next":{nxt},"previous":{prev},"results":{rendered["body"]}}}\n'
     return current_app.response_class(body, mimetype=provider.mimetype)
+
+
+def respond_document(blp: Blueprint, document: dict[str, Any]) -> Response:
+    """An already dumped document as `@blp.response` + `@blp.etag` answer it (debug mode)."""
+    if blp._is_etag_enabled():
+        etag = blp._generate_etag(document)
+        blp._check_not_modified(etag)
+        _get_etag_ctx()["etag"] = etag
+    return jsonify(blp._prepare_response_content(document))
 
 
 def splice_ok() -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask_smorest import abort
@@ -57,26 +57,42 @@ def _filtered(
     return stmt
 
 
-def lista_productos(
+def pagina_productos(
     categoria: str | None,
     q: str | None,
     page: int,
     page_size: int,
-    render: Callable[[dict[str, Any]], Any] | None = None,
-) -> Any:
-    """One page of active productos as {count, results}; cached per whitelisted params.
+    render_row: Callable[[dict[str, Any]], dict[str, str]],
+) -> dict[str, Any]:
+    """One page of active productos as {count, body, tagged}, composed from cached rows.
 
-    Links are not cached: they depend on the host the client called. With
-    `render`, the cached value is render({count, results}) (see CacheManager.get).
+    The page's ids and count depend only on the membership columns the filters
+    and the order read; each row's rendered fragment is cached apart, so a
+    stock or price change refills one fragment and keeps every page's id list.
     """
 
-    def fetch() -> dict[str, Any]:
-        stmt = _filtered(select(Producto), categoria, q, activo=True).order_by(Producto.id)
-        count, rows = paginate(stmt, page, page_size)
-        return {"count": count, "results": [producto_data(p) for p in rows]}
+    def fetch_ids() -> dict[str, Any]:
+        stmt = _filtered(select(Producto.id), categoria, q, activo=True).order_by(Producto.id)
+        count, ids = paginate(stmt, page, page_size)
+        return {"count": count, "ids": ids}
 
     params = {"categoria": categoria, "q": q, "page": page, "page_size": page_size}
-    return cache_manager.get("lista_productos", fetch, params=params, render=render)
+    return cache_manager.pages.get(
+        "lista_productos",
+        params,
+        fetch_ids,
+        filas_productos,
+        render_row,
+        shown=lambda row: bool(row["activo"]),
+    )
+
+
+def filas_productos(ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The given productos' documents, in one query (a page's missing fragments)."""
+    if not ids:
+        return []
+    rows = db.session.scalars(select(Producto).where(Producto.id.in_(list(ids))))
+    return [producto_data(p) for p in rows]
 
 
 def producto_publico(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any
 
@@ -10,7 +11,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint, abort
 
 from electro_isla.auth.permissions import admin_required, staff_required
-from electro_isla.cache.responses import page_renderer, renderer, respond, respond_page, splice_ok
+from electro_isla.cache.responses import (
+    renderer,
+    respond,
+    respond_document,
+    respond_page,
+    row_renderer,
+    splice_ok,
+)
 from electro_isla.catalogo import service
 from electro_isla.catalogo.schemas import (
     ProductoAdminQueryArgsSchema,
@@ -23,7 +31,7 @@ from electro_isla.catalogo.schemas import (
 from electro_isla.pagination import with_links
 
 blp = Blueprint("catalogo", __name__, url_prefix="/api", description="Catálogo de productos")
-render_pagina = page_renderer(ProductoSchema())
+render_fila = row_renderer(ProductoSchema())
 _render_producto = renderer(
     blp, ProductoSchema(), found=lambda data: data is not None and data["activo"]
 )
@@ -46,12 +54,12 @@ class Productos(MethodView):
         """
         page, page_size = args["page"], args["page_size"]
         categoria, q = args.get("categoria"), args.get("q")
+        # Rows rendered once per cached fragment; the host-specific links per request.
+        rendered = service.pagina_productos(categoria, q, page, page_size, render_fila)
+        links = with_links(rendered["count"], [], page, page_size)
         if splice_ok():
-            # Results rendered once per cached value; the host-specific links per request.
-            rendered = service.lista_productos(categoria, q, page, page_size, render=render_pagina)
-            return respond_page(blp, rendered, with_links(rendered["count"], [], page, page_size))
-        data = service.lista_productos(categoria, q, page, page_size)
-        return with_links(data["count"], data["results"], page, page_size)
+            return respond_page(blp, rendered, links)
+        return respond_document(blp, {**links, "results": json.loads(rendered["body"])})
 
 
 @blp.route("/productos/<int:producto_id>/")

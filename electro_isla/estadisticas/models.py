@@ -80,13 +80,54 @@ usuarios_dia = Table(
 
 ROLLUPS = (pedidos_dia, ventas_dia, productos_vendidos, usuarios_pedidos, retencion, usuarios_dia)
 
+# What each rollup column is computed from, {rollup: {column: {source table: columns}}}
+# ("*": what decides whether a source row counts at all): the triggers read these
+# source columns, so a cached figure read from a rollup column depends on them.
+DERIVACION: dict[str, dict[str, dict[str, frozenset[str]]]] = {
+    pedidos_dia.name: {
+        "dia": {"pedidos": frozenset({"created_at"})},
+        "estado": {"pedidos": frozenset({"estado"})},
+    },
+    ventas_dia.name: {
+        "*": {"pedidos": frozenset({"estado"})},
+        "dia": {"pedidos": frozenset({"created_at"})},
+        "metodo_pago": {"pedidos": frozenset({"metodo_pago"})},
+        "total_centimos": {"pedidos": frozenset({"total"})},
+    },
+    productos_vendidos.name: {
+        "*": {"pedidos": frozenset({"estado"}), "detalles_pedido": frozenset({"pedido_id"})},
+        "producto_id": {"detalles_pedido": frozenset({"producto_id"})},
+        "cantidad": {"detalles_pedido": frozenset({"cantidad"})},
+        "ingresos_centimos": {"detalles_pedido": frozenset({"subtotal"})},
+    },
+    usuarios_pedidos.name: {
+        "usuario_id": {"pedidos": frozenset({"usuario_id"})},
+        "pedidos": {"pedidos": frozenset({"usuario_id"})},
+    },
+    retencion.name: {
+        "con_pedidos": {"pedidos": frozenset({"usuario_id"})},
+        "recurrentes": {"pedidos": frozenset({"usuario_id"})},
+    },
+    usuarios_dia.name: {
+        "dia": {"usuarios": frozenset({"date_joined"})},
+        "rol": {"usuarios": frozenset({"rol"})},
+    },
+}
+
 # What each rollup is computed from: the tables whose writes change it (through the
 # triggers), and so the tables a cached figure read from it depends on.
 FUENTES: dict[str, frozenset[str]] = {
-    pedidos_dia.name: frozenset({"pedidos"}),
-    ventas_dia.name: frozenset({"pedidos"}),
-    productos_vendidos.name: frozenset({"pedidos", "detalles_pedido"}),
-    usuarios_pedidos.name: frozenset({"pedidos"}),
-    retencion.name: frozenset({"pedidos"}),
-    usuarios_dia.name: frozenset({"usuarios"}),
+    rollup: frozenset(t for sources in columns.values() for t in sources)
+    for rollup, columns in DERIVACION.items()
 }
+
+
+def fuentes_de(rollup: str, columnas: set[str]) -> dict[str, set[str]]:
+    """{source table: columns} that the given columns of `rollup` are derived from."""
+    found: dict[str, set[str]] = {}
+    if not columnas:
+        return found
+    for columna in {"*", *columnas}:
+        for table, columns in DERIVACION[rollup].get(columna, {}).items():
+            found.setdefault(table, set()).update(columns)
+    return found

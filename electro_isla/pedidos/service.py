@@ -29,7 +29,7 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from electro_isla.auth.permissions import Actor
-from electro_isla.cache.listeners import invalidate_after_commit, invalidate_rows_after_commit
+from electro_isla.cache.listeners import invalidate_rows_after_commit
 from electro_isla.catalogo.models import Producto
 from electro_isla.catalogo.schemas import MAX_INT
 from electro_isla.db_types import money, utcnow
@@ -42,6 +42,9 @@ from electro_isla.usuarios.models import Usuario
 ESTADOS_FINALES = frozenset(estado for estado, siguientes in TRANSICIONES.items() if not siguientes)
 PRODUCTOS = Producto.__table__
 PEDIDOS = Pedido.__table__
+# What the guarded Core UPDATEs write, for the cache's column dependencies
+# (updated_at: the `onupdate` default Core applies, or set explicitly).
+STOCK_COLUMNS = ("stock", "updated_at")
 
 
 def pedido_data(pedido: Pedido) -> dict[str, Any]:
@@ -117,7 +120,7 @@ def _take_stock(cantidades: dict[int, int]) -> int | None:
         )
         if taken != 1:
             return producto_id
-    invalidate_rows_after_commit(db.session, "productos", cantidades)
+    invalidate_rows_after_commit(db.session, "productos", cantidades, STOCK_COLUMNS)
     return None
 
 
@@ -128,7 +131,7 @@ def _give_back_stock(cantidades: dict[int, int]) -> None:
             .where(PRODUCTOS.c.id == producto_id)
             .values(stock=PRODUCTOS.c.stock + cantidades[producto_id])
         )
-    invalidate_rows_after_commit(db.session, "productos", cantidades)
+    invalidate_rows_after_commit(db.session, "productos", cantidades, STOCK_COLUMNS)
 
 
 def _move_estado(pedido: Pedido, nuevo: str) -> bool:
@@ -143,7 +146,7 @@ def _move_estado(pedido: Pedido, nuevo: str) -> bool:
         return False
     set_committed_value(pedido, "estado", nuevo)
     set_committed_value(pedido, "updated_at", now)
-    invalidate_after_commit(db.session, "pedidos")
+    invalidate_rows_after_commit(db.session, "pedidos", [pedido.id], ("estado", "updated_at"))
     return True
 
 
@@ -350,5 +353,5 @@ def asignar_mensajero(pedido_id: int, actor: Actor, mensajero_id: int) -> dict[s
         _fail(409, "The order changed meanwhile and cannot be assigned now.")
     set_committed_value(pedido, "mensajero_id", mensajero_id)
     set_committed_value(pedido, "updated_at", now)
-    invalidate_after_commit(db.session, "pedidos")
+    invalidate_rows_after_commit(db.session, "pedidos", [pedido.id], ("mensajero_id", "updated_at"))
     return _commit(pedido)

@@ -1,0 +1,347 @@
+"""Benchmark: the catalogue under orders, a base commit's code beside this tree's, in one run.
+
+    .venv/bin/python bench/catalogue.py [--base 4c1db6e] [--seconds 30] [--rounds 5]
+                                        [--hit-seconds 4] [--shoppers 40] [--workers 4]
+
+Starts private PostgreSQL and Redis servers (tests/servers.py), seeds the catalogue
+and sales of bench/cache_hit.py (200 productos, 3000 usuarios, 60000 pedidos), and
+serves two gunicorns side by side on loopback, with the project's gunicorn.conf.py
+and the same virtualenv: `base` runs the code of the commit given by --base (a
+`git archive` export in a temp dir), `head` this working tree. Each has its own
+cache key prefix on the one Redis and reads the one database.
+
+1. `mix` (per server, one after the other, same seed): shoppers browse catalogue
+   pages (the first page of each category, the first pages of the whole
+   catalogue, a few searches) with a short pause, while orders arrive at 5/s
+   (open loop, POST /api/pedidos/, 1-3 productos each). Reported: the catalogue
+   hit ratio (X-Cache of every page answered: HIT / (HIT + MISS)), requests,
+   p50/p95, orders placed.
+2. `hit` (both servers, interleaved round by round): requests/s of a list HIT
+   (GET /api/productos/) and a detail HIT (GET /api/productos/7/), nothing writing,
+   and the Redis round trips per request. Ratios head/base per round, median.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import queue
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+import requests  # noqa: E402
+
+from bench.cache_hit import children, cpu_seconds, load, prepare_database  # noqa: E402
+
+CATEGORIAS = (
+    "electrodomesticos",
+    "energia_tecnologia",
+    "herramientas",
+    "hogar_entretenimiento",
+    "otros",
+)
+SEARCHES = ("producto 1", "descripción del producto 7", "5", "producto 12")
+PAGES = (
+    [f"/api/productos/?categoria={c}" for c in CATEGORIAS]
+    + [f"/api/productos/?page={n}" for n in (1, 2, 3)]
+    + [f"/api/productos/?q={q}" for q in SEARCHES]
+)
+ORDERS_PER_SECOND = 5.0
+
+
+def export(commit: str) -> Path:
+    """The code of `commit`, outside every worktree (read-only use)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"ei-bench-{commit[:8]}-"))
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
+class Server:
+    """gunicorn serving the code in `tree` (its own gunicorn.conf.py and wsgi.py)."""
+
+    def __init__(self, tree: Path, env: dict[str, str], port: int, workers: int) -> None:
+        self.base = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [str(ROOT / ".venv/bin/gunicorn"), "-c", str(tree / "gunicorn.conf.py"), "wsgi:app"],
+            cwd=tree,
+            env={
+                **env,
+                "PYTHONPATH": str(tree),  # before the editable install's path
+                "BIND": f"127.0.0.1:{port}",
+                "WEB_CONCURRENCY": str(workers),
+                "GUNICORN_THREADS": "4",
+                "GUNICORN_MAX_REQUESTS": "0",
+                "GUNICORN_ACCESS_LOG": "/dev/null",
+                "GUNICORN_LOG_LEVEL": "warning",
+            },
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(self.base + "/healthz", timeout=1).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn did not start in {tree}")
+            time.sleep(0.2)
+        for _ in range(workers * 8):
+            requests.get(self.base + "/healthz", timeout=5)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def tokens(env: dict[str, str], ids: list[int]) -> list[dict[str, str]]:
+    from electro_isla import create_app
+    from electro_isla.auth.service import issue_access_token
+    from electro_isla.config import ProdConfig
+    from electro_isla.extensions import db
+    from electro_isla.usuarios.models import Usuario
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        app = create_app(ProdConfig)
+        with app.app_context():
+            out = [
+                {"Authorization": f"Bearer {issue_access_token(db.session.get(Usuario, i))}"}
+                for i in ids
+            ]
+            db.engine.dispose()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return out
+
+
+def mix(base: str, seconds: float, shoppers: int, clientes: list[dict[str, str]]) -> dict:
+    """Shoppers on catalogue pages while orders arrive at 5/s; X-Cache of every page."""
+    stop = threading.Event()
+    lock = threading.Lock()
+    seen: dict[str, int] = {"HIT": 0, "MISS": 0, "BYPASS": 0, "other": 0}
+    latencies: list[float] = []
+    orders = {"placed": 0, "failed": 0}
+    tickets: queue.Queue = queue.Queue()
+
+    def shopper(rng: random.Random) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                started = time.perf_counter()
+                r = session.get(base + rng.choice(PAGES), timeout=30)
+                elapsed = time.perf_counter() - started
+                with lock:
+                    key = r.headers.get("X-Cache", "other") if r.status_code == 200 else "other"
+                    seen[key] = seen.get(key, 0) + 1
+                    latencies.append(elapsed)
+                stop.wait(rng.uniform(0.05, 0.25))
+
+    def clock() -> None:
+        nxt = time.monotonic()
+        while not stop.is_set():
+            tickets.put(None)
+            nxt += 1.0 / ORDERS_PER_SECOND
+            stop.wait(max(0.0, nxt - time.monotonic()))
+
+    def orderer(rng: random.Random) -> None:
+        with requests.Session() as session:
+            while not stop.is_set():
+                try:
+                    tickets.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                body = {
+                    "items": [
+                        {"producto_id": pid, "cantidad": 1}
+                        for pid in rng.sample(range(1, 201), rng.randint(1, 3))
+                    ],
+                    "metodo_pago": "tarjeta",
+                    "direccion_entrega": "Calle Bench 1",
+                    "telefono": "555-0100",
+                }
+                r = session.post(
+                    base + "/api/pedidos/", json=body, headers=rng.choice(clientes), timeout=30
+                )
+                with lock:
+                    orders["placed" if r.status_code == 201 else "failed"] += 1
+
+    threads = [threading.Thread(target=shopper, args=(random.Random(i),)) for i in range(shoppers)]
+    threads += [threading.Thread(target=clock)]
+    threads += [threading.Thread(target=orderer, args=(random.Random(1000 + i),)) for i in range(6)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    stop.wait(seconds)
+    stop.set()
+    for t in threads:
+        t.join(60)
+    wall = time.monotonic() - started
+    looked_up = seen["HIT"] + seen["MISS"]
+    latencies.sort()
+    return {
+        "hit_ratio": round(seen["HIT"] / looked_up, 4) if looked_up else 0.0,
+        "x_cache": seen,
+        "pages_per_s": round(sum(seen.values()) / wall, 1),
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 1),
+        "p95_ms": round(1000 * latencies[int(len(latencies) * 0.95)], 1),
+        "orders_per_s": round(orders["placed"] / wall, 2),
+        "orders_failed": orders["failed"],
+    }
+
+
+def redis_calls(client: redis.Redis) -> tuple[int, int]:
+    """(EVALSHA calls, every command counted, a script's inner calls included)."""
+    stats = client.info("commandstats")
+    evalsha = stats.get("cmdstat_evalsha", {}).get("calls", 0)
+    return evalsha, sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", default="4c1db6e")
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--hit-seconds", type=float, default=4.0)
+    parser.add_argument("--shoppers", type=int, default=40)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+
+    from tests.servers import PostgresServer, RedisServer, free_port
+
+    pg = PostgresServer()
+    admin_url = pg.start()
+    rs = RedisServer().start()
+    trees = {"base": export(args.base), "head": ROOT}
+    log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
+    servers: dict[str, Server] = {}
+    try:
+        import psycopg
+
+        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE bench")
+        db_url = pg.url("bench")
+        prepare_database(db_url)
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("UPDATE productos SET stock = 1000000")  # orders never run out
+        secret = "bench-" + uuid.uuid4().hex * 2
+        common = {
+            **os.environ,
+            "APP_ENV": "production",
+            "DATABASE_URL": db_url,
+            "REDIS_URL": rs.url,
+            "SECRET_KEY": secret,
+            "LOG_DIR": log_dir,
+        }
+        clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 22)))
+        for name, tree in trees.items():
+            env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}
+            servers[name] = Server(tree, env, free_port(), args.workers)
+        print(f"load average before measuring: {os.getloadavg()}; {os.cpu_count()} cores")
+
+        results: dict = {"mix": {}, "hit": {}}
+        for name, server in servers.items():
+            for url in PAGES:  # warm: every page cached once before the clock starts
+                requests.get(server.base + url, timeout=30).raise_for_status()
+            results["mix"][name] = mix(server.base, args.seconds, args.shoppers, clientes)
+            print(f"mix {name}: {json.dumps(results['mix'][name])}")
+
+        client = redis.Redis.from_url(rs.url)
+        # Each server's orders changed stock the other's cache never heard of (two
+        # prefixes, one database): start the HIT phase from empty caches.
+        client.flushall()
+        endpoints = {"list": "/api/productos/", "detail": "/api/productos/7/"}
+        rps: dict[str, list[float]] = {f"{s}/{e}": [] for s in servers for e in endpoints}
+        trips: dict[str, list[float]] = {k: [] for k in rps}
+        inner: dict[str, list[float]] = {k: [] for k in rps}
+        cpu: dict[str, list[float]] = {k: [] for k in rps}
+        serving = {s: [*children(srv.proc.pid), rs.proc.pid] for s, srv in servers.items()}
+        bodies = {}
+        for s, server in servers.items():
+            for e, path in endpoints.items():
+                for _ in range(3):  # one Host for both, so the links match too
+                    r = requests.get(server.base + path, headers={"Host": "bench.test"}, timeout=10)
+                assert r.headers["X-Cache"] == "HIT", (s, e, r.headers)
+                bodies[(s, e)] = (r.content, r.headers["ETag"])
+        for e in endpoints:  # same data, same bytes, same tag from both trees
+            if bodies[("base", e)] != bodies[("head", e)]:
+                for s in servers:
+                    Path(f"/tmp/ei-bench-{s}-{e}.body").write_bytes(bodies[(s, e)][0])
+                raise AssertionError(f"{e}: base and head answer differently")
+        for r in range(args.rounds):
+            for e, path in endpoints.items():
+                for s, server in servers.items():
+                    key = f"{s}/{e}"
+                    before, cpu_before = redis_calls(client), cpu_seconds(serving[s])
+                    got, done = load(server.base + path, {}, args.hit_seconds, args.connections)
+                    after, cpu_after = redis_calls(client), cpu_seconds(serving[s])
+                    rps[key].append(got)
+                    trips[key].append((after[0] - before[0]) / max(done, 1))
+                    inner[key].append((after[1] - before[1]) / max(done, 1))
+                    cpu[key].append((cpu_after - cpu_before) * 1e6 / max(done, 1))
+                    print(
+                        f"  round {r + 1} {key:<12} {got:8.1f} req/s {cpu[key][-1]:7.0f} CPU us/req"
+                    )
+        for key in rps:
+            results["hit"][key] = {
+                "median_rps": round(statistics.median(rps[key]), 1),
+                "cpu_us_per_request": round(statistics.median(cpu[key])),
+                "evalsha_per_request": round(statistics.median(trips[key]), 2),
+                "redis_commands_incl_script_inner": round(statistics.median(inner[key]), 1),
+            }
+        results["ratios"] = {
+            e: {
+                "wall": round(
+                    statistics.median(
+                        h / b for h, b in zip(rps[f"head/{e}"], rps[f"base/{e}"], strict=True)
+                    ),
+                    3,
+                ),
+                "per_cpu": round(
+                    statistics.median(
+                        b / h for h, b in zip(cpu[f"head/{e}"], cpu[f"base/{e}"], strict=True)
+                    ),
+                    3,
+                ),
+            }
+            for e in endpoints
+        }
+        print(json.dumps(results, indent=2))
+    finally:
+        for server in servers.values():
+            server.stop()
+        rs.stop()
+        pg.cleanup()
+        shutil_rmtree(log_dir)
+        if trees["base"] != ROOT:
+            shutil_rmtree(str(trees["base"]))
+
+
+def shutil_rmtree(path: str | Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
