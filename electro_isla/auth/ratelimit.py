@@ -1,9 +1,10 @@
 """Login throttling: 5 failed attempts within 60 s per account or per IP -> 429.
 
 Built on the `limits` library's moving window (no hand-written counters). With
-`REDIS_URL` the windows live in Redis under `<prefix>:ratelimit:`, shared by
-every worker process, on the same connection pool and short timeouts as the
-cache; without Redis, or while Redis is unreachable, each process keeps its
+a shared Redis (any REDIS_MODE) the windows live in Redis under
+`<prefix>:ratelimit:`, shared by every worker process and host, with the same
+short timeouts as the cache (the cache's pool; on Cluster, limits' own cluster
+client over the same nodes); without Redis, or while Redis is unreachable, each process keeps its
 own windows (degraded, but login keeps working and stays throttled).
 
 Only failures are counted. A success clears the account's window but not the
@@ -24,13 +25,14 @@ from typing import TypeVar
 
 from flask import Flask, current_app
 from limits import RateLimitItemPerSecond
-from limits.storage import MemoryStorage, RedisStorage
+from limits.storage import MemoryStorage, RedisClusterStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from electro_isla.cache import RedisHealth, redis_health, shared_redis
+from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
+from electro_isla.cache.clients import timeouts
 
 log = logging.getLogger("electro_isla.auth")
 
@@ -68,18 +70,26 @@ class LoginLimiter:
         self.local = MovingWindowRateLimiter(MemoryStorage())
         self.shared: MovingWindowRateLimiter | None = None
         client = shared_redis(app)
-        pool = getattr(client, "connection_pool", None)
-        if pool is not None:
-            storage = RedisStorage(
-                "redis://",
-                connection_pool=pool,
-                key_prefix=f"{app.config['CACHE_KEY_PREFIX']}:ratelimit",
+        key_prefix = f"{app.config['CACHE_KEY_PREFIX']}:ratelimit"
+        if isinstance(client, RedisCluster):
+            # A cluster client has no single pool to share: limits builds its own.
+            nodes = ",".join(f"{n.host}:{n.port}" for n in client.get_nodes())
+            storage: RedisStorage = RedisClusterStorage(
+                f"redis+cluster://{nodes}",
+                key_prefix=key_prefix,
                 retry=Retry(NoBackoff(), 0),
+                reinitialize_steps=1,
+                **timeouts(app.config),
             )
             self.shared = MovingWindowRateLimiter(storage)
         elif client is not None:
-            # Redis Cluster has no single connection pool to share.
-            log.warning("RATELIMIT login windows are per process with REDIS_MODE=cluster")
+            storage = RedisStorage(
+                "redis://",
+                connection_pool=client.connection_pool,
+                key_prefix=key_prefix,
+                retry=Retry(NoBackoff(), 0),
+            )
+            self.shared = MovingWindowRateLimiter(storage)
 
     @cached_property
     def health(self) -> RedisHealth:
@@ -91,7 +101,7 @@ class LoginLimiter:
             return action(self.local, *args)
         try:
             result = action(self.shared, *args)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self.health.failed("ratelimit", f"{self.app.config['CACHE_KEY_PREFIX']}:ratelimit", exc)
             log.warning("RATELIMIT falling back to this process, Redis unavailable: %s", exc)
             return action(self.local, *args)

@@ -25,9 +25,8 @@ from functools import cached_property
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
-from redis.exceptions import RedisError
 
-from electro_isla.cache import RedisHealth, redis_health
+from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health
 from electro_isla.extensions import jwt
 
 log = logging.getLogger("electro_isla.auth")
@@ -93,7 +92,7 @@ class RevocationStore:
                 if ttl > 0:
                     pipe.set(self.key_prefix + jti, 1, ex=ttl)
             pipe.execute()
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("write", exc)
             return
         self._worked()
@@ -113,7 +112,7 @@ class RevocationStore:
             self._flush()
         try:
             revoked = bool(client.exists(self.key_prefix + jti))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("check", exc)
             return False
         self._worked()

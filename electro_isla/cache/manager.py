@@ -45,11 +45,11 @@ from typing import Any
 
 from flask import Flask, g, has_app_context, has_request_context
 from redis import Redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError
 from sqlalchemy import inspect as sa_inspect
 
 from electro_isla.cache import signals
-from electro_isla.cache.breaker import CircuitBreaker
+from electro_isla.cache.breaker import REDIS_ERRORS, CircuitBreaker
 from electro_isla.cache.keys import KeySpace, KeySpec
 from electro_isla.cache.pending import PendingInvalidations
 from electro_isla.cache.registry import REGISTRY, CachedName
@@ -87,8 +87,12 @@ class CacheManager:
         self.lock_enabled = bool(app.config.get("CACHE_LOCK_ENABLED", True))
         self.store: RedisStore | LocalStore
         if redis_client is not None:
-            atomic = app.config.get("REDIS_MODE", "standalone") != "cluster"
-            self.store = RedisStore(redis_client, self.prefix, atomic)
+            wait = app.config.get("CACHE_WAIT_REPLICAS")
+            if wait is None:
+                wait = 1 if app.config.get("REDIS_MODE") == "sentinel" else 0
+            self.store = RedisStore(
+                redis_client, self.prefix, int(wait), int(app.config["CACHE_WAIT_TIMEOUT_MS"])
+            )
             self.backend_name = "redis"
             self.pending = PendingInvalidations(self._pending_path(app))
         else:
@@ -159,7 +163,7 @@ class CacheManager:
             return self._bypass(spec.entry, fetch, record, reason="circuit open")
         try:
             key, cached = self._lookup(spec)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed(name, f"{self.prefix}:{self.value_key(spec, ['?'])}", exc)
             return self._bypass(spec.entry, fetch, record, reason="error")
         self.breaker.success()
@@ -172,7 +176,7 @@ class CacheManager:
     def _lookup(self, spec: KeySpec) -> tuple[str, Any]:
         """(key, value or None), counting the hit or miss; one round trip on Redis."""
         store = self.store
-        if isinstance(store, RedisStore) and store.lookup_script is not None:
+        if isinstance(store, RedisStore):
             head, tail = self.keys.parts(spec)
             version, raw = store.lookup(spec.gen_keys, spec.params)
             key = f"{head}{version.decode()}{tail}"
@@ -221,7 +225,7 @@ class CacheManager:
                     return value
                 time.sleep(pause)
                 pause = min(pause * 1.5, 0.05)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed(entry.name, full_key, exc)
             if record and has_request_context():
                 g.cache_status = BYPASS
@@ -307,7 +311,7 @@ class CacheManager:
             return
         try:
             self.store.bump(sorted(keys))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("invalidate", ",".join(sorted(keys)), exc)
             self._remember(keys)
             return
@@ -335,7 +339,7 @@ class CacheManager:
             return True
         try:
             self.store.bump(sorted(pending))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("invalidate", "pending", exc)
             return False
         self.breaker.success()
@@ -352,7 +356,7 @@ class CacheManager:
             return False
         try:
             self.store.client.ping()
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("ping", "ping", exc)
             return False
         self.breaker.success()
@@ -369,11 +373,6 @@ class CacheManager:
 
     # -- clearing ----------------------------------------------------------------
 
-    @staticmethod
-    def _entry_glob(pattern: str) -> str:
-        """Glob over value keys `<name>:<row>:…`, e.g. `producto`, `producto:7`, `estadisticas_*`."""
-        return pattern if pattern.endswith("*") else f"{pattern}:*"
-
     def invalidate_pattern(self, pattern: str) -> int:
         """Delete cached values matching the glob (SCAN + UNLINK); never touches other keys.
 
@@ -385,14 +384,13 @@ class CacheManager:
         self.invalidate(names=names)
         if not self._usable():
             raise CacheUnavailable("the cache server is not answering")
+        glob = self.keys.entry_glob(pattern)
         try:
-            deleted = self.store.delete_matching(
-                self.backend, self.prefix, self._entry_glob(pattern)
-            )
-        except RedisError as exc:
+            deleted = self.store.delete_matching(self.backend, self.prefix, glob)
+        except REDIS_ERRORS as exc:
             self._failed("clear", pattern, exc)
             raise CacheUnavailable("the cache server is not answering") from exc
-        log.info("INVALIDATE %s:v:%s deleted=%d", self.prefix, self._entry_glob(pattern), deleted)
+        log.info("INVALIDATE %s:%s deleted=%d", self.prefix, glob, deleted)
         return deleted
 
     def clear_all(self) -> int:
@@ -413,7 +411,7 @@ class CacheManager:
             return
         try:
             self.store.add_stats(counts, f"{time.time():.6f}")
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self.counts.restore(counts)
             self._failed("stats", self.store.stats_key if self.store.shared else "stats", exc)
 
@@ -425,7 +423,7 @@ class CacheManager:
         if self._usable():
             try:
                 raw, last_updated = self.store.read_stats()
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._failed("stats", "stats", exc)
         if not self.breaker.closed:  # figures not yet pushed are still worth showing
             for k, n in self.counts.peek().items():
