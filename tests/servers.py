@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def free_port() -> int:
@@ -220,6 +222,16 @@ class RedisClusterServers:
             node.stop()
 
 
+def quick_client(port: int, timeout: float = 0.5) -> redis.Redis:
+    """A client that gives up after one timeout (redis-py's default retries for seconds)."""
+    return redis.Redis(
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 class SentinelSet:
     """A master, a replica and three sentinels (quorum 2), all on loopback.
 
@@ -271,18 +283,18 @@ class SentinelSet:
             time.sleep(0.1)
 
     def _sees_peers(self, sentinel: RedisServer) -> bool:
-        state = redis.Redis(port=sentinel.port, socket_timeout=1).sentinel_master(self.service)
+        state = quick_client(sentinel.port).sentinel_master(self.service)
         return state["num-other-sentinels"] >= 2 and state["num-slaves"] >= 1
 
     def replica_synced(self) -> bool:
-        info = redis.Redis(port=self.replica.port, socket_timeout=1).info("replication")
+        info = quick_client(self.replica.port).info("replication")
         return info.get("master_link_status") == "up"
 
     def master_port(self) -> int:
         """The port the sentinels now name as master (first one that answers)."""
         for s in self.sentinels:
             try:
-                client = redis.Redis(port=s.port, socket_timeout=0.5)
+                client = quick_client(s.port)
                 return int(client.sentinel_get_master_addr_by_name(self.service)[1])
             except (redis.RedisError, TypeError):
                 continue

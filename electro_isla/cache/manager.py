@@ -110,7 +110,10 @@ class CacheManager:
             tempfile.gettempdir(), "electro_isla-cache"
         )
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.prefix)
-        server = hashlib.sha256(str(app.config.get("REDIS_URL")).encode()).hexdigest()[:10]
+        where = app.config.get("REDIS_URL")
+        if app.config.get("REDIS_MODE") == "sentinel":
+            where = f"{app.config['REDIS_SENTINELS']}/{app.config['REDIS_SENTINEL_MASTER']}"
+        server = hashlib.sha256(str(where).encode()).hexdigest()[:10]
         return Path(folder) / f"{safe}-{server}.pending"
 
     # -- keys ------------------------------------------------------------------
