@@ -18,7 +18,14 @@ from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db
 
-MODEL_TABLES = {"usuarios", "productos", "pedidos", "detalles_pedido", "refresh_tokens"}
+MODEL_TABLES = {
+    "usuarios",
+    "productos",
+    "pedidos",
+    "detalles_pedido",
+    "refresh_tokens",
+    "cache_pending",
+}
 
 
 def migrated_app(url: str, tmp_path) -> Flask:

@@ -16,16 +16,15 @@ frees the key when the lock's timeout runs out, and nobody waits longer.
 
 Redis failures never fail a request: the manager answers from the database
 (BYPASS) and opens a circuit breaker, so a dead Redis costs one quick probe per
-interval. Invalidations it could not apply are kept in memory *and* in a
-marker file that every worker on the host checks (one stat() per lookup):
-whichever worker next reaches Redis replays them before it trusts the cache.
+interval. Invalidations it could not apply (or that no replica acknowledged,
+with Sentinel) are kept in the `cache_pending` table every host shares (the
+host's marker file, then memory, if the database does not take them):
+whichever worker of whichever host next reaches Redis replays them before it
+trusts the cache. See `pending` for the bound on how soon another host sees them.
 
-Known window: the marker file is per host. A worker on *another* host that
-never saw the outage can serve an entry the lost invalidation should have
-killed, from the moment Redis answers again until a worker of the failing host
-uses the cache (its next request) or the entry's TTL ends. Killing Redis
-(no persistence) loses the entries with the counters, so only a hung or
-partitioned Redis opens that window.
+Failovers: with Sentinel a bump counts once a replica has it (WAIT), so the
+old master's writes that a promotion is about to throw away are replayed on
+the new one. The deployment docs recommend `min-replicas-to-write 1` too.
 """
 
 from __future__ import annotations
@@ -51,7 +50,7 @@ from sqlalchemy import inspect as sa_inspect
 from electro_isla.cache import signals
 from electro_isla.cache.breaker import REDIS_ERRORS, CircuitBreaker
 from electro_isla.cache.keys import KeySpace, KeySpec
-from electro_isla.cache.pending import PendingInvalidations
+from electro_isla.cache.pending import PendingInvalidations, SharedPending
 from electro_isla.cache.registry import REGISTRY, CachedName
 from electro_isla.cache.stats import StatsBuffer
 from electro_isla.cache.stores import KeyLock, LocalStore, RedisStore
@@ -86,6 +85,7 @@ class CacheManager:
         # Off only to measure what the lock saves (bench, tests).
         self.lock_enabled = bool(app.config.get("CACHE_LOCK_ENABLED", True))
         self.store: RedisStore | LocalStore
+        self._db_engine: Any = None
         if redis_client is not None:
             wait = app.config.get("CACHE_WAIT_REPLICAS")
             if wait is None:
@@ -94,7 +94,10 @@ class CacheManager:
                 redis_client, self.prefix, int(wait), int(app.config["CACHE_WAIT_TIMEOUT_MS"])
             )
             self.backend_name = "redis"
-            self.pending = PendingInvalidations(self._pending_path(app))
+            shared = SharedPending(
+                self._engine, self.prefix, float(app.config["CACHE_PENDING_CHECK_MS"]) / 1000
+            )
+            self.pending = PendingInvalidations(self._pending_path(app), shared)
         else:
             self.store = LocalStore()
             self.backend_name = "simple"
@@ -103,6 +106,15 @@ class CacheManager:
         overrides = app.config.get("CACHE_TTL_OVERRIDES", {})
         self.ttls = {name: overrides.get(name, entry.ttl) for name, entry in REGISTRY.items()}
         self.counts = StatsBuffer()
+
+    def _engine(self) -> Any:
+        """The app's database engine (the pending table lives there), resolved once."""
+        if self._db_engine is None:
+            from electro_isla.extensions import db
+
+            with self.app.app_context():
+                self._db_engine = db.engine
+        return self._db_engine
 
     def _pending_path(self, app: Flask) -> Path:
         """One marker file per (prefix, Redis server), shared by the host's workers."""
@@ -341,13 +353,13 @@ class CacheManager:
         if not pending:
             return True
         try:
-            self.store.bump(sorted(pending))
+            self.store.bump(sorted(pending.keys))
         except REDIS_ERRORS as exc:
             self._failed("invalidate", "pending", exc)
             return False
         self.breaker.success()
         self.pending.done(pending)
-        self._applied(pending)
+        self._applied(pending.keys)
         log.info("INVALIDATE replayed %d pending generation(s)", len(pending))
         return True
 
