@@ -257,7 +257,7 @@ def load(url: str, headers: dict[str, str], seconds: float, connections: int) ->
     return count / (time.monotonic() - started), count
 
 
-SCRIPT_INNER_CALLS = 6  # MGET, TIME, GET, 2 x HINCRBY, HSET inside the lookup script on a hit
+SCRIPT_INNER_CALLS = 5  # MGET, TIME, GET, HINCRBY, HSET inside the lookup script on a hit
 
 
 TICK = os.sysconf("SC_CLK_TCK")
