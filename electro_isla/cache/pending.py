@@ -1,12 +1,17 @@
 """Generation bumps that could not be applied, kept until a worker can replay them.
 
-Three places, from widest to narrowest:
+Kept in two places at once, and in memory only if both fail:
 
 - the `cache_pending` table (PostgreSQL, shared by every host): a lost
   invalidation is visible to the workers of *every* host, not only to those of
   the host that lost it;
-- a marker file per host (the fallback when the database cannot take the row);
+- a marker file per host, checked with one stat() per lookup: the host's own
+  workers see it at once, and it still works while the database does not;
 - this process's memory (the last resort).
+
+A replay removes what it read from both; a host whose file still holds an
+entry another host already replayed from the table bumps it once more, which
+is harmless.
 
 Every entry is unique (a row id, a nonce per file line, a nonce per memory
 entry), and a replay removes exactly the entries its snapshot read: a key
@@ -164,9 +169,11 @@ class PendingInvalidations:
         keys = set(keys)
         if not keys:
             return
-        if self.shared is not None and self.shared.add(keys):
-            return
-        if self.path is not None and self._add_to_file(keys):
+        # The file first: the host's other workers see it on their next lookup (a
+        # stat()); the table for every other host (within its check interval).
+        in_file = self.path is not None and self._add_to_file(keys)
+        in_table = self.shared is not None and self.shared.add(keys)
+        if in_file or in_table:
             return
         # No file (or it failed): only this process knows, and replays them itself.
         with self._lock:
