@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, g
@@ -62,7 +63,20 @@ def redis_health(app: Flask) -> RedisHealth:
 
 
 def register_cache(app: Flask) -> None:
-    client = build_client(app.config)
+    try:
+        client = build_client(app.config)
+    except REDIS_ERRORS as exc:
+        # Only a cluster client connects when built (to learn the slots). A worker
+        # starting while no node answers serves from the database instead of
+        # failing to boot; it uses the cluster again once it is replaced (every
+        # GUNICORN_MAX_REQUESTS requests, or at the next deploy).
+        logging.getLogger("electro_isla.cache").error(
+            "ERROR cache unavailable at start, serving from the database: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+        client = None
+        app.config["CACHE_ENABLED"] = False
     app.extensions["electro_isla.redis"] = client
     cache.init_app(app, config=caching_config(app))
     backend = cache.cache

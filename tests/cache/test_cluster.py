@@ -171,3 +171,14 @@ def test_a_killed_node_means_bypass_and_no_500(make_app):
         assert client.get(f"/api/productos/{producto_id}/").json["precio"] == 12.0
     finally:
         cluster.stop()
+
+
+def test_a_worker_starting_while_no_node_answers_serves_from_the_database(make_app):
+    from tests.servers import free_cluster_port
+
+    dead = f"redis://127.0.0.1:{free_cluster_port()}/0"
+    app = make_app(REDIS_MODE="cluster", REDIS_URL=dead, REDIS_SOCKET_TIMEOUT=0.2)
+    producto_id = add_producto(app, "10.00")
+    response = app.test_client().get(f"/api/productos/{producto_id}/")
+    assert response.status_code == 200 and response.headers["X-Cache"] == "BYPASS"
+    assert login(app.test_client(), "nadie", WRONG).status_code == 401  # throttled locally
