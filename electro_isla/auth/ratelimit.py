@@ -32,7 +32,7 @@ from redis.cluster import RedisCluster
 from redis.retry import Retry
 
 from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
-from electro_isla.cache.clients import timeouts
+from electro_isla.cache.clients import cluster_auth, timeouts
 
 log = logging.getLogger("electro_isla.auth")
 
@@ -80,6 +80,7 @@ class LoginLimiter:
                 retry=Retry(NoBackoff(), 0),
                 reinitialize_steps=1,
                 **timeouts(app.config),
+                **cluster_auth(client),
             )
             self.shared = MovingWindowRateLimiter(storage)
         elif client is not None:
