@@ -5,6 +5,11 @@ gunicorn with 2 workers configured by REDIS_SENTINELS alone. Readers GET the
 warmed products, an admin PATCHes them every 100 ms. After the failover has
 completed, every product is read back and compared with the database: 0 stale,
 no 5xx, no request over 1 s outside the election, HITs again within seconds.
+
+Both drills fail without the WAIT (CACHE_WAIT_REPLICAS=0 in the environment):
+36 of 40 products served stale as HIT after SENTINEL FAILOVER (the PATCHes
+the old master took after the promotion, thrown away by its resync), and the
+PATCHed product stale after kill -9 with a lagging replica.
 """
 
 from __future__ import annotations
@@ -209,13 +214,16 @@ def test_sentinel_failover_during_a_stream_of_writes(drill_db, sentinels, record
             t_promoted = wait_for(
                 lambda: sentinels.master_port() == old_replica, 20, "the sentinels' new master"
             )
+            # The writes go on while the old master still accepts them, then stop:
+            # none after its demotion could repair what the resync throws away.
+            time.sleep(4.0)
+            stop_writes.set()
+            writer.join(10)
             # Complete: the old master (which kept accepting writes meanwhile) now
             # replicates the new one, its own writes thrown away by the full resync.
             t_done = wait_for(
                 lambda: role_is_replica_of(old_master, old_replica), 25, "the old master's demotion"
             )
-            stop_writes.set()
-            writer.join(10)
             t_settled = time.monotonic() + 1.5
             time.sleep(2.5)
         stale = stale_sweep(server.url, drill_db, ids)
