@@ -222,3 +222,30 @@ def test_bumps_on_the_old_master_during_a_failover_are_not_lost(make_app, tmp_pa
         assert manager_of(real).pending_invalidations == 0
     finally:
         servers.stop()
+
+
+def test_every_sentinel_hung_means_bypass_and_one_probe_per_interval(sentinel_app, sentinels):
+    """No sentinel answers: the master cannot be found; the breaker keeps requests fast."""
+    app = sentinel_app(REDIS_SOCKET_TIMEOUT=0.2, CACHE_CIRCUIT_RESET_SECONDS=0.5)
+    producto_id = add_producto(app, "10.00")
+    client = app.test_client()
+    client.get(f"/api/productos/{producto_id}/")
+    for s in sentinels.sentinels:
+        s.pause()
+    try:
+        shared_redis(app).connection_pool.disconnect()  # next use must ask the sentinels
+        timings, caches = [], []
+        for _ in range(10):
+            started = time.monotonic()
+            response = client.get(f"/api/productos/{producto_id}/")
+            timings.append(time.monotonic() - started)
+            assert response.status_code == 200
+            caches.append(response.headers["X-Cache"])
+        assert set(caches) == {"BYPASS"}
+        assert max(timings) < 1.0, timings  # 3 sentinels x 0.2 s, once
+        assert sorted(timings)[5] < 0.1, timings  # the rest never wait: the breaker is open
+    finally:
+        for s in sentinels.sentinels:
+            s.resume()
+    time.sleep(0.6)
+    assert client.get(f"/api/productos/{producto_id}/").headers["X-Cache"] == "HIT"
