@@ -258,10 +258,10 @@ def load(url: str, headers: dict[str, str], seconds: float, connections: int) ->
     return count / (time.monotonic() - started), count
 
 
-SCRIPT_INNER_CALLS = 6  # MGET, TIME, GET, 2 x HINCRBY, HSET inside the lookup script on a hit
+SCRIPT_INNER_CALLS = 5  # MGET, TIME, GET, HINCRBY, HSET inside the lookup script on a hit
 # The composed page's script on a HIT (cache/composed.py): GET generation, GET id list,
-# MGET the rows' generations, GET the page memo, TIME, 2 x HINCRBY, HSET.
-PAGE_SCRIPT_INNER_CALLS = 8
+# MGET the rows' generations, GET the page memo, TIME, HINCRBY, HSET.
+PAGE_SCRIPT_INNER_CALLS = 7
 
 
 TICK = os.sysconf("SC_CLK_TCK")

@@ -33,12 +33,20 @@ class Config:
     REDIS_MODE = "standalone"
     REDIS_SENTINELS = ""
     REDIS_SENTINEL_MASTER = "mymaster"
+    REDIS_SENTINEL_PASSWORD: str | None = None
+    REDIS_PASSWORD: str | None = None
+    REDIS_DB = 0
     # Short timeouts: a hung Redis must cost milliseconds per request, not seconds.
     REDIS_SOCKET_TIMEOUT = 0.25
     CACHE_CIRCUIT_RESET_SECONDS = 2.0
     CACHE_KEY_PREFIX = "electro_isla"
     CACHE_ENABLED = True
     CACHE_LOCK_TIMEOUT = 30.0
+    # A bump counts once this many replicas have it (WAIT); None: 1 with sentinel, else 0.
+    CACHE_WAIT_REPLICAS: int | None = None
+    CACHE_WAIT_TIMEOUT_MS = 200
+    # How often a worker looks for invalidations another host could not apply.
+    CACHE_PENDING_CHECK_MS = 250
     TIMEZONE = "UTC"
     LOG_DIR = "logs"
     LOG_FORMAT = "text"
@@ -81,6 +89,12 @@ class Config:
         "REDIS_MODE": ("REDIS_MODE", str),
         "REDIS_SENTINELS": ("REDIS_SENTINELS", str),
         "REDIS_SENTINEL_MASTER": ("REDIS_SENTINEL_MASTER", str),
+        "REDIS_SENTINEL_PASSWORD": ("REDIS_SENTINEL_PASSWORD", str),
+        "REDIS_PASSWORD": ("REDIS_PASSWORD", str),
+        "REDIS_DB": ("REDIS_DB", int),
+        "CACHE_WAIT_REPLICAS": ("CACHE_WAIT_REPLICAS", int),
+        "CACHE_WAIT_TIMEOUT_MS": ("CACHE_WAIT_TIMEOUT_MS", int),
+        "CACHE_PENDING_CHECK_MS": ("CACHE_PENDING_CHECK_MS", int),
         "REDIS_SOCKET_TIMEOUT": ("REDIS_SOCKET_TIMEOUT", float),
         "CACHE_CIRCUIT_RESET_SECONDS": ("CACHE_CIRCUIT_RESET_SECONDS", float),
         "CACHE_KEY_PREFIX": ("CACHE_KEY_PREFIX", str),

@@ -11,6 +11,8 @@ Everything is removed at the end of the run.
 - `client`, `runner`: Flask's test client and CLI runner for `app`.
 - `make_app(**overrides)`: another app instance on the same database and Redis
   (two of them stand for two worker processes).
+- `redis_mode_app`: `app` parametrized over a single Redis and a private
+  3-master Redis Cluster (`redis_cluster_url`, started on first use).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from sqlalchemy import make_url, text
 from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
-from tests.servers import PostgresServer, RedisServer
+from tests.servers import PostgresServer, RedisClusterServers, RedisServer
 
 RUN_ID = uuid.uuid4().hex[:8]
 _counter = itertools.count()
@@ -71,6 +73,23 @@ def redis_url() -> Iterator[str]:
     server = RedisServer().start()
     yield server.url
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url() -> Iterator[str]:
+    """A private 3-master Redis Cluster on loopback, for the whole run (started on first use)."""
+    servers = RedisClusterServers().start()
+    yield servers.url
+    servers.stop()
+
+
+@pytest.fixture(params=["standalone", "cluster"])
+def redis_mode_app(request, make_app: Callable[..., Flask]) -> Flask:
+    """`app`, once on a single Redis and once on a 3-master Redis Cluster."""
+    if request.param == "cluster":
+        url = request.getfixturevalue("redis_cluster_url")
+        return make_app(REDIS_MODE="cluster", REDIS_URL=url)
+    return make_app()
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def free_port() -> int:
@@ -98,10 +100,11 @@ class PostgresServer:
 class RedisServer:
     """A redis-server child process the test owns: it may kill or pause it."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, args: tuple[str, ...] = ()) -> None:
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="ei-redis-"))
         self.proc: subprocess.Popen | None = None
+        self.args = args
 
     @property
     def url(self) -> str:
@@ -124,6 +127,7 @@ class RedisServer:
                 str(self.dir),
                 "--protected-mode",
                 "no",
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -161,3 +165,141 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too (so port <= 55535)."""
+    for _ in range(200):
+        port = free_port()
+        if port > 55535:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+class RedisClusterServers:
+    """Three cluster-enabled redis-server masters on loopback, slots split in three."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.nodes = [
+            RedisServer(
+                free_cluster_port(),
+                ("--cluster-enabled", "yes", "--cluster-node-timeout", "1000"),
+            )
+            for _ in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return ",".join(f"redis://127.0.0.1:{n.port}/0" for n in self.nodes)
+
+    def start(self, timeout: float = 20) -> RedisClusterServers:
+        for node in self.nodes:
+            node.start()
+        clients = [redis.Redis(port=n.port, socket_timeout=2) for n in self.nodes]
+        step = 16384 // len(clients)
+        for i, client in enumerate(clients):
+            last = 16383 if i == len(clients) - 1 else (i + 1) * step - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, last)
+        for node in self.nodes[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+        deadline = time.monotonic() + timeout
+        while True:
+            infos = [c.execute_command("CLUSTER", "INFO") for c in clients]
+            if all(b"cluster_state:ok" in i and b"cluster_known_nodes:3" in i for i in infos):
+                return self
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"cluster did not form: {infos}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+def quick_client(port: int, timeout: float = 0.5) -> redis.Redis:
+    """A client that gives up after one timeout (redis-py's default retries for seconds)."""
+    return redis.Redis(
+        port=port,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+class SentinelSet:
+    """A master, a replica and three sentinels (quorum 2), all on loopback.
+
+    Short timings so that a drill's failover completes within seconds.
+    """
+
+    def __init__(self, service: str = "mymaster", down_after_ms: int = 1000) -> None:
+        self.service = service
+        self.down_after_ms = down_after_ms
+        self.master = RedisServer()
+        self.replica = RedisServer(args=("--replicaof", "127.0.0.1", str(self.master.port)))
+        self.sentinels: list[RedisServer] = []
+
+    @property
+    def sentinel_hosts(self) -> str:
+        return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+
+    def _sentinel(self) -> RedisServer:
+        server = RedisServer()
+        conf = server.dir / "sentinel.conf"
+        conf.write_text(
+            f"port {server.port}\nbind 127.0.0.1\nprotected-mode no\ndir {server.dir}\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 2\n"
+            f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.service} 4000\n"
+            f"sentinel parallel-syncs {self.service} 1\n"
+        )
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        server.proc = subprocess.Popen(
+            [binary, str(conf), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        return server
+
+    def start(self, timeout: float = 20) -> SentinelSet:
+        self.master.start()
+        self.replica.start()
+        self.sentinels = [self._sentinel() for _ in range(3)]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if self.replica_synced() and all(self._sees_peers(s) for s in self.sentinels):
+                    return self
+            except redis.RedisError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("sentinels did not settle")
+            time.sleep(0.1)
+
+    def _sees_peers(self, sentinel: RedisServer) -> bool:
+        state = quick_client(sentinel.port).sentinel_master(self.service)
+        return state["num-other-sentinels"] >= 2 and state["num-slaves"] >= 1
+
+    def replica_synced(self) -> bool:
+        info = quick_client(self.replica.port).info("replication")
+        return info.get("master_link_status") == "up"
+
+    def master_port(self) -> int:
+        """The port the sentinels now name as master (first one that answers)."""
+        for s in self.sentinels:
+            try:
+                client = quick_client(s.port)
+                return int(client.sentinel_get_master_addr_by_name(self.service)[1])
+            except (redis.RedisError, TypeError):
+                continue
+        raise RuntimeError("no sentinel answers")
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, self.replica, self.master):
+            server.stop()

@@ -26,6 +26,7 @@ MODEL_TABLES = {
     "detalles_pedido",
     "refresh_tokens",
     "revoked_tokens",
+    "cache_pending",
 } | {t.name for t in ROLLUPS}
 
 

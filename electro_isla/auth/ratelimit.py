@@ -11,7 +11,7 @@ through a limit of 5.
 
 Windows are moving: every entry leaves the window `LOGIN_WINDOW_SECONDS`
 after its attempt, and a 429 says when the oldest one will. With
-`REDIS_URL` they are sorted sets under `<prefix>:ratelimit:login:`, reserved
+a shared Redis (any REDIS_MODE) they are sorted sets under `<prefix>:ratelimit:{login}:`, reserved
 by one Lua script (both windows at once) and shared by every worker process;
 without Redis, or while Redis is unreachable, each process keeps its own
 windows under a lock (degraded, but login keeps working and stays throttled).
@@ -34,9 +34,8 @@ from functools import cached_property
 from typing import Any
 
 from flask import Flask, current_app
-from redis.exceptions import RedisError
 
-from electro_isla.cache import RedisHealth, redis_health, shared_redis
+from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 
 log = logging.getLogger("electro_isla.auth")
 
@@ -152,18 +151,16 @@ class LoginLimiter:
         self.app = app
         self.maximum = int(app.config["LOGIN_MAX_FAILURES"])
         self.window = float(app.config["LOGIN_WINDOW_SECONDS"])
-        self.prefix = f"{app.config['CACHE_KEY_PREFIX']}:ratelimit:login"
+        # One hash tag for every login window: on Redis Cluster the account's and
+        # the IP's windows share a slot, so one script reserves both.
+        self.prefix = f"{app.config['CACHE_KEY_PREFIX']}:ratelimit:{{login}}"
         self.local = LocalWindows()
         self.client: Any = None
         self.script: Any = None
         client = shared_redis(app)
-        if client is not None and getattr(client, "connection_pool", None) is not None:
+        if client is not None:
             self.client = client
             self.script = client.register_script(RESERVE_SCRIPT)
-        elif client is not None:
-            # Redis Cluster: the two windows live in different slots, one script cannot
-            # reserve both.
-            log.warning("RATELIMIT login windows are per process with REDIS_MODE=cluster")
 
     def key(self, scope: str, value: str) -> str:
         return f"{self.prefix}:{scope}:{value}"
@@ -187,7 +184,7 @@ class LoginLimiter:
         if self._shared_usable():
             try:
                 wait = self.script(keys=keys, args=[now, self.window, self.maximum, member])
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._redis_failed("reserving", exc)
             else:
                 self.health.worked()
@@ -208,7 +205,7 @@ class LoginLimiter:
                 pipe.delete(account)
                 pipe.zrem(ip, attempt.member)
                 pipe.execute()
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 # The place stays until the window moves past it: stricter, never looser.
                 self._redis_failed("releasing", exc)
             return

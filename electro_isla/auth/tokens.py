@@ -26,10 +26,9 @@ from functools import cached_property
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify
-from redis.exceptions import RedisError
 from sqlalchemy import select
 
-from electro_isla.cache import RedisHealth, redis_health
+from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import jwt
 
@@ -98,7 +97,7 @@ class RevocationStore:
                 if ttl > 0:
                     pipe.set(self.key_prefix + jti, 1, ex=ttl)
             pipe.execute()
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("write", exc)
             return
         self._worked()
@@ -123,7 +122,7 @@ class RevocationStore:
             self._flush()
         try:
             revoked = bool(client.exists(self.key_prefix + jti))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("check", exc)
             return self._in_database(jti)
         self._worked()

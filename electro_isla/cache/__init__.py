@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, g
 from redis import Redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+from redis.cluster import RedisCluster
 from werkzeug.local import LocalProxy
 
-from electro_isla.cache.backends import REDIS_BACKENDS
-from electro_isla.cache.breaker import RedisHealth
+from electro_isla.cache.breaker import REDIS_ERRORS, RedisHealth
+from electro_isla.cache.clients import build_client
 from electro_isla.cache.listeners import install_listeners, invalidate_after_commit
 from electro_isla.cache.manager import BYPASS, HIT, MISS, CacheManager, CacheUnavailable
 from electro_isla.extensions import cache
 
 __all__ = [
     "BYPASS",
+    "REDIS_ERRORS",
     "HIT",
     "MISS",
     "RedisHealth",
@@ -39,42 +40,19 @@ def _manager() -> CacheManager:
 cache_manager: CacheManager = LocalProxy(_manager)  # type: ignore[assignment]
 
 
-def redis_options(app: Flask) -> dict[str, Any]:
-    """Client options: short timeouts and no retries, so an outage costs milliseconds."""
-    timeout = app.config["REDIS_SOCKET_TIMEOUT"]
-    return {
-        "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
-        "retry": Retry(NoBackoff(), 0),
-        "health_check_interval": 0,
-    }
-
-
 def caching_config(app: Flask) -> dict[str, Any]:
     prefix = app.config["CACHE_KEY_PREFIX"]
     settings: dict[str, Any] = {"CACHE_KEY_PREFIX": f"{prefix}:", "CACHE_DEFAULT_TIMEOUT": 300}
-    url = app.config.get("REDIS_URL")
-    if not url:
+    if app.extensions.get("electro_isla.redis") is None:
         settings.update(
             CACHE_TYPE="electro_isla.cache.backends.JsonSimpleCache", CACHE_THRESHOLD=2000
         )
-        return settings
-    mode = app.config["REDIS_MODE"]
-    settings["CACHE_TYPE"] = REDIS_BACKENDS[mode]
-    settings["CACHE_OPTIONS"] = redis_options(app)
-    if mode == "standalone":
-        settings["CACHE_REDIS_URL"] = url
-    elif mode == "sentinel":
-        settings["CACHE_REDIS_SENTINELS"] = [
-            tuple(hp.rsplit(":", 1)) for hp in app.config["REDIS_SENTINELS"].split(",") if hp
-        ]
-        settings["CACHE_REDIS_SENTINEL_MASTER"] = app.config["REDIS_SENTINEL_MASTER"]
     else:
-        settings["CACHE_REDIS_CLUSTER"] = url
+        settings["CACHE_TYPE"] = "electro_isla.cache.backends.JsonRedisCache"
     return settings
 
 
-def shared_redis(app: Flask) -> Redis | None:
+def shared_redis(app: Flask) -> Redis | RedisCluster | None:
     """The Redis client every shared store uses (cache, revocations, limits)."""
     return app.extensions.get("electro_isla.redis")
 
@@ -85,10 +63,23 @@ def redis_health(app: Flask) -> RedisHealth:
 
 
 def register_cache(app: Flask) -> None:
+    try:
+        client = build_client(app.config)
+    except REDIS_ERRORS as exc:
+        # Only a cluster client connects when built (to learn the slots). A worker
+        # starting while no node answers serves from the database instead of
+        # failing to boot; it uses the cluster again once it is replaced (every
+        # GUNICORN_MAX_REQUESTS requests, or at the next deploy).
+        logging.getLogger("electro_isla.cache").error(
+            "ERROR cache unavailable at start, serving from the database: %s: %s",
+            type(exc).__name__,
+            exc,
+        )
+        client = None
+        app.config["CACHE_ENABLED"] = False
+    app.extensions["electro_isla.redis"] = client
     cache.init_app(app, config=caching_config(app))
     backend = cache.cache
-    client = getattr(backend, "_write_client", None) if app.config.get("REDIS_URL") else None
-    app.extensions["electro_isla.redis"] = client
     app.extensions[EXTENSION_KEY] = CacheManager(app, backend, client)
     install_listeners()
 

@@ -1,7 +1,9 @@
 """Flask-Caching backends that store JSON, never pickle.
 
-Select with CACHE_TYPE = "electro_isla.cache.backends.<Class>"; Flask-Caching's
-own factories build them from CACHE_REDIS_* settings.
+Select with CACHE_TYPE = "electro_isla.cache.backends.<Class>". The Redis one
+uses the client `electro_isla.cache.clients` built for the configured mode
+(standalone, sentinel or cluster), so cache, counters, locks, revocations and
+login limits share one client with the same short timeouts.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from cachelib.serializers import JSONSerializer as _JSONSerializer
-from flask_caching.backends.rediscache import RedisCache, RedisClusterCache, RedisSentinelCache
+from flask import Flask
+from flask_caching.backends.rediscache import RedisCache
 from flask_caching.backends.simplecache import SimpleCache
 
 
@@ -23,21 +26,16 @@ class JSONSerializer(_JSONSerializer):
 class JsonRedisCache(RedisCache):
     serializer = JSONSerializer()
 
-
-class JsonRedisSentinelCache(RedisSentinelCache):
-    serializer = JSONSerializer()
-
-
-class JsonRedisClusterCache(RedisClusterCache):
-    serializer = JSONSerializer()
+    @classmethod
+    def factory(
+        cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
+    ) -> JsonRedisCache:
+        """The app's shared client (any mode): single-key GET/SET work on a cluster too."""
+        kwargs.update(
+            host=app.extensions["electro_isla.redis"], key_prefix=config["CACHE_KEY_PREFIX"]
+        )
+        return cls(*args, **kwargs)
 
 
 class JsonSimpleCache(SimpleCache):
     serializer = JSONSerializer()
-
-
-REDIS_BACKENDS = {
-    "standalone": "electro_isla.cache.backends.JsonRedisCache",
-    "sentinel": "electro_isla.cache.backends.JsonRedisSentinelCache",
-    "cluster": "electro_isla.cache.backends.JsonRedisClusterCache",
-}

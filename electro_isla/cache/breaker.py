@@ -13,6 +13,11 @@ import threading
 import time
 
 from redis import Redis
+from redis.exceptions import RedisClusterException, RedisError
+
+# Everything a Redis call may raise that means "the cache is not usable now":
+# cluster routing errors (e.g. slots without a node) are not RedisErrors.
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
 log = logging.getLogger("electro_isla.cache")
 

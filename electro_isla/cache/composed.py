@@ -10,19 +10,19 @@ every id list stays. Both parts are stored under generations read before
 their data was fetched, so a reader that raced a commit stores them where
 nobody looks (the same stale-set argument as CacheManager.get).
 
-Keys, all derived from one name plus row ids (a Redis Cluster hash tag on the
-name, `{<name>}`, would put them in one slot; nothing else is read):
+Keys, all derived from one name plus row ids (the hash tag `{<name>}` puts them,
+and the name's stats hash, in one Redis Cluster slot; nothing else is read):
 
-    <prefix>:gen:<name>                       membership generation
-    <prefix>:gen:<name>:<id>                  one row's generation
-    <prefix>:v:<name>:-:<g>:<params>|ids      {"count": n, "ids": [...]}
-    <prefix>:v:<name>:<id>:<g>.<r>:-|row      {"b": compact item, "t": sorted-key item}
-    <prefix>:v:<name>:-:<g>:<params>|page     the joined page, with its rows' versions (Redis)
+    <prefix>:gen:{<name>}                       membership generation
+    <prefix>:gen:{<name>}:<id>                  one row's generation
+    <prefix>:v:{<name>}:-:<g>:<params>|ids      {"count": n, "ids": [...]}
+    <prefix>:v:{<name>}:<id>:<g>.<r>:-|row      {"b": compact item, "t": sorted-key item}
+    <prefix>:v:{<name>}:-:<g>:<params>|page     the joined page, with its rows' versions (Redis)
 
 On Redis a HIT is one round trip: PAGE_SCRIPT reads the generation, the id
 list, the rows' generations and their fragments, joins the fragments and
-counts the hit. In-process (and in cluster mode, where a script may not reach
-undeclared keys) the same steps run as separate calls.
+counts the hit, in Cluster mode too (every key it reaches is in the name's slot).
+In-process the same steps run as separate calls.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
+from electro_isla.cache.breaker import REDIS_ERRORS
 from electro_isla.cache.keys import KeySpec
 from electro_isla.cache.registry import REGISTRY
 from electro_isla.cache.stores import RedisStore
@@ -42,7 +43,7 @@ from electro_isla.json import dumps
 if TYPE_CHECKING:
     from electro_isla.cache.manager import CacheManager
 
-# KEYS[1]: `<prefix>:gen:<name>`. ARGV[1]: the params part; ARGV[2]: a seeded
+# KEYS[1]: `<prefix>:gen:{<name>}`. ARGV[1]: the params part; ARGV[2]: a seeded
 # counter's lifetime; ARGV[3]: "1" to count the lookup as a hit or miss; ARGV[4]:
 # the name's TTL. A page joined from its fragments is kept as a memo
 # (`...|page`: the rows' versions, the body, the tagged text): while every row
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 # {g, count, 0, id1, version1, fragment1 or "", id2, ...}.
 PAGE_SCRIPT = """
 local gen_key = KEYS[1]
-local prefix, name = string.match(gen_key, '^(.*):gen:([^:]+)$')
+local prefix, name = string.match(gen_key, '^(.*):gen:{([^}]*)}$')
 local now = redis.call('TIME')
 local seed = now[1] .. string.format('%06d', now[2]) .. '000'
 local function seeded(keys, values)
@@ -66,7 +67,8 @@ local function seeded(keys, values)
   return values
 end
 local g = seeded({gen_key}, {redis.call('GET', gen_key)})[1]
-local raw = redis.call('GET', prefix .. ':v:' .. name .. ':-:' .. g .. ':' .. ARGV[1] .. '|ids')
+local vhead = prefix .. ':v:{' .. name .. '}:'
+local raw = redis.call('GET', vhead .. '-:' .. g .. ':' .. ARGV[1] .. '|ids')
 local result = {g}
 local hit = false
 if raw then
@@ -80,7 +82,7 @@ if raw then
   if #ids > 0 then gens = seeded(gkeys, redis.call('MGET', unpack(gkeys))) end
   -- The page as last joined, valid while every row is at the version it was joined from.
   local versions = table.concat(gens, '.')
-  local memo_key = prefix .. ':v:' .. name .. ':-:' .. g .. ':' .. ARGV[1] .. '|page'
+  local memo_key = vhead .. '-:' .. g .. ':' .. ARGV[1] .. '|page'
   local memo = redis.call('GET', memo_key)
   if memo then
     local a = string.find(memo, '\\n', 1, true)
@@ -93,7 +95,7 @@ if raw then
   local values = {}
   if not hit and #ids > 0 then
     for i = 1, #ids do
-      vkeys[i] = prefix .. ':v:' .. name .. ':' .. ids[i] .. ':' .. g .. '.' .. gens[i] .. ':-|row'
+      vkeys[i] = vhead .. ids[i] .. ':' .. g .. '.' .. gens[i] .. ':-|row'
     end
     values = redis.call('MGET', unpack(vkeys))
   end
@@ -126,9 +128,8 @@ end
 if ARGV[3] == '1' then
   local field = 'misses'
   if hit then field = 'hits' end
-  local stats = prefix .. ':stats'
+  local stats = prefix .. ':stats:{' .. name .. '}'
   redis.call('HINCRBY', stats, field, 1)
-  redis.call('HINCRBY', stats, field .. ':' .. name, 1)
   redis.call('HSET', stats, 'last_updated', now[1] .. '.' .. string.format('%06d', now[2]))
 end
 return result
@@ -165,11 +166,11 @@ class ComposedPages:
 
     @staticmethod
     def list_key(name: str, gen: str, params: str) -> str:
-        return f"v:{name}:-:{gen}:{params}|ids"
+        return f"v:{{{name}}}:-:{gen}:{params}|ids"
 
     @staticmethod
     def row_key(name: str, row: int, version: str) -> str:
-        return f"v:{name}:{row}:{version}:-|row"
+        return f"v:{{{name}}}:{row}:{version}:-|row"
 
     # -- lookups -------------------------------------------------------------------
 
@@ -280,8 +281,8 @@ class ComposedPages:
                 if found.ids is None:  # not stored (uncommitted writes) or bumped meanwhile
                     return self._direct(lambda: listed, fetch_rows, render_row, shown)
             return self._complete(entry.name, found, fetch_rows, render_row, shown, direct)
-        except RedisError as exc:
-            manager._failed(name, f"{manager.prefix}:v:{name}:?", exc)
+        except REDIS_ERRORS as exc:
+            manager._failed(name, f"{manager.prefix}:v:{{{name}}}:?", exc)
             return manager._bypass(entry, direct, record, reason="error")
 
     def _complete(
@@ -298,7 +299,7 @@ class ComposedPages:
         entry = REGISTRY[name]
         assert found.ids is not None and found.fragments is not None and found.missing is not None
         wanted = sorted(found.missing)
-        label = f"{manager.prefix}:v:{name}:{','.join(map(str, wanted))}"
+        label = f"{manager.prefix}:v:{{{name}}}:{','.join(map(str, wanted))}"
         rows = manager._fetch(entry, label, lambda: fetch_rows(wanted))
         by_id = {int(row["id"]): row for row in rows}
         if set(by_id) != set(wanted) or not all(shown(row) for row in rows):

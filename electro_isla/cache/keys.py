@@ -1,8 +1,12 @@
 """Key layout: generation counters, versioned value keys and their params part.
 
-`<prefix>:gen:<name>` and `<prefix>:gen:<name>:<row>` count a name's and a
-row's generations; a value lives at `<prefix>:v:<name>:<row>:<gens>:<params>`,
-so a bump makes every older value unreachable without deleting it.
+`<prefix>:gen:{<name>}` and `<prefix>:gen:{<name>}:<row>` count a name's and a
+row's generations; a value lives at `<prefix>:v:{<name>}:<row>:<gens>:<params>`,
+so a bump makes every older value unreachable without deleting it. Its lock is
+`<prefix>:lock:v:{<name>}:…` and its hit/miss counters `<prefix>:stats:{<name>}`.
+
+The `{<name>}` is a Redis Cluster hash tag: all of a name's keys live in one
+slot, so the lookup stays one Lua script (one round trip) on a cluster too.
 """
 
 from __future__ import annotations
@@ -35,10 +39,24 @@ class KeySpace:
         self.prefix = prefix
 
     def gen_key(self, name: str, row: object | None = None) -> str:
-        return f"{self.prefix}:gen:{name}" if row is None else f"{self.prefix}:gen:{name}:{row}"
+        base = f"{self.prefix}:gen:{{{name}}}"
+        return base if row is None else f"{base}:{row}"
 
     def name_of(self, gen_key: str) -> str:
-        return gen_key.removeprefix(f"{self.prefix}:gen:").split(":", 1)[0]
+        return gen_key.removeprefix(f"{self.prefix}:gen:{{").split("}", 1)[0]
+
+    def stats_key(self, name: str) -> str:
+        return f"{self.prefix}:stats:{{{name}}}"
+
+    @staticmethod
+    def entry_glob(pattern: str) -> str:
+        """`<name>[:<row>…]` glob -> glob over value keys after the prefix (`v:{<name>}:…`)."""
+        name, _, rest = pattern.partition(":")
+        if not rest:
+            rest = "*"
+        elif not rest.endswith("*"):
+            rest = f"{rest}:*"
+        return f"v:{{{name}}}:{rest}"
 
     @staticmethod
     def params_part(entry: CachedName, params: Mapping[str, Any] | None) -> str:
@@ -62,9 +80,9 @@ class KeySpace:
 
     @staticmethod
     def parts(spec: KeySpec) -> tuple[str, str]:
-        """The value key around its generations: (`v:<name>:<row>:`, `:<params>`)."""
+        """The value key around its generations: (`v:{<name>}:<row>:`, `:<params>`)."""
         row = "-" if spec.row is None else spec.row
-        return f"v:{spec.entry.name}:{row}:", f":{spec.params}"
+        return f"v:{{{spec.entry.name}}}:{row}:", f":{spec.params}"
 
     def value_key(self, spec: KeySpec, gens: Iterable[int | str]) -> str:
         """Key relative to the backend's prefix (Flask-Caching adds `prefix:`)."""

@@ -16,16 +16,15 @@ frees the key when the lock's timeout runs out, and nobody waits longer.
 
 Redis failures never fail a request: the manager answers from the database
 (BYPASS) and opens a circuit breaker, so a dead Redis costs one quick probe per
-interval. Invalidations it could not apply are kept in memory *and* in a
-marker file that every worker on the host checks (one stat() per lookup):
-whichever worker next reaches Redis replays them before it trusts the cache.
+interval. Invalidations it could not apply (or that no replica acknowledged,
+with Sentinel) are kept in the `cache_pending` table every host shares (the
+host's marker file, then memory, if the database does not take them):
+whichever worker of whichever host next reaches Redis replays them before it
+trusts the cache. See `pending` for the bound on how soon another host sees them.
 
-Known window: the marker file is per host. A worker on *another* host that
-never saw the outage can serve an entry the lost invalidation should have
-killed, from the moment Redis answers again until a worker of the failing host
-uses the cache (its next request) or the entry's TTL ends. Killing Redis
-(no persistence) loses the entries with the counters, so only a hung or
-partitioned Redis opens that window.
+Failovers: with Sentinel a bump counts once a replica has it (WAIT), so the
+old master's writes that a promotion is about to throw away are replayed on
+the new one. The deployment docs recommend `min-replicas-to-write 1` too.
 """
 
 from __future__ import annotations
@@ -45,14 +44,14 @@ from typing import Any
 
 from flask import Flask, g, has_app_context, has_request_context
 from redis import Redis
-from redis.exceptions import LockError, RedisError
+from redis.exceptions import LockError
 from sqlalchemy import inspect as sa_inspect
 
 from electro_isla.cache import signals
-from electro_isla.cache.breaker import CircuitBreaker
+from electro_isla.cache.breaker import REDIS_ERRORS, CircuitBreaker
 from electro_isla.cache.composed import ComposedPages
 from electro_isla.cache.keys import KeySpace, KeySpec
-from electro_isla.cache.pending import PendingInvalidations
+from electro_isla.cache.pending import PendingInvalidations, SharedPending
 from electro_isla.cache.registry import REGISTRY, CachedName
 from electro_isla.cache.stats import StatsBuffer
 from electro_isla.cache.stores import KeyLock, LocalStore, RedisStore
@@ -91,11 +90,23 @@ class CacheManager:
         # Generation counters outlive every value that embeds them, then expire.
         self.gen_ttl = max(self.ttls.values())
         self.store: RedisStore | LocalStore
+        self._db_engine: Any = None
         if redis_client is not None:
-            atomic = app.config.get("REDIS_MODE", "standalone") != "cluster"
-            self.store = RedisStore(redis_client, self.prefix, atomic, self.gen_ttl)
+            wait = app.config.get("CACHE_WAIT_REPLICAS")
+            if wait is None:
+                wait = 1 if app.config.get("REDIS_MODE") == "sentinel" else 0
+            self.store = RedisStore(
+                redis_client,
+                self.prefix,
+                self.gen_ttl,
+                int(wait),
+                int(app.config["CACHE_WAIT_TIMEOUT_MS"]),
+            )
             self.backend_name = "redis"
-            self.pending = PendingInvalidations(self._pending_path(app))
+            shared = SharedPending(
+                self._engine, self.prefix, float(app.config["CACHE_PENDING_CHECK_MS"]) / 1000
+            )
+            self.pending = PendingInvalidations(self._pending_path(app), shared)
         else:
             self.store = LocalStore(self.gen_ttl)
             self.backend_name = "simple"
@@ -105,13 +116,25 @@ class CacheManager:
         # Composed names (catalogue pages): id lists plus per-row fragments.
         self.pages = ComposedPages(self)
 
+    def _engine(self) -> Any:
+        """The app's database engine (the pending table lives there), resolved once."""
+        if self._db_engine is None:
+            from electro_isla.extensions import db
+
+            with self.app.app_context():
+                self._db_engine = db.engine
+        return self._db_engine
+
     def _pending_path(self, app: Flask) -> Path:
         """One marker file per (prefix, Redis server), shared by the host's workers."""
         folder = app.config.get("CACHE_PENDING_DIR") or os.path.join(
             tempfile.gettempdir(), "electro_isla-cache"
         )
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.prefix)
-        server = hashlib.sha256(str(app.config.get("REDIS_URL")).encode()).hexdigest()[:10]
+        where = app.config.get("REDIS_URL")
+        if app.config.get("REDIS_MODE") == "sentinel":
+            where = f"{app.config['REDIS_SENTINELS']}/{app.config['REDIS_SENTINEL_MASTER']}"
+        server = hashlib.sha256(str(where).encode()).hexdigest()[:10]
         return Path(folder) / f"{safe}-{server}.pending"
 
     # -- keys ------------------------------------------------------------------
@@ -167,7 +190,7 @@ class CacheManager:
             return self._bypass(spec.entry, fetch, record, reason="circuit open")
         try:
             key, cached = self._lookup(spec)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed(name, f"{self.prefix}:{self.value_key(spec, ['?'])}", exc)
             return self._bypass(spec.entry, fetch, record, reason="error")
         self.breaker.success()
@@ -180,7 +203,7 @@ class CacheManager:
     def _lookup(self, spec: KeySpec) -> tuple[str, Any]:
         """(key, value or None), counting the hit or miss; one round trip on Redis."""
         store = self.store
-        if isinstance(store, RedisStore) and store.lookup_script is not None:
+        if isinstance(store, RedisStore):
             head, tail = self.keys.parts(spec)
             version, raw = store.lookup(spec.gen_keys, spec.params)
             key = f"{head}{version.decode()}{tail}"
@@ -229,7 +252,7 @@ class CacheManager:
                     return value
                 time.sleep(pause)
                 pause = min(pause * 1.5, 0.05)
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed(entry.name, full_key, exc)
             if record and has_request_context():
                 g.cache_status = BYPASS
@@ -315,7 +338,7 @@ class CacheManager:
             return
         try:
             self.store.bump(sorted(keys))
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("invalidate", ",".join(sorted(keys)), exc)
             self._remember(keys)
             return
@@ -342,13 +365,13 @@ class CacheManager:
         if not pending:
             return True
         try:
-            self.store.bump(sorted(pending))
-        except RedisError as exc:
+            self.store.bump(sorted(pending.keys))
+        except REDIS_ERRORS as exc:
             self._failed("invalidate", "pending", exc)
             return False
         self.breaker.success()
         self.pending.done(pending)
-        self._applied(pending)
+        self._applied(pending.keys)
         log.info("INVALIDATE replayed %d pending generation(s)", len(pending))
         return True
 
@@ -360,7 +383,7 @@ class CacheManager:
             return False
         try:
             self.store.client.ping()
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self._failed("ping", "ping", exc)
             return False
         self.breaker.success()
@@ -377,11 +400,6 @@ class CacheManager:
 
     # -- clearing ----------------------------------------------------------------
 
-    @staticmethod
-    def _entry_glob(pattern: str) -> str:
-        """Glob over value keys `<name>:<row>:…`, e.g. `producto`, `producto:7`, `estadisticas_*`."""
-        return pattern if pattern.endswith("*") else f"{pattern}:*"
-
     def invalidate_pattern(self, pattern: str) -> int:
         """Delete cached values matching the glob (SCAN + UNLINK); never touches other keys.
 
@@ -393,14 +411,13 @@ class CacheManager:
         self.invalidate(names=names)
         if not self._usable():
             raise CacheUnavailable("the cache server is not answering")
+        glob = self.keys.entry_glob(pattern)
         try:
-            deleted = self.store.delete_matching(
-                self.backend, self.prefix, self._entry_glob(pattern)
-            )
-        except RedisError as exc:
+            deleted = self.store.delete_matching(self.backend, self.prefix, glob)
+        except REDIS_ERRORS as exc:
             self._failed("clear", pattern, exc)
             raise CacheUnavailable("the cache server is not answering") from exc
-        log.info("INVALIDATE %s:v:%s deleted=%d", self.prefix, self._entry_glob(pattern), deleted)
+        log.info("INVALIDATE %s:%s deleted=%d", self.prefix, glob, deleted)
         return deleted
 
     def clear_all(self) -> int:
@@ -421,7 +438,7 @@ class CacheManager:
             return
         try:
             self.store.add_stats(counts, f"{time.time():.6f}")
-        except RedisError as exc:
+        except REDIS_ERRORS as exc:
             self.counts.restore(counts)
             self._failed("stats", self.store.stats_key if self.store.shared else "stats", exc)
 
@@ -433,7 +450,7 @@ class CacheManager:
         if self._usable():
             try:
                 raw, last_updated = self.store.read_stats()
-            except RedisError as exc:
+            except REDIS_ERRORS as exc:
                 self._failed("stats", "stats", exc)
         if not self.breaker.closed:  # figures not yet pushed are still worth showing
             for k, n in self.counts.peek().items():

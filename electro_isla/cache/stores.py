@@ -11,20 +11,23 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from redis import Redis
-from redis.exceptions import NoScriptError
+from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError, RedisError
+
+from electro_isla.cache.registry import REGISTRY
 
 GLOB_CHARS = re.compile(r"([*?\[\]\\])")
 
-# KEYS: the name's generation counter `<prefix>:gen:<name>` and, for a row family,
-# the row's `<prefix>:gen:<name>:<row>`. ARGV[1]: the params part of the key;
+# KEYS: the name's generation counter `<prefix>:gen:{<name>}` and, for a row family,
+# the row's `<prefix>:gen:{<name>}:<row>`. ARGV[1]: the params part of the key;
 # ARGV[2]: how long a seeded counter lives (the longest TTL). The value key and the
-# stats hash are derived here, so the client packs few arguments. Returns
-# {generations joined by ".", raw value or nil}. A missing counter is seeded from the
-# server clock in nanoseconds, never from a number an evicted or expired one may have
-# used, and expires: a lookup of any id (anonymous clients choose them) leaves no
-# key that outlives the longest TTL.
+# name's stats hash are derived here (same hash tag, same cluster slot), so the client
+# packs few arguments. Returns {generations joined by ".", raw value or nil}. A missing
+# counter is seeded from the server clock in nanoseconds, never from a number an
+# evicted or expired one may have used, and expires: a lookup of any id (anonymous
+# clients choose them) leaves no key that outlives the longest TTL.
 LOOKUP_SCRIPT = """
-local prefix, name = string.match(KEYS[1], '^(.*):gen:([^:]+)$')
+local prefix, name = string.match(KEYS[1], '^(.*):gen:{([^}]*)}$')
 local row = '-'
 if KEYS[2] then row = string.sub(KEYS[2], #KEYS[1] + 2) end
 local gens = redis.call('MGET', unpack(KEYS))
@@ -36,15 +39,21 @@ for i = 1, #KEYS do
   end
 end
 local version = table.concat(gens, '.')
-local value = redis.call('GET', prefix .. ':v:' .. name .. ':' .. row .. ':' .. version .. ':' .. ARGV[1])
+local value = redis.call('GET', prefix .. ':v:{' .. name .. '}:' .. row .. ':' .. version .. ':' .. ARGV[1])
 local field = 'misses'
 if value then field = 'hits' end
-local stats = prefix .. ':stats'
+local stats = prefix .. ':stats:{' .. name .. '}'
 redis.call('HINCRBY', stats, field, 1)
-redis.call('HINCRBY', stats, field .. ':' .. name, 1)
 redis.call('HSET', stats, 'last_updated', now[1] .. '.' .. string.format('%06d', now[2]))
 return {version, value}
 """
+
+
+class ReplicationLag(RedisError):
+    """A bump the master applied but too few replicas acknowledged in time.
+
+    A failover could promote a replica without it, so it counts as not applied.
+    """
 
 
 class KeyLock(Protocol):
@@ -115,9 +124,8 @@ class LocalStore:
         with self._guard:
             return dict(self._stats), self._last_updated
 
-    def delete_matching(self, backend: Any, prefix: str, pattern: str) -> int:
+    def delete_matching(self, backend: Any, prefix: str, glob: str) -> int:
         # SimpleCache keeps keys without the prefix; one process, one app.
-        glob = f"v:{pattern}"
         keys = [k for k in list(backend._cache) if fnmatch.fnmatchcase(k, glob)]
         for k in keys:
             backend._cache.pop(k, None)
@@ -125,21 +133,36 @@ class LocalStore:
 
 
 class RedisStore:
-    """Generations, locks and counters in Redis, shared by every worker process."""
+    """Generations, locks and counters in Redis, shared by every worker process.
+
+    Works the same on one server, behind Sentinel and on a Cluster: every
+    multi-key command stays within one name's hash tag, and what spans names
+    (bumps, statistics, clearing) goes through pipelines the cluster client
+    splits per node. With `wait_replicas`, a bump counts only once that many
+    replicas acknowledged it (WAIT), so a failover cannot silently undo it.
+    """
 
     shared = True
 
-    def __init__(self, client: Redis, prefix: str, atomic: bool, gen_ttl: int) -> None:
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        prefix: str,
+        gen_ttl: int,
+        wait_replicas: int = 0,
+        wait_ms: int = 200,
+    ) -> None:
         self.client = client
+        self.prefix = prefix
         self.gen_ttl = gen_ttl
         self.stats_key = f"{prefix}:stats"
-        # Cluster mode cannot run a script over keys of several slots.
-        self.lookup_script = client.register_script(LOOKUP_SCRIPT) if atomic else None
+        self.wait_replicas = wait_replicas
+        self.wait_ms = wait_ms
+        self.lookup_script = client.register_script(LOOKUP_SCRIPT)
 
     def lookup(self, keys: list[str], params: str) -> tuple[bytes, bytes | None]:
         """Run the lookup script: EVALSHA straight away (fewest arguments to pack)."""
         script = self.lookup_script
-        assert script is not None
         try:
             return self.client.execute_command(
                 "EVALSHA", script.sha, len(keys), *keys, params, self.gen_ttl
@@ -171,27 +194,68 @@ class RedisStore:
         for k in keys:
             pipe.set(k, seed, nx=True, ex=self.gen_ttl)
             pipe.incr(k)
-        pipe.execute()
+        if self.wait_replicas:
+            # Same connection as the INCRs: WAIT covers exactly these writes.
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+        replies = pipe.execute()
+        if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
+            raise ReplicationLag(
+                f"bump acknowledged by {replies[-1]} of {self.wait_replicas} replica(s) "
+                f"within {self.wait_ms} ms"
+            )
 
     def lock(self, key: str, timeout: float) -> KeyLock:
         return self.client.lock(key, timeout=timeout, thread_local=False)
 
+    def _name_stats_key(self, name: str) -> str:
+        return f"{self.prefix}:stats:{{{name}}}"
+
     def add_stats(self, counts: Counter[str], when: str) -> None:
+        """Per-name counts into the name's hash (the slot its lookups count in), the rest apart."""
         pipe = self.client.pipeline(transaction=False)
+        touched = set()
         for field_name, n in counts.items():
-            pipe.hincrby(self.stats_key, field_name, n)
-        pipe.hset(self.stats_key, "last_updated", when)
+            stat, _, name = field_name.partition(":")
+            if not name:
+                continue  # totals are the sums of the per-name fields
+            if name in REGISTRY:
+                key = self._name_stats_key(name)
+                pipe.hincrby(key, stat, n)
+                touched.add(key)
+            else:  # e.g. errors:ping, errors:invalidate
+                pipe.hincrby(self.stats_key, field_name, n)
+                touched.add(self.stats_key)
+        for key in touched:
+            pipe.hset(key, "last_updated", when)
         pipe.execute()
 
     def read_stats(self) -> tuple[dict[str, int], str | None]:
-        raw = self.client.hgetall(self.stats_key)
-        decoded = {k.decode(): v.decode() for k, v in raw.items()}
-        last = decoded.pop("last_updated", None)
-        return {k: int(v) for k, v in decoded.items()}, last
+        names = list(REGISTRY)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.stats_key)
+        for name in names:
+            pipe.hgetall(self._name_stats_key(name))
+        replies = pipe.execute()
+        raw: Counter[str] = Counter()
+        stamps = []
+        hashes = [(None, replies[0])] + list(zip(names, replies[1:], strict=True))
+        for name, fields in hashes:
+            for k, v in fields.items():
+                key, value = k.decode(), v.decode()
+                if key == "last_updated":
+                    stamps.append(float(value))
+                    continue
+                if name is None and ":" not in key:
+                    continue  # a total written by an older version: recomputed here
+                full = key if name is None else f"{key}:{name}"
+                raw[full] += int(value)
+                raw[full.partition(":")[0]] += int(value)
+        return dict(raw), None if not stamps else f"{max(stamps):.6f}"
 
-    def delete_matching(self, backend: Any, prefix: str, pattern: str) -> int:
-        # The prefix is literal even if it holds glob characters.
-        glob = GLOB_CHARS.sub(r"\\\1", prefix) + f":v:{pattern}"
+    def delete_matching(self, backend: Any, prefix: str, glob: str) -> int:
+        # The prefix is literal even if it holds glob characters. A cluster
+        # client's SCAN walks every primary; its UNLINK splits keys per slot.
+        glob = GLOB_CHARS.sub(r"\\\1", prefix) + f":{glob}"
         deleted = 0
         batch: list[bytes] = []
         for key in self.client.scan_iter(match=glob, count=500):

@@ -105,7 +105,7 @@ def test_the_limit_is_shared_by_workers_through_redis(make_app):
 
     prefix = first.config["CACHE_KEY_PREFIX"]
     redis = shared_redis(first)
-    mine = [k.decode() for k in redis.scan_iter(match=f"{prefix}:ratelimit:login:*")]
+    mine = [k.decode() for k in redis.scan_iter(match=f"{prefix}:ratelimit:{{login}}:*")]
     assert any(":account:" in k for k in mine) and any(":ip:" in k for k in mine), mine
     # Every window expires with its last entry: nothing is left behind for ever.
     assert all(0 < redis.pttl(k) <= 60_000 for k in mine), mine

@@ -9,6 +9,7 @@ import redis
 from flask import Blueprint, Flask, jsonify
 
 from electro_isla.cache import cache_manager
+from electro_isla.cache.clients import build_client
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
 from tests.helpers import user_with_role
@@ -60,8 +61,11 @@ def add_probe(app: Flask) -> Flask:
     return app
 
 
-def raw_redis(app: Flask) -> redis.Redis:
-    return redis.Redis.from_url(app.config["REDIS_URL"])
+def raw_redis(app: Flask) -> redis.Redis | redis.RedisCluster:
+    """A client of the app's Redis in its mode (a cluster client scans every node)."""
+    client = build_client(app.config)
+    assert client is not None
+    return client
 
 
 def manager_of(app: Flask):  # noqa: ANN201

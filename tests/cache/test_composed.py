@@ -138,7 +138,7 @@ def test_a_page_hit_is_one_redis_round_trip(app, monkeypatch, url):
         hit.headers["ETag"],
     )
     prefix = app.config["CACHE_KEY_PREFIX"]
-    assert len(list(raw_redis(app).scan_iter(f"{prefix}:v:lista_productos:-:*|page"))) == 1
+    assert len(list(raw_redis(app).scan_iter(f"{prefix}:v:{{lista_productos}}:-:*|page"))) == 1
 
 
 def test_missing_fragments_are_filled_in_one_query(app):

@@ -1,6 +1,7 @@
 """Freshness: no stale set, invalidation after COMMIT only, bulk and raw-SQL writes.
 
-All on real PostgreSQL + Redis. Each thread has its own app context, hence its
+All on real PostgreSQL + Redis, each test once on a single Redis and once on a
+3-master Redis Cluster (`app` is `redis_mode_app` here). Each thread has its own app context, hence its
 own SQLAlchemy session and connection, like two concurrent requests.
 """
 
@@ -18,6 +19,11 @@ from electro_isla.cache.manager import CacheManager
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from tests.cache.support import add_producto, manager_of, producto_fields, raw_redis
+
+
+@pytest.fixture
+def app(redis_mode_app):
+    return redis_mode_app
 
 
 def _precio(app, producto_id: int) -> float:

@@ -129,12 +129,12 @@ def recording(app: Flask) -> tuple[set[str], set[tuple[str, int]], Callable[[], 
     prefix = f"{app.config['CACHE_KEY_PREFIX']}:gen:"
 
     def receiver(sender: Flask, name: str, key: str, **_: Any) -> None:
-        part = key.removeprefix(prefix)
-        if ":" in part:
-            family, row = part.split(":", 1)
+        family, _, row = key.removeprefix(prefix).partition(":")
+        family = family.strip("{}")  # the name's hash tag
+        if row:
             rows.add((family, int(row)))
         else:
-            names.add(part)
+            names.add(family)
 
     signals.cache_invalidate.connect(receiver, sender=app)
     return names, rows, lambda: signals.cache_invalidate.disconnect(receiver, sender=app)

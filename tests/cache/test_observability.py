@@ -102,7 +102,7 @@ def test_cache_log_has_a_line_per_event_with_the_key(make_app, tmp_path):
     assert any(line.endswith(f"HIT {key}") for line in lines)
     assert any(f"SET {key} ttl=300s" in line for line in lines)
     assert any(line.endswith(f"INVALIDATE {gen_key}") for line in lines)
-    assert any(" ERROR " in line and ":v:producto:" in line for line in lines)
+    assert any(" ERROR " in line and ":v:{producto}:" in line for line in lines)
 
 
 def test_signals_fire_for_hit_miss_fetch_and_invalidate(app):

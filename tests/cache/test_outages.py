@@ -132,11 +132,12 @@ def test_paused_redis_across_a_write_nothing_written_before_it_is_served(outage_
 
 
 def test_without_the_shared_record_a_second_worker_would_serve_stale(outage_app, own_redis):
-    """Control for the test above: what the pending record buys (and the window
-    that remains for workers on another host, which cannot see the file)."""
+    """Control for the test above: what the pending record buys (the host's file
+    and the shared table both disabled: only A's memory knows)."""
     app_a, app_b = outage_app(), outage_app()
     client_a, client_b = app_a.test_client(), app_b.test_client()
     manager_of(app_a).pending.path = manager_of(app_a).pending._path_str = None
+    manager_of(app_a).pending.shared = None
     producto_id = add_producto(app_a, "10.00")
     get(client_b, producto_id)
     own_redis.pause()

@@ -93,9 +93,11 @@ def test_each_hit_is_logged_and_counted(make_app, tmp_path):
     assert after["misses"] - before["misses"] == 1
     assert after["fetches"] - before["fetches"] == 1
     lines = (tmp_path / "logs" / "cache.log").read_text().splitlines()
-    hits = [line for line in lines if f" HIT {app.config['CACHE_KEY_PREFIX']}:v:producto:" in line]
+    hits = [
+        line for line in lines if f" HIT {app.config['CACHE_KEY_PREFIX']}:v:{{producto}}:" in line
+    ]
     assert len(hits) == 3
-    assert all(f":v:producto:{producto_id}:" in line and line.endswith(":-|r") for line in hits)
+    assert all(f":v:{{producto}}:{producto_id}:" in line and line.endswith(":-|r") for line in hits)
 
 
 def test_render_runs_once_per_value_and_is_stored_beside_the_plain_value(app):

@@ -405,3 +405,51 @@ def test_a_wrong_module_path_fails_the_check(compose, tmp_path):
     )
     assert result.returncode != 0
     assert "application" in result.stderr
+
+
+# -- the Sentinel overlay ------------------------------------------------------------------
+
+SENTINEL_OVERLAY = ROOT / "docker-compose.sentinel.yml"
+
+
+def merged(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """`docker compose -f base -f overlay`: mappings merge, everything else is replaced."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def test_the_sentinel_overlay_has_a_replica_three_sentinels_and_matches_the_app(compose):
+    full = merged(compose, load_compose(SENTINEL_OVERLAY))
+    assert compose_problems(full) == []
+    services = full["services"]
+    sentinels = sorted(n for n in services if n.startswith("sentinel"))
+    assert len(sentinels) == 3
+    for name in sentinels:
+        script = " ".join(argv(services[name]["command"]))
+        assert "sentinel monitor mymaster redis 6379 2" in script  # quorum 2 of 3
+        assert "--sentinel" in script and "port 26379" in script
+        assert services[name].get("healthcheck")
+    replica = " ".join(argv(services["redis-replica"]["command"]))
+    assert "--replicaof redis 6379" in replica
+    assert "--min-replicas-to-write 1" in " ".join(argv(services["redis"]["command"]))
+
+    env = service_env(services["api"])
+    assert env["REDIS_MODE"] == "sentinel"
+    assert env["REDIS_SENTINEL_MASTER"] == "mymaster"
+    hosts = [h.split(":") for h in env["REDIS_SENTINELS"].split(",")]
+    assert sorted(h for h, _ in hosts) == sentinels and {p for _, p in hosts} == {"26379"}
+    waits = services["api"]["depends_on"]
+    assert all(waits[n]["condition"] == "service_healthy" for n in [*sentinels, "redis-replica"])
+
+    from electro_isla.cache.clients import build_client, configured
+
+    config = {**Config.__dict__, "REDIS_URL": None}
+    config.update({k: env[k] for k in ("REDIS_MODE", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER")})
+    assert configured(config)
+    client = build_client(config)  # lazy: nothing connects until first use
+    assert client.connection_pool.service_name == "mymaster"
