@@ -8,9 +8,10 @@ from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from electro_isla.auth.permissions import admin_required, staff_required
+from electro_isla.blueprint import Blueprint
 from electro_isla.cache.responses import (
     renderer,
     respond,
