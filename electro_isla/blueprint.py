@@ -6,6 +6,9 @@ from typing import Any
 
 import flask
 import flask_smorest
+from flask import request
+from flask_smorest.etag import _get_etag_ctx
+from flask_smorest.exceptions import NotModified
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
@@ -27,6 +30,19 @@ class JsonBodyParser(FlaskParser):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """Every blueprint of the API: bodies parsed by JsonBodyParser."""
+    """Every blueprint of the API: JsonBodyParser and weak If-None-Match comparison."""
 
     ARGUMENTS_PARSER = JsonBodyParser()
+
+    def _check_not_modified(self, etag: str) -> None:
+        """304 when If-None-Match names the tag, weak or strong (RFC 9110 13.1.2).
+
+        smorest tests `etag in request.if_none_match`, a strong comparison, so a
+        client (or proxy) sending back `W/"<tag>"` got the full 200 every time.
+        The tag is kept for the 304's ETag header (errors._not_modified).
+        """
+        if request.method in self.METHODS_CHECKING_NOT_MODIFIED and (
+            request.if_none_match.contains_weak(etag)
+        ):
+            _get_etag_ctx()["etag"] = etag
+            raise NotModified

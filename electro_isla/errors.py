@@ -9,6 +9,7 @@ from typing import Any
 import marshmallow as ma
 from flask import Flask, Response, current_app, request
 from flask_smorest import Api
+from flask_smorest.etag import _get_etag_ctx
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
     BadRequest,
@@ -115,15 +116,15 @@ def _flat_errors_of(error: HTTPException) -> dict[str, list[str]]:
 
 
 def _not_modified() -> Response:
-    """304 without a body, repeating the ETag that matched (RFC 9110 15.4.5).
+    """304 without a body, with the ETag a 200 would carry (RFC 9110 15.4.5).
 
-    flask-smorest raises NotModified before it sets the header; a client sends
-    one tag in practice, and that one matched.
+    flask-smorest raises NotModified before it sets the header; the API's
+    Blueprint keeps the matched tag in smorest's context for this answer.
     """
     response = Response(status=304)
-    tags = request.if_none_match.as_set(include_weak=True)
-    if len(tags) == 1:
-        response.set_etag(next(iter(tags)), weak=request.if_none_match.is_weak(next(iter(tags))))
+    etag = _get_etag_ctx().get("etag")
+    if etag:
+        response.set_etag(etag)
     return response
 
 
