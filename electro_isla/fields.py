@@ -33,10 +33,12 @@ class Money(fields.Field):
         "too_large": "At most 9999999999.99.",
     }
 
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float | None:
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Decimal | None:
+        # A Decimal in cents: the JSON provider writes it digit for digit
+        # (electro_isla.json.decimal_literal); a float would round past 2**53.
         if value is None:
             return None
-        return float(money(Decimal(str(value))))
+        return money(Decimal(str(value)))
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
         # JSON numbers arrive as int or Decimal (electro_isla.json.loads keeps the
