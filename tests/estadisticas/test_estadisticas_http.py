@@ -98,7 +98,8 @@ def test_statistics_are_in_the_openapi_document(client):
         assert "get" in paths[url]
 
 
-def test_money_past_float_precision_is_rendered_exactly(app, client):
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_money_past_float_precision_is_rendered_exactly(request, backend):
     """QA probe: valor_inventario came out as 2.1474836493028475e+19 (float()).
 
     Both values are ones the API accepts; Σ precio × stock is exact NUMERIC in
@@ -106,6 +107,9 @@ def test_money_past_float_precision_is_rendered_exactly(app, client):
     """
     from electro_isla.json import loads
 
+    # SQLite (`make run`) multiplies its float NUMERIC: ...525696, not ...525163.53.
+    app = request.getfixturevalue("app" if backend == "postgresql" else "sqlite_app")
+    client = app.test_client()
     _, headers = user_with_role(app, "admin")
     bodies = [
         '{"nombre": "Caro", "precio": "9999999999.99", "stock": 2147483647, "categoria": "otros"}',
