@@ -12,8 +12,10 @@ from electro_isla.config import Config, config_class_from_env, load_environment
 def create_app(
     config: type[Config] | None = None, overrides: dict[str, Any] | None = None
 ) -> Flask:
+    from electro_isla.routing import App
+
     config = config or config_class_from_env()
-    app = Flask(__name__, instance_relative_config=False)
+    app = App(__name__, instance_relative_config=False)
     app.config.from_object(config)
     load_environment(app.config)
     app.config.update(overrides or {})

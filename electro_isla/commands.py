@@ -83,6 +83,8 @@ def create_user(
         return
     if len(password) < MIN_PASSWORD:
         raise click.BadParameter(f"at least {MIN_PASSWORD} characters.", param_hint="--password")
+    if "\x00" in password:
+        raise click.BadParameter("no NUL characters.", param_hint="--password")
     if not EMAIL_RE.match(email) or len(email) > 254:
         raise click.BadParameter("not a valid e-mail address.", param_hint="--email")
     if existe_usuario(username=username):

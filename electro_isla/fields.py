@@ -7,7 +7,8 @@ its schema comes out unchanged, so HIT and MISS answers are byte-identical.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Context, Decimal, InvalidOperation
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from flask import has_request_context, request
@@ -18,8 +19,9 @@ from electro_isla.db_types import money
 # NUMERIC(12, 2): ten digits before the point.
 MAX_AMOUNT = Decimal("9999999999.99")
 CENT_PLACES = Decimal("0.01")
-# Enough precision that quantize never raises for any finite input we keep.
-WIDE = Context(prec=1000, Emax=10**6, Emin=-(10**6))
+# A money string is a number as JSON writes one (sign, ASCII digits, point,
+# exponent): Decimal() alone would also take "١٢", "1_000", " 12 " and "NaN".
+PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?", re.ASCII)
 
 
 class Money(fields.Field):
@@ -31,29 +33,34 @@ class Money(fields.Field):
         "too_large": "At most 9999999999.99.",
     }
 
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> float | None:
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Decimal | None:
+        # A Decimal in cents: the JSON provider writes it digit for digit
+        # (electro_isla.json.decimal_literal); a float would round past 2**53.
         if value is None:
             return None
-        return float(money(Decimal(str(value))))
+        return money(Decimal(str(value)))
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
+        # JSON numbers arrive as int or Decimal (electro_isla.json.loads keeps the
+        # digits sent); float only from Python callers.
+        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+            raise self.make_error("invalid")
+        if isinstance(value, str) and not PLAIN_NUMBER.fullmatch(value):
             raise self.make_error("invalid")
         try:
-            amount = Decimal(str(value))
+            amount = value if isinstance(value, Decimal) else Decimal(str(value))
         except InvalidOperation as exc:
             raise self.make_error("invalid") from exc
         if not amount.is_finite():
             raise self.make_error("invalid")
-        if abs(amount) > MAX_AMOUNT:
+        # No arithmetic in the default context: abs() of 1e999999999 raises
+        # decimal.Overflow; copy_abs() and comparisons are exact.
+        if amount.copy_abs() > MAX_AMOUNT:
             raise self.make_error("too_large")
-        if amount.as_tuple().exponent < -2:
-            try:
-                exact = amount == amount.quantize(CENT_PLACES, context=WIDE)
-            except InvalidOperation:
-                exact = False
-            if not exact:
-                raise self.make_error("places")
+        _, digits, exponent = amount.as_tuple()
+        # Beyond the cents, only zeros: 12.3400 is fine, 12.345 is not.
+        if exponent < -2 and any(digits[max(0, len(digits) + exponent + 2) :]):
+            raise self.make_error("places")
         return amount
 
 

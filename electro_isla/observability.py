@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from flask import Flask
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import text
 
+from electro_isla.blueprint import Blueprint
 from electro_isla.extensions import api, db
 
 blp = Blueprint("operaciones", __name__, description="Liveness and readiness probes")

@@ -1,10 +1,12 @@
 """The JSON error envelope for inputs that used to reach a 500."""
 
+from decimal import Decimal
+
 import pytest
 from marshmallow import Schema, ValidationError
 
 from electro_isla.fields import Money
-from tests.helpers import error_keys
+from tests.helpers import error_keys, user_with_role
 
 
 @pytest.mark.parametrize(
@@ -103,3 +105,63 @@ def test_nul_in_usuario_text_is_a_field_422_and_writes_nothing(app):
     with app.app_context():
         usuario = db.session.get(Usuario, uid)
         assert (usuario.last_name, usuario.direccion) == ("Antes", "")
+
+
+# Python refuses int("1" * 4301) (ValueError, not JSONDecodeError): found by the
+# QA probe as a 500 on every JSON endpoint, anonymous login included.
+HUGE_INTEGER = "1" * 5000
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "role"),
+    [
+        ("/api/auth/login/", f'{{"username": "a", "password": {HUGE_INTEGER}}}', None),
+        ("/api/auth/register/", f'{{"username": {HUGE_INTEGER}}}', None),
+        ("/api/admin/productos/", f'{{"nombre": "x", "stock": {HUGE_INTEGER}}}', "admin"),
+        ("/api/admin/productos/", f"[{HUGE_INTEGER}]", "trabajador"),
+    ],
+)
+def test_integer_past_the_int_string_limit_is_the_malformed_json_400(app, client, path, body, role):
+    headers = user_with_role(app, role)[1] if role else {}
+    response = client.post(path, data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 400
+    assert response.get_json()["message"] == "Malformed JSON body."
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        ("1e999999999", "At most 9999999999.99."),  # used to raise decimal.Overflow
+        ("-1e999999999", "At most 9999999999.99."),
+        (Decimal("1e999999999"), "At most 9999999999.99."),
+        ("١٢", "Not a valid amount."),
+        ("1_000", "Not a valid amount."),
+        (" 12 ", "Not a valid amount."),
+        ("0x10", "Not a valid amount."),
+        (Decimal("1.0000000000000000000001"), "At most two decimals."),
+        (Decimal("0.001"), "At most two decimals."),
+    ],
+)
+def test_money_accepts_only_plain_exact_amounts(raw, error):
+    with pytest.raises(ValidationError) as info:
+        _MoneySchema().load({"m": raw})
+    assert info.value.messages == {"m": [error]}
+
+
+@pytest.mark.parametrize("raw", [Decimal("12.30"), Decimal("12.3000"), "-0.5", "1.5e2"])
+def test_money_keeps_exact_decimal_and_plain_string_amounts(raw):
+    assert _MoneySchema().load({"m": raw})["m"] == Decimal(str(raw))
+
+
+@pytest.mark.parametrize(
+    "precio", ['"1e999999999"', "1e999999999", '"١٢"', '"1_000"', "1.0000000000000000000001"]
+)
+def test_admin_create_refuses_money_that_is_not_exact_plain_decimal(app, client, precio):
+    headers = user_with_role(app, "admin")[1]
+    body = f'{{"nombre": "Radio", "precio": {precio}, "stock": 1, "categoria": "otros"}}'
+    response = client.post(
+        "/api/admin/productos/", data=body, content_type="application/json", headers=headers
+    )
+    assert response.status_code == 422, response.get_json()
+    assert error_keys(response) == {"precio"}
+    assert client.get("/api/admin/productos/", headers=headers).get_json()["count"] == 0

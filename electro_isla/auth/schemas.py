@@ -35,8 +35,10 @@ class RegisterSchema(Schema):
             "pattern": "^[^\\u0000]*(@localhost|\\.[A-Za-z0-9-]{2,}\\.?)$",
         },
     )
+    # NUL refused like in every text field, and more so here: the hash's HMAC pads
+    # its key with zeros, so "secret\x00" and "secret" would be the same password.
     password = fields.String(
-        required=True, load_only=True, validate=validate.Length(min=8, max=128)
+        required=True, load_only=True, validate=[validate.Length(min=8, max=128), storable_text]
     )
     first_name = fields.String(load_default="", validate=[validate.Length(max=150), storable_text])
     last_name = fields.String(load_default="", validate=[validate.Length(max=150), storable_text])
@@ -52,7 +54,7 @@ class LoginSchema(Schema):
         metadata={"description": "username or email"},
     )
     password = fields.String(
-        required=True, load_only=True, validate=validate.Length(min=1, max=1024)
+        required=True, load_only=True, validate=[validate.Length(min=1, max=1024), storable_text]
     )
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, after_this_request, current_app, g, jsonify, request
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 from werkzeug.exceptions import HTTPException
 
 from electro_isla.auth import service
@@ -24,6 +24,7 @@ from electro_isla.auth.schemas import (
     RegisterSchema,
     UsuarioAuthSchema,
 )
+from electro_isla.blueprint import Blueprint
 from electro_isla.extensions import db
 
 blp = Blueprint("auth", __name__, url_prefix="/api/auth", description="Accounts and tokens")

@@ -15,12 +15,31 @@ from flask import Flask
 from flask_caching.backends.rediscache import RedisCache
 from flask_caching.backends.simplecache import SimpleCache
 
+from electro_isla.json import dumps, loads
+
 
 class JSONSerializer(_JSONSerializer):
-    """cachelib's JSON serializer, quiet about a missing key (Redis answers None)."""
+    """cachelib's JSON serializer, quiet about a missing key (Redis answers None).
+
+    Through electro_isla.json, so a Decimal stored is a Decimal read back, exact
+    (the stdlib would refuse to write it, and read any number back as a float).
+    """
+
+    def dumps(self, value: Any, *args: Any, **kwargs: Any) -> bytes | None:
+        try:
+            return dumps(value).encode()
+        except (TypeError, ValueError) as exc:
+            self._warn(exc)
+            return None
 
     def loads(self, bvalue: Any, *args: Any, **kwargs: Any) -> Any:
-        return None if bvalue is None else super().loads(bvalue, *args, **kwargs)
+        if bvalue is None:
+            return None
+        try:
+            return loads(bvalue)
+        except ValueError as exc:
+            self._warn(exc)
+            return None
 
 
 class JsonRedisCache(RedisCache):

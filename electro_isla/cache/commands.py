@@ -54,6 +54,25 @@ def primera_pagina_productos() -> Any:
     return pagina_productos(None, None, 1, page_size, render_fila)  # what the view reads
 
 
+CLEAR_ENDPOINT = "POST /api/admin/cache/clear/"
+
+
+def warn_if_in_process(what: str) -> None:
+    """One stderr line when the cache lives in this CLI process (no REDIS_URL).
+
+    A command runs in its own process: with the in-process cache it reads,
+    clears or fills only its own, empty cache, never a running server's, and
+    would otherwise report "deleted 0" as if there was nothing to delete.
+    """
+    if cache_manager.store.shared:
+        return
+    click.echo(
+        f"warning: the cache is in-process (no REDIS_URL): {what} this process's own cache,"
+        f" not a running server's; use {CLEAR_ENDPOINT} (admin) to clear a running server's",
+        err=True,
+    )
+
+
 def _resolve(target: Warmer | str) -> Warmer:
     if callable(target):
         return target
@@ -96,6 +115,7 @@ def run_warmers() -> list[dict[str, Any]]:
 @click.option("--json", "as_json", is_flag=True, help="Print the raw JSON document.")
 def cache_stats(as_json: bool) -> None:
     """Show cache hits, misses, fetches and invalidations (all workers)."""
+    warn_if_in_process("these figures are from")
     stats = cache_manager.get_stats()
     if as_json:
         click.echo(json.dumps(stats, indent=2, sort_keys=True))
@@ -122,6 +142,7 @@ def cache_stats(as_json: bool) -> None:
 @click.option("--pattern", default="*", show_default=True, help="Glob over <name>[:<row>].")
 def cache_clear(pattern: str) -> None:
     """Delete this app's cached entries (never counters, revocations or foreign keys)."""
+    warn_if_in_process("this clears only")
     try:
         deleted = cache_manager.invalidate_pattern(pattern)
     except CacheUnavailable as exc:
@@ -132,6 +153,7 @@ def cache_clear(pattern: str) -> None:
 @cache_cli.cli.command("cache-warm")
 def cache_warm() -> None:
     """Compute the statistics and the first product page into the cache."""
+    warn_if_in_process("this warms only")
     if not cache_manager.ping():
         raise click.ClickException("the cache server is not answering; nothing warmed")
     results = run_warmers()

@@ -27,7 +27,6 @@ In-process the same steps run as separate calls.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,7 @@ from electro_isla.cache.breaker import REDIS_ERRORS
 from electro_isla.cache.keys import KeySpec
 from electro_isla.cache.registry import REGISTRY
 from electro_isla.cache.stores import RedisStore
-from electro_isla.json import dumps
+from electro_isla.json import dumps, loads
 
 if TYPE_CHECKING:
     from electro_isla.cache.manager import CacheManager
@@ -196,7 +195,7 @@ class ComposedPages:
             row = int(reply[i])
             found.ids.append(row)
             if reply[i + 2]:
-                found.fragments[row] = json.loads(reply[i + 2])
+                found.fragments[row] = loads(reply[i + 2])
             else:
                 found.missing[row] = reply[i + 1].decode()
         return found
@@ -331,7 +330,7 @@ class ComposedPages:
         """The page straight from the database, nothing stored."""
         listed = fetch_ids()
         ids = [int(i) for i in listed["ids"]]
-        rows = {int(r["id"]): r for r in json.loads(dumps(fetch_rows(ids))) if shown(r)}
+        rows = {int(r["id"]): r for r in loads(dumps(fetch_rows(ids))) if shown(r)}
         ordered = [render_row(rows[row]) for row in ids if row in rows]
         return self._page(
             listed["count"], ",".join(f["b"] for f in ordered), ", ".join(f["t"] for f in ordered)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
 import logging
 import os
 import re
@@ -55,7 +54,7 @@ from electro_isla.cache.pending import PendingInvalidations, SharedPending
 from electro_isla.cache.registry import REGISTRY, CachedName
 from electro_isla.cache.stats import StatsBuffer
 from electro_isla.cache.stores import KeyLock, LocalStore, RedisStore
-from electro_isla.json import dumps
+from electro_isla.json import dumps, loads
 
 log = logging.getLogger("electro_isla.cache")
 
@@ -70,7 +69,7 @@ class CacheUnavailable(Exception):
 
 def _rendering(fetch: Callable[[], Any], render: Callable[[Any], Any]) -> Callable[[], Any]:
     """fetch() normalised the way a plain value is, then rendered."""
-    return lambda: render(json.loads(dumps(fetch())))
+    return lambda: render(loads(dumps(fetch())))
 
 
 class CacheManager:
@@ -290,7 +289,7 @@ class CacheManager:
 
     def _fetch(self, entry: CachedName, key: str, fetch: Callable[[], Any]) -> Any:
         started = time.perf_counter()
-        value = json.loads(dumps(fetch()))
+        value = loads(dumps(fetch()))
         seconds = time.perf_counter() - started
         self._count("fetches", entry.name)
         signals.cache_fetch.send(
@@ -304,7 +303,7 @@ class CacheManager:
         if record and has_request_context():
             g.cache_status = BYPASS
         signals.cache_bypass.send(self.app, name=entry.name, key=entry.name, reason=reason)
-        return json.loads(dumps(fetch()))
+        return loads(dumps(fetch()))
 
     def _event(self, status: str, entry: CachedName, key: str, record: bool) -> None:
         if record and has_request_context():

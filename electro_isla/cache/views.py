@@ -6,9 +6,10 @@ from http import HTTPStatus
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from electro_isla.auth.permissions import admin_required
+from electro_isla.blueprint import Blueprint
 from electro_isla.cache import CacheUnavailable, cache_manager
 from electro_isla.cache.schemas import CacheClearArgsSchema, CacheClearSchema, CacheStatsSchema
 

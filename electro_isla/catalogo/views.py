@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from http import HTTPStatus
 from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
 from electro_isla.auth.permissions import admin_required, staff_required
+from electro_isla.blueprint import Blueprint
 from electro_isla.cache.responses import (
     renderer,
     respond,
@@ -28,6 +28,7 @@ from electro_isla.catalogo.schemas import (
     ProductoSchema,
     ProductoUpdateSchema,
 )
+from electro_isla.json import loads
 from electro_isla.pagination import with_links
 
 blp = Blueprint("catalogo", __name__, url_prefix="/api", description="Catálogo de productos")
@@ -59,7 +60,7 @@ class Productos(MethodView):
         links = with_links(rendered["count"], [], page, page_size)
         if splice_ok():
             return respond_page(blp, rendered, links)
-        return respond_document(blp, {**links, "results": json.loads(rendered["body"])})
+        return respond_document(blp, {**links, "results": loads(rendered["body"])})
 
 
 @blp.route("/productos/<int:producto_id>/")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from flask import Blueprint
 
+from electro_isla.cache.commands import warn_if_in_process
 from electro_isla.estadisticas import operaciones
 
 estadisticas_cli = Blueprint("estadisticas_cli", __name__, cli_group=None)
@@ -13,6 +14,7 @@ estadisticas_cli = Blueprint("estadisticas_cli", __name__, cli_group=None)
 @estadisticas_cli.cli.command("estadisticas-check")
 def estadisticas_check() -> None:
     """Recompute every statistic from the raw rows; exit 1 listing what differs."""
+    warn_if_in_process("the endpoint comparison reads the cache of")
     found = operaciones.check()
     if found:
         for line in found:

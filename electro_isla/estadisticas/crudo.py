@@ -251,6 +251,28 @@ def _valor() -> ColumnElement[Decimal]:
     return Producto.precio * Producto.stock
 
 
+def _valores_en_python(activo: ColumnElement[bool]) -> tuple[dict[str, Decimal], list[Any]]:
+    """Σ precio × stock per categoria and the top TOP by it, multiplied in Decimal.
+
+    For SQLite, whose NUMERIC is a float: 9999999999.99 × 2147483647 there is
+    21474836469978525696, not ...525163.53. Each precio reads back exact (two
+    decimals), so the product and the sums are exact here.
+    """
+    rows = db.session.execute(
+        select(
+            Producto.id, Producto.nombre, Producto.precio, Producto.stock, Producto.categoria
+        ).where(activo)
+    ).all()
+    por_categoria: dict[str, Decimal] = {}
+    valorados = []
+    for pid, nombre, precio, stock, categoria in rows:
+        valor = exacto(precio) * stock
+        por_categoria[categoria] = por_categoria.get(categoria, ZERO) + valor
+        valorados.append((pid, nombre, precio, stock, valor))
+    valorados.sort(key=lambda r: (-r[4], r[0]))
+    return por_categoria, valorados[:TOP]
+
+
 def productos() -> dict[str, Any]:
     generado_en = utcnow()
     activo = Producto.activo.is_(True)
@@ -271,13 +293,17 @@ def productos() -> dict[str, Any]:
         .where(activo, Producto.stock.between(1, STOCK_BAJO_MAX))
         .order_by(Producto.stock, Producto.id)
     ).all()
-    valor = _valor()
-    rentables = db.session.execute(
-        select(Producto.id, Producto.nombre, Producto.precio, Producto.stock, valor)
-        .where(activo)
-        .order_by(valor.desc(), Producto.id)
-        .limit(TOP)
-    ).all()
+    if db.session.get_bind().dialect.name == "postgresql":
+        valor = _valor()
+        rentables = db.session.execute(
+            select(Producto.id, Producto.nombre, Producto.precio, Producto.stock, valor)
+            .where(activo)
+            .order_by(valor.desc(), Producto.id)
+            .limit(TOP)
+        ).all()
+    else:
+        valor_por_categoria, rentables = _valores_en_python(activo)
+        por_categoria = [(*row[:4], valor_por_categoria[row[0]]) for row in por_categoria]
     return {
         "productos_por_categoria": [
             {"categoria": categoria, "count": n, "stock_total": int(stock)}

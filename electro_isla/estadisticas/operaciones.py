@@ -14,7 +14,6 @@ rebuild is also counting. Cached statistics are invalidated after COMMIT.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import current_app
@@ -25,7 +24,7 @@ from electro_isla.estadisticas import crudo, rollups
 from electro_isla.estadisticas import models as r
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db
-from electro_isla.json import dumps
+from electro_isla.json import dumps, loads
 from electro_isla.pedidos.models import ESTADOS_VENTA, DetallePedido, Pedido
 from electro_isla.usuarios.models import Usuario
 
@@ -37,7 +36,7 @@ def _as_answered(endpoint: str, data: dict[str, Any]) -> Any:
     """`data` as the endpoint's body would carry it (its schema, JSON), without timestamps."""
     from electro_isla.estadisticas.views import SCHEMAS
 
-    body = json.loads(dumps(SCHEMAS[endpoint]().dump(json.loads(dumps(data)))))
+    body = loads(dumps(SCHEMAS[endpoint]().dump(loads(dumps(data)))))
     return _sin_hora(body)
 
 
@@ -100,7 +99,7 @@ def check() -> list[str]:
     raw, found = comparar_rollups(ventana)
     session.rollback()  # end the snapshot; the endpoints read as a request would
     for name in raw:
-        answered = _sin_hora(json.loads(rendered(name)["body"]))
+        answered = _sin_hora(loads(rendered(name)["body"]))
         found += [f"endpoint {name}{d}" for d in diferencias_entre(raw[name], answered)]
     session.rollback()
     return found

@@ -12,10 +12,10 @@ from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema
 
 from electro_isla.auth.permissions import staff_required
+from electro_isla.blueprint import Blueprint
 from electro_isla.cache.responses import renderer, respond
 from electro_isla.estadisticas import service
 from electro_isla.estadisticas.schemas import (

@@ -6,7 +6,6 @@ from http import HTTPStatus
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from electro_isla.auth.permissions import (
     STAFF,
@@ -15,6 +14,7 @@ from electro_isla.auth.permissions import (
     roles_required,
     staff_required,
 )
+from electro_isla.blueprint import Blueprint
 from electro_isla.errors import ErrorSchema
 from electro_isla.pagination import with_links
 from electro_isla.pedidos import service

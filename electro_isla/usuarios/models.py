@@ -49,10 +49,18 @@ class Usuario(db.Model):
         return self.rol in STAFF_ROLES
 
     def set_password(self, password: str) -> None:
+        """Hash `password`; one with a NUL is refused (see check_password)."""
+        if "\x00" in password:
+            raise ValueError("A password cannot contain NUL characters.")
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
-        return check_password_hash(self.password_hash, password)
+        """Never true for a password with a NUL.
+
+        PBKDF2/scrypt use it as an HMAC key, which is zero-padded: "secret\x00"
+        would match the hash of "secret" (and the other way round).
+        """
+        return "\x00" not in password and check_password_hash(self.password_hash, password)
 
 
 # One account per name whatever the case: "Ana" and "ana" cannot both register,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from electro_isla.auth.permissions import current_actor, login_required, staff_required
+from electro_isla.blueprint import Blueprint
 from electro_isla.pagination import page_schema, with_links
 from electro_isla.usuarios import service
 from electro_isla.usuarios.schemas import (

@@ -266,3 +266,33 @@ def test_the_check_lives_sixty_seconds_by_default_and_app_writes_apply_at_once(a
         _db.session.get(Usuario, usuario_id).is_active = False
         _db.session.commit()
     assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 401
+
+
+# -- QA probe: a NUL in a password --------------------------------------------------
+# PBKDF2/scrypt take the password as an HMAC key, zero-padded to the block size:
+# "abcdefgh\x00" and "abcdefgh" hash alike, so registering the first let the second in.
+
+
+def test_register_refuses_a_nul_in_the_password(app, client):
+    body = {"username": "nul", "email": "nul@example.test", "password": "abcdefgh\x00"}
+    response = client.post("/api/auth/register/", json=body)
+    assert response.status_code == 422
+    assert set(response.get_json()["errors"]) == {"password"}
+    with app.app_context():
+        assert _db.session.scalar(select(func.count()).select_from(Usuario)) == 0
+    assert login(client, "nul", "abcdefgh").status_code == 401
+
+
+@pytest.mark.parametrize("password", ["abcdefgh\x00", "abcdefgh\x00\x00", "abcd\x00efgh"])
+def test_login_with_a_nul_in_the_password_never_matches(app, client, password):
+    body = {"username": "nul", "email": "nul@example.test", "password": "abcdefgh"}
+    assert client.post("/api/auth/register/", json=body).status_code == 201
+    response = login(client, "nul", password)
+    assert response.status_code in (401, 422), response.get_json()
+    assert "accessToken" not in response.get_json()
+    with app.app_context():
+        usuario = _db.session.scalar(select(Usuario).filter_by(username="nul"))
+        assert usuario.check_password("abcdefgh")
+        assert not usuario.check_password(password)
+        with pytest.raises(ValueError, match="NUL"):
+            usuario.set_password(password)

@@ -216,3 +216,30 @@ def test_warmers_are_extensible_and_one_failure_does_not_stop_the_rest(app, monk
     with app.app_context():
         results = {r["name"]: r["status"] for r in run_warmers()}
     assert results == {"metodos_pago": "computed", "roto": "failed", "falta": "missing"}
+
+
+IN_PROCESS_COMMANDS = (["cache-clear"], ["cache-stats"], ["cache-warm"], ["estadisticas-check"])
+
+
+@pytest.mark.parametrize("args", IN_PROCESS_COMMANDS)
+def test_cli_warns_that_the_in_process_cache_is_its_own(sqlite_app, args):
+    """No REDIS_URL: the CLI's cache is not the server's; `cache-clear` said "deleted 0"."""
+    result = sqlite_app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    assert "in-process" in warnings[0] and "POST /api/admin/cache/clear/" in warnings[0]
+    assert "warning" not in result.stdout
+
+
+@pytest.mark.parametrize("args", IN_PROCESS_COMMANDS)
+def test_cli_with_redis_shares_the_servers_cache_and_does_not_warn(app, runner, args):
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+
+
+def test_cli_cache_stats_json_stays_parseable_with_the_warning(sqlite_app):
+    result = sqlite_app.test_cli_runner().invoke(args=["cache-stats", "--json"])
+    assert json.loads(result.stdout)["backend"] == "simple"
+    assert "POST /api/admin/cache/clear/" in result.stderr

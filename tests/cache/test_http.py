@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from sqlalchemy import event
 
+from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
@@ -68,3 +70,31 @@ def test_authenticated_hit_runs_no_sql_and_a_demotion_applies_next_request(app, 
         _db.session.get(Usuario, uid).rol = "cliente"
         _db.session.commit()
     assert client.get("/api/admin/cache/stats/", headers=headers).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "rol", "paths"),
+    [
+        ("/api/productos/", None, ("MISS", "HIT")),  # a composed page (respond_page)
+        ("/api/productos/{id}/", None, ("MISS", "HIT")),  # a rendered entry (respond)
+        ("/api/perfil/", "cliente", ("MISS", "HIT")),
+        # Recomputed statistics carry a new generado_en, hence a new tag: HIT only.
+        ("/api/admin/estadisticas/productos/", "trabajador", ("HIT",)),
+    ],
+)
+def test_weak_if_none_match_is_a_304_on_miss_and_hit(app, client, path, rol, paths):
+    """RFC 9110 13.1.2: If-None-Match compares weakly; W/"<tag>" used to get a 200."""
+    path = path.format(id=add_producto(app, "10.00"))
+    headers = quick_user(app, rol)[1] if rol else {}
+    etag = client.get(path, headers=headers).headers["ETag"]
+    if "MISS" in paths:
+        with app.app_context():
+            cache_manager.clear_all()
+    for expected_cache in paths:
+        answer = client.get(path, headers={**headers, "If-None-Match": f"W/{etag}"})
+        assert answer.status_code == 304, (expected_cache, answer.status_code)
+        assert answer.data == b""
+        assert answer.headers["ETag"] == etag  # the strong tag a 200 carries
+        assert answer.headers["X-Cache"] == expected_cache
+    other = client.get(path, headers={**headers, "If-None-Match": 'W/"other", "x"'})
+    assert other.status_code == 200 and other.headers["ETag"] == etag

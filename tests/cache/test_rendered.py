@@ -11,12 +11,17 @@ from flask import json
 from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
+from electro_isla.json import loads
 from tests.cache.support import add_producto
 from tests.helpers import user_with_role
 
 
 def smorest_etag(app, document: dict) -> str:
-    """The tag flask-smorest computes from a dumped document (no extra headers)."""
+    """The tag flask-smorest computes from a dumped document (no extra headers).
+
+    Pass the body parsed by electro_isla.json.loads: money as the Decimals the
+    schema dumped (response.json would make 12.00 the float 12.0).
+    """
     with app.app_context():
         return hashlib.sha1(json.dumps(document, sort_keys=True).encode()).hexdigest()  # noqa: S324
 
@@ -28,7 +33,7 @@ def test_hit_body_and_etag_are_those_of_the_miss_and_of_smorest(app, client):
     assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("MISS", "HIT")
     assert hit.data == miss.data  # byte for byte
     assert hit.headers["ETag"] == miss.headers["ETag"]
-    assert hit.headers["ETag"].strip('"') == smorest_etag(app, hit.json)
+    assert hit.headers["ETag"].strip('"') == smorest_etag(app, loads(hit.data))
     assert hit.headers["Content-Type"] == "application/json"
     assert hit.headers["Cache-Control"] == "private, no-cache"
     assert hit.json["precio"] == 19.99
@@ -59,7 +64,7 @@ def test_hit_answers_304_from_the_stored_etag_and_goes_stale_never(app, client):
     assert (fresh.status_code, fresh.headers["X-Cache"]) == (200, "MISS")
     assert fresh.json["precio"] == 12.0
     assert fresh.headers["ETag"] != etag
-    assert fresh.headers["ETag"].strip('"') == smorest_etag(app, fresh.json)
+    assert fresh.headers["ETag"].strip('"') == smorest_etag(app, loads(fresh.data))
 
 
 def test_inactive_or_missing_producto_is_a_cached_404(app, client):
@@ -115,9 +120,10 @@ def test_render_runs_once_per_value_and_is_stored_beside_the_plain_value(app):
         first = cache_manager.get("producto", fetch, row=producto_id, render=render)
         again = cache_manager.get("producto", fetch, row=producto_id, render=render)
         plain = cache_manager.get("producto", fetch, row=producto_id)
-        assert first == again == {"body": "<5.0>"}
-        assert calls == [{"id": producto_id, "precio": 5.0}]  # normalised, rendered once
-        assert plain == {"id": producto_id, "precio": 5.0}
+        assert first == again == {"body": "<5.00>"}
+        # Normalised through JSON (money stays an exact Decimal), rendered once.
+        assert calls == [{"id": producto_id, "precio": Decimal("5.00")}]
+        assert plain == {"id": producto_id, "precio": Decimal("5.00")}
         cache_manager.invalidate(rows=[("producto", producto_id)])
         cache_manager.get("producto", fetch, row=producto_id, render=render)
         assert len(calls) == 2
@@ -161,14 +167,14 @@ def test_list_hit_splices_per_request_links_into_the_stored_results(app, client)
     assert page["next"] == "http://localhost/api/productos/?page=3&page_size=2"
     assert page["previous"] == "http://localhost/api/productos/?page=1&page_size=2"
     assert hit.data == smorest_page_body(app, page)
-    assert hit.headers["ETag"].strip('"') == smorest_etag(app, page)
+    assert hit.headers["ETag"].strip('"') == smorest_etag(app, loads(hit.data))
 
     # Another host: same cached entry (HIT), its own links and so its own tag.
     other = client.get(url, base_url="http://tienda.example")
     assert other.headers["X-Cache"] == "HIT"
     assert other.json["next"] == "http://tienda.example/api/productos/?page=3&page_size=2"
     assert other.json["results"] == page["results"]
-    assert other.headers["ETag"].strip('"') == smorest_etag(app, other.json)
+    assert other.headers["ETag"].strip('"') == smorest_etag(app, loads(other.data))
     assert other.headers["ETag"] != hit.headers["ETag"]
 
     etag = hit.headers["ETag"]

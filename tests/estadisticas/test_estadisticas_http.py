@@ -96,3 +96,40 @@ def test_statistics_are_in_the_openapi_document(client):
     paths = client.get("/api/openapi.json").get_json()["paths"]
     for url in URLS:
         assert "get" in paths[url]
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_money_past_float_precision_is_rendered_exactly(request, backend):
+    """QA probe: valor_inventario came out as 2.1474836493028475e+19 (float()).
+
+    Both values are ones the API accepts; Σ precio × stock is exact NUMERIC in
+    PostgreSQL and must reach the client digit for digit, MISS and HIT alike.
+    """
+    from electro_isla.json import loads
+
+    # SQLite (`make run`) multiplies its float NUMERIC: ...525696, not ...525163.53.
+    app = request.getfixturevalue("app" if backend == "postgresql" else "sqlite_app")
+    client = app.test_client()
+    _, headers = user_with_role(app, "admin")
+    bodies = [
+        '{"nombre": "Caro", "precio": "9999999999.99", "stock": 2147483647, "categoria": "otros"}',
+        '{"nombre": "Otro", "precio": 1234567.89, "stock": 3, "categoria": "otros"}',
+    ]
+    for body in bodies:
+        created = client.post(
+            "/api/admin/productos/", data=body, content_type="application/json", headers=headers
+        )
+        assert created.status_code == 201, created.get_json()
+        assert b'"precio":9999999999.99' in created.data or b'"precio":1234567.89' in created.data
+    caro = Decimal("9999999999.99") * 2147483647
+    expected = caro + Decimal("1234567.89") * 3
+    miss = client.get("/api/admin/estadisticas/productos/", headers=headers)
+    hit = client.get("/api/admin/estadisticas/productos/", headers=headers)
+    assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("MISS", "HIT")
+    assert hit.data == miss.data
+    assert f'"valor_inventario":{expected}'.encode() in miss.data
+    assert b"e+" not in miss.data.lower()
+    document = loads(hit.data)
+    assert document["valor_inventario"] == expected
+    rentable = document["productos_mas_rentables"][0]
+    assert (rentable["precio"], rentable["valor_total"]) == (Decimal("9999999999.99"), caro)
