@@ -124,6 +124,9 @@ def make_app(_schema: str, redis_url: str, tmp_path) -> Iterator[Callable[..., F
             # Production's 0.25 s trips the breaker when a loaded CI machine
             # stalls; outage tests set their own short timeout explicitly.
             "REDIS_SOCKET_TIMEOUT": 2.0,
+            # The cross-host pending check (one query per interval) would show up, by
+            # timing, in the tests that count statements; tests of that check set it.
+            "CACHE_PENDING_CHECK_MS": 60_000,
         }
         settings.update(overrides)
         app = create_app(TestConfig, settings)
