@@ -87,7 +87,7 @@ def cols(*names: str) -> frozenset[str]:
 
 
 SALES_TABLES = frozenset({"pedidos", "detalles_pedido", "productos"})
-# What a producto's document shows (catalogo.service.producto_data).
+# What a producto's document shows (catalogo.schemas.ProductoSchema).
 PRODUCTO_COLUMNS = cols(
     "id",
     "nombre",

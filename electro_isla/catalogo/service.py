@@ -11,28 +11,17 @@ from sqlalchemy.exc import IntegrityError
 
 from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import Producto
-from electro_isla.catalogo.schemas import MAX_INT
+from electro_isla.catalogo.schemas import MAX_INT, ProductoSchema
 from electro_isla.extensions import db
 from electro_isla.pagination import paginate
 from electro_isla.pedidos.models import DetallePedido
 
+PRODUCTO = ProductoSchema()
+
 
 def producto_data(producto: Producto) -> dict[str, Any]:
-    """The JSON-able shape cached and answered for one producto."""
-    return {
-        "id": producto.id,
-        "nombre": producto.nombre,
-        "descripcion": producto.descripcion,
-        "precio": producto.precio,
-        "descuento": producto.descuento,
-        "precio_final": producto.precio_final,
-        "stock": producto.stock,
-        "categoria": producto.categoria,
-        "imagen_url": producto.imagen_url,
-        "activo": producto.activo,
-        "created_at": producto.created_at,
-        "updated_at": producto.updated_at,
-    }
+    """The JSON-able shape cached and answered for one producto: ProductoSchema's dump."""
+    return PRODUCTO.dump(producto)
 
 
 def _escape_like(text: str) -> str:
