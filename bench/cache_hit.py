@@ -45,6 +45,8 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
+from bench.serving import BenchServer  # noqa: E402
+
 
 # -- the app gunicorn serves ------------------------------------------------------------------
 def bench_app():  # noqa: ANN201
@@ -175,53 +177,6 @@ def admin_token(env: dict[str, str]) -> str:
     return token
 
 
-class Server:
-    """gunicorn with the project's gunicorn.conf.py, on loopback."""
-
-    def __init__(self, env: dict[str, str], port: int, workers: int, lock: bool) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [
-                str(ROOT / ".venv/bin/gunicorn"),
-                "-c",
-                str(ROOT / "gunicorn.conf.py"),
-                "bench.cache_hit:bench_app()",
-            ],
-            cwd=ROOT,
-            env={
-                **env,
-                "BIND": f"127.0.0.1:{port}",
-                "WEB_CONCURRENCY": str(workers),
-                "GUNICORN_THREADS": "4",
-                "GUNICORN_MAX_REQUESTS": "0",
-                "GUNICORN_ACCESS_LOG": "/dev/null",
-                "GUNICORN_LOG_LEVEL": "warning",
-                "BENCH_CACHE_LOCK": "1" if lock else "0",
-            },
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(self.base + "/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("gunicorn did not start")
-            time.sleep(0.2)
-        # Every worker imports the app on its own: touch them all before measuring.
-        for _ in range(workers * 8):
-            requests.get(self.base + "/healthz", timeout=5)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-
-
 # -- load -------------------------------------------------------------------------------------
 def load(url: str, headers: dict[str, str], seconds: float, connections: int) -> tuple[float, int]:
     """(requests per second, requests) on `url` (wrk when installed; else Python threads)."""
@@ -265,6 +220,10 @@ PAGE_SCRIPT_INNER_CALLS = 7
 
 
 TICK = os.sysconf("SC_CLK_TCK")
+
+
+# The benchmark app: wsgi:app plus the plain Flask-Caching and smorest baselines.
+APP = "bench.cache_hit:bench_app()"
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -345,7 +304,7 @@ def main() -> None:
     admin_url = pg.start()
     rs = RedisServer().start()
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    servers: list[Server] = []
+    servers: list[BenchServer] = []
     try:
         import psycopg
 
@@ -366,7 +325,9 @@ def main() -> None:
         }
         token = admin_token(env)
         auth = {"Authorization": f"Bearer {token}"}
-        server = Server(env, free_port(), args.workers, lock=True)
+        server = BenchServer(
+            env, free_port(), args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "1"}
+        )
         servers.append(server)
         base = server.base
         endpoints = {
@@ -459,7 +420,9 @@ def main() -> None:
         with_lock = [cold_burst(base, auth) for _ in range(3)]
         server.stop()
         servers.remove(server)
-        server = Server(env, free_port(), args.workers, lock=False)
+        server = BenchServer(
+            env, free_port(), args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "0"}
+        )
         servers.append(server)
         without_lock = [cold_burst(server.base, auth) for _ in range(3)]
         print(

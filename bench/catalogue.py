@@ -45,6 +45,7 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 
 from bench.cache_hit import children, cpu_seconds, load, prepare_database  # noqa: E402
+from bench.serving import BenchServer  # noqa: E402
 
 CATEGORIAS = (
     "electrodomesticos",
@@ -70,47 +71,6 @@ def export(commit: str) -> Path:
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
-
-
-class Server:
-    """gunicorn serving the code in `tree` (its own gunicorn.conf.py and wsgi.py)."""
-
-    def __init__(self, tree: Path, env: dict[str, str], port: int, workers: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "-c", str(tree / "gunicorn.conf.py"), "wsgi:app"],
-            cwd=tree,
-            env={
-                **env,
-                "PYTHONPATH": str(tree),  # before the editable install's path
-                "BIND": f"127.0.0.1:{port}",
-                "WEB_CONCURRENCY": str(workers),
-                "GUNICORN_THREADS": "4",
-                "GUNICORN_MAX_REQUESTS": "0",
-                "GUNICORN_ACCESS_LOG": "/dev/null",
-                "GUNICORN_LOG_LEVEL": "warning",
-            },
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(self.base + "/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn did not start in {tree}")
-            time.sleep(0.2)
-        for _ in range(workers * 8):
-            requests.get(self.base + "/healthz", timeout=5)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 def tokens(env: dict[str, str], ids: list[int]) -> list[dict[str, str]]:
@@ -235,7 +195,7 @@ def main() -> None:
     rs = RedisServer().start()
     trees = {"base": export(args.base), "head": ROOT}
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    servers: dict[str, Server] = {}
+    servers: dict[str, BenchServer] = {}
     try:
         import psycopg
 
@@ -257,7 +217,7 @@ def main() -> None:
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 22)))
         for name, tree in trees.items():
             env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}
-            servers[name] = Server(tree, env, free_port(), args.workers)
+            servers[name] = BenchServer(env, free_port(), args.workers, tree=tree)
         print(f"load average before measuring: {os.getloadavg()}; {os.cpu_count()} cores")
 
         results: dict = {"mix": {}, "hit": {}}

@@ -18,10 +18,8 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -31,44 +29,7 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 from bench.cache_hit import children, cpu_seconds, load, prepare_database  # noqa: E402
-
-
-class Api:
-    """gunicorn serving wsgi:app with one Redis mode, on loopback."""
-
-    def __init__(self, env: dict[str, str], port: int, workers: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen(
-            [str(ROOT / ".venv/bin/gunicorn"), "-c", str(ROOT / "gunicorn.conf.py"), "wsgi:app"],
-            cwd=ROOT,
-            env={
-                **env,
-                "BIND": f"127.0.0.1:{port}",
-                "WEB_CONCURRENCY": str(workers),
-                "GUNICORN_THREADS": "4",
-                "GUNICORN_MAX_REQUESTS": "0",
-                "GUNICORN_ACCESS_LOG": "/dev/null",
-                "GUNICORN_LOG_LEVEL": "warning",
-            },
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(self.base + "/healthz", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("gunicorn did not start")
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+from bench.serving import BenchServer  # noqa: E402
 
 
 def main() -> None:
@@ -93,7 +54,7 @@ def main() -> None:
     sentinels = SentinelSet().start()
     cluster = RedisClusterServers().start()
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    apis: dict[str, Api] = {}
+    apis: dict[str, BenchServer] = {}
     try:
         import psycopg
 
@@ -120,7 +81,7 @@ def main() -> None:
         }
         for name, extra in modes.items():
             env = {**base_env, **extra, "CACHE_KEY_PREFIX": f"bench-{name}"}
-            apis[name] = Api(env, free_port(), args.workers)
+            apis[name] = BenchServer(env, free_port(), args.workers)
         for name, api in apis.items():
             url = api.base + "/api/productos/7/"
             for _ in range(args.workers * 8):  # every worker imports the app, then HITs
