@@ -145,6 +145,14 @@ def make_app(_schema: str, redis_url: str, tmp_path) -> Iterator[Callable[..., F
 
 
 @pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A redis-server of the test's own, which it may kill, pause or restart."""
+    server = RedisServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Flask:
     return make_app()
 

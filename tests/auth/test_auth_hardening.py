@@ -27,7 +27,6 @@ from tests.auth.support import (
     refresh_rows,
 )
 from tests.factories import PASSWORD, UsuarioFactory
-from tests.servers import RedisServer
 
 RESET = 0.3
 OUTAGE = {"CACHE_CIRCUIT_RESET_SECONDS": RESET, "REDIS_SOCKET_TIMEOUT": 0.25}
@@ -101,15 +100,8 @@ def test_logout_during_a_refresh_paused_before_commit_kills_the_rotated_token(ap
 # -- 5: revocations answered from the database while Redis is out -------------------
 
 
-@pytest.fixture
-def redis_server():
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-def test_revocations_hold_on_every_worker_while_redis_is_down(make_app, redis_server):
-    settings = {"REDIS_URL": redis_server.url, **OUTAGE}
+def test_revocations_hold_on_every_worker_while_redis_is_down(make_app, own_redis):
+    settings = {"REDIS_URL": own_redis.url, **OUTAGE}
     a, b = make_app(**settings), make_app(**settings)
     make_usuario(a, username="ana")
     one, two = a.test_client(), b.test_client()
@@ -118,7 +110,7 @@ def test_revocations_hold_on_every_worker_while_redis_is_down(make_app, redis_se
     assert one.post("/api/auth/logout/", headers=bearer(token)).status_code == 200
     assert two.get("/api/auth/me/", headers=bearer(token)).status_code == 401  # via Redis
 
-    redis_server.kill()
+    own_redis.kill()
     # Worker b never saw the logout itself, and Redis cannot answer: the database does,
     # first when the Redis command fails...
     assert two.get("/api/auth/me/", headers=bearer(token)).status_code == 401

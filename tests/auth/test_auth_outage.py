@@ -6,23 +6,14 @@ from __future__ import annotations
 import time
 
 import jwt as pyjwt
-import pytest
 
 from electro_isla.cache import shared_redis
 from tests.auth.support import bearer, login, make_usuario
-from tests.servers import RedisServer
 
 WRONG = "no-es-la-clave"
 RESET = 0.3  # circuit-breaker interval for these apps
 # Production's socket timeout (the shared fixture raises it for loaded CI machines).
 OUTAGE = {"CACHE_CIRCUIT_RESET_SECONDS": RESET, "REDIS_SOCKET_TIMEOUT": 0.25}
-
-
-@pytest.fixture
-def redis_server():
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 def timed(call):
@@ -31,9 +22,9 @@ def timed(call):
     return response, time.perf_counter() - started
 
 
-def test_auth_survives_a_redis_outage_and_replays_revocations(make_app, redis_server):
+def test_auth_survives_a_redis_outage_and_replays_revocations(make_app, own_redis):
     settings = {
-        "REDIS_URL": redis_server.url,
+        "REDIS_URL": own_redis.url,
         "CACHE_CIRCUIT_RESET_SECONDS": RESET,
         "REDIS_SOCKET_TIMEOUT": 0.25,
     }
@@ -43,7 +34,7 @@ def test_auth_survives_a_redis_outage_and_replays_revocations(make_app, redis_se
     token = login(client, "ana").json["accessToken"]
     assert other.get("/api/auth/me/", headers=bearer(token)).status_code == 200
 
-    redis_server.kill()
+    own_redis.kill()
     response, seconds = timed(lambda: login(client, "ana", ip="10.9.0.1"))
     assert response.status_code == 200 and seconds < 1.0
     response, seconds = timed(lambda: client.get("/api/auth/me/", headers=bearer(token)))
@@ -58,7 +49,7 @@ def test_auth_survives_a_redis_outage_and_replays_revocations(make_app, redis_se
     blocked = login(client, "ana", ip="10.9.1.9")
     assert blocked.status_code == 429 and blocked.json["bloqueado"] is True
 
-    redis_server.start()
+    own_redis.start()
     time.sleep(RESET + 0.1)
     # The next authenticated request on this worker replays the pending revocation...
     relogin = login(client, "ana", ip="10.9.2.1")
@@ -74,12 +65,12 @@ def test_auth_survives_a_redis_outage_and_replays_revocations(make_app, redis_se
     assert other.get("/api/auth/me/", headers=bearer(fresh)).status_code == 200
 
 
-def test_a_hung_redis_costs_each_auth_request_well_under_a_second(make_app, redis_server):
-    app = make_app(REDIS_URL=redis_server.url, **OUTAGE)
+def test_a_hung_redis_costs_each_auth_request_well_under_a_second(make_app, own_redis):
+    app = make_app(REDIS_URL=own_redis.url, **OUTAGE)
     make_usuario(app, username="ana")
     client = app.test_client()
     token = login(client, "ana").json["accessToken"]
-    redis_server.pause()
+    own_redis.pause()
     try:
         for call in (
             lambda: login(client, "ana", ip="10.9.3.1"),
@@ -93,4 +84,4 @@ def test_a_hung_redis_costs_each_auth_request_well_under_a_second(make_app, redi
             assert seconds < 1.0, seconds
         assert response.status_code == 401  # logged out, remembered by this worker
     finally:
-        redis_server.resume()
+        own_redis.resume()

@@ -11,21 +11,12 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
-import pytest
-
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from tests.cache.support import add_probe, add_producto, manager_of
 from tests.servers import RedisServer
 
 CHECK_MS = 250
-
-
-@pytest.fixture
-def own_redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 def host(make_app, redis: RedisServer, tmp_path, name: str):  # noqa: ANN201

@@ -10,19 +10,10 @@ from __future__ import annotations
 import re
 import time
 
-import pytest
-
 from tests.helpers import user_with_role
 from tests.servers import RedisServer
 
 RESET = 0.5
-
-
-@pytest.fixture
-def own_redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
 
 
 def lines_of(log_path, level: str) -> list[str]:

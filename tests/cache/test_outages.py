@@ -17,13 +17,6 @@ RESET = 0.5  # circuit breaker interval used here (production: 2 s)
 
 
 @pytest.fixture
-def own_redis():
-    server = RedisServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def outage_app(make_app, own_redis, tmp_path):
     def build():
         return add_probe(
