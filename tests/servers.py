@@ -143,6 +143,12 @@ class RedisServer:
                     raise
                 time.sleep(0.05)
 
+    def restart(self) -> RedisServer:
+        """Start again on the same address (empty: no persistence), still owned by this object,
+        so the fixture that made it stops it."""
+        self.kill()
+        return self.start()
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()

@@ -11,7 +11,6 @@ from electro_isla.cache import signals
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from tests.cache.support import add_probe, add_producto, manager_of
-from tests.servers import RedisServer
 
 RESET = 0.5  # circuit breaker interval used here (production: 2 s)
 
@@ -70,7 +69,7 @@ def test_killed_redis_means_bypass_fast_few_attempts_then_caching_resumes(outage
     # Circuit breaker: a refused connection trips it; then one probe per interval at most.
     assert 1 <= len(errors) <= 2 + int(total / RESET), (errors, total)
 
-    RedisServer(port=own_redis.port).start()  # same address, empty (no persistence)
+    own_redis.restart()  # same address, empty (no persistence)
     time.sleep(RESET + 0.05)
     response, _ = get(client, producto_id)
     assert (response.headers["X-Cache"], response.json["precio"]) == ("MISS", 20.0)
@@ -175,12 +174,9 @@ def test_a_successful_bump_closes_the_breaker_for_write_only_traffic(outage_app,
     assert get(app.test_client(), producto_id)[0].headers["X-Cache"] == "BYPASS"
     manager = manager_of(app)
     assert manager.breaker.is_open
-    restarted = RedisServer(port=own_redis.port).start()
-    try:
-        time.sleep(RESET * 1.2)
-        set_precio(app, producto_id, "11.00")  # the probe: bumps, and must close the circuit
-        assert manager.breaker.closed
-        set_precio(app, producto_id, "12.00")
-        assert manager.pending_invalidations == 0
-    finally:
-        restarted.stop()
+    own_redis.restart()
+    time.sleep(RESET * 1.2)
+    set_precio(app, producto_id, "11.00")  # the probe: bumps, and must close the circuit
+    assert manager.breaker.closed
+    set_precio(app, producto_id, "12.00")
+    assert manager.pending_invalidations == 0
