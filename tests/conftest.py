@@ -84,12 +84,17 @@ def redis_cluster_url() -> Iterator[str]:
 
 
 @pytest.fixture(params=["standalone", "cluster"])
-def redis_mode_app(request, make_app: Callable[..., Flask]) -> Flask:
-    """`app`, once on a single Redis and once on a 3-master Redis Cluster."""
+def redis_mode(request) -> dict[str, Any]:
+    """App settings for a single Redis, then for a 3-master Redis Cluster."""
     if request.param == "cluster":
-        url = request.getfixturevalue("redis_cluster_url")
-        return make_app(REDIS_MODE="cluster", REDIS_URL=url)
-    return make_app()
+        return {"REDIS_MODE": "cluster", "REDIS_URL": request.getfixturevalue("redis_cluster_url")}
+    return {}
+
+
+@pytest.fixture
+def redis_mode_app(redis_mode: dict[str, Any], make_app: Callable[..., Flask]) -> Flask:
+    """`app`, once on a single Redis and once on a 3-master Redis Cluster."""
+    return make_app(**redis_mode)
 
 
 @pytest.fixture(scope="session")

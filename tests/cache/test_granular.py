@@ -92,8 +92,10 @@ def place_order(shop: Shop, producto_id: int, cantidad: int = 2) -> dict[str, An
 
 
 @pytest.fixture
-def shop(make_app) -> Shop:
-    app_a, app_b, truth = make_app(), make_app(), make_app(CACHE_ENABLED=False)
+def shop(make_app, redis_mode) -> Shop:
+    """Two workers sharing one Redis (single or Cluster), and a cache-less app as the truth."""
+    app_a, app_b = make_app(**redis_mode), make_app(**redis_mode)
+    truth = make_app(CACHE_ENABLED=False)
     _, admin = user_with_role(app_a, "admin")
     _, cliente = user_with_role(app_a, "cliente")
     radio = add_producto(app_a, "10.00", nombre="Radio FM", stock=50, descripcion="Portátil")

@@ -1,6 +1,7 @@
 """Savepoints and legacy bulk methods: invalidation follows the outermost COMMIT.
 
-Real PostgreSQL + Redis; two app instances share the Redis, as two workers do.
+Real PostgreSQL + Redis (a single server, then a 3-master Cluster); two app
+instances share it, as two workers do.
 SQLAlchemy fires `after_rollback` on a savepoint's rollback and `after_commit`
 on its release; neither may decide what the outermost transaction does.
 """
@@ -37,8 +38,8 @@ def failing_savepoint() -> None:
         _db.session.flush()
 
 
-def test_a_failed_savepoint_keeps_the_outer_rename_pending(make_app):
-    writer, reader = make_app(), make_app()
+def test_a_failed_savepoint_keeps_the_outer_rename_pending(make_app, redis_mode):
+    writer, reader = make_app(**redis_mode), make_app(**redis_mode)
     producto_id = add_producto(writer, nombre="Radio")
     assert nombre_via_api(reader, producto_id) == ("Radio", "MISS")
     assert nombre_via_api(reader, producto_id) == ("Radio", "HIT")
@@ -49,8 +50,10 @@ def test_a_failed_savepoint_keeps_the_outer_rename_pending(make_app):
     assert nombre_via_api(reader, producto_id) == ("Radio FM", "MISS")
 
 
-def test_a_released_savepoint_invalidates_only_when_the_outer_transaction_commits(make_app):
-    writer, reader = make_app(), make_app()
+def test_a_released_savepoint_invalidates_only_when_the_outer_transaction_commits(
+    make_app, redis_mode
+):
+    writer, reader = make_app(**redis_mode), make_app(**redis_mode)
     producto_id = add_producto(writer, nombre="Radio")
     assert nombre_via_api(reader, producto_id)[0] == "Radio"
     with writer.app_context():
@@ -62,8 +65,8 @@ def test_a_released_savepoint_invalidates_only_when_the_outer_transaction_commit
     assert nombre_via_api(reader, producto_id)[0] == "Radio FM"
 
 
-def test_a_released_savepoint_then_outer_rollback_invalidates_nothing(make_app):
-    app = make_app()
+def test_a_released_savepoint_then_outer_rollback_invalidates_nothing(make_app, redis_mode):
+    app = make_app(**redis_mode)
     producto_id = add_producto(app, nombre="Radio")
     assert nombre_via_api(app, producto_id)[0] == "Radio"
     before = invalidations(app)
@@ -75,8 +78,8 @@ def test_a_released_savepoint_then_outer_rollback_invalidates_nothing(make_app):
     assert nombre_via_api(app, producto_id) == ("Radio", "HIT")
 
 
-def test_a_rolled_back_savepoint_forgets_only_its_own_writes(make_app):
-    app = make_app()
+def test_a_rolled_back_savepoint_forgets_only_its_own_writes(make_app, redis_mode):
+    app = make_app(**redis_mode)
     kept, dropped = add_producto(app, nombre="Radio"), add_producto(app, nombre="Tele")
     for producto_id in (kept, dropped):
         assert nombre_via_api(app, producto_id)[1] == "MISS"
@@ -95,8 +98,8 @@ def test_a_rolled_back_savepoint_forgets_only_its_own_writes(make_app):
     assert nombre_via_api(app, dropped) == ("Tele", "HIT")
 
 
-def test_bulk_update_mappings_invalidates(make_app):
-    writer, reader = make_app(), make_app()
+def test_bulk_update_mappings_invalidates(make_app, redis_mode):
+    writer, reader = make_app(**redis_mode), make_app(**redis_mode)
     producto_id = add_producto(writer, "10.00")
     assert reader.test_client().get(f"/api/productos/{producto_id}/").get_json()["precio"] == 10.0
     with writer.app_context():
