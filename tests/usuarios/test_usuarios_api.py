@@ -91,10 +91,14 @@ def test_empty_filters_are_dropped_as_the_contract_sends_them(app, client):
 def test_list_paginates_and_filters(app, client):
     _, headers = user_with_role(app, "admin", username="jefa", first_name="Ana", last_name="Ruiz")
     make_usuario(app, username="pedro", first_name="Pedro", last_name="Gómez", rol="mensajero")
-    make_usuario(app, username="luisa", email="luisa@tienda.cu", first_name="Luisa")
-    make_usuario(app, username="inactivo", first_name="Ina", is_active=False)
+    # Names spelt out: the factory's random ones could contain a searched term (a
+    # Faker "Ruiz" once made `q=rUiZ` find two usuarios).
+    make_usuario(
+        app, username="luisa", email="luisa@tienda.cu", first_name="Luisa", last_name="Paz"
+    )
+    make_usuario(app, username="inactivo", first_name="Ina", last_name="Sol", is_active=False)
     for n in range(3):
-        make_usuario(app, username=f"cliente_{n}", first_name="Cli")
+        make_usuario(app, username=f"cliente_{n}", first_name="Cli", last_name="Mar")
 
     body = client.get("/api/admin/users/?page_size=2", headers=headers).json
     assert body["count"] == 7
