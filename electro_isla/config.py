@@ -42,6 +42,11 @@ class Config:
     CACHE_KEY_PREFIX = "electro_isla"
     CACHE_ENABLED = True
     CACHE_LOCK_TIMEOUT = 30.0
+    # How long a request waits for another's fetch of the same cold entry before it
+    # fetches itself: every fetch is milliseconds since the rollups, and a lock lost
+    # in a Sentinel failover (taken on the new master, released on the old) would
+    # otherwise hold every waiter for the whole CACHE_LOCK_TIMEOUT.
+    CACHE_LOCK_WAIT_SECONDS = 0.75
     # A bump counts once this many replicas have it (WAIT); None: 1 with sentinel, else 0.
     CACHE_WAIT_REPLICAS: int | None = None
     CACHE_WAIT_TIMEOUT_MS = 200

@@ -82,6 +82,7 @@ class CacheManager:
         self.keys = KeySpace(self.prefix)
         self.enabled = app.config["CACHE_ENABLED"]
         self.lock_timeout = float(app.config["CACHE_LOCK_TIMEOUT"])
+        self.lock_wait = min(self.lock_timeout, float(app.config["CACHE_LOCK_WAIT_SECONDS"]))
         # Off only to measure what the lock saves (bench, tests).
         self.lock_enabled = bool(app.config.get("CACHE_LOCK_ENABLED", True))
         overrides = app.config.get("CACHE_TTL_OVERRIDES", {})
@@ -226,7 +227,7 @@ class CacheManager:
                     self._store(entry, key, full_key, value)
                 return value
             lock = self.store.lock(f"{self.prefix}:lock:{key}", self.lock_timeout)
-            deadline = time.monotonic() + self.lock_timeout
+            deadline = time.monotonic() + self.lock_wait
             pause = 0.005
             while True:
                 if lock.acquire(blocking=False):
@@ -244,7 +245,7 @@ class CacheManager:
                 if cached is not None:
                     return cached
                 if time.monotonic() >= deadline:
-                    # The holder outlived the lock's timeout: stop waiting for it.
+                    # The holder is slow, dead, or its lock was lost: stop waiting for it.
                     log.warning("LOCK wait timed out %s", full_key)
                     value, computed = self._fetch(entry, full_key, fetch), True
                     self._store(entry, key, full_key, value)

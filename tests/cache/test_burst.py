@@ -6,7 +6,7 @@ import threading
 import time
 
 from electro_isla.cache import cache_manager
-from tests.cache.support import raw_redis
+from tests.cache.support import manager_of, raw_redis
 
 BURST = 40
 
@@ -85,3 +85,15 @@ def test_a_stuck_holder_blocks_nobody_beyond_the_lock_timeout(make_app):
     elapsed = time.monotonic() - started
     assert value == {"x": 2}
     assert 0.35 <= elapsed < 1.2
+
+
+def test_a_lost_lock_holds_waiters_no_longer_than_the_lock_wait(app):
+    """A lock nobody will release (lost in a failover) costs a waiter the short wait, not its lease."""
+    _plant_dead_lock(app, ttl_ms=30_000)
+    started = time.monotonic()
+    with app.app_context():
+        value = cache_manager.get("estadisticas_productos", lambda: {"x": 3})
+        wait = manager_of(app).lock_wait
+    elapsed = time.monotonic() - started
+    assert value == {"x": 3}
+    assert wait <= elapsed < wait + 0.5
