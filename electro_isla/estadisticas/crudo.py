@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, case, func, null, select
 
 from electro_isla.catalogo.models import Producto
 from electro_isla.db_types import money, utcnow
-from electro_isla.estadisticas.ventana import ZERO, Meses, dinero, exacto
+from electro_isla.estadisticas.ventana import ZERO, Meses, dinero, documento_ventas, exacto
 from electro_isla.extensions import db
 from electro_isla.pedidos.models import ESTADOS_EN_PROCESO, ESTADOS_VENTA, DetallePedido, Pedido
 from electro_isla.usuarios.models import ROLES, Usuario
@@ -146,16 +146,7 @@ def ventas(ventana: Meses) -> dict[str, Any]:
     generado_en = utcnow()
     _memoria_para_agregar()
     por_mes, metodos = ventas_por_mes_y_metodo(ventana)
-    # Every sale has exactly one method, so the methods' sums are all sales' sums.
-    ventas = sum(m["count"] for m in metodos)
-    total = sum((m["total"] for m in metodos), ZERO)
-    return {
-        "ventas_por_mes": por_mes,
-        "productos_mas_vendidos": productos_mas_vendidos(),
-        "metodos_pago": metodos,
-        "ticket_promedio": money(total / ventas) if ventas else money(ZERO),
-        "generado_en": generado_en,
-    }
+    return documento_ventas(generado_en, por_mes, metodos, productos_mas_vendidos())
 
 
 # -- usuarios ------------------------------------------------------------------

@@ -27,6 +27,7 @@ from electro_isla.estadisticas.ventana import (
     Meses,
     cortes,
     de_centimos,
+    documento_ventas,
     exacto,
     mes_del_dia,
 )
@@ -186,15 +187,7 @@ def productos_mas_vendidos() -> list[dict[str, Any]]:
 def ventas(ventana: Meses) -> dict[str, Any]:
     generado_en = utcnow()
     por_mes, metodos = ventas_por_mes_y_metodo(ventana)
-    n = sum(m["count"] for m in metodos)
-    total = sum((m["total"] for m in metodos), ZERO)
-    return {
-        "ventas_por_mes": por_mes,
-        "productos_mas_vendidos": productos_mas_vendidos(),
-        "metodos_pago": metodos,
-        "ticket_promedio": money(total / n) if n else money(ZERO),
-        "generado_en": generado_en,
-    }
+    return documento_ventas(generado_en, por_mes, metodos, productos_mas_vendidos())
 
 
 # -- usuarios ------------------------------------------------------------------
