@@ -24,11 +24,13 @@ def create_app(
     register_proxy_fix(app)
 
     from electro_isla import cache, docs, errors, extensions, json, logs, observability
+    from electro_isla.shared_store import register_shared_store
 
     json.register_json_provider(app)
     logs.register_logging(app)
     extensions.register_extensions(app)
     errors.register_error_handlers(app)
+    register_shared_store(app)
     cache.register_cache(app)
     register_blueprints(app)
     docs.register_docs_assets(app)

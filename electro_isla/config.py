@@ -47,7 +47,8 @@ class Config:
     # in a Sentinel failover (taken on the new master, released on the old) would
     # otherwise hold every waiter for the whole CACHE_LOCK_TIMEOUT.
     CACHE_LOCK_WAIT_SECONDS = 0.75
-    # A bump counts once this many replicas have it (WAIT); None: 1 with sentinel, else 0.
+    # A bump counts once this many replicas have it (WAIT); None: 1 with sentinel and
+    # cluster (a failover must not drop a bump), 0 standalone. A Cluster without replicas: 0.
     CACHE_WAIT_REPLICAS: int | None = None
     CACHE_WAIT_TIMEOUT_MS = 200
     # How often a worker looks for invalidations another host could not apply.

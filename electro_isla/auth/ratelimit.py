@@ -35,7 +35,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
-from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
+from electro_isla.shared_store import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 
 log = logging.getLogger("electro_isla.auth")
 

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Flask, Response, current_app, g
-from redis import Redis
-from redis.cluster import RedisCluster
 from werkzeug.local import LocalProxy
 
-from electro_isla.cache.breaker import REDIS_ERRORS, RedisHealth
-from electro_isla.cache.clients import build_client
 from electro_isla.cache.listeners import install_listeners, invalidate_after_commit
 from electro_isla.cache.manager import BYPASS, HIT, MISS, CacheManager, CacheUnavailable
 from electro_isla.extensions import cache
+from electro_isla.shared_store import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 
 __all__ = [
     "BYPASS",
@@ -28,6 +24,7 @@ __all__ = [
     "invalidate_after_commit",
     "redis_health",
     "register_cache",
+    "shared_redis",
 ]
 
 EXTENSION_KEY = "electro_isla.cache"
@@ -43,7 +40,7 @@ cache_manager: CacheManager = LocalProxy(_manager)  # type: ignore[assignment]
 def caching_config(app: Flask) -> dict[str, Any]:
     prefix = app.config["CACHE_KEY_PREFIX"]
     settings: dict[str, Any] = {"CACHE_KEY_PREFIX": f"{prefix}:", "CACHE_DEFAULT_TIMEOUT": 300}
-    if app.extensions.get("electro_isla.redis") is None:
+    if shared_redis(app) is None:
         settings.update(
             CACHE_TYPE="electro_isla.cache.backends.JsonSimpleCache", CACHE_THRESHOLD=2000
         )
@@ -52,32 +49,9 @@ def caching_config(app: Flask) -> dict[str, Any]:
     return settings
 
 
-def shared_redis(app: Flask) -> Redis | RedisCluster | None:
-    """The Redis client every shared store uses (cache, revocations, limits)."""
-    return app.extensions.get("electro_isla.redis")
-
-
-def redis_health(app: Flask) -> RedisHealth:
-    """The shared Redis behind the cache's circuit breaker, for the stores beside the cache."""
-    return RedisHealth(shared_redis(app), app.extensions[EXTENSION_KEY].breaker)
-
-
 def register_cache(app: Flask) -> None:
-    try:
-        client = build_client(app.config)
-    except REDIS_ERRORS as exc:
-        # Only a cluster client connects when built (to learn the slots). A worker
-        # starting while no node answers serves from the database instead of
-        # failing to boot; it uses the cluster again once it is replaced (every
-        # GUNICORN_MAX_REQUESTS requests, or at the next deploy).
-        logging.getLogger("electro_isla.cache").error(
-            "ERROR cache unavailable at start, serving from the database: %s: %s",
-            type(exc).__name__,
-            exc,
-        )
-        client = None
-        app.config["CACHE_ENABLED"] = False
-    app.extensions["electro_isla.redis"] = client
+    """The cache over the app's shared store (electro_isla.shared_store), built lazily."""
+    client = shared_redis(app)
     cache.init_app(app, config=caching_config(app))
     backend = cache.cache
     app.extensions[EXTENSION_KEY] = CacheManager(app, backend, client)

@@ -1,7 +1,7 @@
 """Flask-Caching backends that store JSON, never pickle.
 
 Select with CACHE_TYPE = "electro_isla.cache.backends.<Class>". The Redis one
-uses the client `electro_isla.cache.clients` built for the configured mode
+uses the client of `electro_isla.shared_store` for the configured mode
 (standalone, sentinel or cluster), so cache, counters, locks, revocations and
 login limits share one client with the same short timeouts.
 """
@@ -50,9 +50,9 @@ class JsonRedisCache(RedisCache):
         cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> JsonRedisCache:
         """The app's shared client (any mode): single-key GET/SET work on a cluster too."""
-        kwargs.update(
-            host=app.extensions["electro_isla.redis"], key_prefix=config["CACHE_KEY_PREFIX"]
-        )
+        from electro_isla.shared_store import shared_redis
+
+        kwargs.update(host=shared_redis(app), key_prefix=config["CACHE_KEY_PREFIX"])
         return cls(*args, **kwargs)
 
 

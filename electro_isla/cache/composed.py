@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import NoScriptError
 
-from electro_isla.cache.breaker import REDIS_ERRORS
 from electro_isla.cache.keys import KeySpec
 from electro_isla.cache.registry import REGISTRY
 from electro_isla.cache.stores import RedisStore
 from electro_isla.json import dumps, loads
+from electro_isla.shared_store import REDIS_ERRORS
 
 if TYPE_CHECKING:
     from electro_isla.cache.manager import CacheManager

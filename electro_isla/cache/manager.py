@@ -47,7 +47,6 @@ from redis.exceptions import LockError
 from sqlalchemy import inspect as sa_inspect
 
 from electro_isla.cache import signals
-from electro_isla.cache.breaker import REDIS_ERRORS, CircuitBreaker
 from electro_isla.cache.composed import ComposedPages
 from electro_isla.cache.keys import KeySpace, KeySpec
 from electro_isla.cache.pending import PendingInvalidations, SharedPending
@@ -55,6 +54,7 @@ from electro_isla.cache.registry import REGISTRY, CachedName
 from electro_isla.cache.stats import StatsBuffer
 from electro_isla.cache.stores import KeyLock, LocalStore, RedisStore
 from electro_isla.json import dumps, loads
+from electro_isla.shared_store import REDIS_ERRORS, ReplicationLag, shared_store
 
 log = logging.getLogger("electro_isla.cache")
 
@@ -94,7 +94,7 @@ class CacheManager:
         if redis_client is not None:
             wait = app.config.get("CACHE_WAIT_REPLICAS")
             if wait is None:
-                wait = 1 if app.config.get("REDIS_MODE") == "sentinel" else 0
+                wait = 0 if app.config.get("REDIS_MODE", "standalone") == "standalone" else 1
             self.store = RedisStore(
                 redis_client,
                 self.prefix,
@@ -111,7 +111,12 @@ class CacheManager:
             self.store = LocalStore(self.gen_ttl)
             self.backend_name = "simple"
             self.pending = PendingInvalidations(None)
-        self.breaker = CircuitBreaker(app.config["CACHE_CIRCUIT_RESET_SECONDS"])
+        self.breaker = shared_store(app).breaker
+        # After a replay that replicas did not acknowledge in time (the master has
+        # it), the next replay waits this long: a lagging replica must not cost
+        # every request a WAIT timeout.
+        self._replay_after = 0.0
+        self._replay_pause = float(app.config["CACHE_PENDING_CHECK_MS"]) / 1000
         self.counts = StatsBuffer()
         # Composed names (catalogue pages): id lists plus per-row fragments.
         self.pages = ComposedPages(self)
@@ -359,13 +364,17 @@ class CacheManager:
         """True when the store may be used; replays lost invalidations first."""
         if not self.breaker.allow():
             return False
-        if self.pending.empty():
+        if self.pending.empty() or time.monotonic() < self._replay_after:
             return True
         pending = self.pending.snapshot()
         if not pending:
             return True
         try:
             self.store.bump(sorted(pending.keys))
+        except ReplicationLag as exc:
+            self._failed("invalidate", "pending", exc)
+            self._replay_after = time.monotonic() + self._replay_pause
+            return True
         except REDIS_ERRORS as exc:
             self._failed("invalidate", "pending", exc)
             return False

@@ -12,9 +12,10 @@ from typing import Any, Protocol
 
 from redis import Redis
 from redis.cluster import RedisCluster
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError
 
 from electro_isla.cache.registry import REGISTRY
+from electro_isla.shared_store import ReplicationLag
 
 GLOB_CHARS = re.compile(r"([*?\[\]\\])")
 
@@ -47,13 +48,6 @@ redis.call('HINCRBY', stats, field, 1)
 redis.call('HSET', stats, 'last_updated', now[1] .. '.' .. string.format('%06d', now[2]))
 return {version, value}
 """
-
-
-class ReplicationLag(RedisError):
-    """A bump the master applied but too few replicas acknowledged in time.
-
-    A failover could promote a replica without it, so it counts as not applied.
-    """
 
 
 class KeyLock(Protocol):

@@ -9,9 +9,9 @@ import redis
 from flask import Blueprint, Flask, jsonify
 
 from electro_isla.cache import cache_manager
-from electro_isla.cache.clients import build_client
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
+from electro_isla.shared_store.clients import build_client
 from tests.helpers import user_with_role
 
 CALLERS = ("anonymous", "cliente", "mensajero", "trabajador", "admin")

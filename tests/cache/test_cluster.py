@@ -12,9 +12,9 @@ import pytest
 from redis.cluster import RedisCluster
 
 from electro_isla.cache import cache_manager, shared_redis
-from electro_isla.cache.clients import parse_hosts
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
+from electro_isla.shared_store.clients import parse_hosts
 from tests.auth.support import login, make_usuario
 from tests.cache.support import add_producto, quick_user, raw_redis
 from tests.servers import RedisClusterServers
@@ -25,7 +25,9 @@ WRONG = "no-es-la-clave"
 @pytest.fixture
 def cluster_app(make_app, redis_cluster_url):
     def build(**overrides):
-        return make_app(REDIS_MODE="cluster", REDIS_URL=redis_cluster_url, **overrides)
+        # The test cluster has no replicas: nothing could acknowledge a WAIT.
+        settings = {"CACHE_WAIT_REPLICAS": 0, **overrides}
+        return make_app(REDIS_MODE="cluster", REDIS_URL=redis_cluster_url, **settings)
 
     return build
 
@@ -41,8 +43,8 @@ def test_cluster_urls_in_every_usual_form_are_accepted(raw):
 
 def test_a_single_url_with_a_db_starts_the_app_on_the_cluster(make_app, redis_cluster_url):
     first = redis_cluster_url.split(",")[0]  # redis://127.0.0.1:<port>/0
-    app = make_app(REDIS_MODE="cluster", REDIS_URL=first)
-    assert isinstance(shared_redis(app), RedisCluster)
+    app = make_app(REDIS_MODE="cluster", REDIS_URL=first, CACHE_WAIT_REPLICAS=0)
+    assert isinstance(shared_redis(app).resolve(), RedisCluster)
     producto_id = add_producto(app)
     client = app.test_client()
     assert client.get(f"/api/productos/{producto_id}/").headers["X-Cache"] == "MISS"
@@ -141,6 +143,7 @@ def test_a_killed_node_means_bypass_and_no_500(make_app):
         app = make_app(
             REDIS_MODE="cluster",
             REDIS_URL=cluster.url,
+            CACHE_WAIT_REPLICAS=0,
             REDIS_SOCKET_TIMEOUT=0.2,
             CACHE_CIRCUIT_RESET_SECONDS=0.5,
         )

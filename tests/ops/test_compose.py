@@ -446,7 +446,7 @@ def test_the_sentinel_overlay_has_a_replica_three_sentinels_and_matches_the_app(
     waits = services["api"]["depends_on"]
     assert all(waits[n]["condition"] == "service_healthy" for n in [*sentinels, "redis-replica"])
 
-    from electro_isla.cache.clients import build_client, configured
+    from electro_isla.shared_store.clients import build_client, configured
 
     config = {**Config.__dict__, "REDIS_URL": None}
     config.update({k: env[k] for k in ("REDIS_MODE", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER")})

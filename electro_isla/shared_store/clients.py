@@ -1,4 +1,4 @@
-"""The shared Redis client, built once per app for the configured REDIS_MODE.
+"""The shared Redis client for the configured REDIS_MODE.
 
 - `standalone`: `REDIS_URL`.
 - `sentinel`: `REDIS_SENTINELS=host:port,…` and `REDIS_SENTINEL_MASTER` (no
@@ -9,6 +9,9 @@
 Every connection, the sentinels' included, gets the same short socket and
 connect timeouts and no retries: a hung or dead server (or sentinel) costs one
 timeout, after which the circuit breaker keeps requests away from it.
+
+`build_client` builds at once (a cluster client then connects); the app uses
+`lazy_client`, which builds on first use and again until that works.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
+
+from electro_isla.shared_store.lazy import LazyClient
 
 MODES = ("standalone", "sentinel", "cluster")
 
@@ -107,3 +112,17 @@ def build_client(config: dict[str, Any]) -> Redis | RedisCluster | None:
         reinitialize_steps=1,
         **options,
     )
+
+
+def lazy_client(config: dict[str, Any]) -> LazyClient | None:
+    """`build_client` deferred to the first command, or None when no Redis is configured.
+
+    A bad REDIS_MODE still fails at start; an unreachable server or cluster does not.
+    """
+    mode = config.get("REDIS_MODE", "standalone")
+    if mode not in MODES:
+        raise ValueError(f"REDIS_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+    if not configured(config):
+        return None
+    settings = dict(config)
+    return LazyClient(lambda: build_client(settings))

@@ -4,6 +4,11 @@ Every store that talks to Redis (cache lookups, invalidations, token
 revocations, login limits, stats) reports through one breaker, so whichever
 meets a failure first writes the outage's ERROR line to cache.log, and the
 others simply bypass while it stays open.
+
+Only unavailability opens it. A WAIT that too few replicas acknowledged in
+time (`ReplicationLag`) means the master did the write and answers: sending
+every read to the database and making login limits per-process for a lag
+would turn a slow replica into an outage.
 """
 
 from __future__ import annotations
@@ -11,8 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
-from redis import Redis
 from redis.exceptions import RedisClusterException, RedisError
 
 # Everything a Redis call may raise that means "the cache is not usable now":
@@ -20,6 +25,19 @@ from redis.exceptions import RedisClusterException, RedisError
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
 log = logging.getLogger("electro_isla.cache")
+
+
+class ReplicationLag(RedisError):
+    """A write the master applied but too few replicas acknowledged in time.
+
+    A failover could promote a replica without it, so the caller keeps it to
+    apply again; the server itself answered, so it is no outage.
+    """
+
+
+def is_outage(error: BaseException | None) -> bool:
+    """True when `error` means the shared store cannot be used now."""
+    return not isinstance(error, ReplicationLag)
 
 
 class CircuitBreaker:
@@ -63,7 +81,13 @@ class CircuitBreaker:
     def trip(
         self, operation: str = "redis", key: str = "-", error: BaseException | None = None
     ) -> None:
-        """Open the circuit after `operation` on `key` failed with `error`."""
+        """Open the circuit after `operation` on `key` failed with `error`.
+
+        A replication lag is logged (WARNING) and leaves the circuit as it is.
+        """
+        if not is_outage(error):
+            log.warning("LAG %s %s %s (circuit stays closed)", operation, key, error)
+            return
         now = time.monotonic()
         with self._lock:
             opening = self._open_until == 0.0
@@ -111,7 +135,7 @@ class RedisHealth:
     an outage met first by such a store opens the circuit and is logged the same way.
     """
 
-    def __init__(self, client: Redis | None, breaker: CircuitBreaker) -> None:
+    def __init__(self, client: Any, breaker: CircuitBreaker) -> None:
         self._client = client
         self.breaker = breaker
 
@@ -119,7 +143,7 @@ class RedisHealth:
     def shared(self) -> bool:
         return self._client is not None
 
-    def client(self) -> Redis | None:
+    def client(self) -> Any:
         """The shared client, or None (no Redis configured, or the circuit is open)."""
         if self._client is None or not self.breaker.allow():
             return None
