@@ -113,10 +113,10 @@ class CacheManager:
             self.pending = PendingInvalidations(None)
         self.breaker = shared_store(app).breaker
         # After a replay that replicas did not acknowledge in time (the master has
-        # it), the next replay waits this long: a lagging replica must not cost
-        # every request a WAIT timeout.
+        # it), the next replay waits one breaker interval: a lagging replica must
+        # not cost every request a WAIT timeout.
         self._replay_after = 0.0
-        self._replay_pause = float(app.config["CACHE_PENDING_CHECK_MS"]) / 1000
+        self._replay_pause = float(app.config["CACHE_CIRCUIT_RESET_SECONDS"])
         self.counts = StatsBuffer()
         # Composed names (catalogue pages): id lists plus per-row fragments.
         self.pages = ComposedPages(self)
