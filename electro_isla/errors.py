@@ -143,9 +143,10 @@ def require_json_body() -> None:
     Runs before any view. Lone surrogates (`"\\ud800"`) parse as JSON but cannot
     be encoded as UTF-8 by the database driver (422, per field), and absurdly
     deep nesting blows the parser's recursion limit (400): both would otherwise
-    surface as a 500.
+    surface as a 500. A chunked body (no Content-Length; the server decoded the
+    chunks and lets the app read to the end) is checked the same way.
     """
-    if request.method not in BODY_METHODS or not request.content_length:
+    if request.method not in BODY_METHODS or not _has_body():
         return
     if not request.is_json:
         raise UnsupportedMediaType("Send the body as application/json.")
@@ -167,6 +168,15 @@ def require_json_body() -> None:
         invalid = UnprocessableEntity()
         invalid.data = {"errors": {f: ["Not valid Unicode text (lone surrogate)."] for f in fields}}
         raise invalid
+
+
+def _has_body() -> bool:
+    """A Content-Length above 0, or a non-empty chunked body (read, within MAX_CONTENT_LENGTH)."""
+    if request.content_length:
+        return True
+    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
+        return False
+    return bool(request.get_data(cache=True))
 
 
 def _has_lone_surrogate(document: object) -> bool:
