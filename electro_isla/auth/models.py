@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from electro_isla.db_types import UTCDateTime, utcnow
@@ -10,17 +10,26 @@ from electro_isla.extensions import db
 
 
 class RefreshToken(db.Model):
-    """An opaque refresh token, stored as its SHA-256 hash; each works once."""
+    """A login's refresh-token family: the current member's SHA-256 and its sequence.
+
+    Each refresh replaces the hash and increments `sequence` in place, so a
+    login holds one row however often it refreshes (auth/refresh.py).
+    """
 
     __tablename__ = "refresh_tokens"
-    __table_args__ = (Index("ix_refresh_tokens_usuario_id", "usuario_id"),)
+    __table_args__ = (
+        Index("ix_refresh_tokens_usuario_id", "usuario_id"),
+        Index("uq_refresh_tokens_family", "family", unique=True),
+        Index("ix_refresh_tokens_expires_at", "expires_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     usuario_id: Mapped[int] = mapped_column(ForeignKey("usuarios.id", ondelete="CASCADE"))
+    family: Mapped[str] = mapped_column(String(32))
+    sequence: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 

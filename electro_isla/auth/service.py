@@ -1,32 +1,35 @@
 """Credentials and tokens: registration, login checks, refresh rotation, logout.
 
-Access tokens are 15-minute HS256 JWTs. Refresh tokens are opaque random
-strings; only their SHA-256 is stored, each works once (using it issues the
-next one), and presenting one that was already used means it was copied: every
-refresh token of that usuario is revoked.
+Access tokens are 15-minute HS256 JWTs. Refresh tokens live in auth/refresh.py
+(one family per login, rotated in place; a reused member revokes them all).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from flask import current_app
 from flask_jwt_extended import create_access_token
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from electro_isla.auth.models import RefreshToken, RevokedToken
+from electro_isla.auth.models import RevokedToken
+from electro_isla.auth.refresh import (
+    RefreshRejected,
+    issue_refresh_token,
+    lock_usuario,
+    revoke_refresh_tokens,
+    rotate_refresh_token,
+)
 from electro_isla.auth.tokens import revocations
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db
 from electro_isla.usuarios.models import Usuario, normalize_email
 
-REFRESH_TOKEN_BYTES = 32
+__all__ = ["RefreshRejected", "issue_refresh_token", "rotate_refresh_token"]
 
 
 class DuplicateUsuario(Exception):
@@ -35,10 +38,6 @@ class DuplicateUsuario(Exception):
     def __init__(self, field: str) -> None:
         super().__init__(field)
         self.field = field
-
-
-class RefreshRejected(Exception):
-    """The refresh token is unknown, expired, revoked or already used."""
 
 
 def issue_access_token(usuario: Usuario) -> str:
@@ -117,95 +116,6 @@ def credentials_valid(usuario: Usuario | None, password: str) -> bool:
         check_password_hash(_dummy_hash(), password)
         return False
     return usuario.check_password(password) and usuario.is_active
-
-
-def _hash(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
-
-
-def issue_refresh_token(usuario_id: int) -> str:
-    """A new opaque refresh token for `usuario_id` (added to the session, not committed)."""
-    raw = secrets.token_urlsafe(REFRESH_TOKEN_BYTES)
-    expires: timedelta = current_app.config["REFRESH_TOKEN_EXPIRES"]
-    now = utcnow()
-    db.session.add(
-        RefreshToken(
-            usuario_id=usuario_id, token_hash=_hash(raw), created_at=now, expires_at=now + expires
-        )
-    )
-    return raw
-
-
-def revoke_refresh_tokens(usuario_id: int, when: datetime | None = None) -> None:
-    """Revoke every live refresh token of `usuario_id` (not committed)."""
-    db.session.execute(
-        update(RefreshToken)
-        .where(RefreshToken.usuario_id == usuario_id, RefreshToken.revoked_at.is_(None))
-        .values(revoked_at=when or utcnow())
-    )
-
-
-def lock_usuario(usuario_id: int) -> Usuario | None:
-    """Lock the usuario's row (`SELECT ... FOR UPDATE`) and read it afresh.
-
-    Rotation, logout and reuse detection take this lock first, so they run one
-    after the other per usuario: a logout can no longer miss a rotated token
-    that is inserted but not yet committed (it waits for that COMMIT, then its
-    UPDATE sees the new row). SQLite ignores FOR UPDATE and serialises writers.
-    """
-    return db.session.scalars(
-        select(Usuario)
-        .where(Usuario.id == usuario_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).first()
-
-
-def rotate_refresh_token(raw: str | None) -> tuple[Usuario, str]:
-    """Spend `raw` and return its usuario with the next refresh token. Commits.
-
-    The spend is one conditional UPDATE, so two concurrent uses of the same
-    token cannot both succeed: the loser is treated as a reuse.
-    """
-    if not raw:
-        raise RefreshRejected("missing")
-    token_hash = _hash(raw)
-    owner = db.session.scalar(
-        select(RefreshToken.usuario_id).where(RefreshToken.token_hash == token_hash)
-    )
-    if owner is None:
-        db.session.rollback()
-        raise RefreshRejected("invalid")
-    usuario = lock_usuario(owner)
-    now = utcnow()
-    spent = db.session.execute(
-        update(RefreshToken)
-        .where(
-            RefreshToken.token_hash == token_hash,
-            RefreshToken.used_at.is_(None),
-            RefreshToken.revoked_at.is_(None),
-            RefreshToken.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(RefreshToken.usuario_id)
-    ).scalar_one_or_none()
-    if spent is None:
-        known = db.session.scalars(
-            select(RefreshToken).where(RefreshToken.token_hash == token_hash)
-        ).first()
-        if known is not None and known.used_at is not None:
-            revoke_refresh_tokens(known.usuario_id, now)
-            db.session.commit()
-            raise RefreshRejected("reused")
-        db.session.rollback()
-        raise RefreshRejected("invalid")
-    if usuario is None or not usuario.is_active:
-        revoke_refresh_tokens(spent, now)
-        db.session.commit()
-        raise RefreshRejected("inactive")
-    new_raw = issue_refresh_token(usuario.id)
-    db.session.commit()
-    return usuario, new_raw
 
 
 PURGE_BATCH = 100

@@ -214,8 +214,9 @@ def test_refresh_rotates_the_cookie_and_issues_a_new_access_token(app, client, u
     assert "httponly" in response.headers["Set-Cookie"].lower()
     me = client.get("/api/auth/me/", headers=bearer(response.json["accessToken"]))
     assert me.status_code == 200
-    rows = {row.used_at is None for row in refresh_rows(app, usuario_id)}
-    assert rows == {True, False}  # the first is spent, the second is live
+    rows = refresh_rows(app, usuario_id)
+    # One family, rotated in place: the first member is spent, the second is live.
+    assert [(row.sequence, row.revoked_at) for row in rows] == [(1, None)]
     # And the new one works in turn.
     assert client.post("/api/auth/refresh/").status_code == 200
 
@@ -349,7 +350,7 @@ def test_concurrent_uses_of_one_refresh_token_let_exactly_one_through(app, usuar
         statuses = sorted(pool.map(use, clients))
     assert statuses == [200] + [401] * (len(clients) - 1)
     rows = refresh_rows(app, usuario_id)
-    assert len(rows) == 2
+    assert len(rows) == 1  # one login, one family
     assert all(row.revoked_at is not None for row in rows)
 
 

@@ -10,10 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from electro_isla.auth import models as auth_models
-from electro_isla.auth.models import RefreshToken
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
@@ -54,10 +52,10 @@ def test_logout_during_a_refresh_paused_before_commit_kills_the_rotated_token(ap
 
     inserted, resume = threading.Event(), threading.Event()
 
-    def pause_after_insert(session: Session, _context) -> None:
-        # The refresh's new token is INSERTed (flushed) but not yet committed.
-        if threading.current_thread().name == "refresh" and any(
-            isinstance(obj, RefreshToken) for obj in session.new
+    def pause_after_rotation(_conn, _cursor, statement: str, *_args) -> None:
+        # The refresh's next member is written (the family's row UPDATEd) but not committed.
+        if threading.current_thread().name == "refresh" and statement.startswith(
+            "UPDATE refresh_tokens SET sequence"
         ):
             inserted.set()
             resume.wait(10)
@@ -70,11 +68,13 @@ def test_logout_during_a_refresh_paused_before_commit_kills_the_rotated_token(ap
     def logout() -> None:
         results["logout"] = seed.post("/api/auth/logout/", headers=bearer(access)).status_code
 
-    event.listen(Session, "after_flush", pause_after_insert)
+    with app.app_context():
+        engine = _db.engine
+    event.listen(engine, "after_cursor_execute", pause_after_rotation)
     try:
         refreshing = threading.Thread(target=refresh, name="refresh")
         refreshing.start()
-        assert inserted.wait(10), "the refresh never reached its INSERT"
+        assert inserted.wait(10), "the refresh never reached its UPDATE"
         logging_out = threading.Thread(target=logout, name="logout")
         logging_out.start()
         # Logout must now wait for the refresh's lock on the usuario row.
@@ -87,14 +87,14 @@ def test_logout_during_a_refresh_paused_before_commit_kills_the_rotated_token(ap
         logging_out.join(10)
     finally:
         resume.set()
-        event.remove(Session, "after_flush", pause_after_insert)
+        event.remove(engine, "after_cursor_execute", pause_after_rotation)
 
     assert results["refresh"] == 200 and results["logout"] == 200, results
     assert results["logout_waited"], "logout did not wait for the in-flight refresh"
     # The token the refresh handed out was revoked by the logout that followed it.
     assert refresher.post("/api/auth/refresh/").status_code == 401
     rows = refresh_rows(app, usuario_id)
-    assert len(rows) == 2 and all(row.revoked_at is not None for row in rows)
+    assert len(rows) == 1 and rows[0].sequence == 1 and rows[0].revoked_at is not None
 
 
 # -- 5: revocations answered from the database while Redis is out -------------------

@@ -1,0 +1,125 @@
+"""Refresh tokens are bounded: one row per login (a family rotated in place), expired rows purged."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import timedelta
+
+from electro_isla.auth import refresh
+from electro_isla.auth.models import RefreshToken
+from electro_isla.db_types import utcnow
+from electro_isla.extensions import db as _db
+from tests.auth.support import (
+    COOKIE,
+    COOKIE_PATH,
+    count,
+    login,
+    make_usuario,
+    refresh_cookie,
+    refresh_rows,
+)
+
+
+def test_a_thousand_refreshes_leave_one_row_per_login(app, client, usuario_id):
+    other = app.test_client()
+    login(client, "ana")
+    login(other, "ana")
+    assert count(app, RefreshToken) == 2
+    for i in range(1000):
+        assert client.post("/api/auth/refresh/").status_code == 200, i
+    assert count(app, RefreshToken) == 2
+    rows = refresh_rows(app, usuario_id)
+    assert sorted(row.sequence for row in rows) == [0, 1000]
+    assert other.post("/api/auth/refresh/").status_code == 200
+
+
+def test_an_older_member_of_the_family_is_reuse_and_revokes_every_refresh_token(
+    app, client, usuario_id
+):
+    other = app.test_client()
+    login(other, "ana")
+    login(client, "ana")
+    members = [refresh_cookie(client)]
+    for _ in range(4):
+        assert client.post("/api/auth/refresh/").status_code == 200
+        members.append(refresh_cookie(client))
+    thief = app.test_client()
+    thief.set_cookie(COOKIE, members[2], path=COOKIE_PATH)
+    assert thief.post("/api/auth/refresh/").status_code == 401
+    assert all(row.revoked_at is not None for row in refresh_rows(app, usuario_id))
+    assert client.post("/api/auth/refresh/").status_code == 401  # the live member too
+    assert other.post("/api/auth/refresh/").status_code == 401  # and the other login
+
+
+def test_a_forged_member_of_a_live_family_is_refused_without_revoking(app, client, usuario_id):
+    login(client, "ana")
+    family = refresh_cookie(client).split(".")[0]
+    for forged in (f"{family}.0.nope", f"{family}.7.nope", "sin-puntos", f"{family}.x.y"):
+        thief = app.test_client()
+        thief.set_cookie(COOKIE, forged, path=COOKIE_PATH)
+        assert thief.post("/api/auth/refresh/").status_code == 401, forged
+    # sequence 0 is the current member's: a wrong secret with it is no proof of a copy.
+    assert all(row.revoked_at is None for row in refresh_rows(app, usuario_id))
+    assert client.post("/api/auth/refresh/").status_code == 200
+
+
+def test_expired_families_are_purged_in_bounded_batches(app, client, usuario_id):
+    someone = make_usuario(app, username="otra")  # not ana: her own logins are capped apart
+    old = utcnow() - timedelta(hours=3)
+    with app.app_context():
+        for i in range(refresh.PURGE_BATCH + 30):
+            _db.session.add(
+                RefreshToken(
+                    usuario_id=someone,
+                    family=f"{i:032x}",
+                    token_hash=hashlib.sha256(str(i).encode()).hexdigest(),
+                    created_at=old,
+                    expires_at=old + timedelta(hours=2),
+                )
+            )
+        _db.session.commit()
+    login(client, "ana")  # purges one batch, adds its own family
+    assert count(app, RefreshToken) == 30 + 1
+    assert client.post("/api/auth/refresh/").status_code == 200  # and the rest
+    assert count(app, RefreshToken) == 1
+
+
+def test_a_usuario_keeps_a_bounded_number_of_logins(app, usuario_id):
+    clients = [app.test_client() for _ in range(refresh.REFRESH_FAMILIES_PER_USUARIO + 5)]
+    for c in clients:
+        assert login(c, "ana").status_code == 200
+    assert count(app, RefreshToken) == refresh.REFRESH_FAMILIES_PER_USUARIO
+    assert clients[0].post("/api/auth/refresh/").status_code == 401  # the oldest login
+    assert clients[-1].post("/api/auth/refresh/").status_code == 200
+
+
+def test_a_token_issued_before_families_still_works_once(app, client, usuario_id):
+    """The migration keeps live pre-family rows; their plain tokens rotate into the family."""
+    legacy = "legacy-token-without-dots"
+    with app.app_context():
+        now = utcnow()
+        _db.session.add(
+            RefreshToken(
+                usuario_id=usuario_id,
+                family=uuid.uuid4().hex,
+                token_hash=hashlib.sha256(legacy.encode()).hexdigest(),
+                created_at=now,
+                expires_at=now + timedelta(hours=2),
+            )
+        )
+        _db.session.commit()
+    client.set_cookie(COOKIE, legacy, path=COOKIE_PATH)
+    assert client.post("/api/auth/refresh/").status_code == 200
+    assert client.post("/api/auth/refresh/").status_code == 200
+    assert [row.sequence for row in refresh_rows(app, usuario_id)] == [2]
+
+
+def test_a_second_use_of_a_new_login_is_reuse(app, client, usuario_id):
+    login(client, "ana")
+    first = refresh_cookie(client)
+    assert client.post("/api/auth/refresh/").status_code == 200
+    again = app.test_client()
+    again.set_cookie(COOKIE, first, path=COOKIE_PATH)
+    assert again.post("/api/auth/refresh/").status_code == 401
+    assert all(row.revoked_at is not None for row in refresh_rows(app, usuario_id))
