@@ -6,7 +6,7 @@ import fnmatch
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -18,6 +18,9 @@ from electro_isla.cache.registry import REGISTRY
 from electro_isla.shared_store import ReplicationLag
 
 GLOB_CHARS = re.compile(r"([*?\[\]\\])")
+# The in-process store keeps at most this many generations (and as many locks):
+# product ids and searches are the client's choice, so time alone is no bound.
+LOCAL_MAX_KEYS = 2048
 
 # KEYS: the name's generation counter `<prefix>:gen:{<name>}` and, for a row family,
 # the row's `<prefix>:gen:{<name>}:<row>`. ARGV[1]: the params part of the key;
@@ -61,15 +64,20 @@ class LocalStore:
 
     Like Redis' counters, a generation expires `gen_ttl` seconds after it was last
     used and is re-seeded from the clock; idle locks are dropped. A sweep every
-    `gen_ttl` keeps both bounded by what was used within the longest TTL.
+    `gen_ttl` keeps both bounded by what was used within the longest TTL, and
+    `max_keys` by count: past it the least recently used generation goes (like
+    Redis' eviction: a counter re-seeded from the clock is above every number it
+    held, so no stored value is reachable again) and idle locks are dropped.
     """
 
     shared = False
 
-    def __init__(self, gen_ttl: int) -> None:
+    def __init__(self, gen_ttl: int, max_keys: int = LOCAL_MAX_KEYS) -> None:
         self.gen_ttl = gen_ttl
+        self.max_keys = max_keys
         self._guard = threading.Lock()
-        self._gens: dict[str, tuple[int, float]] = {}  # key -> (generation, expires at)
+        # key -> (generation, expires at), least recently used first
+        self._gens: OrderedDict[str, tuple[int, float]] = OrderedDict()
         self._locks: dict[str, threading.Lock] = {}
         self._stats: Counter[str] = Counter()
         self._last_updated: str | None = None
@@ -79,13 +87,16 @@ class LocalStore:
         current = self._gens.get(key)
         gen = current[0] if current is not None and current[1] > now else time.time_ns()
         self._gens[key] = (gen, now + self.gen_ttl)
+        self._gens.move_to_end(key)
+        while len(self._gens) > self.max_keys:
+            self._gens.popitem(last=False)
         return gen
 
     def _sweep(self, now: float) -> None:
         if now < self._next_sweep:
             return
         self._next_sweep = now + self.gen_ttl
-        self._gens = {k: v for k, v in self._gens.items() if v[1] > now}
+        self._gens = OrderedDict((k, v) for k, v in self._gens.items() if v[1] > now)
         self._locks = {k: lock for k, lock in self._locks.items() if lock.locked()}
 
     def __len__(self) -> int:
@@ -107,6 +118,9 @@ class LocalStore:
 
     def lock(self, key: str, timeout: float) -> KeyLock:
         with self._guard:
+            if key not in self._locks and len(self._locks) >= self.max_keys:
+                # A dropped idle lock costs at most one duplicate fetch.
+                self._locks = {k: lock for k, lock in self._locks.items() if lock.locked()}
             return self._locks.setdefault(key, threading.Lock())
 
     def add_stats(self, counts: Counter[str], when: str) -> None:
