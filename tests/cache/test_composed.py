@@ -14,6 +14,7 @@ from electro_isla.cache.composed import ComposedPages
 from electro_isla.catalogo import service
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
+from electro_isla.shared_store import shared_redis
 from tests.cache.support import add_producto, manager_of, raw_redis
 
 PAGE = "/api/productos/"
@@ -102,7 +103,7 @@ def test_the_interleaving_catches_pages_that_read_row_versions_after_fetching(
 
 
 def counting_round_trips(app, monkeypatch) -> list[str]:
-    client = app.extensions["electro_isla.redis"]
+    client = shared_redis(app).resolve()  # the real client the lazy one stands for
     calls: list[str] = []
     execute = client.execute_command
     pipeline = client.pipeline

@@ -13,13 +13,14 @@ from flask import Response, request
 from sqlalchemy import text
 
 from electro_isla.extensions import db
+from electro_isla.shared_store import shared_redis
 from wsgi import app
 
 
 @app.get("/__test__/slow")
 def slow():  # noqa: ANN202
     seconds = min(float(request.args.get("seconds", "1")), 10.0)
-    redis = app.extensions["electro_isla.redis"]
+    redis = shared_redis(app)
     redis.incr(os.environ["TEST_INFLIGHT_KEY"])  # "I am being served"
     db.session.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
     return {"pid": os.getpid(), "slept": seconds}
