@@ -65,6 +65,8 @@ class Config:
     LOGIN_WINDOW_SECONDS = 60
 
     MAX_CONTENT_LENGTH = 1024 * 1024
+    # Who may read /metrics (IPs/CIDRs). Empty: everyone, outside production only;
+    # production reads empty as loopback (PRODUCTION_METRICS_ALLOW).
     METRICS_ALLOW = ""
     # Addresses/CIDRs of the reverse proxies in front: X-Forwarded-* is believed only
     # when the TCP peer is one of them. Empty: the TCP peer is the client.
@@ -140,6 +142,9 @@ class TestConfig(Config):
     SQLALCHEMY_DATABASE_URI = "sqlite://"
 
 
+PRODUCTION_METRICS_ALLOW = "127.0.0.1,::1"
+
+
 class ProdConfig(Config):
     ENV_NAME = "production"
     SQLALCHEMY_ENGINE_OPTIONS = {
@@ -160,6 +165,9 @@ class ProdConfig(Config):
         problem = shared_store_problem(config)
         if problem:
             raise RuntimeError(f"production refuses to start: {problem}")
+        if not (config.get("METRICS_ALLOW") or "").strip():
+            # Closed by default: open it by listing the scrapers (0.0.0.0/0 means anyone).
+            config["METRICS_ALLOW"] = PRODUCTION_METRICS_ALLOW
         super().finalize(config)
 
 

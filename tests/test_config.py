@@ -129,3 +129,24 @@ def test_gunicorn_with_several_workers_and_no_redis_does_not_serve(tmp_path):
     )
     assert result.returncode != 0
     assert "no shared store" in result.stderr
+
+
+def test_production_closes_metrics_to_all_but_loopback_by_default(prod_env):
+    prod_env.delenv("METRICS_ALLOW", raising=False)
+    app = prod_app()
+    assert app.config["METRICS_ALLOW"] == "127.0.0.1,::1"
+    client = app.test_client()
+    far = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert far.status_code == 403 and far.json["code"] == 403
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
+    # Set but empty (an .env line left blank) is closed too, not open to everyone.
+    prod_env.setenv("METRICS_ALLOW", "")
+    blank = prod_app().test_client()
+    assert blank.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 403
+
+
+def test_production_opens_metrics_only_to_what_is_listed(prod_env):
+    prod_env.setenv("METRICS_ALLOW", "10.0.0.0/8")
+    client = prod_app().test_client()
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
+    assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 403

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import gunicorn
 import pytest
+import redis as redis_lib
 import yaml
 from sqlalchemy import make_url
 
@@ -140,6 +141,23 @@ def argv(command: str | list[str]) -> list[str]:
     return shlex.split(command) if isinstance(command, str) else list(command)
 
 
+# Policies that evict only keys with a TTL: the statistics counters (no TTL) stay, and
+# every key with a TTL is one the app can lose safely (README, "What Redis may evict").
+SAFE_EVICTION = ("volatile-lru", "volatile-lfu", "volatile-ttl", "volatile-random")
+
+
+def redis_memory_problems(name: str, service: dict[str, Any]) -> list[str]:
+    """A Redis without maxmemory grows until the host kills it; allkeys-* evicts counters."""
+    args = argv(service.get("command") or [])
+    problems = []
+    if "--maxmemory" not in args or args.index("--maxmemory") + 1 >= len(args):
+        problems.append(f"{name} has no --maxmemory")
+    policy = args[args.index("--maxmemory-policy") + 1] if "--maxmemory-policy" in args else None
+    if policy not in SAFE_EVICTION:
+        problems.append(f"{name} --maxmemory-policy must be one of {SAFE_EVICTION}, not {policy}")
+    return problems
+
+
 def compose_problems(compose: dict[str, Any]) -> list[str]:
     """Structural checks: the dependency graph, health checks, env names."""
     problems: list[str] = []
@@ -154,6 +172,7 @@ def compose_problems(compose: dict[str, Any]) -> list[str]:
         problems.append("postgres has no healthcheck")
     if not redis_svc.get("healthcheck"):
         problems.append("redis has no healthcheck")
+    problems.extend(redis_memory_problems("redis", redis_svc))
     volumes = compose.get("volumes") or {}
     pg_volumes = [v.split(":")[0] for v in postgres.get("volumes", [])]
     if not any(v in volumes for v in pg_volumes):
@@ -203,7 +222,10 @@ def test_the_checker_catches_drift(compose):
     broken["services"]["api"]["environment"] = {"DATBASE_URL": "postgresql://x"}
     broken["services"]["api"]["depends_on"].pop("migrate")
     broken["services"]["redis"].pop("healthcheck")
+    broken["services"]["redis"]["command"] = ["redis-server", "--maxmemory-policy", "allkeys-lru"]
     problems = compose_problems(broken)
+    assert any("no --maxmemory" in p for p in problems)
+    assert any("allkeys-lru" in p for p in problems)
     assert any("DATBASE_URL" in p for p in problems)
     assert any("migrate" in p for p in problems)
     assert any("redis has no healthcheck" in p for p in problems)
@@ -437,6 +459,8 @@ def test_the_sentinel_overlay_has_a_replica_three_sentinels_and_matches_the_app(
     replica = " ".join(argv(services["redis-replica"]["command"]))
     assert "--replicaof redis 6379" in replica
     assert "--min-replicas-to-write 1" in " ".join(argv(services["redis"]["command"]))
+    # A promoted replica is bounded the same way.
+    assert redis_memory_problems("redis-replica", services["redis-replica"]) == []
 
     env = service_env(services["api"])
     assert env["REDIS_MODE"] == "sentinel"
@@ -453,3 +477,17 @@ def test_the_sentinel_overlay_has_a_replica_three_sentinels_and_matches_the_app(
     assert configured(config)
     client = build_client(config)  # lazy: nothing connects until first use
     assert client.connection_pool.service_name == "mymaster"
+
+
+def test_a_real_redis_takes_the_compose_memory_settings(compose):
+    from tests.servers import RedisServer
+
+    args = argv(compose["services"]["redis"]["command"])
+    memory = args[args.index("--maxmemory") : args.index("--maxmemory-policy") + 2]
+    server = RedisServer(args=tuple(memory)).start()
+    try:
+        client = redis_lib.Redis(port=server.port)
+        assert client.config_get("maxmemory")["maxmemory"] == str(256 * 1024 * 1024)
+        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "volatile-lru"
+    finally:
+        server.stop()
