@@ -66,11 +66,25 @@ def test_a_worker_booted_while_the_cluster_was_down_joins_it_when_it_comes_up(ma
         fresh = second.get(f"/api/productos/{producto_id}/")
         assert fresh.json["precio"] == 12.0 and fresh.headers["X-Cache"] == "MISS"
 
-        # The early worker's logout is seen by the late one.
+        # And the other way round: the late worker's write reaches the early one's entry.
+        assert first.get(f"/api/productos/{producto_id}/").headers["X-Cache"] in {"MISS", "HIT"}
+        assert first.get(f"/api/productos/{producto_id}/").headers["X-Cache"] == "HIT"
+        _, late_admin = quick_user(late, "admin")
+        patch = second.patch(
+            f"/api/admin/productos/{producto_id}/", json={"precio": 13}, headers=late_admin
+        )
+        assert patch.status_code == 200, patch.json
+        assert first.get(f"/api/productos/{producto_id}/").json["precio"] == 13.0
+
+        # Logouts are seen both ways.
         token = login(first, "ana").json["accessToken"]
         assert second.get("/api/perfil/", headers=bearer(token)).status_code == 200
         assert first.post("/api/auth/logout/", headers=bearer(token)).status_code == 200
         assert second.get("/api/perfil/", headers=bearer(token)).status_code == 401
+        token = login(second, "ana").json["accessToken"]
+        assert first.get("/api/perfil/", headers=bearer(token)).status_code == 200
+        assert second.post("/api/auth/logout/", headers=bearer(token)).status_code == 200
+        assert first.get("/api/perfil/", headers=bearer(token)).status_code == 401
 
         # Failed logins through the early worker count on the late one: one shared window.
         for _ in range(5):
