@@ -2,7 +2,10 @@
 
 `/healthz` says the process is alive (restart it if not); `/readyz` says it
 can serve (route traffic to it): the database must answer, the cache may be
-degraded because requests then fall back to the database.
+degraded because requests then fall back to the database. `cache: ok` only
+while this process really uses the configured shared store (it is pinged,
+through the one breaker of electro_isla.shared_store): a worker that has not
+reached Redis since it started says `degraded`.
 """
 
 from __future__ import annotations

@@ -58,25 +58,6 @@ class SharedStore:
         """True while this process uses the configured Redis: built and circuit closed."""
         return self.client is not None and self.client.built and self.breaker.closed
 
-    def ping(self) -> bool:
-        """Ask Redis now (when the breaker allows); True when it answered."""
-        client = self.health.client()
-        if client is None:
-            return False
-        try:
-            client.ping()
-        except REDIS_ERRORS as exc:
-            self.health.failed("ping", "ping", exc)
-            return False
-        self.health.worked()
-        return True
-
-    def status(self) -> str:
-        """`ok` when no shared store is configured or this process uses it, else `degraded`."""
-        if self.client is None:
-            return "ok"
-        return "ok" if self.ping() else "degraded"
-
 
 def register_shared_store(app: Flask) -> SharedStore:
     """Create this app's shared store (nothing connects yet)."""
