@@ -156,58 +156,55 @@ def main() -> None:
         database(admin, "bench_hot_antes", False) as (url_antes, _),
         database(admin, "bench_hot_despues", False) as (url_despues, _),
     ):
-        if True:
-            urls = {"antes": url_antes, "despues": url_despues}
-            apps = {s: bench_app(u, redis_url, logdir, "UTC") for s, u in urls.items()}
-            bounds = {}
-            for schema, revision in SCHEMAS.items():
-                started = time.perf_counter()
-                bounds[schema] = seed(apps[schema], revision, args.pedidos)
-                print(f"# {schema}: {revision}, seeded in {time.perf_counter() - started:.1f} s")
-            conninfo = {
-                s: admin.set(database=f"bench_hot_{s}", drivername="postgresql").render_as_string(
-                    hide_password=False
+        urls = {"antes": url_antes, "despues": url_despues}
+        apps = {s: bench_app(u, redis_url, logdir, "UTC") for s, u in urls.items()}
+        bounds = {}
+        for schema, revision in SCHEMAS.items():
+            started = time.perf_counter()
+            bounds[schema] = seed(apps[schema], revision, args.pedidos)
+            print(f"# {schema}: {revision}, seeded in {time.perf_counter() - started:.1f} s")
+        conninfo = {
+            s: admin.set(database=f"bench_hot_{s}", drivername="postgresql").render_as_string(
+                hide_password=False
+            )
+            for s in SCHEMAS
+        }
+        for r in range(args.rounds):
+            for schema in SCHEMAS:
+                for n in clients:
+                    for enabled in (True, False) if r % 2 == 0 else (False, True):
+                        triggers(conninfo[schema], enabled)
+                        with LockSampler(conninfo[schema]) as sampler:
+                            tps = pgbench(
+                                admin, f"bench_hot_{schema}", n, args.seconds, bounds[schema]
+                            )
+                        load = os.getloadavg()[0]
+                        locks, xid = sampler.share()
+                        cells.setdefault((schema, n, enabled), []).append((tps, locks, xid, load))
+                        print(
+                            f"  round {r} {schema:<7} {n:>2} clients "
+                            f"{'with' if enabled else 'without':<7} {tps:8.1f} tps  "
+                            f"waiting on Lock {locks:5.1%} (transactionid {xid:5.1%})  "
+                            f"load {load:.1f}",
+                            flush=True,
+                        )
+            triggers(conninfo["antes"], True)
+            triggers(conninfo["despues"], True)
+        if not args.no_api:
+            for schema in SCHEMAS:
+                # The current code's rebuild knows only the head schema.
+                api[schema] = escrituras.measure(apps[schema], rebuild=schema == "despues")
+                w = api[schema]
+                print(
+                    f"  API {schema}: 40 buyers {w['rate_with']:.1f} vs "
+                    f"{w['rate_without']:.1f} orders/s; statuses {w['statuses']}; "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    flush=True,
                 )
-                for s in SCHEMAS
-            }
-            for r in range(args.rounds):
-                for schema in SCHEMAS:
-                    for n in clients:
-                        for enabled in (True, False) if r % 2 == 0 else (False, True):
-                            triggers(conninfo[schema], enabled)
-                            with LockSampler(conninfo[schema]) as sampler:
-                                tps = pgbench(
-                                    admin, f"bench_hot_{schema}", n, args.seconds, bounds[schema]
-                                )
-                            load = os.getloadavg()[0]
-                            locks, xid = sampler.share()
-                            cells.setdefault((schema, n, enabled), []).append(
-                                (tps, locks, xid, load)
-                            )
-                            print(
-                                f"  round {r} {schema:<7} {n:>2} clients "
-                                f"{'with' if enabled else 'without':<7} {tps:8.1f} tps  "
-                                f"waiting on Lock {locks:5.1%} (transactionid {xid:5.1%})  "
-                                f"load {load:.1f}",
-                                flush=True,
-                            )
-                triggers(conninfo["antes"], True)
-                triggers(conninfo["despues"], True)
-            if not args.no_api:
-                for schema in SCHEMAS:
-                    # The current code's rebuild knows only the head schema.
-                    api[schema] = escrituras.measure(apps[schema], rebuild=schema == "despues")
-                    w = api[schema]
-                    print(
-                        f"  API {schema}: 40 buyers {w['rate_with']:.1f} vs "
-                        f"{w['rate_without']:.1f} orders/s; statuses {w['statuses']}; "
-                        f"load {os.getloadavg()[0]:.1f}",
-                        flush=True,
-                    )
-            for app in apps.values():
-                with app.app_context():
-                    db.session.remove()
-                    db.engine.dispose()
+        for app in apps.values():
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
     report(cells, clients, api)
 
 
