@@ -13,7 +13,7 @@ deltas to the rollup rows (electro_isla/estadisticas/rollups.py), so every figur
 stays exact at every commit. `estadisticas_plegar()` ("fold") moves the committed
 deltas into the rollups (slot 0) and keeps the retention counters; one fold at a
 time (an advisory lock). A writer folds in its own transaction when its
-statement changed ≥ 1000 rows (imports pay for their own fold) or once every 64
+statement changed ≥ 1000 rows (imports pay for their own fold) or once every 256
 statements, and only if no fold is running (pg_try_advisory_xact_lock), so no
 writer ever waits for another. The rollup rows are written by the fold alone.
 
@@ -42,8 +42,9 @@ depends_on = None
 VENTA = "('confirmado', 'en_preparacion', 'en_camino', 'entregado')"
 # A statement changing at least this many rows folds at once (bulk writes, imports).
 BULK = 1000
-# Otherwise one statement in EVERY folds (if no fold is running).
-EVERY = 64
+# Otherwise one statement in EVERY folds (if no fold is running): a fold scans
+# the delta tables, dead rows included until (auto)vacuum, so not too often.
+EVERY = 256
 # Advisory lock key of the fold: hashtext('estadisticas_plegar').
 LOCK = "hashtext('estadisticas_plegar')"
 
@@ -402,10 +403,24 @@ def _pg_downgrade() -> None:
     op.execute("DROP SEQUENCE estadisticas_deltas_seq")
 
 
+# Deltas are inserted and deleted all day: vacuum them after every 10,000 dead or
+# inserted rows, whatever their size, so the fold and the readers scan few pages.
+DELTA_STORAGE = {
+    "autovacuum_vacuum_scale_factor": 0,
+    "autovacuum_vacuum_threshold": 10_000,
+    "autovacuum_vacuum_insert_scale_factor": 0,
+    "autovacuum_vacuum_insert_threshold": 10_000,
+}
+
+
 def upgrade():
+    postgres = op.get_bind().dialect.name == "postgresql"
     for name, columns in DELTAS.items():
         op.create_table(name, *(sa.Column(c, t, nullable=False) for c, t in columns))
-    if op.get_bind().dialect.name == "postgresql":
+        if postgres:
+            storage = ", ".join(f"{k} = {v}" for k, v in DELTA_STORAGE.items())
+            op.execute(f"ALTER TABLE {name} SET ({storage})")
+    if postgres:
         _collapse_slots()
         _pg_upgrade()
 

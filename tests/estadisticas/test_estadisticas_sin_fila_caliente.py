@@ -90,9 +90,9 @@ def test_the_fold_moves_the_deltas_and_no_figure(app):
         assert response.status_code == 201
     before = _exact(app)
     assert _deltas(app) > 0  # the orders' triggers wrote deltas, not the rollup rows
-    with app.app_context():
-        _db.session.execute(text("SELECT estadisticas_plegar()"))
-        _db.session.commit()
+    folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
+    assert folded.exit_code == 0, folded.output
+    assert "delta rows folded" in folded.output
     assert _deltas(app) == 0
     assert _exact(app) == before
     assert before["reporte"]["resumen"]["total_pedidos"] == 5
