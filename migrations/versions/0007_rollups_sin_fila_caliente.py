@@ -12,10 +12,13 @@ insert takes no row lock another writer can wait on. Readers add the unfolded
 deltas to the rollup rows (electro_isla/estadisticas/rollups.py), so every figure
 stays exact at every commit. `estadisticas_plegar()` ("fold") moves the committed
 deltas into the rollups (slot 0) and keeps the retention counters; one fold at a
-time (an advisory lock). A writer folds in its own transaction when its
-statement changed ≥ 1000 rows (imports pay for their own fold) or once every 256
+time (an advisory lock). A writer folds in its own transaction once every 256
 statements, and only if no fold is running (pg_try_advisory_xact_lock), so no
-writer ever waits for another. The rollup rows are written by the fold alone.
+order ever waits for another. A statement changing ≥ 1000 rows (COPY, imports,
+bulk UPDATEs) takes the fold lock (waiting for a running fold) and upserts the
+rollups directly with 0002's statements (slot 0): deleting that many deltas
+again and again inside one long transaction would leave dead rows each later
+fold re-reads. The rollup rows are written by folds and bulk statements alone.
 
 SQLite serialises writers: its row triggers (0002) keep writing the rollups
 directly; the delta tables exist there but stay empty.
@@ -144,11 +147,11 @@ END;
 $$"""
 
 PG_TAL_VEZ = f"""
-CREATE FUNCTION estadisticas_tal_vez_plegar(filas bigint) RETURNS void LANGUAGE plpgsql AS $$
+CREATE FUNCTION estadisticas_tal_vez_plegar() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     -- Only in READ COMMITTED: a REPEATABLE READ writer's older snapshot could try to
     -- delete deltas another fold already moved (a serialization failure for its order).
-    IF (filas >= {BULK} OR nextval('estadisticas_deltas_seq') % {EVERY} = 0)
+    IF nextval('estadisticas_deltas_seq') % {EVERY} = 0
        AND current_setting('transaction_isolation') = 'read committed'
        AND pg_try_advisory_xact_lock({LOCK}) THEN
         PERFORM estadisticas_plegar();
@@ -321,25 +324,34 @@ def _pg_upgrade() -> None:
     )
     op.execute(PG_TAL_VEZ)
     op.execute(
-        "COMMENT ON FUNCTION estadisticas_tal_vez_plegar(bigint) IS 'Called by the statistics "
-        f"triggers: folds when the statement changed >= {BULK} rows or once every {EVERY} "
-        "statements, in READ COMMITTED, unless a fold is running (never waits).'"
+        "COMMENT ON FUNCTION estadisticas_tal_vez_plegar() IS 'Called by the statistics "
+        f"triggers after a small statement: folds once every {EVERY} statements, in READ "
+        "COMMITTED, unless a fold is running (never waits).'"
     )
     _drop_row_triggers()
+    old = _rollups_0002()
+    # 0002's bodies upsert the rollups directly: the bulk path, into slot 0.
+    directo = {stem: (body, update_only) for _t, stem, _c, body, update_only, _m in old.PG_TRIGGERS}
     for table, stem, cols, body, update_only, comment in PG_TRIGGERS:
         for op_name, suffix in OPS.items():
-            sql = body + (update_only if op_name == "UPDATE" else "")
             changed = "nuevos" if op_name != "DELETE" else "viejos"
+            source = _pg_source(op_name, cols)
+            deltas = body + (update_only if op_name == "UPDATE" else "")
+            bulk = directo[stem][0] + (directo[stem][1] if op_name == "UPDATE" else "")
+            bulk = bulk.replace(old.PG_SLOT, "0::smallint")
             function = f"{stem}_{suffix}"
             op.execute(
                 f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
-                f"BEGIN\n{sql.replace('{cambio}', _pg_source(op_name, cols))}\n"
-                f"PERFORM estadisticas_tal_vez_plegar((SELECT count(*) FROM {changed}));\n"
-                f"RETURN NULL;\nEND;\n$$"
+                f"BEGIN\nIF (SELECT count(*) FROM {changed}) >= {BULK} THEN\n"
+                f"PERFORM pg_advisory_xact_lock({LOCK});\n{bulk.replace('{cambio}', source)}\n"
+                f"ELSE\n{deltas.replace('{cambio}', source)}\n"
+                "PERFORM estadisticas_tal_vez_plegar();\nEND IF;\n"
+                "RETURN NULL;\nEND;\n$$"
             )
             op.execute(
                 f"COMMENT ON FUNCTION {function}() IS '{comment} (after {op_name}); "
-                "sometimes folds them (estadisticas_tal_vez_plegar).'"
+                "sometimes folds them (estadisticas_tal_vez_plegar). A statement of "
+                f">= {BULK} rows upserts the rollups directly instead, holding the fold lock.'"
             )
             op.execute(
                 f"CREATE TRIGGER {function} AFTER {op_name} ON {table} "
@@ -398,7 +410,7 @@ def _pg_downgrade() -> None:
                 f"{old._pg_referencing(op_name)} FOR EACH STATEMENT EXECUTE FUNCTION {function}()"
             )
     _truncate_functions(with_deltas=False)
-    op.execute("DROP FUNCTION estadisticas_tal_vez_plegar(bigint)")
+    op.execute("DROP FUNCTION estadisticas_tal_vez_plegar()")
     op.execute("DROP FUNCTION estadisticas_plegar()")
     op.execute("DROP SEQUENCE estadisticas_deltas_seq")
 

@@ -166,3 +166,43 @@ def test_sixty_four_parallel_orders_leave_the_rollups_exact(app, seed):
         _db.session.commit()
     assert _deltas(app) == 0
     assert _exact(app) == raw
+
+
+def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
+    """A statement of >= 1000 rows writes the rollups itself (no deltas to fold);
+    the small writes' deltas before and after it still add up exactly."""
+    app.config["TIMEZONE"] = "Asia/Kathmandu"
+    args = ["seed-demo", "--pedidos", "1500", "--usuarios", "150", "--productos", "30"]
+    result = app.test_cli_runner().invoke(args=[*args, "--seed", "3"])  # one COPY: bulk
+    assert result.exit_code == 0, result.output
+    with app.app_context():  # the 1500 pedidos went straight into the rollups
+        pedidos_deltas = _db.session.scalar(
+            text("SELECT count(*) FROM estadisticas_pedidos_dia_delta")
+        )
+        _db.session.remove()
+    assert pedidos_deltas == 0
+    buyer = quick_user(app, "cliente")[1]
+    with app.app_context():
+        producto = ProductoFactory(stock=50).id
+    client = app.test_client()
+    for _ in range(3):
+        response = client.post(
+            "/api/pedidos/",
+            json={"items": [{"producto_id": producto, "cantidad": 1}], **BODY},
+            headers=buyer,
+        )
+        assert response.status_code == 201
+    assert _deltas(app) > 0
+    _exact(app)
+    with app.app_context():
+        changed = _db.session.execute(
+            text("UPDATE pedidos SET estado = 'cancelado' WHERE id % 3 <> 0")
+        ).rowcount
+        _db.session.commit()
+        _db.session.remove()
+    assert changed >= 1000
+    raw = _exact(app)
+    assert raw["reporte"]["resumen"]["total_pedidos"] == 1503
+    folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
+    assert folded.exit_code == 0, folded.output
+    assert _exact(app) == raw
