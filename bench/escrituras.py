@@ -9,7 +9,8 @@ Used by bench/estadisticas.py on each seeded database (one run, side by side):
 - 40 concurrent buyers (threads, each with its own client and session), orders
   per second, same interleaving; every order must be a 201 (no deadlock);
 - afterwards the triggers are enabled again and `estadisticas-rebuild` repairs
-  what the trigger-less orders left out.
+  what the trigger-less orders left out (unless rebuild=False: bench/filas_calientes.py
+  also measures the schema before 0007, which this code's rebuild does not know).
 """
 
 from __future__ import annotations
@@ -66,7 +67,9 @@ def _post(client: Any, headers: dict[str, str], producto_id: int) -> int:
     return client.post("/api/pedidos/", json=body, headers=headers).status_code
 
 
-def measure(app: Any, rounds: int = 3, sequential: int = 40, buyers: int = 40) -> dict[str, Any]:
+def measure(
+    app: Any, rounds: int = 3, sequential: int = 40, buyers: int = 40, rebuild: bool = True
+) -> dict[str, Any]:
     headers, productos = _buyers(app, buyers)
     client = app.test_client()
     assert _post(client, headers[0], productos[0]) == 201  # warm connections and code paths
@@ -104,9 +107,10 @@ def measure(app: Any, rounds: int = 3, sequential: int = 40, buyers: int = 40) -
                     statuses[code] = statuses.get(code, 0) + 1
     finally:
         _triggers(app, True)
-        with app.app_context():
-            operaciones.rebuild()
-            db.session.remove()
+        if rebuild:
+            with app.app_context():
+                operaciones.rebuild()
+                db.session.remove()
     return {
         "p50_with": statistics.median(p50[True]),
         "p50_without": statistics.median(p50[False]),

@@ -234,3 +234,107 @@ def test_rollups_migration_backfills_existing_rows_and_downgrade_drops_its_trigg
         db.session.commit()
         db.session.remove()
         db.engine.dispose()
+
+
+# (rollup sums, raw sums) that hold under 0002's and 0007's schema alike.
+ROLLUP_VS_RAW = (
+    (
+        "SELECT dia, estado, sum(pedidos) FROM ({rows}) t GROUP BY 1, 2 HAVING sum(pedidos) <> 0",
+        "estadisticas_pedidos_dia",
+        "dia, estado, pedidos",
+        "SELECT (created_at AT TIME ZONE 'UTC')::date, estado, count(*) FROM pedidos GROUP BY 1, 2",
+    ),
+    (
+        "SELECT producto_id, sum(cantidad) FROM ({rows}) t GROUP BY 1 HAVING sum(cantidad) <> 0",
+        "estadisticas_productos_vendidos",
+        "producto_id, cantidad",
+        "SELECT d.producto_id, sum(d.cantidad) FROM detalles_pedido d JOIN pedidos p "
+        "ON p.id = d.pedido_id WHERE p.estado IN ('confirmado', 'en_preparacion', 'en_camino', "
+        "'entregado') GROUP BY 1",
+    ),
+    (
+        "SELECT usuario_id, sum(pedidos) FROM ({rows}) t GROUP BY 1 HAVING sum(pedidos) <> 0",
+        "estadisticas_usuarios_pedidos",
+        "usuario_id, pedidos",
+        "SELECT usuario_id, count(*) FROM pedidos GROUP BY 1",
+    ),
+)
+
+
+def _rollups_equal_raw(app: Flask) -> dict:
+    """Each rollup (plus its deltas when the table exists) summed per key == raw rows."""
+    with app.app_context():
+        tables = set(inspect(db.engine).get_table_names())
+        seen = {}
+        for summed, rollup, cols, raw in ROLLUP_VS_RAW:
+            rows = f"SELECT {cols} FROM {rollup}"  # noqa: S608  (constants above)
+            if f"{rollup}_delta" in tables:
+                rows += f" UNION ALL SELECT {cols} FROM {rollup}_delta"  # noqa: S608
+            got = sorted(map(tuple, db.session.execute(text(summed.format(rows=rows)))))
+            assert got == sorted(map(tuple, db.session.execute(text(raw)))), rollup
+            seen[rollup] = got
+        con, rec = db.session.execute(
+            text("SELECT sum(con_pedidos), sum(recurrentes) FROM estadisticas_retencion")
+        ).one()
+        assert (con, rec) == db.session.execute(
+            text(
+                "SELECT count(*), count(*) FILTER (WHERE n > 1) FROM "
+                "(SELECT count(*) AS n FROM pedidos GROUP BY usuario_id) u"
+            )
+        ).one()
+        db.session.remove()
+    return seen
+
+
+def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url, tmp_path):
+    """0007 collapses 0002's pid slots into slot 0 and switches the triggers to deltas;
+    its downgrade folds the deltas and puts 0002's upserting triggers back."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from electro_isla.estadisticas.operaciones import comparar_rollups
+    from electro_isla.estadisticas.ventana import meses
+    from tests.estadisticas.estadisticas_data import build_shop, insert_shop
+
+    app = migrated_app(empty_pg_url, tmp_path)
+    app.config["TIMEZONE"] = "America/Havana"
+    flask_db(app, "upgrade", "0004_cache_pending")
+    with app.app_context():
+        insert_shop(build_shop(4, datetime.now(UTC), ZoneInfo("America/Havana")))
+        db.session.remove()
+
+    def sql(statement: str) -> int | None:
+        with app.app_context():
+            result = db.session.execute(text(statement))
+            n = result.scalar() if result.returns_rows else None
+            db.session.commit()
+            db.session.remove()
+            return n
+
+    cancel = (
+        "UPDATE pedidos SET estado = 'cancelado' WHERE id = "
+        "(SELECT min(id) FROM pedidos WHERE estado <> 'cancelado')"
+    )
+    sql(cancel)  # 0002: into this backend's pid slot (perhaps 0): move some rows to 15
+    sql(
+        "UPDATE estadisticas_pedidos_dia t SET slot = 15 WHERE slot = 0 AND NOT EXISTS "
+        "(SELECT 1 FROM estadisticas_pedidos_dia o WHERE o.dia = t.dia AND o.estado = t.estado "
+        "AND o.slot = 15)"
+    )
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_dia WHERE slot <> 0") > 0
+    before = _rollups_equal_raw(app)
+    flask_db(app, "upgrade")
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_dia WHERE slot <> 0") == 0
+    assert _rollups_equal_raw(app) == before
+    sql(cancel)
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_dia_delta") > 0  # a delta, no upsert
+    after_write = _rollups_equal_raw(app)
+    with app.app_context():
+        assert comparar_rollups(meses())[1] == []
+        db.session.remove()
+    flask_db(app, "downgrade", "0004_cache_pending")
+    assert _rollups_equal_raw(app) == after_write  # the deltas were folded first
+    sql(cancel)  # 0002's triggers are back and keep the rollups exact
+    assert _rollups_equal_raw(app) != after_write
+    with app.app_context():
+        db.engine.dispose()

@@ -33,3 +33,11 @@ def estadisticas_rebuild() -> None:
     for table, rows in written.items():
         click.echo(f"{table:<36}{rows:>10} rows")
     click.echo("estadisticas-rebuild: done")
+
+
+@estadisticas_cli.cli.command("estadisticas-plegar")
+def estadisticas_plegar() -> None:
+    """Fold the committed statistics deltas into the rollups (PostgreSQL; writers fold
+    on their own in READ COMMITTED, this is for REPEATABLE READ workloads)."""
+    moved = operaciones.plegar()
+    click.echo(f"estadisticas-plegar: {moved} delta rows folded")

@@ -1,16 +1,21 @@
 """Rollup tables the statistics read instead of scanning the orders.
 
-They are written only by database triggers (migration 0002_estadisticas_rollups),
-in the same transaction as the write to pedidos, detalles_pedido or usuarios, so
-raw SQL, COPY and imports keep them exact too. Never write them from the ORM:
-the cache registry lists the source tables, whose writes invalidate the figures.
+They are written only by database triggers (migrations 0002_estadisticas_rollups
+and 0007_rollups_sin_fila_caliente), in the same transaction as the write to
+pedidos, detalles_pedido or usuarios, so raw SQL, COPY and imports keep them exact
+too. Never write them from the ORM: the cache registry lists the source tables,
+whose writes invalidate the figures.
 
-Money is kept in integer cents (exact on SQLite, whose NUMERIC is a float).
-Tables whose rows every order touches ("hot rows") have a `slot` column: each
-database connection adds into its own slot (backend pid mod 16 on PostgreSQL, 0
-on SQLite), so concurrent buyers do not queue on one row; readers sum the slots.
-Rows are never deleted by the triggers; a count may net to 0 (or be negative in
-one slot), which the readers handle.
+On PostgreSQL a trigger only INSERTs its changes into the rollup's `_delta` table
+(no row another writer waits on); `estadisticas_plegar()` folds the committed
+deltas into the rollup rows now and then, and a reader adds the rollup and its
+unfolded deltas (estadisticas/rollups.py). On SQLite, whose writers are serial,
+the row triggers write the rollups directly and the deltas stay empty.
+
+Money is kept in integer cents (exact on SQLite, whose NUMERIC is a float). The
+`slot` columns are 0 since 0007 (0002 spread hot rows over pid slots); readers
+still sum over them. Rows are never deleted by the triggers; a count may net to 0,
+which the readers handle.
 """
 
 from __future__ import annotations
@@ -78,7 +83,36 @@ usuarios_dia = Table(
     Column("usuarios", BigInteger, nullable=False),
 )
 
-ROLLUPS = (pedidos_dia, ventas_dia, productos_vendidos, usuarios_pedidos, retencion, usuarios_dia)
+
+def _delta(rollup: Table) -> Table:
+    """The rollup's delta table: its columns but `slot`, no key (INSERT only)."""
+    return Table(
+        f"{rollup.name}_delta",
+        db.metadata,
+        *(
+            Column(c.name, c.type, nullable=False, autoincrement=False)
+            for c in rollup.columns
+            if c.name != "slot"
+        ),
+    )
+
+
+# Deltas per keyed rollup (retencion is derived by the fold from usuarios_pedidos).
+DELTA_DE: dict[str, Table] = {
+    t.name: _delta(t)
+    for t in (pedidos_dia, ventas_dia, productos_vendidos, usuarios_pedidos, usuarios_dia)
+}
+
+# Every table the statistics triggers keep (what `estadisticas-rebuild` rewrites).
+ROLLUPS = (
+    pedidos_dia,
+    ventas_dia,
+    productos_vendidos,
+    usuarios_pedidos,
+    retencion,
+    usuarios_dia,
+    *DELTA_DE.values(),
+)
 
 # What each rollup column is computed from, {rollup: {column: {source table: columns}}}
 # ("*": what decides whether a source row counts at all): the triggers read these
@@ -113,6 +147,9 @@ DERIVACION: dict[str, dict[str, dict[str, frozenset[str]]]] = {
         "rol": {"usuarios": frozenset({"rol"})},
     },
 }
+
+# A delta's columns are derived as its rollup's.
+DERIVACION.update({delta.name: DERIVACION[rollup] for rollup, delta in DELTA_DE.items()})
 
 # What each rollup is computed from: the tables whose writes change it (through the
 # triggers), and so the tables a cached figure read from it depends on.

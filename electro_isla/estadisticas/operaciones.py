@@ -105,6 +105,22 @@ def check() -> list[str]:
     return found
 
 
+# -- fold ----------------------------------------------------------------------
+
+
+def plegar() -> int:
+    """Fold the committed deltas into the rollups (PostgreSQL); delta rows moved."""
+    session = db.session
+    if session.get_bind().dialect.name != "postgresql":
+        return 0  # SQLite's triggers write the rollups directly
+    moved = sum(
+        session.scalar(select(func.count()).select_from(t)) or 0 for t in r.DELTA_DE.values()
+    )
+    session.execute(db.text("SELECT estadisticas_plegar()"))
+    session.commit()
+    return moved
+
+
 # -- rebuild -------------------------------------------------------------------
 
 

@@ -1,10 +1,13 @@
 """The statistics read from the rollups the database keeps (see estadisticas/models.py).
 
-A MISS reads a few hundred rollup rows per year of history (days × keys), the
-top tens through their indexes, and, for the month boundaries that fall inside
-a UTC day, the raw rows of the shorter side of that day through the
-`created_at`/`date_joined` index (estadisticas/ventana.py). The figures are
-exactly those of estadisticas/crudo.py, which `flask estadisticas-check` verifies.
+Every read adds a rollup's rows and its unfolded deltas (`vivo`), in one
+statement, so one snapshot sees a fold either wholly or not at all. A MISS reads
+the daily rows of the window's days only (totals over all history are summed in
+SQL), the top tens through their indexes merged with the few keys that have
+deltas, and, for the month boundaries that fall inside a UTC day, the raw rows of
+the shorter side of that day through the `created_at`/`date_joined` index
+(estadisticas/ventana.py). The figures are exactly those of estadisticas/crudo.py,
+which `flask estadisticas-check` verifies.
 """
 
 from __future__ import annotations
@@ -15,7 +18,19 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import (
+    Date,
+    Subquery,
+    Table,
+    and_,
+    case,
+    cast,
+    func,
+    null,
+    or_,
+    select,
+    union_all,
+)
 
 from electro_isla.catalogo.models import Producto
 from electro_isla.db_types import money, utcnow
@@ -30,6 +45,8 @@ from electro_isla.estadisticas.ventana import (
     documento_ventas,
     exacto,
     mes_del_dia,
+    primer_dia,
+    ultimo_dia,
 )
 from electro_isla.extensions import db
 from electro_isla.pedidos.models import ESTADOS_EN_PROCESO, ESTADOS_VENTA, Pedido
@@ -38,6 +55,79 @@ from electro_isla.usuarios.models import ROLES, Usuario
 TOP = 10
 
 Valores = list[Any]
+
+
+def vivo(rollup: Table, *columnas: str) -> Subquery:
+    """The rollup's rows and its unfolded deltas (`columnas`, default all but `slot`):
+    sum them per key."""
+    delta = r.DELTA_DE[rollup.name]
+    names = columnas or [c.name for c in delta.columns]
+    return union_all(
+        select(*(rollup.c[n] for n in names)), select(*(delta.c[n] for n in names))
+    ).subquery(f"{rollup.name}_vivo")
+
+
+def en_ventana(dia: Any, ventana: Meses) -> Any:
+    """The UTC days that can hold a window instant (the rest would be dropped)."""
+    return and_(dia >= primer_dia(ventana), dia <= ultimo_dia(ventana))
+
+
+def por_dia_y_por_clave(
+    rollup: Table, clave: str, valores: Sequence[str], ventana: Meses
+) -> tuple[list[Sequence[Any]], dict[Any, Sequence[Any]]]:
+    """In one statement: (dia, Σ valores) per window day, and {clave: Σ valores} over
+    all history (summed by the database, so a long history costs no Python rows)."""
+    v = vivo(rollup, "dia", clave, *valores)
+    sums = [func.sum(v.c[x]).label(x) for x in valores]
+    dias = (
+        select(v.c.dia, cast(null(), rollup.c[clave].type).label(clave), *sums)
+        .where(en_ventana(v.c.dia, ventana))
+        .group_by(v.c.dia)
+    )
+    claves = select(cast(null(), Date).label("dia"), v.c[clave], *sums).group_by(v.c[clave])
+    por_dia, por_clave = [], {}
+    for dia, key, *values in db.session.execute(union_all(dias, claves)):
+        if dia is None:
+            por_clave[key] = values
+        else:
+            por_dia.append((dia, *values))
+    return por_dia, por_clave
+
+
+def top_exacto(
+    rollup: Table, clave: str, orden: str, otras: Sequence[str] = (), n: int = TOP
+) -> Subquery:
+    """The n keys with the largest `orden` > 0 (ties by key), rollup + deltas.
+
+    The rollup's index gives the best keys that have no delta; the keys with
+    deltas (few: the fold empties them) are summed apart and merged in.
+    """
+    delta = r.DELTA_DE[rollup.name]
+    valores = (orden, *otras)
+    d = (
+        select(delta.c[clave], *(func.sum(delta.c[v]).label(v) for v in valores))
+        .group_by(delta.c[clave])
+        .cte(f"{delta.name}_sum")
+    )
+    sin_delta = (
+        select(rollup.c[clave], *(rollup.c[v] for v in valores))
+        .where(rollup.c[orden] > 0, rollup.c[clave].not_in(select(d.c[clave])))
+        .order_by(rollup.c[orden].desc(), rollup.c[clave])
+        .limit(n)
+        .subquery()
+    )
+    con_delta = select(
+        d.c[clave],
+        *((func.coalesce(rollup.c[v], 0) + d.c[v]).label(v) for v in valores),
+    ).select_from(d.outerjoin(rollup, rollup.c[clave] == d.c[clave]))
+    todos = union_all(select(*sin_delta.c), con_delta).subquery()
+    return (
+        select(*todos.c)
+        .where(todos.c[orden] > 0)
+        .order_by(todos.c[orden].desc(), todos.c[clave])
+        .limit(n)
+        .subquery()
+    )
 
 
 def repartir(
@@ -121,26 +211,22 @@ def crudo_pedidos(cuts: dict[date, Corte]) -> dict[tuple[date, str], Valores]:
 
 def ventas_por_mes_y_metodo(ventana: Meses) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     cuts = cortes(ventana)
-    rows = db.session.execute(
-        select(
-            r.ventas_dia.c.dia,
-            r.ventas_dia.c.metodo_pago,
-            func.sum(r.ventas_dia.c.pedidos),
-            func.sum(r.ventas_dia.c.total_centimos),
-        ).group_by(r.ventas_dia.c.dia, r.ventas_dia.c.metodo_pago)
-    ).all()
-    dias = [(dia, metodo, (int(n), de_centimos(c))) for dia, metodo, n, c in rows]
-    crudos = {key: v[:2] for key, v in crudo_pedidos(cuts).items()}
-    por_mes: dict[int, Valores] = defaultdict(lambda: [0, ZERO])
-    for (mes, _metodo), (n, total) in repartir(ventana, cuts, dias, crudos, 2).items():
-        por_mes[mes][0] += n
-        por_mes[mes][1] += total
-    por_metodo: dict[str, Valores] = defaultdict(lambda: [0, ZERO])
-    for _dia, metodo, (n, total) in dias:
-        por_metodo[metodo][0] += n
-        por_metodo[metodo][1] += total
+    rows, totales = por_dia_y_por_clave(
+        r.ventas_dia, "metodo_pago", ("pedidos", "total_centimos"), ventana
+    )
+    dias = [(dia, None, (int(n), de_centimos(c))) for dia, n, c in rows]
+    crudos: dict[tuple[date, None], Valores] = defaultdict(lambda: [0, ZERO])
+    for (dia, _metodo), values in crudo_pedidos(cuts).items():
+        crudos[(dia, None)][0] += values[0]
+        crudos[(dia, None)][1] += values[1]
+    por_mes = repartir(ventana, cuts, dias, dict(crudos), 2)
+    por_metodo = {metodo: (int(n), de_centimos(c)) for metodo, (n, c) in totales.items()}
     meses_ = [
-        {"mes": etiqueta, "total": money(por_mes[i][1]), "pedidos": por_mes[i][0]}
+        {
+            "mes": etiqueta,
+            "total": money(por_mes.get((i, None), [0, ZERO])[1]),
+            "pedidos": por_mes.get((i, None), [0, ZERO])[0],
+        }
         for i, etiqueta in enumerate(ventana.etiquetas)
     ]
     metodos = [
@@ -152,15 +238,8 @@ def ventas_por_mes_y_metodo(ventana: Meses) -> tuple[list[dict[str, Any]], list[
 
 
 def productos_mas_vendidos() -> list[dict[str, Any]]:
-    pv = r.productos_vendidos
     # The cantidad index gives the order; ties are sorted on producto_id within a group.
-    top = (
-        select(pv.c.producto_id, pv.c.cantidad, pv.c.ingresos_centimos)
-        .where(pv.c.cantidad > 0)
-        .order_by(pv.c.cantidad.desc(), pv.c.producto_id)
-        .limit(TOP)
-        .subquery()
-    )
+    top = top_exacto(r.productos_vendidos, "producto_id", "cantidad", ("ingresos_centimos",))
     stmt = (
         select(
             top.c.producto_id,
@@ -212,14 +291,9 @@ def _crudo_usuarios(cuts: dict[date, Corte]) -> dict[tuple[date, None], Valores]
 
 def usuarios_por_mes_y_rol(ventana: Meses) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     cuts = cortes(ventana)
-    ud = r.usuarios_dia
-    rows = db.session.execute(
-        select(ud.c.dia, ud.c.rol, func.sum(ud.c.usuarios)).group_by(ud.c.dia, ud.c.rol)
-    ).all()
-    por_rol: dict[str, int] = defaultdict(int)
-    for _dia, rol, n in rows:
-        por_rol[rol] += int(n)
-    dias = [(dia, None, (int(n),)) for dia, _rol, n in rows]
+    rows, totales = por_dia_y_por_clave(r.usuarios_dia, "rol", ("usuarios",), ventana)
+    por_rol = {rol: int(n) for rol, (n,) in totales.items()}
+    dias = [(dia, None, (int(n),)) for dia, n in rows]
     por_mes = repartir(ventana, cuts, dias, _crudo_usuarios(cuts), 1)
     return (
         [
@@ -231,14 +305,7 @@ def usuarios_por_mes_y_rol(ventana: Meses) -> tuple[list[dict[str, Any]], list[d
 
 
 def usuarios_mas_activos() -> list[dict[str, Any]]:
-    up = r.usuarios_pedidos
-    top = (
-        select(up.c.usuario_id, up.c.pedidos)
-        .where(up.c.pedidos > 0)
-        .order_by(up.c.pedidos.desc(), up.c.usuario_id)
-        .limit(TOP)
-        .subquery()
-    )
+    top = top_exacto(r.usuarios_pedidos, "usuario_id", "pedidos")
     stmt = (
         select(Usuario.id, Usuario.username, Usuario.first_name, Usuario.last_name, top.c.pedidos)
         .join(top, top.c.usuario_id == Usuario.id)
@@ -257,10 +324,35 @@ def usuarios_mas_activos() -> list[dict[str, Any]]:
 
 
 def retencion() -> dict[str, Any]:
-    con, rec = db.session.execute(
-        select(func.sum(r.retencion.c.con_pedidos), func.sum(r.retencion.c.recurrentes))
+    # The folded counters, corrected for the usuarios whose count has unfolded deltas.
+    up, delta = r.usuarios_pedidos, r.DELTA_DE[r.usuarios_pedidos.name]
+    d = (
+        select(delta.c.usuario_id, func.sum(delta.c.pedidos).label("d"))
+        .group_by(delta.c.usuario_id)
+        .subquery()
+    )
+    antes = func.coalesce(up.c.pedidos, 0)
+    despues = antes + d.c.d
+
+    def cruza(umbral: int) -> Any:
+        return func.coalesce(
+            func.sum(case((despues > umbral, 1), else_=0) - case((antes > umbral, 1), else_=0)),
+            0,
+        )
+
+    def ajuste(umbral: int) -> Any:
+        joined = d.outerjoin(up, up.c.usuario_id == d.c.usuario_id)
+        return select(cruza(umbral)).select_from(joined).scalar_subquery()
+
+    con, rec, mas_con, mas_rec = db.session.execute(
+        select(
+            func.sum(r.retencion.c.con_pedidos),
+            func.sum(r.retencion.c.recurrentes),
+            ajuste(0),
+            ajuste(1),
+        )
     ).one()
-    total, recurrentes = int(con or 0), int(rec or 0)
+    total, recurrentes = int(con or 0) + int(mas_con), int(rec or 0) + int(mas_rec)
     tasa = money(Decimal(100 * recurrentes) / total) if total else money(ZERO)
     return {"total_usuarios": total, "usuarios_recurrentes": recurrentes, "tasa_retencion": tasa}
 
@@ -285,7 +377,7 @@ def reporte(ventana: Meses) -> dict[str, Any]:
     actual = MESES - 1
     # Only the current month's two boundaries matter here.
     cuts = {dia: c for dia, c in cortes(ventana).items() if actual in (c.mes_crudo, c.mes_resto)}
-    pd, vd = r.pedidos_dia, r.ventas_dia
+    pd, vd = vivo(r.pedidos_dia), vivo(r.ventas_dia, "dia", "total_centimos")
     por_estado = {
         estado: int(n)
         for estado, n in db.session.execute(
@@ -299,7 +391,9 @@ def reporte(ventana: Meses) -> dict[str, Any]:
         .group_by(pd.c.dia)
     ).all()
     ventas_dias = db.session.execute(
-        select(vd.c.dia, func.sum(vd.c.total_centimos)).group_by(vd.c.dia)
+        select(vd.c.dia, func.sum(vd.c.total_centimos))
+        .where(vd.c.dia >= desde, vd.c.dia <= hasta)
+        .group_by(vd.c.dia)
     ).all()
     crudos = crudo_pedidos(cuts)
     todos: dict[tuple[date, None], Valores] = defaultdict(lambda: [0])
@@ -311,10 +405,12 @@ def reporte(ventana: Meses) -> dict[str, Any]:
     pedidos_mes = repartir(ventana, cuts, dias, dict(todos), 1)
     dias_ventas = [(dia, None, (de_centimos(c),)) for dia, c in ventas_dias]
     ingresos_mes = repartir(ventana, cuts, dias_ventas, dict(ingresos_crudos), 1)
-    total_usuarios, total_productos = db.session.execute(
+    ud = vivo(r.usuarios_dia, "usuarios")
+    total_usuarios, total_productos, ingresos_centimos = db.session.execute(
         select(
-            select(func.coalesce(func.sum(r.usuarios_dia.c.usuarios), 0)).scalar_subquery(),
+            select(func.coalesce(func.sum(ud.c.usuarios), 0)).scalar_subquery(),
             select(func.count(Producto.id)).where(Producto.activo.is_(True)).scalar_subquery(),
+            select(func.sum(vd.c.total_centimos)).scalar_subquery(),
         )
     ).one()
     return {
@@ -322,7 +418,7 @@ def reporte(ventana: Meses) -> dict[str, Any]:
             "total_usuarios": int(total_usuarios),
             "total_productos": int(total_productos),
             "total_pedidos": sum(por_estado.values()),
-            "ingresos_totales": money(sum((v[0] for *_d, v in dias_ventas), ZERO)),
+            "ingresos_totales": money(de_centimos(ingresos_centimos)),
             "pedidos_mes": int(pedidos_mes.get((actual, None), [0])[0]),
             "ingresos_mes": money(ingresos_mes.get((actual, None), [ZERO])[0]),
             "pedidos_pendientes": por_estado.get("pendiente", 0),

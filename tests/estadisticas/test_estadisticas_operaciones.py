@@ -57,11 +57,15 @@ def _counts(app) -> tuple[int, int]:
 # -- a failing trigger aborts the write -------------------------------------------
 
 
+# What the PostgreSQL triggers write since 0007: the deltas (the fold writes the rollups).
+PLANTED_PG = ("estadisticas_pedidos_dia_delta", "estadisticas_usuarios_pedidos_delta")
+
+
 def _plant_failure(app) -> None:
     """Make every new write into a rollup fail inside the trigger."""
     with app.app_context(), _db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            for t in ("estadisticas_pedidos_dia", "estadisticas_usuarios_pedidos"):
+            for t in PLANTED_PG:
                 conn.execute(
                     text(f"ALTER TABLE {t} ADD CONSTRAINT planted CHECK (false) NOT VALID")
                 )
@@ -78,7 +82,7 @@ def _plant_failure(app) -> None:
 def _remove_failure(app) -> None:
     with app.app_context(), _db.engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            for t in ("estadisticas_pedidos_dia", "estadisticas_usuarios_pedidos"):
+            for t in PLANTED_PG:
                 conn.execute(text(f"ALTER TABLE {t} DROP CONSTRAINT planted"))
         else:
             for when in ("INSERT", "UPDATE"):
@@ -185,17 +189,17 @@ def test_rebuild_gives_back_what_the_triggers_built(request, backend):
     rebuilt = _rollup_rows(app)
 
     def folded(rows: dict[str, list]) -> dict[str, Counter]:
-        # Slots and zero rows are the triggers' business; the sums are what must match.
+        # Slots, zero rows and unfolded deltas are the triggers' business; the sums
+        # (a rollup's rows and its deltas added up) are what must match.
         out = {}
         for table, values in rows.items():
-            acc: Counter = Counter()
+            acc: Counter = out.setdefault(table.removesuffix("_delta"), Counter())
             for row in values:
                 key = tuple(v for v, c in zip(row, _columns(table), strict=True) if c in _KEYS)
                 for v, c in zip(row, _columns(table), strict=True):
                     if c not in _KEYS and c != "slot":
                         acc[(key, c)] += v
-            out[table] = Counter({k: v for k, v in acc.items() if v})
-        return out
+        return {table: Counter({k: v for k, v in acc.items() if v}) for table, acc in out.items()}
 
     assert folded(rebuilt) == folded(by_triggers)
     assert any(by_triggers.values())

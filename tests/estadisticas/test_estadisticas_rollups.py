@@ -5,7 +5,7 @@ every estado transition including cancel, created_at moved across local month
 boundaries, lines and orders deleted or changed, usuarios added, moved and
 re-roled, products renamed), in three time zones with timestamps seconds from
 local midnights, on PostgreSQL (statement-level triggers) and SQLite (row
-triggers). After each step every figure served from the rollups must equal
+triggers; their deltas folded at random steps). After each step every figure served from the rollups must equal
 estadisticas/crudo.py, which test_estadisticas_figures checks against plain Python.
 """
 
@@ -247,6 +247,12 @@ def sql_borrar_usuario(c: Ctx) -> None:
         c.sql("DELETE FROM usuarios WHERE id = :id", id=sin_pedidos)
 
 
+def sql_plegar(c: Ctx) -> None:
+    """The fold (PostgreSQL): the deltas move into the rollups; figures must not move."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        c.sql("SELECT estadisticas_plegar()")
+
+
 WRITES: list[Callable[[Ctx], None]] = [
     api_nuevo_pedido,
     api_nuevo_pedido,
@@ -269,6 +275,8 @@ WRITES: list[Callable[[Ctx], None]] = [
     sql_mover_linea,
     sql_usuarios,
     sql_borrar_usuario,
+    sql_plegar,
+    sql_plegar,
 ]
 
 

@@ -1,0 +1,248 @@
+"""Orders/s with and without the statistics triggers, before and after 0007 (no hot row).
+
+    .venv/bin/python bench/filas_calientes.py [--seconds 8] [--rounds 2] \
+        [--clients 1,16,64] [--pedidos 20000] [--no-api]
+
+One private PostgreSQL (tests/servers.PostgresServer) and Redis. Two databases
+seeded alike (`seed-demo --pedidos N --usuarios N/10 --productos 200 --meses 12
+--seed 42`, then VACUUM ANALYZE):
+
+- `antes`: migrated to 0004_cache_pending, the schema of commit fdfee28 (0002's
+  triggers upsert the rollup rows, hot rows spread over 16 pid slots);
+- `despues`: migrated to head (0007: the triggers insert deltas, folded later).
+
+SQL level: pgbench runs bench/pgbench/pedido.sql (a confirmado pedido + one line
+per transaction, random usuario, producto and metodo) for `--seconds` per cell,
+at each client count, with the rollup triggers enabled and disabled
+(`ALTER TABLE pedidos, detalles_pedido ENABLE/DISABLE TRIGGER USER`), cells
+interleaved round by round; the median tps per cell. During every cell
+pg_stat_activity is sampled every 100 ms: the share of pgbench sessions waiting
+on a heavyweight lock (`wait_event_type = 'Lock'`, mostly `transactionid`: another
+transaction's row lock). API level (unless --no-api): bench/escrituras.py's 40
+concurrent buyers through the Flask app, orders/s with and without the triggers.
+The 1-minute load average is printed with each cell (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+import escrituras  # noqa: E402  (bench/escrituras.py, beside this file)
+import flask_migrate  # noqa: E402
+import psycopg  # noqa: E402
+from estadisticas import bench_app, database, servers  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from electro_isla.extensions import db  # noqa: E402
+from tests.servers import _pg_bindir  # noqa: E402
+
+SCRIPT = PROJECT / "bench" / "pgbench" / "pedido.sql"
+SCHEMAS = {"antes": "0004_cache_pending", "despues": "head"}
+RATIO_TARGET = 0.8
+TPS = re.compile(r"tps = ([\d.]+) \(without initial connection time\)")
+
+
+def seed(app: Any, revision: str, pedidos: int) -> dict[str, int]:
+    with app.app_context():
+        flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"], revision=revision)
+    args = ["seed-demo", "--pedidos", str(pedidos), "--usuarios", str(max(60, pedidos // 10))]
+    args += ["--productos", "200", "--meses", "12", "--seed", "42"]
+    result = app.test_cli_runner().invoke(args=args)
+    if result.exit_code != 0:
+        raise SystemExit(f"seed-demo failed: {result.output}\n{result.exception!r}")
+    with app.app_context():
+        with db.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
+        bounds = db.session.execute(
+            text(
+                "SELECT (SELECT min(id) FROM usuarios), (SELECT max(id) FROM usuarios), "
+                "(SELECT min(id) FROM productos), (SELECT max(id) FROM productos)"
+            )
+        ).one()
+        db.session.remove()
+    return dict(zip(("umin", "umax", "pmin", "pmax"), bounds, strict=True))
+
+
+def triggers(conninfo: str, enabled: bool) -> None:
+    verb = "ENABLE" if enabled else "DISABLE"
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        for table in ("pedidos", "detalles_pedido"):
+            conn.execute(f"ALTER TABLE {table} {verb} TRIGGER USER")
+
+
+class LockSampler:
+    """Share of pgbench sessions waiting on a heavyweight lock, sampled every 100 ms."""
+
+    QUERY = (
+        "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
+        "count(*) FILTER (WHERE wait_event = 'transactionid'), count(*) "
+        "FROM pg_stat_activity WHERE datname = current_database() "
+        "AND application_name = 'pgbench'"
+    )
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.samples: list[tuple[int, int, int]] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            while not self.stop.wait(0.1):
+                locks, xid, total = conn.execute(self.QUERY).fetchone()
+                if total:
+                    self.samples.append((locks, xid, total))
+
+    def __enter__(self) -> LockSampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def share(self) -> tuple[float, float]:
+        """(mean share waiting on any Lock, on transactionid)."""
+        if not self.samples:
+            return 0.0, 0.0
+        return (
+            statistics.mean(lk / t for lk, _x, t in self.samples),
+            statistics.mean(x / t for _lk, x, t in self.samples),
+        )
+
+
+def pgbench(admin: Any, dbname: str, clients: int, seconds: int, bounds: dict[str, int]) -> float:
+    cmd = [str(_pg_bindir() / "pgbench"), "-n", "-h", admin.host, "-p", str(admin.port)]
+    cmd += ["-U", admin.username, "-c", str(clients), "-j", str(min(clients, 2))]
+    cmd += ["-T", str(seconds), "-f", str(SCRIPT)]
+    cmd += [f"-D{k}={v}" for k, v in bounds.items()]
+    done = subprocess.run(
+        [*cmd, dbname], capture_output=True, text=True, timeout=seconds + 120, check=False
+    )
+    found = TPS.search(done.stdout)
+    if done.returncode != 0 or not found:
+        raise SystemExit(f"pgbench failed: {done.stdout}\n{done.stderr}")
+    return float(found.group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--clients", default="1,16,64")
+    parser.add_argument("--pedidos", type=int, default=20_000)
+    parser.add_argument("--no-api", action="store_true")
+    args = parser.parse_args()
+    clients = [int(c) for c in args.clients.split(",")]
+    # (schema, clients, enabled) -> [(tps, lock share, xid share, load)]
+    cells: dict[tuple[str, int, bool], list[tuple[float, float, float, float]]] = {}
+    api: dict[str, dict[str, Any]] = {}
+    with (
+        servers() as (admin, redis_url),
+        tempfile.TemporaryDirectory() as logdir,
+        database(admin, "bench_hot_antes", False) as (url_antes, _),
+        database(admin, "bench_hot_despues", False) as (url_despues, _),
+    ):
+        urls = {"antes": url_antes, "despues": url_despues}
+        apps = {s: bench_app(u, redis_url, logdir, "UTC") for s, u in urls.items()}
+        bounds = {}
+        for schema, revision in SCHEMAS.items():
+            started = time.perf_counter()
+            bounds[schema] = seed(apps[schema], revision, args.pedidos)
+            print(f"# {schema}: {revision}, seeded in {time.perf_counter() - started:.1f} s")
+        conninfo = {
+            s: admin.set(database=f"bench_hot_{s}", drivername="postgresql").render_as_string(
+                hide_password=False
+            )
+            for s in SCHEMAS
+        }
+        for r in range(args.rounds):
+            for schema in SCHEMAS:
+                for n in clients:
+                    for enabled in (True, False) if r % 2 == 0 else (False, True):
+                        triggers(conninfo[schema], enabled)
+                        with LockSampler(conninfo[schema]) as sampler:
+                            tps = pgbench(
+                                admin, f"bench_hot_{schema}", n, args.seconds, bounds[schema]
+                            )
+                        load = os.getloadavg()[0]
+                        locks, xid = sampler.share()
+                        cells.setdefault((schema, n, enabled), []).append((tps, locks, xid, load))
+                        print(
+                            f"  round {r} {schema:<7} {n:>2} clients "
+                            f"{'with' if enabled else 'without':<7} {tps:8.1f} tps  "
+                            f"waiting on Lock {locks:5.1%} (transactionid {xid:5.1%})  "
+                            f"load {load:.1f}",
+                            flush=True,
+                        )
+            triggers(conninfo["antes"], True)
+            triggers(conninfo["despues"], True)
+        if not args.no_api:
+            for schema in SCHEMAS:
+                # The current code's rebuild knows only the head schema.
+                api[schema] = escrituras.measure(apps[schema], rebuild=schema == "despues")
+                w = api[schema]
+                print(
+                    f"  API {schema}: 40 buyers {w['rate_with']:.1f} vs "
+                    f"{w['rate_without']:.1f} orders/s; statuses {w['statuses']}; "
+                    f"load {os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
+        for app in apps.values():
+            with app.app_context():
+                db.session.remove()
+                db.engine.dispose()
+    report(cells, clients, api)
+
+
+def report(cells: dict, clients: list[int], api: dict[str, dict[str, Any]]) -> None:
+    def med(schema: str, n: int, enabled: bool, i: int) -> float:
+        return statistics.median(c[i] for c in cells[(schema, n, enabled)])
+
+    print(
+        "\n| schema | clients | with triggers, tps | without, tps | with / without "
+        "| sessions waiting on Lock, with (transactionid) | same, without | load avg |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for schema in SCHEMAS:
+        for n in clients:
+            w, wo = med(schema, n, True, 0), med(schema, n, False, 0)
+            loads = [c[3] for e in (True, False) for c in cells[(schema, n, e)]]
+            print(
+                f"| {schema} | {n} | {w:.0f} | {wo:.0f} | {w / wo:.2f} "
+                f"| {med(schema, n, True, 1):.0%} ({med(schema, n, True, 2):.0%}) "
+                f"| {med(schema, n, False, 1):.0%} | {min(loads):.1f}–{max(loads):.1f} |"
+            )
+    top, mid = max(clients), sorted(clients)[-2] if len(clients) > 1 else max(clients)
+    for schema in SCHEMAS:
+        ratio = med(schema, top, True, 0) / med(schema, top, False, 0)
+        rising = med(schema, top, True, 0) / med(schema, mid, True, 0)
+        print(
+            f"{schema}: with / without at {top} clients {ratio:.2f} "
+            f"({'met' if ratio >= RATIO_TARGET else 'MISSED'}, target >= {RATIO_TARGET}); "
+            f"with-trigger tps {top} / {mid} clients {rising:.2f} "
+            f"({'met' if rising >= 1 else 'MISSED'}, target >= 1)"
+        )
+    for schema, w in api.items():
+        print(
+            f"API {schema}: 40 buyers {w['rate_with']:.1f} / {w['rate_without']:.1f} orders/s "
+            f"= {w['rate_with'] / w['rate_without']:.2f} (target >= {RATIO_TARGET}); "
+            f"POST p50 {w['p50_with'] * 1000:.2f} / {w['p50_without'] * 1000:.2f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,208 @@
+"""Orders do not queue on statistics rows (migration 0007): the triggers only insert
+deltas, the fold moves them into the rollups, and the figures stay exact throughout,
+with 64 orders in flight at once on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import func, select, text
+
+from electro_isla.estadisticas import operaciones
+from electro_isla.estadisticas.models import DELTA_DE
+from electro_isla.estadisticas.ventana import meses
+from electro_isla.extensions import db as _db
+from tests.catalogo.support import quick_user
+from tests.factories import ProductoFactory
+from tests.pedidos.test_concurrencia import BODY, run_together
+
+PEDIDO = text(
+    "INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, direccion_entrega, telefono, "
+    "notas, created_at, updated_at) VALUES (:u, :e, 'tarjeta', 10.50, '', '', '', :t, :t) "
+    "RETURNING id"
+)
+LINEA = text(
+    "INSERT INTO detalles_pedido (pedido_id, producto_id, producto_nombre, cantidad, "
+    "precio_unitario, subtotal) VALUES (:p, :producto, 'x', 1, 10.50, 10.50)"
+)
+
+
+def _exact(app) -> dict:
+    with app.app_context():
+        raw, found = operaciones.comparar_rollups(meses())
+        _db.session.remove()
+    assert found == []
+    return raw
+
+
+def _deltas(app) -> int:
+    with app.app_context():
+        n = sum(_db.session.scalar(select(func.count()).select_from(t)) for t in DELTA_DE.values())
+        _db.session.remove()
+        return n
+
+
+def test_an_order_waits_for_no_rollup_row_of_an_order_in_flight(app):
+    """Same usuario, producto, metodo and day, the first order not yet committed:
+    the second commits at once (0002 made it wait on the per-usuario and
+    per-producto rows until the first one's COMMIT)."""
+    app.config["TIMEZONE"] = "UTC"
+    usuario, _ = quick_user(app, "cliente")
+    with app.app_context():
+        producto = ProductoFactory(stock=10).id
+        engine = _db.engine
+    now = datetime.now(UTC)
+    first, second = engine.connect(), engine.connect()
+    try:
+        with first.begin():
+            pid = first.execute(PEDIDO, {"u": usuario, "e": "confirmado", "t": now}).scalar_one()
+            first.execute(LINEA, {"p": pid, "producto": producto})
+            with second.begin():
+                second.execute(text("SET LOCAL lock_timeout = '500ms'"))
+                other = second.execute(
+                    PEDIDO, {"u": usuario, "e": "confirmado", "t": now}
+                ).scalar_one()
+                second.execute(LINEA, {"p": other, "producto": producto})
+    finally:
+        first.close()
+        second.close()
+    raw = _exact(app)
+    assert raw["reporte"]["resumen"]["total_pedidos"] == 2
+    assert raw["ventas"]["productos_mas_vendidos"][0]["cantidad_vendida"] == 2
+    assert raw["usuarios"]["usuarios_recurrentes"] == 1
+
+
+def test_the_fold_moves_the_deltas_and_no_figure(app):
+    app.config["TIMEZONE"] = "America/Havana"
+    buyers = [quick_user(app, "cliente")[1] for _ in range(3)]
+    with app.app_context():
+        producto = ProductoFactory(stock=100).id
+    client = app.test_client()
+    for i in range(5):
+        response = client.post(
+            "/api/pedidos/",
+            json={"items": [{"producto_id": producto, "cantidad": 1}], **BODY},
+            headers=buyers[i % 3],
+        )
+        assert response.status_code == 201
+    before = _exact(app)
+    assert _deltas(app) > 0  # the orders' triggers wrote deltas, not the rollup rows
+    folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
+    assert folded.exit_code == 0, folded.output
+    assert "delta rows folded" in folded.output
+    assert _deltas(app) == 0
+    assert _exact(app) == before
+    assert before["reporte"]["resumen"]["total_pedidos"] == 5
+    assert before["usuarios"]["usuarios_recurrentes"] == 2
+
+
+def test_sqlite_writes_the_rollups_directly(sqlite_app):
+    buyer = quick_user(sqlite_app, "cliente")[1]
+    with sqlite_app.app_context():
+        producto = ProductoFactory(stock=5).id
+    response = sqlite_app.test_client().post(
+        "/api/pedidos/",
+        json={"items": [{"producto_id": producto, "cantidad": 2}], **BODY},
+        headers=buyer,
+    )
+    assert response.status_code == 201
+    assert _deltas(sqlite_app) == 0
+    assert _exact(sqlite_app)["reporte"]["resumen"]["total_pedidos"] == 1
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sixty_four_parallel_orders_leave_the_rollups_exact(app, seed):
+    """64 orders at once through the API, then 64 raw-SQL transactions at once (some
+    cancelling their own order, some folding), with folds racing the writers."""
+    app.config["TIMEZONE"] = "UTC"
+    buyers = [quick_user(app, "cliente") for _ in range(32)]
+    with app.app_context():
+        productos = [ProductoFactory(stock=10_000).id for _ in range(8)]
+        engine = _db.engine
+
+    def api_order(i: int) -> int:
+        if i % 16 == 0:
+            with engine.begin() as conn:
+                conn.execute(text("SELECT estadisticas_plegar()"))
+        response = app.test_client().post(
+            "/api/pedidos/",
+            json={"items": [{"producto_id": productos[i % 8], "cantidad": 1 + i % 3}], **BODY},
+            headers=buyers[i % 32][1],
+        )
+        return response.status_code
+
+    assert run_together(64, api_order) == Counter({201: 64})
+    rnd = random.Random(seed)
+    plans = [(rnd.random() < 0.25, rnd.random() < 0.15, rnd.choice(productos)) for _ in range(64)]
+
+    def sql_order(i: int) -> int:
+        cancel, fold, producto = plans[i]
+        with engine.begin() as conn:
+            pid = conn.execute(
+                PEDIDO, {"u": buyers[i % 32][0], "e": "confirmado", "t": datetime.now(UTC)}
+            ).scalar_one()
+            conn.execute(LINEA, {"p": pid, "producto": producto})
+            if cancel:
+                conn.execute(
+                    text("UPDATE pedidos SET estado = 'cancelado' WHERE id = :p"), {"p": pid}
+                )
+            if fold:
+                conn.execute(text("SELECT estadisticas_plegar()"))
+        return 1
+
+    assert run_together(64, sql_order) == Counter({1: 64})
+    raw = _exact(app)
+    cancelled = sum(1 for cancel, _f, _p in plans if cancel)
+    assert raw["reporte"]["resumen"]["total_pedidos"] == 128
+    # API orders start pendiente (no sale); the raw ones are confirmado sales.
+    assert sum(m["count"] for m in raw["ventas"]["metodos_pago"]) == 64 - cancelled
+    assert raw["usuarios"]["total_usuarios"] == 32
+    assert raw["usuarios"]["usuarios_recurrentes"] == 32
+    with app.app_context():
+        _db.session.execute(text("SELECT estadisticas_plegar()"))
+        _db.session.commit()
+    assert _deltas(app) == 0
+    assert _exact(app) == raw
+
+
+def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
+    """A statement of >= 1000 rows writes the rollups itself (no deltas to fold);
+    the small writes' deltas before and after it still add up exactly."""
+    app.config["TIMEZONE"] = "Asia/Kathmandu"
+    args = ["seed-demo", "--pedidos", "1500", "--usuarios", "150", "--productos", "30"]
+    result = app.test_cli_runner().invoke(args=[*args, "--seed", "3"])  # one COPY: bulk
+    assert result.exit_code == 0, result.output
+    with app.app_context():  # the 1500 pedidos went straight into the rollups
+        pedidos_deltas = _db.session.scalar(
+            text("SELECT count(*) FROM estadisticas_pedidos_dia_delta")
+        )
+        _db.session.remove()
+    assert pedidos_deltas == 0
+    buyer = quick_user(app, "cliente")[1]
+    with app.app_context():
+        producto = ProductoFactory(stock=50).id
+    client = app.test_client()
+    for _ in range(3):
+        response = client.post(
+            "/api/pedidos/",
+            json={"items": [{"producto_id": producto, "cantidad": 1}], **BODY},
+            headers=buyer,
+        )
+        assert response.status_code == 201
+    assert _deltas(app) > 0
+    _exact(app)
+    with app.app_context():
+        changed = _db.session.execute(
+            text("UPDATE pedidos SET estado = 'cancelado' WHERE id % 3 <> 0")
+        ).rowcount
+        _db.session.commit()
+        _db.session.remove()
+    assert changed >= 1000
+    raw = _exact(app)
+    assert raw["reporte"]["resumen"]["total_pedidos"] == 1503
+    folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
+    assert folded.exit_code == 0, folded.output
+    assert _exact(app) == raw
