@@ -7,7 +7,7 @@ One private PostgreSQL (tests/servers.PostgresServer) and Redis. Two databases
 seeded alike (`seed-demo --pedidos N --usuarios N/10 --productos 200 --meses 12
 --seed 42`, then VACUUM ANALYZE):
 
-- `antes`: migrated to 0004_cache_pending, the schema of commit fdfee28 (0002's
+- `antes`: migrated to the revision before 0007, the rollups of commit fdfee28 (0002's
   triggers upsert the rollup rows, hot rows spread over 16 pid slots);
 - `despues`: migrated to head (0007: the triggers insert deltas, folded later).
 
@@ -50,7 +50,7 @@ from electro_isla.extensions import db  # noqa: E402
 from tests.servers import _pg_bindir  # noqa: E402
 
 SCRIPT = PROJECT / "bench" / "pgbench" / "pedido.sql"
-SCHEMAS = {"antes": "0004_cache_pending", "despues": "head"}
+SCHEMAS = {"antes": "0006_refresh_families", "despues": "head"}
 RATIO_TARGET = 0.8
 TPS = re.compile(r"tps = ([\d.]+) \(without initial connection time\)")
 

@@ -298,7 +298,7 @@ def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url
 
     app = migrated_app(empty_pg_url, tmp_path)
     app.config["TIMEZONE"] = "America/Havana"
-    flask_db(app, "upgrade", "0004_cache_pending")
+    flask_db(app, "upgrade", "0006_refresh_families")
     with app.app_context():
         insert_shop(build_shop(4, datetime.now(UTC), ZoneInfo("America/Havana")))
         db.session.remove()
@@ -332,7 +332,7 @@ def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url
     with app.app_context():
         assert comparar_rollups(meses())[1] == []
         db.session.remove()
-    flask_db(app, "downgrade", "0004_cache_pending")
+    flask_db(app, "downgrade", "0006_refresh_families")
     assert _rollups_equal_raw(app) == after_write  # the deltas were folded first
     sql(cancel)  # 0002's triggers are back and keep the rollups exact
     assert _rollups_equal_raw(app) != after_write

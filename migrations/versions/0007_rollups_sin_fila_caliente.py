@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_rollups_sin_fila_caliente"
-down_revision = "0004_cache_pending"
+down_revision = "0006_refresh_families"
 branch_labels = None
 depends_on = None
 
