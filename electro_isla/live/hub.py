@@ -197,16 +197,16 @@ class LiveHub:
                 version = Version.of(self.fetch(stat))
                 self.fetches += 1
                 old = self.versions.get(stat)
-                if old is None or old.digest != version.digest:
-                    changed = True
                 if old is None or old.etag != version.etag:
                     self.versions[stat] = version
                 if gens is not None:
                     self._gens[stat] = gens[stat]
+                if old is None or old.digest != version.digest:
+                    changed = True
+                    # Wake now: this statistic's watchers need not wait for the next fetch.
+                    with self.changed:
+                        self.changed.notify_all()
             self._mes = mes
-        if changed:
-            with self.changed:
-                self.changed.notify_all()
         return changed
 
     def sync(self) -> None:
