@@ -319,9 +319,11 @@ def main() -> None:
         fetches_before = cache_fetches(site)
         log = []
         meter.start()
+        client_cpu = time.process_time()
         orders(site, args.seconds, args.rate, log).join()
         time.sleep(2)
         report["live_cpu"] = meter.per_minute()
+        report["live_client_cpu"] = (time.process_time() - client_cpu) * 60 / (args.seconds + 2)
         fetches_after = cache_fetches(site)
         sightings = [w.seen for w in waiters if w.stat == "reporte"]
         for r in readers:
@@ -405,7 +407,10 @@ def print_report(r: dict, args: argparse.Namespace) -> None:  # noqa: ANN001
     print(f"  fetches per change per statistic: {fetches}  (target 1)")
     print(
         f"  server CPU per minute: live {r['live_cpu']:.1f} s vs {args.dashboards} dashboards "
-        f"polling every 3 s {r['poll_busy_cpu']:.1f} s (quiet polling {r['poll_quiet_cpu']:.1f} s)"
+        f"polling every 3 s {r['poll_busy_cpu']:.1f} s (quiet polling {r['poll_quiet_cpu']:.1f} s);"
+        f" per client {r['live_cpu'] / args.watchers:.2f} vs "
+        f"{r['poll_busy_cpu'] / args.dashboards:.2f} s; this client process used "
+        f"{r['live_client_cpu']:.1f} s/min of the same 2 cores during the live phase"
     )
     with_, without = r["detail_with"], r["detail_without"]
     ratio = sum(with_) / sum(without)
