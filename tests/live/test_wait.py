@@ -44,6 +44,8 @@ def test_a_wait_is_woken_by_an_order_through_another_worker(live: Running):
     assert r.json()["resumen"]["total_pedidos"] == before + 1
     assert r.headers["Preference-Applied"] == "wait=20"
     assert etag_of(r) != etag_of(first)
+    now = site.stat("reporte")  # exactly what a GET answers now
+    assert (r.text, r.headers["ETag"]) == (now.text, now.headers["ETag"])
     assert time.monotonic() - ordered_at < 2, "woken by the order, not by the end of the wait"
     assert time.monotonic() - started > 0.5
 
