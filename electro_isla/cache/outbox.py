@@ -169,22 +169,27 @@ class Outbox:
         self._nonempty = True
 
     def empty(self) -> bool:
-        """True unless rows may be waiting: what the last look saw, refreshed once per interval."""
+        """True unless rows may be waiting: what the last look saw, refreshed once per interval.
+
+        A thread that finds the look due while another is looking waits for that
+        answer: answering from the old one could trust Redis over a row just seen.
+        """
         if not self.durable:
             return True
-        now = time.monotonic()
-        if now < self._next_check or not self._check_lock.acquire(blocking=False):
+        if time.monotonic() < self._next_check:
             return not self._nonempty
-        try:
-            self._next_check = now + self.check_seconds
+        with self._check_lock:
+            started = time.monotonic()
+            if started < self._next_check:  # another thread just looked
+                return not self._nonempty
             table = _table()
             query = select(exists().where(table.c.prefix == self.prefix))
-            with self._engine().connect() as conn:
-                self._nonempty = bool(conn.execute(query).scalar())
-        except SQLAlchemyError as exc:
-            log.warning("ERROR outbox check: %s", type(exc).__name__)
-        finally:
-            self._check_lock.release()
+            try:
+                with self._engine().connect() as conn:
+                    self._nonempty = bool(conn.execute(query).scalar())
+            except SQLAlchemyError as exc:
+                log.warning("ERROR outbox check: %s", type(exc).__name__)
+            self._next_check = started + self.check_seconds
         return not self._nonempty
 
     def rows(self) -> tuple[list[int], list[Effect]]:
