@@ -235,6 +235,7 @@ def _recording(session: Session) -> None:
     effects = _effects(manager, pending)
     ids = manager.outbox.record(session.connection(), effects)
     session.info[RECORDED] = (effects, ids)
+    session.info.pop(PENDING, None)  # recorded: only what is noted from now on is left
 
 
 def _committed(session: Session) -> None:
@@ -255,7 +256,7 @@ def _committed(session: Session) -> None:
         return
     # Anything noted after the rows were written (an after_flush hook's writes)
     # is applied too, without a row.
-    late = [e for e in _effects(manager, pending) if e not in set(recorded)] if pending else []
+    late = _effects(manager, pending) if pending else []
     manager.apply_committed(recorded + late, ids)
 
 
