@@ -117,6 +117,7 @@ def main() -> None:
                 f"  round {r + 1}: base p50 {p50['base'] * 1000:.2f} ms, "
                 f"head p50 {p50['head'] * 1000:.2f} ms, ratio {ratios[-1]:.3f}"
             )
+        time.sleep(1.0)  # the last order's rows go once its response was sent
         with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
             left = conn.execute(
                 "SELECT count(*) FROM cache_pending WHERE prefix = 'bench-head'"

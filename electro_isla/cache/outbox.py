@@ -17,9 +17,9 @@ COMMIT by any process that is using Redis (sooner by its writer).
 
 Applying twice is harmless (a generation only moves forward; a revocation is
 a set member with its expiry), so a drain may race the writer's own apply, and
-a delete that is lost costs one more apply. The delete after an apply is
-committed without waiting for the disk (PostgreSQL `synchronous_commit off`) for
-that reason.
+a delete that is lost costs one more apply. So the writer deletes its rows
+after its response is sent, in one autocommitted statement: the client waits
+for one more INSERT in its transaction, nothing else.
 
 Without Redis (the in-process cache) there is nothing to survive a process: the
 effects are applied straight after COMMIT and no row is written.
@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from flask import Flask, Response, g, has_request_context
-from sqlalchemy import delete, exists, func, insert, select, text
+from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -178,10 +178,9 @@ class Outbox:
             return
         table = _table()
         try:
-            with self._engine().begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    # Losing this delete in a crash costs one harmless re-apply.
-                    conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            # One statement, autocommitted: no BEGIN/COMMIT round trips.
+            with self._engine().connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
                 conn.execute(delete(table).where(table.c.id.in_(ids)))
         except SQLAlchemyError as exc:
             log.warning("ERROR outbox delete: %s (re-applied later)", type(exc).__name__)
