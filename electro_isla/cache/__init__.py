@@ -14,7 +14,6 @@ from electro_isla.cache.breaker import REDIS_ERRORS, RedisHealth
 from electro_isla.cache.clients import build_client
 from electro_isla.cache.listeners import install_listeners, invalidate_after_commit
 from electro_isla.cache.manager import BYPASS, HIT, MISS, CacheManager, CacheUnavailable
-from electro_isla.cache.outbox import register_outbox
 from electro_isla.extensions import cache
 
 __all__ = [
@@ -83,7 +82,6 @@ def register_cache(app: Flask) -> None:
     backend = cache.cache
     app.extensions[EXTENSION_KEY] = CacheManager(app, backend, client)
     install_listeners()
-    register_outbox(app, lambda: app.extensions[EXTENSION_KEY].outbox)
 
     from electro_isla.cache import logs
 

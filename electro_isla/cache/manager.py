@@ -354,7 +354,7 @@ class CacheManager:
             self._left(effects, ids)
             return
         try:
-            self.outbox.apply(effects, ids, defer=True)
+            self.outbox.apply(effects, ids)
         except REDIS_ERRORS as exc:
             self._failed("invalidate", ",".join(e.target for e in effects[:5]), exc)
             self._left(effects, ids)

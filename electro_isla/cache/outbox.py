@@ -17,12 +17,8 @@ COMMIT by any process that is using Redis (sooner by its writer).
 
 Applying twice is harmless (a generation only moves forward; a revocation is
 a set member with its expiry), so a drain may race the writer's own apply, and
-a delete that is lost costs one more apply. So the writer deletes its rows
-after its response is sent, in one autocommitted statement: the client waits
-for one more INSERT in its transaction, nothing else.
-
-Without Redis (the in-process cache) there is nothing to survive a process: the
-effects are applied straight after COMMIT and no row is written.
+a delete that is lost costs one more apply. So the writer deletes its rows in
+one autocommitted statement, and a failed delete is only logged.
 """
 
 from __future__ import annotations
@@ -35,7 +31,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from flask import Flask, Response, g, has_request_context
+from flask import Flask
 from sqlalchemy import delete, exists, func, insert, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -50,8 +46,6 @@ class Effect(NamedTuple):
     target: str
     expires_at: float | None = None  # epoch seconds, for effects that lapse (revocations)
 
-
-APPLIED = "outbox_applied"  # in `g`: ids applied during this request, deleted once it is sent
 
 # kind -> (app -> function applying a batch of that kind; raises a Redis error on failure)
 Applier = Callable[[list[Effect]], None]
@@ -137,13 +131,8 @@ class Outbox:
 
     # -- applying ------------------------------------------------------------------
 
-    def apply(
-        self, effects: Iterable[Effect], ids: Iterable[int] = (), defer: bool = False
-    ) -> None:
-        """Apply `effects` (every kind), then delete rows `ids`; a Redis error leaves the rows.
-
-        `defer`: the writer's own rows, deleted once its response is sent.
-        """
+    def apply(self, effects: Iterable[Effect], ids: Iterable[int] = ()) -> None:
+        """Apply `effects` (every kind), then delete rows `ids`; a Redis error leaves the rows."""
         by_kind: dict[str, list[Effect]] = defaultdict(list)
         for effect in effects:
             by_kind[effect.kind].append(effect)
@@ -153,24 +142,7 @@ class Outbox:
                 log.error("ERROR outbox: nobody applies %r effects; rows kept", kind)
                 return
             factory(self.app)(batch)
-        if defer:
-            self.delete_later(ids)
-        else:
-            self.delete(ids)
-
-    def delete_later(self, ids: Iterable[int]) -> None:
-        """Delete applied rows after the response is sent (now, outside a request).
-
-        Until then a drain may apply them once more, which is harmless; the
-        client does not wait for a second transaction.
-        """
-        ids = list(ids)
-        if not ids:
-            return
-        if has_request_context():
-            g.setdefault(APPLIED, []).extend(ids)
-        else:
-            self.delete(ids)
+        self.delete(ids)
 
     def delete(self, ids: Iterable[int]) -> None:
         ids = list(ids)
@@ -256,21 +228,3 @@ class Outbox:
         except SQLAlchemyError as exc:
             log.warning("ERROR outbox read: %s", type(exc).__name__)
             return 0
-
-
-def register_outbox(app: Flask, outbox: Callable[[], Outbox]) -> None:
-    """Delete the rows a request applied once its response is sent (or at teardown)."""
-
-    @app.after_request
-    def delete_after_sending(response: Response) -> Response:
-        ids = g.pop(APPLIED, None)
-        if ids:
-            box = outbox()
-            response.call_on_close(lambda: box.delete(ids))
-        return response
-
-    @app.teardown_appcontext
-    def delete_left(_exc: BaseException | None) -> None:
-        ids = g.pop(APPLIED, None)
-        if ids:
-            outbox().delete(ids)
