@@ -40,6 +40,7 @@ from electro_isla.cache.registry import targets
 
 PENDING = "electro_isla.cache.pending"
 RECORDED = "electro_isla.cache.recorded"  # (effects, outbox row ids) of the COMMIT under way
+COMMITTED = "electro_isla.cache.committed"  # what a COMMIT owes, applied when it has ended
 WHOLE_TABLE = object()
 ROW_ADDED_OR_REMOVED = "*"  # a change note meaning INSERT or DELETE (membership)
 ROOT = "root"  # the outermost transaction's notes (also those made before it began)
@@ -257,7 +258,9 @@ def _committed(session: Session) -> None:
     # Anything noted after the rows were written (an after_flush hook's writes)
     # is applied too, without a row.
     late = _effects(manager, pending) if pending else []
-    manager.apply_committed(recorded + late, ids)
+    # Applied once the transaction has ended and given its connection back:
+    # deleting the rows takes one, and a writer must never hold two.
+    session.info[COMMITTED] = (manager, recorded + late, ids)
 
 
 def _rolled_back(session: Session) -> None:
@@ -271,9 +274,13 @@ def _rolled_back(session: Session) -> None:
 
 
 def _ended(session: Session, transaction: SessionTransaction) -> None:
-    """Closed without COMMIT or ROLLBACK events (session.close()): nothing it noted happened."""
+    """The outermost transaction ended: apply what its COMMIT owes; else nothing it noted happened."""
     if transaction.parent is None and not transaction.nested:
         session.info.pop(RECORDED, None)
+        committed = session.info.pop(COMMITTED, None)
+        if committed is not None:
+            manager, effects, ids = committed
+            manager.apply_committed(effects, ids)
     notes = session.info.get(PENDING)
     if not notes:
         return
