@@ -350,7 +350,8 @@ class CacheManager:
         if not self.outbox.durable:  # in-process: nothing to survive, nothing can fail
             self.outbox.apply(effects)
             return
-        if not self._usable():
+        # Not `_usable()`: its drain would apply this commit's own rows a second time.
+        if not self.breaker.allow():
             self._left(effects, ids)
             return
         try:
@@ -418,8 +419,8 @@ class CacheManager:
 
     @property
     def pending_invalidations(self) -> int:
-        """Outbox rows of this prefix not yet applied (one query)."""
-        return self.outbox.count()
+        """Outbox rows of this prefix not yet applied (a query only when some may be)."""
+        return 0 if self.outbox.empty() else self.outbox.count()
 
     def _failed(self, name: str, key: str, exc: Exception) -> None:
         self.breaker.trip(name, key, exc)
