@@ -24,7 +24,7 @@ from electro_isla.auth.refresh import (
     revoke_refresh_tokens,
     rotate_refresh_token,
 )
-from electro_isla.auth.tokens import revocations
+from electro_isla.cache.listeners import effect_after_commit
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db
 from electro_isla.usuarios.models import Usuario, normalize_email
@@ -139,6 +139,8 @@ def record_revocation(jti: str, expires_at: datetime) -> None:
     )
     if expires_at > now and db.session.get(RevokedToken, jti) is None:
         db.session.add(RevokedToken(jti=jti, expires_at=expires_at))
+        # Reaches Redis through the outbox, recorded in this same transaction.
+        effect_after_commit(db.session, "revoke", jti, expires_at.timestamp())
 
 
 def logout(usuario_id: int, jwt_payload: dict[str, Any]) -> None:
@@ -148,4 +150,3 @@ def logout(usuario_id: int, jwt_payload: dict[str, Any]) -> None:
     jti, exp = str(jwt_payload["jti"]), float(jwt_payload["exp"])
     record_revocation(jti, datetime.fromtimestamp(exp, UTC))
     db.session.commit()
-    revocations().revoke(jti, exp)

@@ -1,15 +1,22 @@
 """Access-token plumbing: the revocation list and flask-jwt-extended's callbacks.
 
-Logout revokes an access token by its `jti`, in two places: the database
-(`revoked_tokens`, written in logout's transaction) and, with `REDIS_URL`,
-Redis (`<prefix>:auth:revoked:<jti>`, expiring with the token), which answers
-the per-request check at no SQL cost. While Redis is unreachable (its circuit
-breaker open, or a command failing) the check is answered from the database
-instead, so an outage never revives a logged-out token, whichever worker
-logged it out. Each process also remembers the jtis it revoked itself, and
-replays to Redis the writes Redis missed. Without Redis (one worker), the
-process's own list answers, seeded from the database when the process starts,
-so a restarted or recycled worker still refuses tokens logged out before.
+Logout revokes an access token by its `jti`. The database is the authority
+(`revoked_tokens`, written in logout's transaction). With `REDIS_URL`, Redis
+holds a copy that is complete or absent: ONE sorted set
+`<prefix>:auth:revoked` (member jti, score its expiry) with a member
+`!complete` that says it was loaded from the table. The per-request check is
+one round trip (ZMSCORE of the mark and the jti); without the mark (the key
+was evicted, flushed, lost in a restart or a failover, or only holds adds made
+since) it is reloaded from the table, all at once by one script, so no fault can
+leave a copy that looks complete and lacks a revocation the table holds.
+
+The logout's add reaches the set through the outbox (cache/outbox.py): it is
+recorded in logout's own transaction and applied after COMMIT by that process
+or, if Redis did not take it or the process died, by the drain of any process,
+which every check runs before it trusts the copy. While Redis is unreachable
+the check is answered from the table. Without Redis (one worker), the process's
+own list answers, seeded from the table when the process starts, so a restarted
+or recycled worker still refuses tokens logged out before.
 
 The callbacks turn every token failure into a 401 in the API's JSON envelope
 instead of flask-jwt-extended's `{"msg": ...}`; they are set on the shared
@@ -19,7 +26,6 @@ instead of flask-jwt-extended's `{"msg": ...}`; they are set on the shared
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from functools import cached_property
@@ -28,7 +34,8 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from sqlalchemy import select
 
-from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health
+from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
+from electro_isla.cache.outbox import Effect, register_applier
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import jwt
 
@@ -36,6 +43,29 @@ log = logging.getLogger("electro_isla.auth")
 
 EXTENSION_KEY = "electro_isla.auth.revocations"
 LOCAL_PURGE_EVERY = 256
+COMPLETE = "!complete"  # never a jti: the copy holds every revocation of the table
+
+# KEYS[1]: the revoked set. ARGV[1]: now (epoch seconds); then jti, expiry pairs:
+# every revocation the table holds. Adds them and the mark in one step, keeping
+# what was added meanwhile (a logout committed after the table was read).
+LOAD_SCRIPT = """
+local key = KEYS[1]
+redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
+local batch = {}
+for i = 2, #ARGV, 2 do
+  batch[#batch + 1] = ARGV[i + 1]
+  batch[#batch + 1] = ARGV[i]
+  if #batch >= 1000 then
+    redis.call('ZADD', key, unpack(batch))
+    batch = {}
+  end
+end
+if #batch > 0 then
+  redis.call('ZADD', key, unpack(batch))
+end
+redis.call('ZADD', key, 'inf', '!complete')
+return 1
+"""
 
 
 class RevocationStore:
@@ -43,9 +73,8 @@ class RevocationStore:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.key_prefix = f"{app.config['CACHE_KEY_PREFIX']}:auth:revoked:"
+        self.key = f"{app.config['CACHE_KEY_PREFIX']}:auth:revoked"
         self._local: dict[str, float] = {}
-        self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
         self._seeded = False
 
@@ -53,80 +82,88 @@ class RevocationStore:
     def health(self) -> RedisHealth:
         return redis_health(self.app)
 
-    def _client(self) -> Any:
-        """The shared Redis client, or None (no Redis, or the cache's circuit is open)."""
-        return self.health.client()
+    def _redis(self) -> Any:
+        """The shared Redis client (None without Redis): the one place this store gets it."""
+        return shared_redis(self.app)
 
-    def _worked(self) -> None:
-        self.health.worked()
+    @cached_property
+    def _manager(self) -> Any:
+        return self.app.extensions["electro_isla.cache"]
 
     def _failed(self, action: str, exc: Exception) -> None:
-        self.health.failed(f"revocation {action}", f"{self.key_prefix}*", exc)
+        self.health.failed(f"revocation {action}", self.key, exc)
         log.warning("REVOCATION %s failed, Redis unavailable: %s", action, type(exc).__name__)
 
-    def revoke(self, jti: str, expires_at: float) -> None:
-        """Refuse `jti` from now until `expires_at` (epoch seconds)."""
-        now = time.time()
-        if expires_at <= now:
-            return
-        shared = self.health.shared
-        with self._lock:
-            self._local[jti] = expires_at
-            if len(self._local) % LOCAL_PURGE_EVERY == 0:
-                self._local = {j: e for j, e in self._local.items() if e > now}
-            if shared:
-                self._pending = {j: e for j, e in self._pending.items() if e > now}
-                self._pending[jti] = expires_at
-        if shared:
-            self._flush()
+    # -- the outbox's applier ------------------------------------------------------
 
-    def _flush(self) -> None:
-        """Write pending revocations to Redis (kept for later if it does not answer)."""
-        client = self._client()
-        if client is None:
-            return
-        with self._lock:
-            pending = dict(self._pending)
-        if not pending:
-            return
+    def apply(self, effects: list[Effect]) -> None:
+        """Add committed revocations to the copy (raises a Redis error: the outbox keeps them)."""
         now = time.time()
-        try:
-            pipe = client.pipeline(transaction=False)
-            for jti, expires_at in pending.items():
-                ttl = math.ceil(expires_at - now)
-                if ttl > 0:
-                    pipe.set(self.key_prefix + jti, 1, ex=ttl)
-            pipe.execute()
-        except REDIS_ERRORS as exc:
-            self._failed("write", exc)
+        live = {e.target: float(e.expires_at or 0) for e in effects if (e.expires_at or 0) > now}
+        if self._redis() is None:
+            with self._lock:
+                self._local.update(live)
+                if len(self._local) % LOCAL_PURGE_EVERY == 0:
+                    self._local = {j: x for j, x in self._local.items() if x > now}
             return
-        self._worked()
-        with self._lock:
-            for jti in pending:
-                self._pending.pop(jti, None)
+        if not live:
+            return
+
+        # Into a missing key too: a set without the mark is reloaded, never trusted.
+        def fill(pipe: Any) -> None:
+            pipe.zadd(self.key, live)
+            pipe.zremrangebyscore(self.key, "-inf", now)
+
+        self._manager.store.write(fill, "revocation")
+
+    # -- the per-request check -----------------------------------------------------
 
     def is_revoked(self, jti: str) -> bool:
-        with self._lock:
-            expires_at = self._local.get(jti)
-        if expires_at is not None and expires_at > time.time():
-            return True
-        if not self.health.shared:
+        client = self._redis()
+        if client is None:
             self._seed_from_database()
             with self._lock:
                 expires_at = self._local.get(jti)
             return expires_at is not None and expires_at > time.time()
-        client = self._client()
-        if client is None:
+        if not self._manager.usable():  # the breaker is open, or the outbox could not drain
             return self._in_database(jti)
-        if self._pending:
-            self._flush()
         try:
-            revoked = bool(client.exists(self.key_prefix + jti))
+            complete, expires_at = client.zmscore(self.key, [COMPLETE, jti])
         except REDIS_ERRORS as exc:
             self._failed("check", exc)
             return self._in_database(jti)
-        self._worked()
-        return revoked
+        self.health.worked()
+        if complete is None:
+            return self._load(client, jti)
+        return expires_at is not None and expires_at > time.time()
+
+    def _load(self, client: Any, jti: str) -> bool:
+        """Rebuild the copy from the table (it was absent or incomplete); answer for `jti`."""
+        rows = self._live_rows()
+        args: list[Any] = [time.time()]
+        for revoked, expires_at in rows:
+            args += [revoked, expires_at.timestamp()]
+        try:
+            client.eval(LOAD_SCRIPT, 1, self.key, *args)
+        except REDIS_ERRORS as exc:
+            self._failed("load", exc)
+        else:
+            log.info("REVOCATION copy loaded from the database: %d jti(s)", len(rows))
+        return any(revoked == jti for revoked, _ in rows)
+
+    @staticmethod
+    def _live_rows() -> list[tuple[str, Any]]:
+        from electro_isla.auth.models import RevokedToken
+        from electro_isla.extensions import db
+
+        return [
+            (str(j), e)
+            for j, e in db.session.execute(
+                select(RevokedToken.jti, RevokedToken.expires_at).where(
+                    RevokedToken.expires_at > utcnow()
+                )
+            ).all()
+        ]
 
     @staticmethod
     def _in_database(jti: str) -> bool:
@@ -145,14 +182,7 @@ class RevocationStore:
         """Once per process without Redis: the revocations made before it started."""
         if self._seeded:
             return
-        from electro_isla.auth.models import RevokedToken
-        from electro_isla.extensions import db
-
-        rows = db.session.execute(
-            select(RevokedToken.jti, RevokedToken.expires_at).where(
-                RevokedToken.expires_at > utcnow()
-            )
-        ).all()
+        rows = self._live_rows()
         with self._lock:
             for jti, expires_at in rows:
                 self._local.setdefault(jti, expires_at.timestamp())
@@ -213,3 +243,6 @@ def _claims_failed(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
 @jwt.user_lookup_error_loader
 def _user_missing(_header: dict[str, Any], _payload: dict[str, Any]) -> Any:
     return unauthorized("This account is inactive or no longer exists.")
+
+
+register_applier("revoke", lambda app: revocations(app).apply)

@@ -1,10 +1,13 @@
-"""Invalidation wired to the ORM: mapper events collect, COMMIT applies.
+"""Invalidation wired to the ORM: mapper events collect, COMMIT records and applies.
 
 Mapper events fire while the transaction is still open, so they only note what
 changed in `session.info`, per transaction: a savepoint's notes are its own.
 Releasing a savepoint hands its notes to its parent; rolling it back forgets
-only them; the outermost COMMIT turns all notes into generation bumps and its
-ROLLBACK throws them all away, so a failed write leaves the cache alone.
+only them. Just before the outermost COMMIT the notes become outbox rows in the
+same transaction (generation bumps, and effects such as a logout's revocation
+noted with `effect_after_commit`); after it, they are applied to Redis and the
+rows deleted (outbox.py). Its ROLLBACK throws notes and rows away, so a failed
+write leaves the cache alone.
 An UPDATE notes the columns it changed (the attributes' history, plus columns
 an `onupdate` default rewrites), so the registry can spare the names that do
 not read them; an INSERT or DELETE notes a membership change.
@@ -32,9 +35,12 @@ from sqlalchemy.orm import (
     scoped_session,
 )
 
+from electro_isla.cache.outbox import Effect
 from electro_isla.cache.registry import targets
 
 PENDING = "electro_isla.cache.pending"
+RECORDED = "electro_isla.cache.recorded"  # (effects, outbox row ids) of the COMMIT under way
+COMMITTED = "electro_isla.cache.committed"  # what a COMMIT owes, applied when it has ended
 WHOLE_TABLE = object()
 ROW_ADDED_OR_REMOVED = "*"  # a change note meaning INSERT or DELETE (membership)
 ROOT = "root"  # the outermost transaction's notes (also those made before it began)
@@ -66,7 +72,25 @@ def _note(session: Session, table: str, row: Any, changes: Iterable[str]) -> Non
 
 def pending_tables(session: Session) -> set[str]:
     """Tables this session wrote to and has not committed yet (any savepoint)."""
-    return {table for touched in session.info.get(PENDING, {}).values() for table in touched}
+    return {
+        table
+        for touched in session.info.get(PENDING, {}).values()
+        for table in touched
+        if isinstance(table, str)
+    }
+
+
+def effect_after_commit(
+    session: Session | scoped_session, kind: str, target: str, expires_at: float
+) -> None:
+    """Apply a `kind` effect on `target` (e.g. "revoke", a jti) once this session commits.
+
+    Noted like a row change, so a savepoint's rollback forgets it, and recorded
+    in the outbox with the COMMIT: it reaches Redis even if this process dies.
+    """
+    if isinstance(session, scoped_session):
+        session = session()
+    _note(session, ("effect", kind), target, {repr(float(expires_at))})
 
 
 def invalidate_after_commit(session: Session | scoped_session, *tables: str) -> None:
@@ -154,6 +178,8 @@ def invalidation_targets(pending: Notes) -> tuple[set[str], set[tuple[str, Any]]
     names: set[str] = set()
     rows: set[tuple[str, Any]] = set()
     for table, touched in pending.items():
+        if not isinstance(table, str):
+            continue  # an effect, not a table
         for row, changes in touched.items():
             if row is WHOLE_TABLE:
                 found = targets(table, "bulk", None)
@@ -174,26 +200,67 @@ def _merge(into: Notes, notes: Notes) -> None:
             mine.setdefault(row, set()).update(changes)
 
 
+def _effects(manager: Any, pending: Notes) -> list[Effect]:
+    """What these notes owe the shared state: bumps, then the noted effects."""
+    names, rows = invalidation_targets(pending)
+    effects = manager.bump_effects(names, rows)
+    for table, touched in pending.items():
+        if isinstance(table, tuple):
+            kind = table[1]
+            effects += [Effect(kind, t, max(map(float, e))) for t, e in sorted(touched.items())]
+    return effects
+
+
+def _all_notes(session: Session) -> Notes:
+    pending: Notes = {}
+    for touched in session.info.get(PENDING, {}).values():
+        _merge(pending, touched)
+    return pending
+
+
+def _manager() -> Any:
+    return current_app.extensions.get("electro_isla.cache") if has_app_context() else None
+
+
+def _recording(session: Session) -> None:
+    """Before the outermost COMMIT: insert what it owes the shared state, in its transaction."""
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint's release: its notes move to its parent after it
+    manager = _manager()
+    if manager is None or not manager.outbox.durable:
+        return
+    session.flush()  # the commit's own flush comes after this hook: note its changes now
+    pending = _all_notes(session)
+    if not pending:
+        return
+    effects = _effects(manager, pending)
+    ids = manager.outbox.record(session.connection(), effects)
+    session.info[RECORDED] = (effects, ids)
+    session.info.pop(PENDING, None)  # recorded: only what is noted from now on is left
+
+
 def _committed(session: Session) -> None:
     """A savepoint's release hands its notes to its parent; the outermost COMMIT applies them."""
     nested = session.get_nested_transaction()
     notes = session.info.get(PENDING)
-    if not notes:
-        return
     if nested is not None:
-        released = notes.pop(nested, None)
-        if released:
-            _merge(notes.setdefault(_key(nested.parent), {}), released)
+        if notes:
+            released = notes.pop(nested, None)
+            if released:
+                _merge(notes.setdefault(_key(nested.parent), {}), released)
         return
-    pending: Notes = {}
-    for touched in session.info.pop(PENDING).values():
-        _merge(pending, touched)
-    if not pending or not has_app_context():
+    recorded, ids = session.info.pop(RECORDED, ([], []))
+    pending = _all_notes(session)
+    session.info.pop(PENDING, None)
+    manager = _manager()
+    if manager is None or not (pending or recorded):
         return
-    manager = current_app.extensions.get("electro_isla.cache")
-    if manager is not None:
-        names, rows = invalidation_targets(pending)
-        manager.invalidate(names=names, rows=rows)
+    # Anything noted after the rows were written (an after_flush hook's writes)
+    # is applied too, without a row.
+    late = _effects(manager, pending) if pending else []
+    # Applied once the transaction has ended and given its connection back:
+    # deleting the rows takes one, and a writer must never hold two.
+    session.info[COMMITTED] = (manager, recorded + late, ids)
 
 
 def _rolled_back(session: Session) -> None:
@@ -201,12 +268,19 @@ def _rolled_back(session: Session) -> None:
     nested = session.get_nested_transaction()
     if nested is None:
         session.info.pop(PENDING, None)
+        session.info.pop(RECORDED, None)
     else:
         session.info.get(PENDING, {}).pop(nested, None)
 
 
 def _ended(session: Session, transaction: SessionTransaction) -> None:
-    """Closed without COMMIT or ROLLBACK events (session.close()): nothing it noted happened."""
+    """The outermost transaction ended: apply what its COMMIT owes; else nothing it noted happened."""
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(RECORDED, None)
+        committed = session.info.pop(COMMITTED, None)
+        if committed is not None:
+            manager, effects, ids = committed
+            manager.apply_committed(effects, ids)
     notes = session.info.get(PENDING)
     if not notes:
         return
@@ -228,6 +302,7 @@ def install_listeners() -> None:
     event.listen(Mapper, "after_delete", _added_or_removed)
     event.listen(Mapper, "after_update", _updated)
     event.listen(Session, "do_orm_execute", _collect_bulk)
+    event.listen(Session, "before_commit", _recording)
     event.listen(Session, "after_commit", _committed)
     event.listen(Session, "after_rollback", _rolled_back)
     event.listen(Session, "after_transaction_end", _ended)

@@ -16,11 +16,10 @@ frees the key when the lock's timeout runs out, and nobody waits longer.
 
 Redis failures never fail a request: the manager answers from the database
 (BYPASS) and opens a circuit breaker, so a dead Redis costs one quick probe per
-interval. Invalidations it could not apply (or that no replica acknowledged,
-with Sentinel) are kept in the `cache_pending` table every host shares (the
-host's marker file, then memory, if the database does not take them):
-whichever worker of whichever host next reaches Redis replays them before it
-trusts the cache. See `pending` for the bound on how soon another host sees them.
+interval. Every bump is first recorded in the writer's transaction (the
+outbox, `outbox.py`); one it could not apply (or that no replica acknowledged,
+with Sentinel) stays there, and whichever worker of whichever host next reaches
+Redis applies it before it trusts the cache. See `outbox` for the bound.
 
 Failovers: with Sentinel a bump counts once a replica has it (WAIT), so the
 old master's writes that a promotion is about to throw away are replayed on
@@ -30,15 +29,10 @@ the new one. The deployment docs recommend `min-replicas-to-write 1` too.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import logging
-import os
-import re
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from flask import Flask, g, has_app_context, has_request_context
@@ -49,7 +43,7 @@ from sqlalchemy import inspect as sa_inspect
 from electro_isla.cache import signals
 from electro_isla.cache.composed import ComposedPages
 from electro_isla.cache.keys import KeySpace, KeySpec
-from electro_isla.cache.pending import PendingInvalidations, SharedPending
+from electro_isla.cache.outbox import Effect, Outbox, register_applier
 from electro_isla.cache.registry import REGISTRY, CachedName
 from electro_isla.cache.stats import StatsBuffer
 from electro_isla.cache.stores import KeyLock, LocalStore, RedisStore
@@ -103,17 +97,20 @@ class CacheManager:
                 int(app.config["CACHE_WAIT_TIMEOUT_MS"]),
             )
             self.backend_name = "redis"
-            shared = SharedPending(
-                self._engine, self.prefix, float(app.config["CACHE_PENDING_CHECK_MS"]) / 1000
-            )
-            self.pending = PendingInvalidations(self._pending_path(app), shared)
         else:
             self.store = LocalStore(self.gen_ttl)
             self.backend_name = "simple"
-            self.pending = PendingInvalidations(None)
+        # Durable (rows in the writer's transaction) whenever the state is shared.
+        self.outbox = Outbox(
+            app,
+            self._engine,
+            self.prefix,
+            float(app.config["CACHE_PENDING_CHECK_MS"]) / 1000,
+            durable=redis_client is not None,
+        )
         self.breaker = shared_store(app).breaker
-        # After a replay that replicas did not acknowledge in time (the master has
-        # it), the next replay waits one breaker interval: a lagging replica must
+        # After a drain that replicas did not acknowledge in time (the master has
+        # it), the next drain waits one breaker interval: a lagging replica must
         # not cost every request a WAIT timeout.
         self._replay_after = 0.0
         self._replay_pause = float(app.config["CACHE_CIRCUIT_RESET_SECONDS"])
@@ -129,18 +126,6 @@ class CacheManager:
             with self.app.app_context():
                 self._db_engine = db.engine
         return self._db_engine
-
-    def _pending_path(self, app: Flask) -> Path:
-        """One marker file per (prefix, Redis server), shared by the host's workers."""
-        folder = app.config.get("CACHE_PENDING_DIR") or os.path.join(
-            tempfile.gettempdir(), "electro_isla-cache"
-        )
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.prefix)
-        where = app.config.get("REDIS_URL")
-        if app.config.get("REDIS_MODE") == "sentinel":
-            where = f"{app.config['REDIS_SENTINELS']}/{app.config['REDIS_SENTINEL_MASTER']}"
-        server = hashlib.sha256(str(where).encode()).hexdigest()[:10]
-        return Path(folder) / f"{safe}-{server}.pending"
 
     # -- keys ------------------------------------------------------------------
 
@@ -336,18 +321,61 @@ class CacheManager:
         return self.keys.name_of(gen_key)
 
     def _apply(self, keys: set[str]) -> None:
+        """Bump now (a direct invalidation); into the outbox if Redis cannot take it."""
         if not self.enabled:  # nothing is cached, nothing to invalidate
             return
+        effects = [Effect("bump", k) for k in sorted(keys)]
         if not self._usable():
-            self._remember(keys)
+            self._remember(effects)
             return
         try:
-            self.store.bump(sorted(keys))
+            self.outbox.apply(effects)
         except REDIS_ERRORS as exc:
             self._failed("invalidate", ",".join(sorted(keys)), exc)
-            self._remember(keys)
+            self._remember(effects)
             return
         self.breaker.success()
+
+    def bump_effects(
+        self, names: Iterable[str], rows: Iterable[tuple[str, object]]
+    ) -> list[Effect]:
+        """The outbox effects invalidating `names` and (name, row) pairs (none when disabled)."""
+        if not self.enabled:
+            return []
+        keys = {self.gen_key(n) for n in names} | {self.gen_key(n, r) for n, r in rows}
+        return [Effect("bump", k) for k in sorted(keys)]
+
+    def apply_committed(self, effects: list[Effect], ids: list[int]) -> None:
+        """After COMMIT: apply what the transaction recorded and delete its rows.
+
+        What Redis does not take stays recorded; the drain applies it.
+        """
+        if not effects:
+            return
+        if not self.outbox.durable:  # in-process: nothing to survive, nothing can fail
+            self.outbox.apply(effects)
+            return
+        # Not `_usable()`: its drain would apply this commit's own rows a second time.
+        if not self.breaker.allow():
+            self._left(effects, ids)
+            return
+        try:
+            self.outbox.apply(effects, ids)
+        except REDIS_ERRORS as exc:
+            self._failed("invalidate", ",".join(e.target for e in effects[:5]), exc)
+            self._left(effects, ids)
+            return
+        self.breaker.success()
+
+    def _left(self, effects: list[Effect], ids: list[int]) -> None:
+        if ids:
+            self.outbox.waiting()  # this process drains them as soon as Redis answers
+        log.warning("INVALIDATE pending (cache unavailable) %d effect(s)", len(effects))
+
+    def apply_bumps(self, effects: list[Effect]) -> None:
+        """The outbox's applier of "bump" effects (raises a Redis error)."""
+        keys = sorted({e.target for e in effects})
+        self.store.bump(keys)
         self._applied(keys)
 
     def _applied(self, keys: Iterable[str]) -> None:
@@ -361,21 +389,22 @@ class CacheManager:
             signals.cache_invalidate.send(self.app, name=name, key=key)
         signals.generations_bumped.send(self.app, names=frozenset(names), keys=tuple(keys))
 
-    def _remember(self, keys: set[str]) -> None:
-        self.pending.add(keys)
-        log.warning("INVALIDATE pending (cache unavailable) %s", ",".join(sorted(keys)))
+    def _remember(self, effects: list[Effect]) -> None:
+        self.outbox.add(effects)
+        log.warning("INVALIDATE pending (cache unavailable) %d effect(s)", len(effects))
+
+    def usable(self) -> bool:
+        """True when the shared store may be trusted now (what the outbox held is applied)."""
+        return self._usable()
 
     def _usable(self) -> bool:
-        """True when the store may be used; replays lost invalidations first."""
+        """True when the store may be used; applies what the outbox holds first."""
         if not self.breaker.allow():
             return False
-        if self.pending.empty() or time.monotonic() < self._replay_after:
-            return True
-        pending = self.pending.snapshot()
-        if not pending:
+        if time.monotonic() < self._replay_after or self.outbox.empty():
             return True
         try:
-            self.store.bump(sorted(pending.keys))
+            drained = self.outbox.drain()
         except ReplicationLag as exc:
             self._failed("invalidate", "pending", exc)
             self._replay_after = time.monotonic() + self._replay_pause
@@ -384,9 +413,8 @@ class CacheManager:
             self._failed("invalidate", "pending", exc)
             return False
         self.breaker.success()
-        self.pending.done(pending)
-        self._applied(pending.keys)
-        log.info("INVALIDATE replayed %d pending generation(s)", len(pending))
+        if drained:
+            log.info("INVALIDATE replayed %d pending effect(s)", drained)
         return True
 
     def ping(self) -> bool:
@@ -405,7 +433,8 @@ class CacheManager:
 
     @property
     def pending_invalidations(self) -> int:
-        return 0 if self.pending.empty() else len(self.pending)
+        """Outbox rows of this prefix not yet applied (a query only when some may be)."""
+        return 0 if self.outbox.empty() else self.outbox.count()
 
     def _failed(self, name: str, key: str, exc: Exception) -> None:
         self.breaker.trip(name, key, exc)
@@ -486,3 +515,6 @@ class CacheManager:
             "circuit_open": self.breaker.is_open,
             "pending_invalidations": self.pending_invalidations,
         }
+
+
+register_applier("bump", lambda app: app.extensions["electro_isla.cache"].apply_bumps)

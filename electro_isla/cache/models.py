@@ -1,4 +1,4 @@
-"""The invalidations a host could not apply, kept where every host sees them."""
+"""The outbox: shared-state effects a committed transaction owes Redis, until applied."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from electro_isla.db_types import UTCDateTime, utcnow
 from electro_isla.extensions import db
 
 
-class PendingInvalidation(db.Model):
-    """One generation bump that failed (or was not replicated), until a worker replays it.
+class OutboxEntry(db.Model):
+    """One effect (a generation bump, a token revocation) written in its writer's transaction.
 
-    One row per failed add, even for a key already waiting: a replay deletes
-    the rows it read by id, never a row added after it looked.
+    Deleted by id once applied to Redis, by the writer or by any process's
+    drain; a row added after a drain looked is never deleted by that drain.
     """
 
     __tablename__ = "cache_pending"
@@ -23,5 +23,8 @@ class PendingInvalidation(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prefix: Mapped[str] = mapped_column(String(100))
-    gen_key: Mapped[str] = mapped_column(String(400))
+    # "bump": `target` is a generation key; "revoke": a jti, until `expires_at`.
+    kind: Mapped[str] = mapped_column(String(16), default="bump", server_default="bump")
+    target: Mapped[str] = mapped_column(String(400))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from redis import Redis
@@ -198,19 +198,28 @@ class RedisStore:
         # A missing counter is seeded from the clock first: INCR alone would restart
         # it at 1, a number whose old values may still be stored.
         seed = time.time_ns()
+
+        def fill(pipe: Any) -> None:
+            for k in keys:
+                pipe.set(k, seed, nx=True, ex=self.gen_ttl)
+                pipe.incr(k)
+
+        self.write(fill, "bump")
+
+    def write(self, fill: Callable[[Any], None], what: str = "write") -> list[Any]:
+        """Run the commands `fill` queues in one pipeline, acknowledged by `wait_replicas`."""
         pipe = self.client.pipeline(transaction=False)
-        for k in keys:
-            pipe.set(k, seed, nx=True, ex=self.gen_ttl)
-            pipe.incr(k)
+        fill(pipe)
         if self.wait_replicas:
-            # Same connection as the INCRs: WAIT covers exactly these writes.
+            # Same connection as the writes: WAIT covers exactly them.
             pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
         replies = pipe.execute()
         if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
             raise ReplicationLag(
-                f"bump acknowledged by {replies[-1]} of {self.wait_replicas} replica(s) "
+                f"{what} acknowledged by {replies[-1]} of {self.wait_replicas} replica(s) "
                 f"within {self.wait_ms} ms"
             )
+        return replies
 
     def lock(self, key: str, timeout: float) -> KeyLock:
         return self.client.lock(key, timeout=timeout, thread_local=False)

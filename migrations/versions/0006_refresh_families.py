@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_refresh_families"
-down_revision = "0004_cache_pending"
+down_revision = "0005_outbox"
 branch_labels = None
 depends_on = None
 

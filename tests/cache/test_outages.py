@@ -13,6 +13,7 @@ from electro_isla.extensions import db as _db
 from tests.cache.support import add_probe, add_producto, manager_of
 
 RESET = 0.5  # circuit breaker interval used here (production: 2 s)
+CHECK_MS = 250  # how soon any process drains the outbox (production's default)
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def outage_app(make_app, own_redis, tmp_path):
                 REDIS_URL=own_redis.url,
                 REDIS_SOCKET_TIMEOUT=0.2,
                 CACHE_CIRCUIT_RESET_SECONDS=RESET,
-                CACHE_PENDING_DIR=str(tmp_path / "pending"),
+                CACHE_PENDING_CHECK_MS=CHECK_MS,
             )
         )
 
@@ -83,7 +84,7 @@ def test_paused_redis_across_a_write_nothing_written_before_it_is_served(outage_
     Worker A notices the outage (its breaker opens), so its invalidation is
     never even sent: it is genuinely lost to Redis. Worker B never talks to
     Redis during the pause, so nothing tells it the cache is out of date
-    except the pending record A left on the host.
+    except the outbox row A's transaction wrote.
     """
     app_a, app_b = outage_app(), outage_app()
     client_a, client_b = app_a.test_client(), app_b.test_client()
@@ -110,7 +111,8 @@ def test_paused_redis_across_a_write_nothing_written_before_it_is_served(outage_
         own_redis.resume()
 
     assert raw.get(gen_key) == gen_before  # the invalidation really was lost
-    # B, which saw nothing, asks first: it replays A's record before trusting the cache.
+    time.sleep(CHECK_MS / 1000)  # the documented bound on how soon B looks
+    # B, which saw nothing, asks first: it applies A's outbox row before trusting the cache.
     response, _ = get(client_b, producto_id)
     assert response.json["precio"] == 20.0
     assert response.headers["X-Cache"] == "MISS"
@@ -123,14 +125,13 @@ def test_paused_redis_across_a_write_nothing_written_before_it_is_served(outage_
     assert manager_of(app_a).pending_invalidations == 0
 
 
-def test_without_the_shared_record_a_second_worker_would_serve_stale(outage_app, own_redis):
-    """Control for the test above: what the pending record buys (the host's file
-    and the shared table both disabled: only A's memory knows)."""
+def test_without_the_outbox_a_second_worker_would_serve_stale(outage_app, own_redis, monkeypatch):
+    """Control for the test above: what the outbox row buys (A records nothing: its
+    bump is simply lost, and B serves the outdated entry)."""
     app_a, app_b = outage_app(), outage_app()
     client_a, client_b = app_a.test_client(), app_b.test_client()
-    manager_of(app_a).pending.path = manager_of(app_a).pending._path_str = None
-    manager_of(app_a).pending.shared = None
     producto_id = add_producto(app_a, "10.00")
+    monkeypatch.setattr(manager_of(app_a).outbox, "record", lambda connection, effects: [])
     get(client_b, producto_id)
     own_redis.pause()
     try:
@@ -138,10 +139,9 @@ def test_without_the_shared_record_a_second_worker_would_serve_stale(outage_app,
         set_precio(app_a, producto_id, "20.00")
     finally:
         own_redis.resume()
-    assert get(client_b, producto_id)[0].json["precio"] == 10.0  # stale on B ...
     time.sleep(RESET + 0.05)
-    assert get(client_a, producto_id)[0].json["precio"] == 20.0  # ... until A replays
-    assert get(client_b, producto_id)[0].json["precio"] == 20.0
+    assert get(client_b, producto_id)[0].json["precio"] == 10.0  # stale on B
+    assert manager_of(app_a).pending_invalidations == 0
 
 
 def test_paused_redis_answers_within_the_socket_timeout_and_breaker_limits_probes(

@@ -1,0 +1,155 @@
+"""Benchmark: what the transactional outbox costs a write, base commit beside this tree, one run.
+
+    .venv/bin/python bench/outbox.py [--base fdfee28] [--rounds 7] [--orders 60] [--workers 2]
+
+Starts private PostgreSQL and Redis servers, seeds the data of bench/cache_hit.py
+(200 productos, 3000 usuarios, 60000 pedidos; migrated by this tree), and serves
+two gunicorns side by side with the project's gunicorn.conf.py: `base` runs the
+code of --base (bumps applied after COMMIT, nothing recorded; a `git archive`
+export), `head` this tree (bumps recorded in the order's transaction, applied,
+then the rows deleted). Each has its own key prefix on the one Redis.
+
+One client places orders one after another (POST /api/pedidos/, 1-2 productos),
+alternating order by order between the two servers, after unmeasured warm-up
+orders; reported: p50 and p95 per server, and the head/base p50 ratio per round
+(median). Every order must be a 201, and head must leave no outbox row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+import requests  # noqa: E402
+
+from bench.cache_hit import prepare_database  # noqa: E402
+from bench.catalogue import export, shutil_rmtree, tokens  # noqa: E402
+from bench.serving import BenchServer  # noqa: E402
+
+WARM = 20
+
+
+def order(session: requests.Session, base: str, headers: dict, rng: random.Random) -> float:
+    items = [
+        {"producto_id": pid, "cantidad": rng.randint(1, 3)}
+        for pid in rng.sample(range(1, 201), rng.randint(1, 2))
+    ]
+    body = {
+        "items": items,
+        "metodo_pago": "efectivo",
+        "direccion_entrega": "Calle Bench 1",
+        "telefono": "555-0100",
+    }
+    started = time.perf_counter()
+    response = session.post(f"{base}/api/pedidos/", json=body, headers=headers, timeout=30)
+    elapsed = time.perf_counter() - started
+    assert response.status_code == 201, response.text
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base", default="fdfee28")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--orders", type=int, default=60, help="per server and round")
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    from tests.servers import PostgresServer, RedisServer, free_port
+
+    pg = PostgresServer()
+    admin_url = pg.start()
+    rs = RedisServer().start()
+    trees = {"base": export(args.base), "head": ROOT}
+    log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
+    servers: dict[str, BenchServer] = {}
+    try:
+        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE bench")
+        db_url = pg.url("bench")
+        prepare_database(db_url)
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute("UPDATE productos SET stock = 1000000, activo = true")
+        common = {
+            **os.environ,
+            "APP_ENV": "production",
+            "DATABASE_URL": db_url,
+            "REDIS_URL": rs.url,
+            "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
+            "LOG_DIR": log_dir,
+        }
+        clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 12)))
+        for name, tree in trees.items():
+            env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}
+            servers[name] = BenchServer(env, free_port(), args.workers, tree=tree)
+        print(f"load average before measuring: {os.getloadavg()}; {os.cpu_count()} cores")
+
+        rng = random.Random(7)
+        sessions = {name: requests.Session() for name in servers}
+        for name, server in servers.items():
+            for _ in range(WARM):
+                order(sessions[name], server.base, rng.choice(clientes), rng)
+        times: dict[str, list[float]] = {name: [] for name in servers}
+        ratios = []
+        for r in range(args.rounds):
+            got: dict[str, list[float]] = {name: [] for name in servers}
+            for i in range(args.orders * len(servers)):
+                # Order by order, alternating (who goes first alternates too): the
+                # machine is shared, so both see the same load.
+                names = list(servers) if (i // 2) % 2 == 0 else list(reversed(servers))
+                name = names[i % 2]
+                got[name].append(
+                    order(sessions[name], servers[name].base, rng.choice(clientes), rng)
+                )
+            p50 = {}
+            for name in servers:
+                times[name] += got[name]
+                p50[name] = statistics.median(got[name])
+            ratios.append(p50["head"] / p50["base"])
+            print(
+                f"  round {r + 1}: base p50 {p50['base'] * 1000:.2f} ms, "
+                f"head p50 {p50['head'] * 1000:.2f} ms, ratio {ratios[-1]:.3f}"
+            )
+        time.sleep(1.0)  # the last order's rows go once its response was sent
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
+            left = conn.execute(
+                "SELECT count(*) FROM cache_pending WHERE prefix = 'bench-head'"
+            ).fetchone()[0]
+        assert left == 0, f"head left {left} outbox row(s)"
+
+        def ms(values: list[float], q: float) -> float:
+            return round(sorted(values)[int(q * (len(values) - 1))] * 1000, 2)
+
+        results = {
+            name: {"orders": len(v), "p50_ms": ms(v, 0.5), "p95_ms": ms(v, 0.95)}
+            for name, v in times.items()
+        }
+        results["ratio_p50_head_over_base"] = {
+            "median_of_rounds": round(statistics.median(ratios), 3),
+            "rounds": [round(x, 3) for x in ratios],
+        }
+        print(json.dumps(results, indent=2))
+    finally:
+        for server in servers.values():
+            server.stop()
+        rs.stop()
+        pg.cleanup()
+        shutil_rmtree(log_dir)
+        if trees["base"] != ROOT:
+            shutil_rmtree(str(trees["base"]))
+
+
+if __name__ == "__main__":
+    main()

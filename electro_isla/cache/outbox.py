@@ -1,0 +1,235 @@
+"""The transactional outbox: what a commit owes Redis, recorded in the commit itself.
+
+A write's generation bumps and a logout's revocations are shared-state effects:
+losing one serves stale data, or revives a logged-out token. So the session's
+listeners (listeners.py) insert them as `cache_pending` rows *before* COMMIT,
+in the writer's own transaction: a rollback discards them with the write, and a
+COMMIT makes them as durable as the write. After COMMIT the writer applies them
+to Redis and deletes its rows. Whatever it could not apply (it died, was
+killed, or Redis was down, paused or slow to replicate) stays in the table, and
+any process of any host applies it before it next trusts Redis: the drain.
+
+Cost and bound. A lookup must not query the database: `empty()` answers from
+what it knew, and asks the table at most once per `check_seconds`
+(CACHE_PENDING_CHECK_MS, 250 ms by default) per process, one indexed
+`SELECT EXISTS`. A row is therefore drained at most `check_seconds` after its
+COMMIT by any process that is using Redis (sooner by its writer).
+
+Applying twice is harmless (a generation only moves forward; a revocation is
+a set member with its expiry), so a drain may race the writer's own apply, and
+a delete that is lost costs one more apply. So the writer deletes its rows in
+one autocommitted statement that does not wait for the disk (PostgreSQL), and
+a failed delete is only logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from flask import Flask
+from sqlalchemy import delete, exists, func, insert, select, text
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger("electro_isla.cache")
+
+
+class Effect(NamedTuple):
+    """One thing a commit owes Redis: `kind` names who applies it."""
+
+    kind: str
+    target: str
+    expires_at: float | None = None  # epoch seconds, for effects that lapse (revocations)
+
+
+# kind -> (app -> function applying a batch of that kind; raises a Redis error on failure)
+Applier = Callable[[list[Effect]], None]
+_APPLIERS: dict[str, Callable[[Flask], Applier]] = {}
+
+
+def register_applier(kind: str, factory: Callable[[Flask], Applier]) -> None:
+    """Say who applies effects of `kind` (once per process, at import)."""
+    _APPLIERS[kind] = factory
+
+
+def _table() -> Any:
+    from electro_isla.cache.models import OutboxEntry
+
+    return OutboxEntry.__table__
+
+
+def _when(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
+
+
+class Outbox:
+    """The outbox rows of one key prefix: recorded, applied, drained."""
+
+    def __init__(
+        self,
+        app: Flask,
+        engine: Callable[[], Any],
+        prefix: str,
+        check_seconds: float,
+        durable: bool,
+    ) -> None:
+        self.app = app
+        self._engine = engine
+        self.prefix = prefix
+        self.check_seconds = check_seconds
+        self.durable = durable
+        self._nonempty = False
+        self._next_check = 0.0
+        self._check_lock = threading.Lock()
+
+    # -- in the writer's transaction ---------------------------------------------
+
+    def record(self, connection: Connection, effects: Iterable[Effect]) -> list[int]:
+        """Insert `effects` on the writer's connection (its open transaction); their ids."""
+        from electro_isla.db_types import utcnow
+
+        if not self.durable:
+            return []
+        now = utcnow()
+        rows = [
+            {
+                "prefix": self.prefix,
+                "kind": e.kind,
+                "target": e.target,
+                "expires_at": _when(e.expires_at),
+                "created_at": now,
+            }
+            for e in sorted(effects)
+        ]
+        if not rows:
+            return []
+        table = _table()
+        return [
+            int(i) for i in connection.execute(insert(table).returning(table.c.id), rows).scalars()
+        ]
+
+    def add(self, effects: Iterable[Effect]) -> bool:
+        """Record effects outside any write (a direct invalidation that failed); False if lost."""
+        effects = list(effects)
+        if not effects or not self.durable:
+            return True
+        try:
+            with self._engine().begin() as conn:
+                self.record(conn, effects)
+        except SQLAlchemyError as exc:
+            log.error(
+                "ERROR outbox: %s; %d effect(s) not recorded", type(exc).__name__, len(effects)
+            )
+            return False
+        self.waiting()
+        return True
+
+    # -- applying ------------------------------------------------------------------
+
+    def apply(self, effects: Iterable[Effect], ids: Iterable[int] = ()) -> None:
+        """Apply `effects` (every kind), then delete rows `ids`; a Redis error leaves the rows."""
+        by_kind: dict[str, list[Effect]] = defaultdict(list)
+        for effect in effects:
+            by_kind[effect.kind].append(effect)
+        for kind, batch in sorted(by_kind.items()):
+            factory = _APPLIERS.get(kind)
+            if factory is None:
+                log.error("ERROR outbox: nobody applies %r effects; rows kept", kind)
+                return
+            factory(self.app)(batch)
+        self.delete(ids)
+
+    def delete(self, ids: Iterable[int]) -> None:
+        ids = list(ids)
+        if not ids:
+            return
+        table = _table()
+        try:
+            # One statement, autocommitted: no BEGIN/COMMIT round trips; on PostgreSQL
+            # a function (migration 0005) that does not wait for the disk either.
+            with self._engine().connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                if conn.dialect.name == "postgresql":
+                    conn.execute(text("SELECT cache_pending_done(:ids)"), {"ids": ids})
+                else:
+                    conn.execute(delete(table).where(table.c.id.in_(ids)))
+        except SQLAlchemyError as exc:
+            log.warning("ERROR outbox delete: %s (re-applied later)", type(exc).__name__)
+
+    # -- the drain -----------------------------------------------------------------
+
+    def waiting(self) -> None:
+        """This process left rows behind: drain before trusting Redis, whatever the interval."""
+        self._nonempty = True
+
+    def empty(self) -> bool:
+        """True unless rows may be waiting: what the last look saw, refreshed once per interval.
+
+        A thread that finds the look due while another is looking waits for that
+        answer: answering from the old one could trust Redis over a row just seen.
+        """
+        if not self.durable:
+            return True
+        if time.monotonic() < self._next_check:
+            return not self._nonempty
+        with self._check_lock:
+            started = time.monotonic()
+            if started < self._next_check:  # another thread just looked
+                return not self._nonempty
+            table = _table()
+            query = select(exists().where(table.c.prefix == self.prefix))
+            try:
+                with self._engine().connect() as conn:
+                    self._nonempty = bool(conn.execute(query).scalar())
+            except SQLAlchemyError as exc:
+                log.warning("ERROR outbox check: %s", type(exc).__name__)
+            self._next_check = started + self.check_seconds
+        return not self._nonempty
+
+    def rows(self) -> tuple[list[int], list[Effect]]:
+        """(ids, effects) of every row of this prefix now."""
+        table = _table()
+        query = select(table.c.id, table.c.kind, table.c.target, table.c.expires_at).where(
+            table.c.prefix == self.prefix
+        )
+        try:
+            with self._engine().connect() as conn:
+                found = conn.execute(query).all()
+        except SQLAlchemyError as exc:
+            log.warning("ERROR outbox read: %s", type(exc).__name__)
+            return [], []
+        ids = [int(r.id) for r in found]
+        effects = [
+            Effect(r.kind, r.target, None if r.expires_at is None else r.expires_at.timestamp())
+            for r in found
+        ]
+        return ids, effects
+
+    def drain(self) -> int:
+        """Apply and delete what is waiting (raises a Redis error, leaving it); how many."""
+        ids, effects = self.rows()
+        if not ids:
+            self._nonempty = False
+            return 0
+        self.apply(set(effects), ids)
+        self._next_check = 0.0  # look again soon: rows may have arrived meanwhile
+        return len(ids)
+
+    def count(self) -> int:
+        """Rows of this prefix waiting now (for stats and tests; one query)."""
+        if not self.durable:
+            return 0
+        table = _table()
+        query = select(func.count()).select_from(table).where(table.c.prefix == self.prefix)
+        try:
+            with self._engine().connect() as conn:
+                return int(conn.execute(query).scalar() or 0)
+        except SQLAlchemyError as exc:
+            log.warning("ERROR outbox read: %s", type(exc).__name__)
+            return 0

@@ -1,0 +1,203 @@
+"""The transactional outbox: effects recorded in the writer's transaction, drained by anyone."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import jwt as pyjwt
+import pytest
+from sqlalchemy import event, select
+
+from electro_isla.cache.models import OutboxEntry
+from electro_isla.cache.outbox import Effect, Outbox
+from electro_isla.catalogo.models import Producto
+from electro_isla.extensions import db
+from tests.auth.support import bearer, login, make_usuario
+from tests.cache.support import add_probe, add_producto, manager_of, raw_redis
+
+
+def outbox_rows(app) -> list[tuple[str, str]]:
+    with app.app_context():
+        return [
+            (r.kind, r.target)
+            for r in db.session.scalars(
+                select(OutboxEntry).where(OutboxEntry.prefix == app.config["CACHE_KEY_PREFIX"])
+            )
+        ]
+
+
+def dies_after_commit(app, monkeypatch) -> None:
+    """This 'process' commits, then never applies anything (as if killed right after COMMIT)."""
+    monkeypatch.setattr(manager_of(app), "apply_committed", lambda effects, ids: None)
+
+
+def test_the_rows_are_written_in_the_writers_transaction_and_deleted_once_applied(app):
+    producto_id = add_producto(app, "10.00")
+    table = OutboxEntry.__table__
+    query = select(table.c.kind, table.c.target)
+    inside: list[list[tuple[str, str]]] = []
+    outside: list[list[tuple[str, str]]] = []
+
+    def look(session) -> None:  # runs after the outbox's own before_commit hook
+        inside.append([tuple(r) for r in session.connection().execute(query)])
+        with db.engine.connect() as other:
+            outside.append([tuple(r) for r in other.execute(query)])
+
+    with app.app_context():
+        gen_key = manager_of(app).gen_key("producto", producto_id)
+        before = raw_redis(app).get(gen_key)
+        db.session.get(Producto, producto_id).precio = Decimal("20.00")
+        event.listen(db.session(), "before_commit", look)
+        db.session.commit()
+    assert ("bump", gen_key) in inside[0]  # in the writer's transaction ...
+    assert outside == [[]]  # ... and nowhere else before its COMMIT
+    assert outbox_rows(app) == []  # applied and deleted by the writer after it
+    with app.app_context():
+        assert raw_redis(app).get(gen_key) != before
+
+
+def test_a_rollback_discards_the_rows_with_the_write(app):
+    producto_id = add_producto(app, "10.00")
+    with app.app_context():
+        db.session.get(Producto, producto_id).precio = Decimal("20.00")
+        db.session.flush()
+        db.session.rollback()
+    assert outbox_rows(app) == []
+
+
+def test_a_savepoint_rolled_back_records_nothing_of_its_own(app, monkeypatch):
+    kept, dropped = add_producto(app, "10.00"), add_producto(app, "11.00")
+    dies_after_commit(app, monkeypatch)
+    with app.app_context():
+        db.session.get(Producto, kept).stock = 9
+        savepoint = db.session.begin_nested()
+        db.session.get(Producto, dropped).stock = 8
+        savepoint.rollback()
+        db.session.commit()
+        manager = manager_of(app)
+        kept_key, dropped_key = (
+            manager.gen_key("producto", kept),
+            manager.gen_key("producto", dropped),
+        )
+    targets = {t for _, t in outbox_rows(app)}
+    assert kept_key in targets and dropped_key not in targets
+
+
+def test_a_writer_that_dies_after_commit_loses_nothing_another_worker_drains_it(
+    make_app, monkeypatch
+):
+    writer = add_probe(make_app(CACHE_PENDING_CHECK_MS=0))
+    reader = add_probe(make_app(CACHE_PENDING_CHECK_MS=0))
+    producto_id = add_producto(writer, "10.00")
+    client = reader.test_client()
+    client.get(f"/_probe/productos/{producto_id}")
+    assert client.get(f"/_probe/productos/{producto_id}").headers["X-Cache"] == "HIT"
+    dies_after_commit(writer, monkeypatch)
+    with writer.app_context():
+        db.session.get(Producto, producto_id).precio = Decimal("20.00")
+        db.session.commit()
+    assert outbox_rows(writer)  # what the dead writer owed is in the database
+    response = client.get(f"/_probe/productos/{producto_id}")
+    assert response.json["precio"] == 20.0
+    assert response.headers["X-Cache"] == "MISS"
+    assert outbox_rows(writer) == []
+
+
+def test_a_logout_whose_process_dies_after_commit_is_refused_by_every_other_worker(
+    make_app, monkeypatch
+):
+    worker_a = make_app(CACHE_PENDING_CHECK_MS=0)
+    worker_b = make_app(CACHE_PENDING_CHECK_MS=0)
+    make_usuario(worker_a, username="ana")
+    a, b = worker_a.test_client(), worker_b.test_client()
+    token = login(a, "ana").json["accessToken"]
+    assert b.get("/api/auth/me/", headers=bearer(token)).status_code == 200  # B's copy is loaded
+    dies_after_commit(worker_a, monkeypatch)
+    assert a.post("/api/auth/logout/", headers=bearer(token)).status_code == 200
+    assert ("revoke", pyjwt.decode(token, options={"verify_signature": False})["jti"]) in (
+        outbox_rows(worker_a)
+    )
+    assert b.get("/api/auth/me/", headers=bearer(token)).status_code == 401
+    assert outbox_rows(worker_a) == []
+
+
+@pytest.mark.parametrize("fault", ["flushall", "delete", "partial"])
+def test_the_revocation_copy_is_complete_or_reloaded(make_app, fault):
+    app = make_app()
+    make_usuario(app, username="ana")
+    client = app.test_client()
+    token = login(client, "ana").json["accessToken"]
+    other = login(client, "ana", ip="10.0.0.2").json["accessToken"]
+    assert client.post("/api/auth/logout/", headers=bearer(token)).status_code == 200
+    key = f"{app.config['CACHE_KEY_PREFIX']}:auth:revoked"
+    with app.app_context():
+        redis = raw_redis(app)
+        if fault == "flushall":
+            redis.flushall()
+        elif fault == "delete":
+            redis.delete(key)
+        else:  # only an add made after the key vanished: no mark, so not trusted
+            redis.delete(key)
+            redis.zadd(key, {"someone-else": 9e9})
+    assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 401
+    assert client.get("/api/auth/me/", headers=bearer(other)).status_code == 200
+    with app.app_context():
+        assert raw_redis(app).zscore(key, "!complete") is not None  # reloaded whole
+
+
+def test_the_table_is_seen_by_every_host_and_keeps_rows_added_after_a_drain_read(app):
+    with app.app_context():
+        engine = db.engine
+    host_a = Outbox(app, lambda: engine, "pfx-a", 0.0, durable=True)
+    host_b = Outbox(app, lambda: engine, "pfx-a", 0.0, durable=True)
+    other_app = Outbox(app, lambda: engine, "pfx-b", 0.0, durable=True)
+    assert host_b.empty()
+    host_a.add([Effect("bump", "gen:{producto}:1"), Effect("bump", "gen:{lista_productos}")])
+    assert not host_b.empty() and other_app.empty()
+    ids, effects = host_b.rows()
+    assert {e.target for e in effects} == {"gen:{producto}:1", "gen:{lista_productos}"}
+    host_a.add([Effect("bump", "gen:{producto}:1")])  # lost again while B applies
+    host_b.delete(ids)
+    assert [e.target for e in host_a.rows()[1]] == ["gen:{producto}:1"]
+    host_a.delete(host_a.rows()[0])
+    assert host_a.empty() and host_b.empty()
+
+
+def test_the_table_is_asked_at_most_once_per_interval(app):
+    with app.app_context():
+        engine = db.engine
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        outbox = Outbox(app, lambda: engine, "pfx-c", 60.0, durable=True)
+        for _ in range(100):
+            assert outbox.empty()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(statements) == 1
+
+
+def test_disabled_cache_bypasses_and_keeps_no_pending_record(make_app):
+    app = add_probe(make_app(CACHE_ENABLED=False))
+    producto_id = add_producto(app)
+    with app.app_context():
+        db.session.get(Producto, producto_id).precio = Decimal("2.00")
+        db.session.commit()
+    response = app.test_client().get(f"/_probe/productos/{producto_id}")
+    assert response.headers["X-Cache"] == "BYPASS"
+    assert response.json["precio"] == 2.0
+    assert manager_of(app).pending_invalidations == 0
+    assert outbox_rows(app) == []
+
+
+def test_the_in_process_cache_writes_no_rows_and_still_invalidates(sqlite_app):
+    add_probe(sqlite_app)
+    producto_id = add_producto(sqlite_app, "10.00")
+    client = sqlite_app.test_client()
+    client.get(f"/_probe/productos/{producto_id}")
+    with sqlite_app.app_context():
+        db.session.get(Producto, producto_id).precio = Decimal("20.00")
+        db.session.commit()
+    assert client.get(f"/_probe/productos/{producto_id}").json["precio"] == 20.0
+    assert outbox_rows(sqlite_app) == []
