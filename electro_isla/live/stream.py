@@ -152,7 +152,21 @@ class EstadisticasStream(MethodView):
             "200": {
                 "description": "text/event-stream: `event: ventas|usuarios|productos|reporte`,"
                 " `id: <resume token>`, `data: <the endpoint's JSON body>`",
-                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                # Each event, as an SSE parser hands it over (comments are not events).
+                "content": {
+                    "text/event-stream": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "event": {"type": "string", "enum": list(STATS)},
+                                "id": {"type": "string"},
+                                "data": {"type": "string", "description": "the endpoint's body"},
+                                "retry": {"type": "integer"},
+                            },
+                            "required": ["data"],
+                        }
+                    }
+                },
             }
         }
     )
