@@ -54,7 +54,9 @@ def grafico(nombre: str) -> Response:
     if request.if_none_match.contains_weak(etag):
         response = Response(status=304)
     else:
-        response = Response(dibujar(nombre, fuente["etag"], fuente["body"]), mimetype="image/svg+xml")
+        response = Response(
+            dibujar(nombre, fuente["etag"], fuente["body"]), mimetype="image/svg+xml"
+        )
     response.set_etag(etag)
     response.headers["Cache-Control"] = "private, no-cache"
     response.headers["Content-Security-Policy"] = SVG_POLICY

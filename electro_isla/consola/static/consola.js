@@ -305,8 +305,8 @@
     $(id).replaceChildren(table);
   }
 
-  function generado(stat, field, value) {
-    figure($(`${stat}-generado`), `${stat}.${field}`, value, fmt.time(value));
+  function generado(stat, field, value, id = `${stat}-generado`) {
+    figure($(id), `${stat}.${field}`, value, fmt.time(value));
   }
 
   const RENDER = {
@@ -322,6 +322,7 @@
         ["En proceso", "resumen.pedidos_en_proceso", fmt.int],
       ]);
       generado("reporte", "fecha_generacion", doc.fecha_generacion);
+      generado("reporte", "generado_en", doc.generado_en, "reporte-calculado");
     },
     ventas(doc) {
       cifras("ventas-cifras", "ventas", doc, [["Ticket promedio", "ticket_promedio", fmt.money]]);
