@@ -43,6 +43,7 @@ COMUN: dict[str, Any] = {
     "height": 320,
     "margin": 12,
     "show_legend": False,
+    "max_scale": 6,  # at most six graduations: readable when the chart is phone-sized
 }
 
 

@@ -230,3 +230,27 @@ def same(shown: str, value: Any) -> bool:
         except ArithmeticError:
             return False
     return shown == str(value)
+
+
+@contextlib.contextmanager
+def demo_console(pedidos: int = 3000, workers: int = 2) -> Iterator[Any]:
+    """A seeded demo store behind gunicorn on private PostgreSQL and Redis servers
+    (for `make screenshot` and bench/consola.py); everything is removed afterwards."""
+    from tests.drills.harness import GunicornServer
+    from tests.servers import PostgresServer, RedisServer
+
+    postgres = PostgresServer()
+    redis = None
+    server = None
+    try:
+        url = create_database(postgres.start(), "consola_demo")
+        seed(url, Path(postgres.root) / "seed-logs", pedidos=pedidos)
+        redis = RedisServer().start()
+        server = GunicornServer(url, redis.url, workers=workers, threads=8).start()
+        yield server
+    finally:
+        if server is not None:
+            server.stop()
+        if redis is not None:
+            redis.stop()
+        postgres.cleanup()
