@@ -33,16 +33,18 @@ def capture(base_url: str, width: int, path: Path, mobile: bool, height: int | N
         )
         log_in(driver, base_url, *ADMIN)
         ready = wait_until(
-            lambda: "cache.hit_ratio" in figures(driver)
-            and driver.execute_script(
-                "return [...document.querySelectorAll('.grafico img')]"
-                ".every(i => i.complete && i.naturalWidth > 0);"
+            lambda: (
+                "cache.hit_ratio" in figures(driver)
+                and driver.execute_script(
+                    "return [...document.querySelectorAll('.grafico img')]"
+                    ".every(i => i.complete && i.naturalWidth > 0);"
+                )
             ),
             30,
         )
         if not ready:
             raise SystemExit("the console did not show its figures within 30 s")
-        wait_until(lambda: False, 1.0)  # the cache panel's next round, the fonts
+        wait_until(lambda: False, 6.0)  # the cache panel's next round (every 5 s)
         params = {"format": "png", "captureBeyondViewport": True}
         if height:
             params["clip"] = {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}

@@ -286,3 +286,39 @@ def test_an_expired_session_refreshes_once_then_shows_the_login_form(console) ->
                 json={"is_active": True},
                 timeout=10,
             )
+
+
+STAT_NAMES = (
+    "estadisticas_ventas",
+    "estadisticas_usuarios",
+    "estadisticas_productos",
+    "reporte_general",
+)
+
+
+def statistics_fetches(api: Api) -> dict[str, int]:
+    families = api.get("/api/admin/cache/stats/").json()["families"]
+    return {name: families[name]["fetches"] for name in STAT_NAMES}
+
+
+def test_two_open_consoles_cost_at_most_one_statistics_fetch_per_change(console) -> None:
+    """Each order changes the statistics once; two live consoles compute each change once."""
+    api = Api(console.url, *ADMIN)
+    orders = 3
+    with chromium() as first, chromium() as second:
+        for driver in (first, second):
+            log_in(driver, console.url, *ADMIN)
+            assert wait_until(lambda d=driver: loaded(d), 15)
+        wait_until(lambda: False, 3.5)  # a polling round of each: both settled
+        before = statistics_fetches(api)
+        start = int(total_pedidos(first))
+        for n in range(1, orders + 1):
+            api.place_order()
+            for driver in (first, second):
+                assert wait_until(lambda d=driver, n=n: total_pedidos(d) == str(start + n), 8)
+        wait_until(lambda: False, 3.5)
+        after = statistics_fetches(api)
+    added = {name: after[name] - before[name] for name in STAT_NAMES}
+    # reporte_general changes with every order: it is computed once per order, not per console.
+    assert added["reporte_general"] >= 1
+    assert all(n <= orders for n in added.values()), added
