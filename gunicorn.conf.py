@@ -72,7 +72,12 @@ backlog = 2048
 
 # -- Workers -----------------------------------------------------------------------------------
 workers = _int_env("WEB_CONCURRENCY", _default_workers())
-threads = _int_env("GUNICORN_THREADS", 4)
+# Live statistics hold requests and streams (one thread each while they last): each
+# worker gets LIVE_MAX_WAITERS threads on top of GUNICORN_THREADS, and the app never
+# lets live clients take more than LIVE_MAX_WAITERS, so ordinary requests always find
+# one of their GUNICORN_THREADS free (README, "Live statistics: the worker model").
+live_max_waiters = _int_env("LIVE_MAX_WAITERS", 100)
+threads = _int_env("GUNICORN_THREADS", 4) + live_max_waiters
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = _int_env("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 30)
@@ -124,6 +129,19 @@ def on_starting(server) -> None:  # noqa: ANN001
     import prometheus_client.multiprocess  # noqa: F401
 
     server.log.info("prometheus multiprocess dir: %s", _prom_dir)
+
+
+def post_worker_init(worker) -> None:  # noqa: ANN001
+    """Held requests answer and streams end as soon as the worker is told to stop.
+
+    gunicorn waits up to graceful_timeout for in-flight requests (SIGTERM, or
+    max_requests recycling): a 30 s wait or an endless stream would hold a stopping
+    worker that long. The live hub watches `worker.alive` instead.
+    """
+    extensions = getattr(worker.wsgi, "extensions", None) or {}
+    live = extensions.get("electro_isla.live")
+    if live is not None:
+        live.hub.alive = lambda: worker.alive
 
 
 def child_exit(server, worker) -> None:  # noqa: ANN001

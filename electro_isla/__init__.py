@@ -30,6 +30,7 @@ def create_app(
     extensions.register_extensions(app)
     errors.register_error_handlers(app)
     cache.register_cache(app)
+    register_live(app)
     register_blueprints(app)
     docs.register_docs_assets(app)
     observability.register_observability(app)
@@ -50,16 +51,32 @@ def register_proxy_fix(app: Flask) -> None:
     app.wsgi_app = TrustedProxies(app.wsgi_app, proxies)  # type: ignore[method-assign]
 
 
+def register_live(app: Flask) -> None:
+    """Live statistics (electro_isla/live): the per-process hub and its limits."""
+    from electro_isla.live import register_live as register
+
+    register(app)
+
+
 def register_blueprints(app: Flask) -> None:
     from electro_isla.auth.views import blp as auth_blp
     from electro_isla.cache.views import blp as cache_blp
     from electro_isla.catalogo.views import blp as catalogo_blp
     from electro_isla.estadisticas.views import blp as estadisticas_blp
     from electro_isla.extensions import api
+    from electro_isla.live.stream import blp as live_blp
     from electro_isla.pedidos.views import blp as pedidos_blp
     from electro_isla.usuarios.views import blp as usuarios_blp
 
-    for blp in (auth_blp, catalogo_blp, pedidos_blp, usuarios_blp, estadisticas_blp, cache_blp):
+    for blp in (
+        auth_blp,
+        catalogo_blp,
+        pedidos_blp,
+        usuarios_blp,
+        estadisticas_blp,
+        live_blp,
+        cache_blp,
+    ):
         api.register_blueprint(blp)
     # The operator console is an HTML page, not part of the API's OpenAPI document.
     from electro_isla.consola.views import blp as consola_blp

@@ -52,6 +52,19 @@ class Config:
     CACHE_WAIT_TIMEOUT_MS = 200
     # How often a worker looks for invalidations another host could not apply.
     CACHE_PENDING_CHECK_MS = 250
+    # Live statistics (electro_isla/live): the longest hold a `Prefer: wait` gets (capped
+    # at 60), the shortest gap between two events of one statistic on a stream, and the
+    # held requests plus streams one process takes (gunicorn.conf.py adds as many threads).
+    LIVE_MAX_WAIT = 30
+    LIVE_MIN_INTERVAL_MS = 200
+    LIVE_MAX_WAITERS = 100
+    LIVE_STREAMS_PER_USUARIO = 4
+    # How often each process re-reads the statistics' generations whatever the
+    # notifications say (a lost one then delays an update by this much at most).
+    LIVE_RECHECK_MS = 500
+    LIVE_HEARTBEAT_SECONDS = 10.0
+    # How often a stream re-checks its token and role (ends within this of a logout).
+    LIVE_AUTH_CHECK_SECONDS = 2.0
     TIMEZONE = "UTC"
     LOG_DIR = "logs"
     LOG_FORMAT = "text"
@@ -112,6 +125,13 @@ class Config:
         "METRICS_ALLOW": ("METRICS_ALLOW", str),
         "TRUSTED_PROXIES": ("TRUSTED_PROXIES", str),
         "WEB_CONCURRENCY": ("WEB_CONCURRENCY", int),
+        "LIVE_MAX_WAIT": ("LIVE_MAX_WAIT", int),
+        "LIVE_MIN_INTERVAL_MS": ("LIVE_MIN_INTERVAL_MS", int),
+        "LIVE_MAX_WAITERS": ("LIVE_MAX_WAITERS", int),
+        "LIVE_STREAMS_PER_USUARIO": ("LIVE_STREAMS_PER_USUARIO", int),
+        "LIVE_RECHECK_MS": ("LIVE_RECHECK_MS", int),
+        "LIVE_HEARTBEAT_SECONDS": ("LIVE_HEARTBEAT_SECONDS", float),
+        "LIVE_AUTH_CHECK_SECONDS": ("LIVE_AUTH_CHECK_SECONDS", float),
     }
 
     @classmethod

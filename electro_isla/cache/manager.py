@@ -346,10 +346,15 @@ class CacheManager:
         self._applied(keys)
 
     def _applied(self, keys: Iterable[str]) -> None:
-        for key in sorted(keys):
+        """Every bump that reached the store passes here (post-commit and replays)."""
+        keys = sorted(keys)
+        names = set()
+        for key in keys:
             name = self._name_of(key)
+            names.add(name)
             self._count("invalidations", name)
             signals.cache_invalidate.send(self.app, name=name, key=key)
+        signals.generations_bumped.send(self.app, names=frozenset(names), keys=tuple(keys))
 
     def _remember(self, keys: set[str]) -> None:
         self.pending.add(keys)

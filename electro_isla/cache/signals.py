@@ -1,6 +1,7 @@
 """Blinker signals for cache events; logs and metrics subscribe to them.
 
-Every signal is sent with `name` (the cached name) and `key` (the full key).
+Every signal is sent with `name` (the cached name) and `key` (the full key),
+except `generations_bumped`.
 """
 
 from blinker import Namespace
@@ -13,3 +14,7 @@ cache_fetch = _signals.signal("cache-fetch")  # also carries `seconds` and `ttl`
 cache_invalidate = _signals.signal("cache-invalidate")
 cache_error = _signals.signal("cache-error")  # also carries `error`
 cache_bypass = _signals.signal("cache-bypass")
+# Sent once per applied bump (post-commit, or a replay of bumps another process could
+# not apply) with `names` (the cached names) and `keys` (the generation keys) bumped:
+# the one seam live statistics (electro_isla/live) hang on.
+generations_bumped = _signals.signal("generations-bumped")

@@ -1,5 +1,8 @@
 """The admin dashboard: four cached, staff-only statistics endpoints.
 
+With `If-None-Match` and `Prefer: wait=N` a request is held until the figures
+change (live/wait.py, API.md "Live statistics").
+
 A HIT answers with the body and ETag rendered when the value was fetched (as
 product detail does, cache/responses.py): no schema dump, JSON rendering or
 ETag hash per request. `@blp.response` stays for the OpenAPI document.
@@ -16,7 +19,7 @@ from marshmallow import Schema
 
 from electro_isla.auth.permissions import staff_required
 from electro_isla.blueprint import Blueprint
-from electro_isla.cache.responses import renderer, respond
+from electro_isla.cache.responses import renderer
 from electro_isla.estadisticas import service
 from electro_isla.estadisticas.schemas import (
     EstadisticasProductosSchema,
@@ -24,6 +27,7 @@ from electro_isla.estadisticas.schemas import (
     EstadisticasVentasSchema,
     ReporteGeneralSchema,
 )
+from electro_isla.live.wait import answer
 
 blp = Blueprint(
     "estadisticas",
@@ -64,7 +68,7 @@ class EstadisticasVentas(MethodView):
     @staff_required
     def get(self) -> Response:
         """Sales by month, best-selling products, payment methods, mean ticket"""
-        return respond(blp, rendered("ventas"))
+        return answer(blp, "ventas", rendered)
 
 
 @blp.route("/usuarios/")
@@ -76,7 +80,7 @@ class EstadisticasUsuarios(MethodView):
     @staff_required
     def get(self) -> Response:
         """New users by month, users by role, most active buyers, retention"""
-        return respond(blp, rendered("usuarios"))
+        return answer(blp, "usuarios", rendered)
 
 
 @blp.route("/productos/")
@@ -88,7 +92,7 @@ class EstadisticasProductos(MethodView):
     @staff_required
     def get(self) -> Response:
         """Active products by category, low stock, inventory value, most valuable stock"""
-        return respond(blp, rendered("productos"))
+        return answer(blp, "productos", rendered)
 
 
 @blp.route("/reporte/")
@@ -100,7 +104,7 @@ class ReporteGeneral(MethodView):
     @staff_required
     def get(self) -> Response:
         """One-page summary: users, products, orders and income, this month and overall"""
-        return respond(blp, rendered("reporte"))
+        return answer(blp, "reporte", rendered)
 
 
 def warm_ventas() -> Any:

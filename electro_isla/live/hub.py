@@ -1,0 +1,315 @@
+"""The notifier of one worker process: one subscription, one fetch per change, all woken.
+
+Every process holds ONE Redis pub/sub subscription (not one per client, as
+Flask-SSE does) on `<prefix>:live`; a committed bump of a statistic publishes
+its cached names there (live/notify.py). A message is only a hint: on each one,
+and at least every `LIVE_RECHECK_MS` whatever arrives, the hub re-reads the four
+statistics' generation counters, and for each that moved fetches the statistic
+once through the cache (whose lock makes that one computation for every process
+of every host). It then compares the figures' digest, not the counter: a bump
+that leaves the figures as they were (another order's estado, a TTL refresh)
+wakes nobody. So a lost message, a Sentinel failover or a Cluster node restart
+(counters re-seeded) delay an update by one recheck at most, never lose it.
+
+Waiters and streams block on one Condition; they never touch Redis or the
+database while they wait.
+
+With the shared store unusable (circuit open, counters unreadable), holding a
+request would mean promising a wake-up nobody can give: `usable()` is False and
+waits answer at once. Open streams keep delivering instead: the hub then
+recomputes the four statistics from the database at most once a second, and
+only while this process has a stream open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+
+from electro_isla.cache import EXTENSION_KEY, REDIS_ERRORS, CacheManager, shared_redis
+
+log = logging.getLogger("electro_isla.live")
+
+# statistic (URL and event name) -> the cached name behind it, in the stream's order.
+STATS: dict[str, str] = {
+    "ventas": "estadisticas_ventas",
+    "usuarios": "estadisticas_usuarios",
+    "productos": "estadisticas_productos",
+    "reporte": "reporte_general",
+}
+CACHED_NAMES = frozenset(STATS.values())
+# When the figures were computed: not part of what changed.
+GENERATED_KEYS = ("generado_en", "fecha_generacion")
+DEGRADED_SWEEP_SECONDS = 1.0
+RESUBSCRIBE_SECONDS = 1.0
+
+
+def digest_of(body: str) -> str:
+    """The figures' hash: the body without its generation timestamps."""
+    document = json.loads(body)
+    for key in GENERATED_KEYS:
+        document.pop(key, None)
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Version:
+    """One rendering of a statistic: what a GET answers, and its figures' digest."""
+
+    etag: str
+    body: str  # compact JSON on one line
+    digest: str
+
+    @classmethod
+    def of(cls, rendered: dict[str, str]) -> Version:
+        body = rendered["body"].strip()
+        return cls(rendered["etag"], body, digest_of(body))
+
+
+class LiveHub:
+    """Per process: the latest version of each statistic, and the Condition to wait on."""
+
+    def __init__(self, app: Flask, fetch: Callable[[str], dict[str, str]]) -> None:
+        self.app = app
+        self.fetch = fetch
+        self.channel = f"{app.config['CACHE_KEY_PREFIX']}:live"
+        self.recheck = max(0.05, int(app.config["LIVE_RECHECK_MS"]) / 1000)
+        self.changed = threading.Condition()
+        self.versions: dict[str, Version] = {}
+        self.streams = 0  # open streams of this process (kept by live.limits.Slots)
+        self.stopping = False
+        # Set by gunicorn.conf.py: False once the worker is told to stop (SIGTERM,
+        # max_requests), so held requests answer and streams end at once.
+        self.alive: Callable[[], bool] = lambda: True
+        self._gens: dict[str, Any] = {}
+        self._mes: str | None = None
+        self._last_read = 0.0  # monotonic time of the last good read of the counters
+        self._last_sweep = 0.0
+        self._refresh_lock = threading.Lock()
+        self._start_lock = threading.Lock()
+        self._poke = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self.fetches = 0  # statistics fetched by this hub (bench, tests)
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def shared(self) -> bool:
+        return shared_redis(self.app) is not None
+
+    def usable(self) -> bool:
+        """True when a held request can be promised a wake-up."""
+        if self.stopping or not self.alive():
+            return False
+        self.ensure_running()
+        if not self.shared:
+            return True
+        if not self._last_read:
+            self.sync()  # the first watcher of this process: read the counters now  # one process: the bump signal reaches the hub directly
+        closed = self._manager().breaker.closed
+        return closed and time.monotonic() - self._last_read <= max(2.0, 3 * self.recheck)
+
+    def _manager(self) -> CacheManager:
+        return self.app.extensions[EXTENSION_KEY]
+
+    def version(self, stat: str) -> Version | None:
+        return self.versions.get(stat)
+
+    def stream_opened(self) -> None:
+        with self._start_lock:
+            self.streams += 1
+
+    def stream_closed(self) -> None:
+        with self._start_lock:
+            self.streams -= 1
+
+    def poke(self) -> None:
+        """A local hint (in-process notification, no Redis)."""
+        self._poke.set()
+
+    def stop(self) -> None:
+        self.stopping = True
+        self._poke.set()
+        with self.changed:
+            self.changed.notify_all()
+
+    # -- refreshing ----------------------------------------------------------------
+
+    def _read_generations(self) -> dict[str, Any] | None:
+        """The four counters now; None when the shared store cannot answer."""
+        manager = self._manager()
+        keys = {stat: manager.gen_key(name) for stat, name in STATS.items()}
+        client = shared_redis(self.app)
+        if client is None:
+            return {stat: manager.store.generations([key])[0] for stat, key in keys.items()}
+        if not manager.breaker.closed:
+            return None
+        try:
+            # A pipeline, not MGET: on a cluster the four names live in four slots.
+            pipe = client.pipeline(transaction=False)
+            for key in keys.values():
+                pipe.get(key)
+            values = pipe.execute()
+        except REDIS_ERRORS as exc:
+            log.warning("LIVE generations unreadable: %s", type(exc).__name__)
+            return None
+        return dict(zip(keys, values, strict=True))
+
+    def refresh(self) -> bool:
+        """Fetch what moved; wake everyone when some figures changed. True if any did."""
+        with self._refresh_lock, self.app.app_context():
+            from electro_isla.estadisticas.ventana import meses
+
+            mes = meses().actual  # a new month is a new window, without any bump
+            gens = self._read_generations()
+            now = time.monotonic()
+            if gens is not None:
+                self._last_read = now
+                stale = [
+                    stat
+                    for stat in STATS
+                    if stat not in self.versions
+                    or gens[stat] != self._gens.get(stat)
+                    or mes != self._mes
+                ]
+            elif not self.versions or (
+                self.streams > 0 and now - self._last_sweep >= DEGRADED_SWEEP_SECONDS
+            ):
+                # Degraded: nobody will say what changed; streams are served by a
+                # recomputation from the database at most once a second.
+                self._last_sweep = now
+                stale = list(STATS)
+            else:
+                stale = []
+            changed = False
+            for stat in stale:
+                version = Version.of(self.fetch(stat))
+                self.fetches += 1
+                old = self.versions.get(stat)
+                if old is None or old.digest != version.digest:
+                    changed = True
+                if old is None or old.etag != version.etag:
+                    self.versions[stat] = version
+                if gens is not None:
+                    self._gens[stat] = gens[stat]
+            self._mes = mes
+        if changed:
+            with self.changed:
+                self.changed.notify_all()
+        return changed
+
+    def sync(self) -> None:
+        """Refresh now in the caller's thread (a new watcher must not start behind)."""
+        self.ensure_running()
+        try:
+            self.refresh()
+        except Exception:  # noqa: BLE001  the database or the cache failing: watchers see it
+            log.exception("LIVE refresh failed")
+
+    # -- waiting -------------------------------------------------------------------
+
+    def wait_for(
+        self,
+        stat: str,
+        baseline: str,
+        deadline: float,
+        gone: Callable[[], bool] = lambda: False,
+    ) -> bool:
+        """Block until `stat`'s figures differ from `baseline` (True) or the deadline passes."""
+        with self.changed:
+            while True:
+                current = self.versions.get(stat)
+                if current is not None and current.digest != baseline:
+                    return True
+                if not self.usable():
+                    return False
+                now = time.monotonic()
+                if now >= deadline or gone():
+                    return False
+                self.changed.wait(min(deadline - now, 1.0))
+
+    # -- the background thread ----------------------------------------------------------
+
+    def ensure_running(self) -> None:
+        """Start the listener in this process (lazily: after gunicorn's fork)."""
+        pid = os.getpid()
+        if self._thread is not None and self._pid == pid and self._thread.is_alive():
+            return
+        with self._start_lock:
+            if self._thread is not None and self._pid == pid and self._thread.is_alive():
+                return
+            self._pid = pid
+            self._thread = threading.Thread(target=self._run, name="live-hub", daemon=True)
+            self._thread.start()
+
+    def _subscribe(self) -> Any:
+        client = shared_redis(self.app)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(self.channel)
+        return pubsub
+
+    def _listen(self, pubsub: Any, timeout: float) -> bool:
+        """True when a relevant hint arrived within `timeout`."""
+        message = pubsub.get_message(timeout=timeout)
+        hinted = False
+        while message is not None:
+            if message.get("type") == "message":
+                hinted = True
+            message = pubsub.get_message(timeout=0)
+        return hinted
+
+    def _run(self) -> None:
+        pubsub = None
+        retry_at = 0.0
+        next_check = 0.0
+        while not self.stopping:
+            if not self.alive():
+                self.stop()
+                break
+            now = time.monotonic()
+            if self.shared and pubsub is None and now >= retry_at:
+                try:
+                    pubsub = self._subscribe()
+                except REDIS_ERRORS as exc:
+                    log.warning("LIVE subscribe failed: %s", type(exc).__name__)
+                    retry_at = now + RESUBSCRIBE_SECONDS
+            timeout = max(0.0, min(next_check - now, self.recheck))
+            hinted = False
+            if pubsub is not None:
+                try:
+                    hinted = self._listen(pubsub, timeout)
+                except (*REDIS_ERRORS, OSError) as exc:
+                    log.warning("LIVE subscription lost: %s", type(exc).__name__)
+                    self._close(pubsub)
+                    pubsub = None
+                    retry_at = time.monotonic() + RESUBSCRIBE_SECONDS
+                    time.sleep(min(timeout, 0.1))
+            else:
+                hinted = self._poke.wait(timeout)
+                self._poke.clear()
+            if hinted or time.monotonic() >= next_check:
+                next_check = time.monotonic() + self.recheck
+                try:
+                    self.refresh()
+                except Exception:  # noqa: BLE001  keep listening; the next check retries
+                    log.exception("LIVE refresh failed")
+        if pubsub is not None:
+            self._close(pubsub)
+
+    @staticmethod
+    def _close(pubsub: Any) -> None:
+        try:
+            pubsub.close()
+        except (*REDIS_ERRORS, OSError):
+            pass

@@ -1,0 +1,122 @@
+"""How many clients may be held: per process (LIVE_MAX_WAITERS) and streams per usuario.
+
+A held request or a stream occupies one of the worker's threads for as long as
+it lasts; gunicorn.conf.py gives each worker LIVE_MAX_WAITERS threads on top of
+the ones ordinary requests use, and `Slots` makes sure live clients never take
+more, so ordinary requests always find a thread.
+
+Streams per usuario are counted across every process and host in Redis: a sorted
+set per usuario whose members are the open streams, each with a lease renewed on
+every heartbeat, so a stream whose worker died (kill -9) stops counting when its
+lease runs out. While Redis cannot answer, each process counts its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections import Counter
+
+from flask import Flask
+
+from electro_isla.cache import REDIS_ERRORS, redis_health
+
+# ZSET of stream id -> lease end (ms): drop the expired, refuse beyond the limit, add.
+TAKE_SCRIPT = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+return 1
+"""
+
+
+class Slots:
+    """Held requests and streams of this process, at most `limit` together."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(0, limit)
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.held >= self.limit:
+                return False
+            self.held += 1
+            return True
+
+    def give(self) -> None:
+        with self._lock:
+            self.held = max(0, self.held - 1)
+
+
+class StreamQuota:
+    """At most `limit` open streams per usuario, across every worker of every host."""
+
+    def __init__(self, app: Flask, limit: int, lease_seconds: float) -> None:
+        self.app = app
+        self.limit = limit
+        self.lease_ms = int(lease_seconds * 1000)
+        self.key_prefix = f"{app.config['CACHE_KEY_PREFIX']}:live:streams:"
+        self._local: Counter[int] = Counter()
+        self._lock = threading.Lock()
+        self._script = None
+
+    def _client(self):  # noqa: ANN202
+        return redis_health(self.app).client()
+
+    def take(self, usuario_id: int) -> str | None:
+        """A lease id for one more stream of `usuario_id`, or None when at the limit."""
+        lease = uuid.uuid4().hex
+        client = self._client()
+        if client is not None:
+            now = int(time.time() * 1000)
+            try:
+                if self._script is None:
+                    self._script = client.register_script(TAKE_SCRIPT)
+                granted = self._script(
+                    keys=[f"{self.key_prefix}{{{usuario_id}}}"],
+                    args=[now, now + self.lease_ms, self.limit, lease, self.lease_ms],
+                )
+            except REDIS_ERRORS:
+                pass  # count here instead
+            else:
+                return lease if int(granted) else None
+        with self._lock:
+            if self._local[usuario_id] >= self.limit:
+                return None
+            self._local[usuario_id] += 1
+        return f"local:{lease}"
+
+    def renew(self, usuario_id: int, lease: str) -> None:
+        if lease.startswith("local:"):
+            return
+        client = self._client()
+        if client is None:
+            return
+        key = f"{self.key_prefix}{{{usuario_id}}}"
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.zadd(key, {lease: int(time.time() * 1000) + self.lease_ms}, xx=True)
+            pipe.pexpire(key, self.lease_ms)
+            pipe.execute()
+        except REDIS_ERRORS:
+            pass  # the lease runs out; the stream goes on
+
+    def give(self, usuario_id: int, lease: str) -> None:
+        if lease.startswith("local:"):
+            with self._lock:
+                self._local[usuario_id] -= 1
+                if self._local[usuario_id] <= 0:
+                    del self._local[usuario_id]
+            return
+        client = self._client()
+        if client is None:
+            return
+        with contextlib.suppress(*REDIS_ERRORS):  # else its lease runs out
+            client.zrem(f"{self.key_prefix}{{{usuario_id}}}", lease)

@@ -1,0 +1,205 @@
+"""`GET /api/admin/estadisticas/stream/`: the four statistics as server-sent events.
+
+First one event per statistic (its current body), then one per change, from the
+process's hub (live/hub.py): a change is fetched once per process, whatever the
+number of streams. Per statistic, events closer together than
+LIVE_MIN_INTERVAL_MS are coalesced into one with the latest figures. A comment
+line at least every LIVE_HEARTBEAT_SECONDS (≤ 15) keeps proxies from closing an
+idle stream and tells the server when the client has gone.
+
+The event id is the resume token: the digests of the four statistics' figures as
+this client now has them. A reconnection with `Last-Event-ID` (to any worker of
+any host) sends only the statistics whose figures differ; the server keeps
+nothing per client.
+
+The stream ends when the token expires, when it is revoked (logout), or when
+the usuario loses staff rights: the token and the role are re-checked every
+LIVE_AUTH_CHECK_SECONDS. It also ends when the worker is told to stop; the
+client reconnects (`retry:` says after how long) and lands on another.
+
+With the shared store down the stream goes on: the hub recomputes the figures
+from the database at most once a second per process while streams are open.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+import time
+from collections.abc import Iterator
+
+from flask import Response, current_app, request, stream_with_context
+from flask.views import MethodView
+from flask_jwt_extended import get_jwt
+from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_smorest import abort
+from jwt.exceptions import PyJWTError
+from werkzeug.exceptions import HTTPException
+
+from electro_isla.auth.permissions import STAFF, authenticate, current_actor, staff_required
+from electro_isla.blueprint import Blueprint
+from electro_isla.live import Live, live_of
+from electro_isla.live.hub import STATS
+
+log = logging.getLogger("electro_isla.live")
+
+blp = Blueprint(
+    "estadisticas_stream",
+    __name__,
+    url_prefix="/api/admin/estadisticas",
+    description="Live statistics: one event stream for the four statistics (staff only)",
+)
+
+RETRY_MS = 2000
+RESUME_VERSION = "1"
+RESUME_TOKEN = re.compile(r"^1(?:-[0-9a-f]{12}){4}$")
+QUOTA_RETRY_AFTER = 15
+
+
+def resume_token(digests: dict[str, str]) -> str:
+    return "-".join([RESUME_VERSION, *(digests.get(stat, "0" * 12) for stat in STATS)])
+
+
+def parse_resume(raw: str | None) -> dict[str, str]:
+    """What a `Last-Event-ID` says the client has; {} when absent or not ours."""
+    if not raw or not RESUME_TOKEN.match(raw.strip()):
+        return {}
+    return dict(zip(STATS, raw.strip().split("-")[1:], strict=True))
+
+
+def _event(stat: str, body: str, digests: dict[str, str]) -> str:
+    return f"event: {stat}\nid: {resume_token(digests)}\ndata: {body}\n\n"
+
+
+def _still_allowed() -> bool:
+    """Token (expiry, revocation) and role as they are now."""
+    from electro_isla.extensions import db
+
+    try:
+        return authenticate().rol in STAFF
+    except (HTTPException, JWTExtendedException, PyJWTError):
+        return False
+    finally:
+        db.session.close()
+
+
+def events(live: Live, have: dict[str, str], expires_at: float) -> Iterator[str]:
+    """The stream's text: first what the client lacks, then each change, until it must end."""
+    hub = live.hub
+    sent = dict(have)
+    last_sent: dict[str, float] = {}
+    yield f"retry: {RETRY_MS}\n\n"
+    hub.sync()
+    now = time.monotonic()
+    next_beat = now + live.heartbeat
+    next_auth = now + live.auth_every * random.uniform(0.8, 1.0)
+    while True:
+        now = time.monotonic()
+        if hub.stopping or not hub.alive() or time.time() >= expires_at:
+            return
+        wake_at = min(next_beat, next_auth, now + max(0.0, expires_at - time.time()))
+        ready: list[str] = []
+        for stat in STATS:
+            version = hub.version(stat)
+            if version is None or version.digest == sent.get(stat):
+                continue
+            due = last_sent.get(stat, 0.0) + live.min_interval
+            if due <= now:
+                ready.append(stat)
+            else:
+                wake_at = min(wake_at, due)  # coalesce: the latest figures at `due`
+        for stat in ready:
+            version = hub.version(stat)
+            assert version is not None
+            sent[stat] = version.digest
+            last_sent[stat] = now
+            yield _event(stat, version.body, sent)
+        if ready:
+            continue
+        if now >= next_auth:
+            if not _still_allowed():
+                return
+            next_auth = now + live.auth_every * random.uniform(0.8, 1.0)
+            continue
+        if now >= next_beat:
+            yield ": keepalive\n\n"
+            next_beat = now + live.heartbeat
+            continue
+        with hub.changed:
+            if not _any_ready(live, sent, last_sent):
+                hub.changed.wait(max(0.0, min(wake_at - time.monotonic(), 1.0)))
+
+
+def _any_ready(live: Live, sent: dict[str, str], last_sent: dict[str, float]) -> bool:
+    """A change this stream may send now (checked under the hub's lock: no lost wake-up)."""
+    now = time.monotonic()
+    for stat in STATS:
+        version = live.hub.version(stat)
+        if (
+            version is not None
+            and version.digest != sent.get(stat)
+            and last_sent.get(stat, 0.0) + live.min_interval <= now
+        ):
+            return True
+    return False
+
+
+@blp.route("/stream/")
+class EstadisticasStream(MethodView):
+    @blp.doc(
+        responses={
+            "200": {
+                "description": "text/event-stream: `event: ventas|usuarios|productos|reporte`,"
+                " `id: <resume token>`, `data: <the endpoint's JSON body>`",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            }
+        }
+    )
+    @blp.alt_response(401, description="Not authenticated")
+    @blp.alt_response(403, description="Not staff")
+    @blp.alt_response(429, description="Too many streams (per process, or 4 per usuario)")
+    @staff_required
+    def get(self) -> Response:
+        """The four statistics, then one event per change (Last-Event-ID resumes)"""
+        live = live_of(current_app)
+        actor = current_actor()
+        expires_at = float(get_jwt().get("exp", time.time()))
+        if not live.slots.take():
+            abort(
+                429,
+                message="This server holds as many live clients as it can; poll instead.",
+                headers={"Retry-After": str(QUOTA_RETRY_AFTER)},
+            )
+        lease = live.quota.take(actor.id)
+        if lease is None:
+            live.slots.give()
+            abort(
+                429,
+                message=f"At most {live.quota.limit} open streams per usuario.",
+                headers={"Retry-After": str(QUOTA_RETRY_AFTER)},
+            )
+        have = parse_resume(request.headers.get("Last-Event-ID"))
+        hub = live.hub
+        hub.stream_opened()
+        from electro_isla.extensions import db
+
+        db.session.close()
+
+        def body() -> Iterator[str]:
+            renewed = time.monotonic()
+            try:
+                for chunk in events(live, have, expires_at):
+                    if time.monotonic() - renewed >= live.heartbeat:
+                        live.quota.renew(actor.id, lease)
+                        renewed = time.monotonic()
+                    yield chunk
+            finally:
+                hub.stream_closed()
+                live.slots.give()
+                live.quota.give(actor.id, lease)
+
+        response = Response(stream_with_context(body()), mimetype="text/event-stream")
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"
+        return response

@@ -1,0 +1,97 @@
+"""The conditional wait: `If-None-Match` + `Prefer: wait=N` held until the figures change.
+
+RFC 7240's `wait` with RFC 9110's conditional GET, as Consul's blocking queries
+do with an index, but compared by content: the request is held while the tag
+the client holds is current, and woken only when the statistic's figures differ
+from the ones that tag was computed from. The hold is the allowed wait less a
+random jitter of up to 1/16 (so a herd that started together does not come back
+together). While it waits the request holds no database connection; when it
+wakes it re-checks the token and the role (a logout or a demotion meanwhile:
+401/403, not figures), then answers through the ordinary path (200 with the new
+body and ETag, or 304).
+"""
+
+from __future__ import annotations
+
+import random
+import select
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flask import Response, current_app, g, request
+from flask_smorest import Blueprint, abort
+
+from electro_isla.cache.responses import respond
+from electro_isla.live import live_of
+from electro_isla.live.hub import Version
+
+MAX_PREFER_LENGTH = 200
+
+
+def requested_wait(header: str | None) -> int | None:
+    """Seconds asked by `Prefer: wait=N` (RFC 7240), None when absent or malformed."""
+    if not header or len(header) > MAX_PREFER_LENGTH:
+        return None
+    for preference in header.split(","):
+        token = preference.split(";", 1)[0].strip()
+        name, _, value = token.partition("=")
+        if name.strip().lower() == "wait":
+            value = value.strip().strip('"')
+            return int(value) if value.isdigit() and len(value) <= 6 else None
+    return None
+
+
+def client_gone() -> bool:
+    """True when the client has closed its connection (a cancelled wait frees its slot)."""
+    sock = request.environ.get("gunicorn.socket")
+    if not isinstance(sock, socket.socket):
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        if not readable:
+            return False
+        return sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except (BlockingIOError, InterruptedError):
+        return False
+    except (OSError, ValueError):
+        return True
+
+
+def answer(blp: Blueprint, stat: str, rendered: Callable[[str], Any]) -> Response:
+    """A statistic's GET: at once, or held while the client's tag stays current."""
+    started = time.monotonic()
+    current = rendered(stat)
+    wait = requested_wait(request.headers.get("Prefer"))
+    if not wait or not request.if_none_match or current["etag"] not in request.if_none_match:
+        return respond(blp, current)
+    live = live_of(current_app)
+    allowed = min(wait, live.max_wait)
+    hub = live.hub
+    if allowed <= 0 or not hub.usable() or not live.slots.take():
+        return respond(blp, current)  # the client polls instead
+    try:
+        g.live_preference_applied = f"wait={allowed}"
+        baseline = Version.of(current).digest
+        known = hub.version(stat)
+        if known is None or known.digest != baseline:
+            hub.sync()  # the hub may be behind what this request just read
+        deadline = started + allowed - random.uniform(0, allowed / 16)
+        from electro_isla.extensions import db
+
+        db.session.close()  # no pooled connection held while waiting
+        hub.wait_for(stat, baseline, deadline, client_gone)
+    finally:
+        live.slots.give()
+    _still_allowed()
+    return respond(blp, rendered(stat))
+
+
+def _still_allowed() -> None:
+    """The token and the role again, as they are now: 401/403 instead of figures."""
+    from electro_isla.auth.permissions import STAFF, authenticate
+
+    actor = authenticate()
+    if actor.rol not in STAFF:
+        abort(403, message="You do not have permission to do this.")

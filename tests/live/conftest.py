@@ -1,0 +1,61 @@
+"""Live statistics on real servers: PostgreSQL, Redis the test may stop, 3 gunicorn workers."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.drills.harness import GunicornServer, create_database
+from tests.live.support import Site, seed
+from tests.servers import PostgresServer, RedisServer
+
+_names = itertools.count()
+LIVE_ENV = {
+    "LIVE_MAX_WAITERS": "12",
+    "LIVE_AUTH_CHECK_SECONDS": "1",
+    "LIVE_HEARTBEAT_SECONDS": "2",
+    "CACHE_CIRCUIT_RESET_SECONDS": "0.5",
+    "GUNICORN_ACCESS_LOG": "/dev/null",
+}
+
+
+@pytest.fixture(scope="package")
+def live_pg() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.start()
+    yield server
+    server.cleanup()
+
+
+@dataclass
+class Running:
+    redis: RedisServer
+    server: GunicornServer
+    site: Site
+
+
+def start(database_url: str, redis_url: str | None, **env: str) -> GunicornServer:
+    server = GunicornServer(database_url, redis_url, workers=3, threads=16, use_project_config=True)
+    server.env.update(LIVE_ENV, CACHE_PENDING_DIR=str(server.tmp / "pending"), **env)
+    return server.start()
+
+
+@pytest.fixture(scope="package")
+def live(live_pg: PostgresServer) -> Iterator[Running]:
+    """One API for most tests (package scope keeps the wall time modest)."""
+    url = create_database(live_pg, f"live_{next(_names)}")
+    redis = RedisServer().start()
+    server = start(url, redis.url)
+    try:
+        yield Running(redis, server, seed(url, server.url))
+    finally:
+        server.stop()
+        redis.stop()
+
+
+@pytest.fixture
+def fresh_db(live_pg: PostgresServer) -> str:
+    return create_database(live_pg, f"live_{next(_names)}")

@@ -1,0 +1,151 @@
+"""The conditional wait (If-None-Match + Prefer: wait=N) on 3 gunicorn workers and Redis.
+
+Each test was seen to fail with the wait taken out of the views (the request then
+answers at once: a 304 in milliseconds, no Preference-Applied).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import requests
+
+from tests.live.conftest import Running, start
+from tests.live.support import seed
+
+
+def wait_headers(etag: str, seconds: int) -> dict[str, str]:
+    return {"If-None-Match": f'"{etag}"', "Prefer": f"wait={seconds}"}
+
+
+def etag_of(r: requests.Response) -> str:
+    return r.headers["ETag"].strip('"')
+
+
+def test_a_wait_is_woken_by_an_order_through_another_worker(live: Running):
+    site = live.site
+    first = site.stat("reporte")
+    assert first.status_code == 200
+    before = first.json()["resumen"]["total_pedidos"]
+    answers: list[requests.Response] = []
+    started = time.monotonic()
+
+    def watch() -> None:
+        answers.append(site.stat("reporte", extra=wait_headers(etag_of(first), 20), timeout=30))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    time.sleep(0.5)  # held by then; the order goes through whichever worker accepts it
+    ordered_at = time.monotonic()
+    site.order()
+    watcher.join(timeout=25)
+    r = answers[0]
+    assert r.status_code == 200, r.text
+    assert r.json()["resumen"]["total_pedidos"] == before + 1
+    assert r.headers["Preference-Applied"] == "wait=20"
+    assert etag_of(r) != etag_of(first)
+    assert time.monotonic() - ordered_at < 2, "woken by the order, not by the end of the wait"
+    assert time.monotonic() - started > 0.5
+
+
+def test_no_change_answers_304_after_the_wait(live: Running):
+    site = live.site
+    first = site.stat("usuarios")
+    started = time.monotonic()
+    r = site.stat("usuarios", extra=wait_headers(etag_of(first), 2))
+    elapsed = time.monotonic() - started
+    assert r.status_code == 304
+    assert r.headers["Preference-Applied"] == "wait=2"
+    # Held for the wait less at most 1/16 of it (jitter).
+    assert 2 - 2 / 16 - 0.05 <= elapsed < 3.5
+
+
+def test_a_stale_tag_answers_at_once(live: Running):
+    site = live.site
+    started = time.monotonic()
+    r = site.stat("ventas", extra=wait_headers("not-the-current-tag", 20))
+    assert r.status_code == 200
+    assert time.monotonic() - started < 1.5
+    assert "Preference-Applied" not in r.headers
+
+
+def test_a_cliente_is_refused_at_once(live: Running):
+    site = live.site
+    etag = etag_of(site.stat("ventas"))
+    started = time.monotonic()
+    r = site.stat("ventas", headers=site.cliente, extra=wait_headers(etag, 20))
+    assert r.status_code == 403
+    assert time.monotonic() - started < 1.5
+
+
+def test_the_wait_is_capped(live: Running):
+    site = live.site
+    etag = etag_of(site.stat("productos"))
+    r = site.stat("productos", extra=wait_headers(etag, 1))
+    assert r.headers["Preference-Applied"] == "wait=1"
+    # LIVE_MAX_WAIT is 30 by default: a request for 3600 s is told 30.
+    box: list[requests.Response] = []
+    t = threading.Thread(
+        target=lambda: box.append(
+            site.stat("productos", extra=wait_headers(etag, 3600), timeout=40)
+        )
+    )
+    t.start()
+    time.sleep(0.3)
+    requests.patch(
+        f"{site.base}/api/admin/productos/{site.producto_ids[1]}/",
+        json={"stock": 77},
+        headers=site.admin,
+        timeout=10,
+    ).raise_for_status()
+    t.join(timeout=10)
+    assert box[0].status_code == 200
+    assert box[0].headers["Preference-Applied"] == "wait=30"
+
+
+def test_a_demotion_during_the_wait_answers_403(live: Running):
+    site = live.site
+    uid = site.trabajador_ids[0]
+    headers = site.headers_for(uid)
+    etag = etag_of(site.stat("ventas", headers=headers))
+    box: list[requests.Response] = []
+    t = threading.Thread(
+        target=lambda: box.append(
+            site.stat("ventas", headers=headers, extra=wait_headers(etag, 20), timeout=30)
+        )
+    )
+    t.start()
+    time.sleep(0.5)
+    requests.patch(
+        f"{site.base}/api/admin/users/{uid}/",
+        json={"rol": "cliente"},
+        headers=site.admin,
+        timeout=10,
+    ).raise_for_status()
+    site.order()  # wakes the wait
+    t.join(timeout=25)
+    assert box[0].status_code == 403, box[0].text
+
+
+@pytest.mark.slow
+def test_redis_stopped_answers_at_once_without_preference_applied(fresh_db):
+    from tests.servers import RedisServer
+
+    redis = RedisServer().start()
+    server = start(fresh_db, redis.url)
+    try:
+        site = seed(fresh_db, server.url)
+        etag = etag_of(site.stat("reporte"))
+        redis.kill()
+        time.sleep(0.3)
+        for _ in range(3):  # whichever worker answers
+            started = time.monotonic()
+            r = site.stat("reporte", extra=wait_headers(etag, 20))
+            assert time.monotonic() - started < 1.5
+            assert r.status_code in (200, 304)
+            assert "Preference-Applied" not in r.headers
+    finally:
+        server.stop()
+        redis.stop()
