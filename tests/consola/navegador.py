@@ -141,16 +141,12 @@ class Api:
         return resp.json(parse_float=Decimal)
 
     def has_stream(self) -> bool:
-        """Whether this build serves the event stream (issue 18)."""
-        with self.session.get(
-            f"{self.base_url}/api/admin/estadisticas/stream/",
-            headers={**self.headers, "Accept": "text/event-stream"},
-            stream=True,
-            timeout=10,
-        ) as resp:
-            return resp.status_code == 200 and resp.headers.get("Content-Type", "").startswith(
-                "text/event-stream"
-            )
+        """Whether this build serves the event stream (issue 18), from its OpenAPI document.
+
+        Not by opening one: a closed stream keeps its per-usuario slot until its lease ends.
+        """
+        paths = self.session.get(f"{self.base_url}/api/openapi.json", timeout=10).json()["paths"]
+        return "/api/admin/estadisticas/stream/" in paths
 
     def place_order(self) -> dict[str, Any]:
         productos = self.session.get(
