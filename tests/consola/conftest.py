@@ -25,14 +25,18 @@ def consola_db(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture
 def serve(consola_db: str) -> Iterator[Callable[..., tuple[GunicornServer, RedisServer]]]:
-    """Start gunicorn (2 workers x 8 threads) on the module's database and a Redis of its own."""
+    """Start gunicorn (2 workers x 8 threads) on the module's database and a Redis of its own.
+
+    One per test: a console's closed stream keeps its per-usuario slot until its lease
+    ends, so a server shared across tests would hand the next test a 429.
+    """
     started: list[tuple[GunicornServer, RedisServer]] = []
 
     def start(**env: str) -> tuple[GunicornServer, RedisServer]:
         redis = RedisServer().start()
         server = GunicornServer(consola_db, redis.url, workers=2, threads=8, extra_env=env)
         started.append((server, redis))
-        server.start()
+        server.start(timeout=90)  # a loaded CI machine: gunicorn's import can take a while
         return server, redis
 
     yield start

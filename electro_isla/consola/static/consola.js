@@ -506,11 +506,12 @@
     if (state.user.rol === "admin") pollCache(generation);
   }
 
-  // Reads the event stream until it ends; resolves true when it delivered events.
+  // Reads the event stream until it ends; resolves to how long it delivered events (ms, 0: none).
   async function readStream(generation) {
     const controller = new AbortController();
     state.streamAbort = controller;
     let delivered = false;
+    let since = 0;
     let silence = setTimeout(() => controller.abort(), FIRST_EVENT_MS);
     const alive = () => {
       clearTimeout(silence);
@@ -522,8 +523,8 @@
       const resp = await api(API.stream, { headers, signal: controller.signal });
       const type = resp.headers.get("Content-Type") || "";
       if (!resp.ok || !type.startsWith("text/event-stream")) {
-        resp.body && resp.body.cancel().catch(() => {});
-        return false;
+        if (resp.body) resp.body.cancel().catch(() => {});
+        return 0;
       }
       const reader = resp.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -539,6 +540,7 @@
           if (line === "") {
             if (event.data.length && STATS.includes(event.name)) {
               if (event.id !== null) state.lastEventId = event.id;
+              if (!delivered) since = Date.now();
               delivered = true;
               alive();
               stopPolling();
@@ -564,29 +566,29 @@
     } finally {
       clearTimeout(silence);
     }
-    return delivered;
+    return delivered ? Math.max(1, Date.now() - since) : 0;
   }
 
   async function connect(generation) {
-    let quickRetries = 0;
+    let reconnected = false;
     while (generation === state.generation) {
-      let delivered;
+      let lasted;
       try {
-        delivered = await readStream(generation);
+        lasted = await readStream(generation);
       } catch (_) {
         return; // the session ended: the login form is showing
       }
       if (generation !== state.generation) return;
-      // A stream that worked and ended (token expiry, a restart): reconnect at once,
-      // polling meanwhile; one that failed: poll, and try it again later.
-      startPolling(generation);
-      if (delivered && quickRetries < 1) {
-        quickRetries += 1;
+      // A stream that worked and ended (its token expired, a worker restarted):
+      // reconnect at once, still "live". Failing that, or one that never worked: poll,
+      // and try the stream again later.
+      if (lasted && (!reconnected || lasted > 10000)) {
+        reconnected = true;
         continue;
       }
-      quickRetries = delivered ? 0 : quickRetries;
+      reconnected = false;
+      startPolling(generation);
       await new Promise((resolve) => later(resolve, STREAM_RETRY_MS));
-      quickRetries = 0;
     }
   }
 
