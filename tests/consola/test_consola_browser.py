@@ -318,3 +318,25 @@ def test_two_open_consoles_cost_at_most_one_statistics_fetch_per_change(console)
     # reporte_general changes with every order: it is computed once per order, not per console.
     assert added["reporte_general"] >= 1
     assert all(n <= orders for n in added.values()), added
+
+
+def test_a_wrong_password_is_said_in_words_and_the_form_stays(console) -> None:
+    with chromium() as driver:
+        log_in(driver, console.url, ADMIN[0], "not-the-password")
+        error = wait_until(lambda: driver.find_element(By.ID, "login-error").text, 10)
+        assert error == "Usuario o contraseña incorrectos."
+        assert driver.find_element(By.ID, "acceso").is_displayed()
+        assert figures(driver) == {}
+
+
+def test_the_server_gone_the_page_says_offline_in_words(serve) -> None:
+    server, _ = serve()
+    with chromium() as driver:
+        log_in(driver, server.url, *ADMIN)
+        assert wait_until(lambda: loaded(driver), 15)
+        server.stop()
+        assert wait_until(lambda: mode(driver) == "offline", 15), mode(driver)
+        assert "offline" in driver.find_element(By.ID, "estado").text.lower()
+        assert "Sin conexión con el servidor" in driver.find_element(By.ID, "aviso").text
+        # The last figures stay on screen, marked by the indicator, not blanked.
+        assert total_pedidos(driver)
