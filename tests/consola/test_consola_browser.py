@@ -325,6 +325,11 @@ def test_a_wrong_password_is_said_in_words_and_the_form_stays(console) -> None:
         log_in(driver, console.url, ADMIN[0], "not-the-password")
         error = wait_until(lambda: driver.find_element(By.ID, "login-error").text, 10)
         assert error == "Usuario o contraseña incorrectos."
+        unlabelled = driver.execute_script(
+            "return [...document.querySelectorAll('input')]"
+            ".filter(i => !i.labels.length).map(i => i.id);"
+        )
+        assert unlabelled == []
         assert driver.find_element(By.ID, "acceso").is_displayed()
         assert figures(driver) == {}
 
@@ -340,3 +345,20 @@ def test_the_server_gone_the_page_says_offline_in_words(serve) -> None:
         assert "Sin conexión con el servidor" in driver.find_element(By.ID, "aviso").text
         # The last figures stay on screen, marked by the indicator, not blanked.
         assert total_pedidos(driver)
+
+
+def test_behind_a_buffering_proxy_the_page_polls_and_still_updates(serve) -> None:
+    """No event reaches the page (the proxy holds the never-ending stream): it polls."""
+    from tests.consola.proxy import BufferingProxy
+
+    server, _ = serve()
+    api = Api(server.url, *ADMIN)
+    with BufferingProxy(server.port) as proxy, chromium() as driver:
+        log_in(driver, proxy.url, *ADMIN)
+        assert wait_until(lambda: loaded(driver), 15)
+        assert wait_until(lambda: mode(driver) == "polling", 8), mode(driver)
+        before = int(total_pedidos(driver))
+        api.place_order()
+        changed = wait_until(lambda: total_pedidos(driver) == str(before + 1), 5.0, 0.05)
+        assert changed, f"total_pedidos still {total_pedidos(driver)} 5 s after the order"
+        assert mode(driver) == "polling"
