@@ -77,7 +77,10 @@ workers = _int_env("WEB_CONCURRENCY", _default_workers())
 # lets live clients take more than LIVE_MAX_WAITERS, so ordinary requests always find
 # one of their GUNICORN_THREADS free (README, "Live statistics: the worker model").
 live_max_waiters = _int_env("LIVE_MAX_WAITERS", 100)
-threads = _int_env("GUNICORN_THREADS", 4) + live_max_waiters
+ordinary_threads = _int_env("GUNICORN_THREADS", 4)
+threads = ordinary_threads + live_max_waiters
+# The app lets this many ordinary requests run at once, as before the reserve.
+os.environ["LIVE_ORDINARY_THREADS"] = str(ordinary_threads)
 worker_class = "gthread" if threads > 1 else "sync"
 timeout = _int_env("GUNICORN_TIMEOUT", 30)
 graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 30)

@@ -65,6 +65,9 @@ class Config:
     LIVE_HEARTBEAT_SECONDS = 10.0
     # How often a stream re-checks its token and role (ends within this of a logout).
     LIVE_AUTH_CHECK_SECONDS = 2.0
+    # Set by gunicorn.conf.py (GUNICORN_THREADS): ordinary requests one process serves at
+    # once, the rest queue; 0 (outside gunicorn): no bound.
+    LIVE_ORDINARY_THREADS = 0
     TIMEZONE = "UTC"
     LOG_DIR = "logs"
     LOG_FORMAT = "text"
@@ -132,6 +135,7 @@ class Config:
         "LIVE_RECHECK_MS": ("LIVE_RECHECK_MS", int),
         "LIVE_HEARTBEAT_SECONDS": ("LIVE_HEARTBEAT_SECONDS", float),
         "LIVE_AUTH_CHECK_SECONDS": ("LIVE_AUTH_CHECK_SECONDS", float),
+        "LIVE_ORDINARY_THREADS": ("LIVE_ORDINARY_THREADS", int),
     }
 
     @classmethod

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, g
 
 from electro_isla.live.hub import STATS, LiveHub, Version
-from electro_isla.live.limits import Slots, StreamQuota
+from electro_isla.live.limits import Ordinary, Slots, StreamQuota
 
 __all__ = ["STATS", "Live", "LiveHub", "Version", "live_of", "register_live"]
 
@@ -29,6 +29,12 @@ class Live:
     min_interval: float
     heartbeat: float
     auth_every: float
+    ordinary: Ordinary | None = None
+
+    def leave_ordinary(self) -> None:
+        """This request now holds: its place among ordinary requests is free again."""
+        if self.ordinary is not None:
+            self.ordinary.leave()
 
 
 def live_of(app: Flask) -> Live:
@@ -56,6 +62,18 @@ def register_live(app: Flask) -> None:
         auth_every=float(config["LIVE_AUTH_CHECK_SECONDS"]),
     )
     notify.connect(app)
+    ordinary_threads = int(config.get("LIVE_ORDINARY_THREADS") or 0)
+    if ordinary_threads > 0:
+        live = app.extensions[EXTENSION_KEY]
+        live.ordinary = Ordinary(ordinary_threads)
+
+        @app.before_request
+        def enter_ordinary() -> None:
+            live.ordinary.enter()
+
+        @app.teardown_request
+        def leave_ordinary(_exc: BaseException | None) -> None:
+            live.leave_ordinary()
 
     @app.after_request
     def preference_applied(response: Response) -> Response:

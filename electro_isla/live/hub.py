@@ -84,7 +84,12 @@ class LiveHub:
         self.fetch = fetch
         self.channel = f"{app.config['CACHE_KEY_PREFIX']}:live"
         self.recheck = max(0.05, int(app.config["LIVE_RECHECK_MS"]) / 1000)
-        self.changed = threading.Condition()
+        # One lock, two kinds of waiting: streams wake on any statistic's change,
+        # a held request only on its own statistic's.
+        lock = threading.Lock()
+        self.changed = threading.Condition(lock)
+        self.changed_stat = {stat: threading.Condition(lock) for stat in STATS}
+        self._digests: dict[str, str] = {}  # etag -> digest of the versions seen lately
         self.versions: dict[str, Version] = {}
         self.streams = 0  # open streams of this process (kept by live.limits.Slots)
         self.stopping = False
@@ -126,6 +131,11 @@ class LiveHub:
     def version(self, stat: str) -> Version | None:
         return self.versions.get(stat)
 
+    def digest(self, rendered: dict[str, str]) -> str:
+        """The figures' digest of a rendering, without parsing it when the hub has seen it."""
+        known = self._digests.get(rendered["etag"])
+        return known if known is not None else digest_of(rendered["body"].strip())
+
     def stream_opened(self) -> None:
         with self._start_lock:
             self.streams += 1
@@ -143,6 +153,8 @@ class LiveHub:
         self._poke.set()
         with self.changed:
             self.changed.notify_all()
+            for condition in self.changed_stat.values():
+                condition.notify_all()
 
     # -- refreshing ----------------------------------------------------------------
 
@@ -162,7 +174,8 @@ class LiveHub:
                 pipe.get(key)
             values = pipe.execute()
         except REDIS_ERRORS as exc:
-            log.warning("LIVE generations unreadable: %s", type(exc).__name__)
+            # The same breaker as every Redis user: requests stop trying it too.
+            manager.breaker.trip("live generations", self.channel, exc)
             return None
         return dict(zip(keys, values, strict=True))
 
@@ -197,16 +210,20 @@ class LiveHub:
                 version = Version.of(self.fetch(stat))
                 self.fetches += 1
                 old = self.versions.get(stat)
-                if old is None or old.digest != version.digest:
-                    changed = True
                 if old is None or old.etag != version.etag:
                     self.versions[stat] = version
                 if gens is not None:
                     self._gens[stat] = gens[stat]
+                if len(self._digests) > 64:
+                    self._digests.clear()
+                self._digests[version.etag] = version.digest
+                if old is None or old.digest != version.digest:
+                    changed = True
+                    # Wake now: this statistic's watchers need not wait for the next fetch.
+                    with self.changed:
+                        self.changed.notify_all()
+                        self.changed_stat[stat].notify_all()
             self._mes = mes
-        if changed:
-            with self.changed:
-                self.changed.notify_all()
         return changed
 
     def sync(self) -> None:
@@ -227,7 +244,8 @@ class LiveHub:
         gone: Callable[[], bool] = lambda: False,
     ) -> bool:
         """Block until `stat`'s figures differ from `baseline` (True) or the deadline passes."""
-        with self.changed:
+        condition = self.changed_stat[stat]
+        with condition:
             while True:
                 current = self.versions.get(stat)
                 if current is not None and current.digest != baseline:
@@ -237,7 +255,7 @@ class LiveHub:
                 now = time.monotonic()
                 if now >= deadline or gone():
                     return False
-                self.changed.wait(min(deadline - now, 1.0))
+                condition.wait(min(deadline - now, 1.0))
 
     # -- the background thread ----------------------------------------------------------
 

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import Counter
 
-from flask import Flask
+from flask import Flask, g
 
 from electro_isla.cache import REDIS_ERRORS, redis_health
 
@@ -53,6 +53,27 @@ class Slots:
     def give(self) -> None:
         with self._lock:
             self.held = max(0, self.held - 1)
+
+
+class Ordinary:
+    """At most `limit` ordinary requests at once per process (gunicorn's GUNICORN_THREADS).
+
+    The worker has LIVE_MAX_WAITERS more threads for live clients; without this
+    bound a burst of ordinary requests would use them all and contend for the
+    database pool (5 + 5) instead of queueing as they did with 4 threads. A live
+    request leaves its place as soon as it starts holding (`leave`).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self._places = threading.BoundedSemaphore(limit)
+
+    def enter(self) -> None:
+        self._places.acquire()
+        g.ordinary_place = True
+
+    def leave(self) -> None:
+        if g.pop("ordinary_place", False):
+            self._places.release()
 
 
 class StreamQuota:

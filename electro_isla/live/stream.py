@@ -185,6 +185,7 @@ class EstadisticasStream(MethodView):
         from electro_isla.extensions import db
 
         db.session.close()
+        live.leave_ordinary()
 
         def body() -> Iterator[str]:
             renewed = time.monotonic()

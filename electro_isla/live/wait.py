@@ -25,7 +25,6 @@ from flask_smorest import Blueprint, abort
 
 from electro_isla.cache.responses import respond
 from electro_isla.live import live_of
-from electro_isla.live.hub import Version
 
 MAX_PREFER_LENGTH = 200
 
@@ -73,7 +72,7 @@ def answer(blp: Blueprint, stat: str, rendered: Callable[[str], Any]) -> Respons
         return respond(blp, current)  # the client polls instead
     try:
         g.live_preference_applied = f"wait={allowed}"
-        baseline = Version.of(current).digest
+        baseline = hub.digest(current)
         known = hub.version(stat)
         if known is None or known.digest != baseline:
             hub.sync()  # the hub may be behind what this request just read
@@ -81,6 +80,7 @@ def answer(blp: Blueprint, stat: str, rendered: Callable[[str], Any]) -> Respons
         from electro_isla.extensions import db
 
         db.session.close()  # no pooled connection held while waiting
+        live.leave_ordinary()
         hub.wait_for(stat, baseline, deadline, client_gone)
     finally:
         live.slots.give()

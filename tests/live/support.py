@@ -152,7 +152,7 @@ class StreamReader:
                     event = Event(name, ident, json.loads("".join(data)), time.monotonic())
                     self.events.put(event)
                     name, ident, data = None, None, []
-        except (OSError, http.client.HTTPException, ValueError):
+        except (OSError, http.client.HTTPException, ValueError, AttributeError):
             pass
         finally:
             self._opened.set()

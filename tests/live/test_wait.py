@@ -9,11 +9,9 @@ from __future__ import annotations
 import threading
 import time
 
-import pytest
 import requests
 
-from tests.live.conftest import Running, start
-from tests.live.support import seed
+from tests.live.conftest import Running
 
 
 def wait_headers(etag: str, seconds: int) -> dict[str, str]:
@@ -127,25 +125,3 @@ def test_a_demotion_during_the_wait_answers_403(live: Running):
     site.order()  # wakes the wait
     t.join(timeout=25)
     assert box[0].status_code == 403, box[0].text
-
-
-@pytest.mark.slow
-def test_redis_stopped_answers_at_once_without_preference_applied(fresh_db):
-    from tests.servers import RedisServer
-
-    redis = RedisServer().start()
-    server = start(fresh_db, redis.url)
-    try:
-        site = seed(fresh_db, server.url)
-        etag = etag_of(site.stat("reporte"))
-        redis.kill()
-        time.sleep(0.3)
-        for _ in range(3):  # whichever worker answers
-            started = time.monotonic()
-            r = site.stat("reporte", extra=wait_headers(etag, 20))
-            assert time.monotonic() - started < 1.5
-            assert r.status_code in (200, 304)
-            assert "Preference-Applied" not in r.headers
-    finally:
-        server.stop()
-        redis.stop()

@@ -1,0 +1,48 @@
+"""The small parts of live statistics, without servers: Prefer parsing, resume tokens, digests."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from electro_isla.live.hub import Version, digest_of
+from electro_isla.live.stream import parse_resume, resume_token
+from electro_isla.live.wait import requested_wait
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("wait=10", 10),
+        ("respond-async, wait=5", 5),
+        ('wait="7"', 7),
+        ("WAIT=3; foo=bar", 3),
+        ("wait=-1", None),
+        ("wait=abc", None),
+        ("wait=99999999999", None),
+        ("return=minimal", None),
+        ("", None),
+        (None, None),
+        ("wait=1" + " " * 300, None),
+    ],
+)
+def test_prefer_wait_is_parsed_as_rfc_7240_says(header, seconds):
+    assert requested_wait(header) == seconds
+
+
+def test_the_digest_ignores_when_the_figures_were_computed():
+    a = {"resumen": {"total_pedidos": 1}, "generado_en": "x", "fecha_generacion": "x"}
+    b = {**a, "generado_en": "y", "fecha_generacion": "y"}
+    c = {**a, "resumen": {"total_pedidos": 2}}
+    assert digest_of(json.dumps(a)) == digest_of(json.dumps(b))
+    assert digest_of(json.dumps(a)) != digest_of(json.dumps(c))
+    version = Version.of({"etag": "e", "body": json.dumps(a) + "\n"})
+    assert "\n" not in version.body
+
+
+def test_resume_tokens_round_trip_and_foreign_ones_are_ignored():
+    digests = {"ventas": "a" * 12, "usuarios": "b" * 12, "productos": "c" * 12, "reporte": "d" * 12}
+    assert parse_resume(resume_token(digests)) == digests
+    for foreign in ("", "abc", "2-" + "-".join(["a" * 12] * 4), "1-" + "-".join(["Z" * 12] * 4)):
+        assert parse_resume(foreign) == {}

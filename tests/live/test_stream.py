@@ -1,0 +1,128 @@
+"""The event stream on 3 gunicorn workers and Redis: first events, changes, resume, ends."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from tests.live.conftest import Running
+from tests.live.support import STATS, StreamReader
+
+
+def test_first_four_events_equal_the_four_get_bodies_then_an_order_within_1s(live: Running):
+    site = live.site
+    bodies = {stat: site.stat(stat).json() for stat in STATS}
+    reader = StreamReader(site.base, site.admin).start()
+    try:
+        assert reader.status == 200
+        assert reader.response_headers["Content-Type"].startswith("text/event-stream")
+        assert reader.response_headers["X-Accel-Buffering"] == "no"
+        first = reader.take(4)
+        assert [e.name for e in first] == list(STATS)
+        assert {e.name: e.data for e in first} == bodies
+        before = bodies["reporte"]["resumen"]["total_pedidos"]
+        ordered = time.monotonic()
+        site.order()
+        event = reader.until(
+            lambda e: e.name == "reporte" and e.data["resumen"]["total_pedidos"] == before + 1,
+            timeout=3,
+        )
+        assert event.at - ordered < 1.0, f"reporte event {event.at - ordered:.3f}s after the order"
+    finally:
+        reader.close()
+
+
+def test_last_event_id_resumes_with_only_what_changed(live: Running):
+    site = live.site
+    reader = StreamReader(site.base, site.admin).start()
+    last = reader.take(4)[-1]
+    reader.close()
+    # A change to productos only: stock of one product, through the admin API.
+    requests.patch(
+        f"{site.base}/api/admin/productos/{site.producto_ids[2]}/",
+        json={"stock": 4321},
+        headers=site.admin,
+        timeout=10,
+    ).raise_for_status()
+    resumed = StreamReader(site.base, site.admin, last_event_id=last.id).start()
+    try:
+        event = resumed.next(timeout=5)
+        assert event.name == "productos"
+        stocks = {p["id"]: p["stock"] for p in event.data["productos_mas_rentables"]}
+        assert stocks[site.producto_ids[2]] == 4321
+        time.sleep(1.0)
+        assert resumed.events.empty(), "only the statistic that changed is sent"
+    finally:
+        resumed.close()
+    # Unknown or malformed ids are ignored: everything is sent.
+    again = StreamReader(site.base, site.admin, last_event_id="1-zz").start()
+    try:
+        assert [e.name for e in again.take(4)] == list(STATS)
+    finally:
+        again.close()
+
+
+def test_logout_ends_the_stream_within_5s(live: Running):
+    site = live.site
+    headers = site.headers_for(site.trabajador_ids[1])
+    reader = StreamReader(site.base, headers).start()
+    try:
+        reader.take(4)
+        out = requests.post(f"{site.base}/api/auth/logout/", headers=headers, timeout=10)
+        assert out.status_code in (200, 204), out.text
+        started = time.monotonic()
+        assert reader.ended.wait(5), "the stream outlived the logout"
+        assert time.monotonic() - started < 5
+    finally:
+        reader.close()
+
+
+def test_demotion_ends_the_stream_within_5s(live: Running):
+    site = live.site
+    uid = site.trabajador_ids[2]
+    reader = StreamReader(site.base, site.headers_for(uid)).start()
+    try:
+        reader.take(4)
+        requests.patch(
+            f"{site.base}/api/admin/users/{uid}/",
+            json={"rol": "mensajero"},
+            headers=site.admin,
+            timeout=10,
+        ).raise_for_status()
+        assert reader.ended.wait(5), "the stream outlived the demotion"
+    finally:
+        reader.close()
+
+
+def test_a_fifth_stream_of_one_usuario_is_429(live: Running):
+    site = live.site
+    readers = [StreamReader(site.base, site.admin).start() for _ in range(4)]
+    try:
+        for reader in readers:
+            assert reader.status == 200
+        fifth = requests.get(
+            f"{site.base}/api/admin/estadisticas/stream/", headers=site.admin, timeout=10
+        )
+        assert fifth.status_code == 429
+        assert int(fifth.headers["Retry-After"]) > 0
+        assert fifth.json()["code"] == 429
+    finally:
+        for reader in readers:
+            reader.close()
+    # Closed streams stop counting (their worker notices on the next heartbeat write).
+    deadline = time.monotonic() + 8
+    while True:
+        again = StreamReader(site.base, site.admin).start()
+        status = again.status
+        again.close()
+        if status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 200
+
+
+def test_a_cliente_gets_403(live: Running):
+    site = live.site
+    r = requests.get(f"{site.base}/api/admin/estadisticas/stream/", headers=site.cliente, timeout=5)
+    assert r.status_code == 403
