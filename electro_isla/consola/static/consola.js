@@ -450,6 +450,7 @@
     state.chartUrls[name] = url;
     img.src = url;
     if (old) URL.revokeObjectURL(old);
+    if ($("aviso").textContent.startsWith("No se pudo cargar el gráfico")) showNotice("");
   }
 
   function apply(stat, doc, generation) {
@@ -459,7 +460,7 @@
     $("actualizado").dateTime = new Date().toISOString();
     for (const name of CHARTS[stat]) {
       loadChart(name, generation).catch((exc) => {
-        if (!(exc instanceof SessionEnded)) showNotice(`No se pudo cargar el gráfico ${name}.`);
+        if (!(exc instanceof SessionEnded)) showNotice(`No se pudo cargar el gráfico ${name}: ${exc.message}`);
       });
     }
   }
