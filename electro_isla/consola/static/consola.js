@@ -443,7 +443,8 @@
 
   async function loadChart(name, generation) {
     const resp = await api(API.chart(name));
-    if (!resp.ok || generation !== state.generation) return;
+    if (generation !== state.generation) return;
+    if (!resp.ok) throw new ApiError(describe(resp.status, await readJson(resp)));
     const url = URL.createObjectURL(await resp.blob());
     const img = $(`grafico-${name}`);
     const old = state.chartUrls[name];
