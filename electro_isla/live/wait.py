@@ -81,10 +81,14 @@ def answer(blp: Blueprint, stat: str, rendered: Callable[[str], Any]) -> Respons
 
         db.session.close()  # no pooled connection held while waiting
         live.leave_ordinary()
-        hub.wait_for(stat, baseline, deadline, client_gone)
+        changed = hub.wait_for(stat, baseline, deadline, client_gone)
     finally:
         live.slots.give()
     _still_allowed()
+    version = hub.version(stat)
+    if changed and version is not None and version.digest != baseline:
+        # The hub fetched it after the change that woke us: no second lookup per watcher.
+        return respond(blp, {"etag": version.etag, "body": f"{version.body}\n"})
     return respond(blp, rendered(stat))
 
 

@@ -44,6 +44,8 @@ def test_a_wait_is_woken_by_an_order_through_another_worker(live: Running):
     assert r.json()["resumen"]["total_pedidos"] == before + 1
     assert r.headers["Preference-Applied"] == "wait=20"
     assert etag_of(r) != etag_of(first)
+    now = site.stat("reporte")  # exactly what a GET answers now
+    assert (r.text, r.headers["ETag"]) == (now.text, now.headers["ETag"])
     assert time.monotonic() - ordered_at < 2, "woken by the order, not by the end of the wait"
     assert time.monotonic() - started > 0.5
 
@@ -125,3 +127,37 @@ def test_a_demotion_during_the_wait_answers_403(live: Running):
     site.order()  # wakes the wait
     t.join(timeout=25)
     assert box[0].status_code == 403, box[0].text
+
+
+def test_beyond_live_max_waiters_a_wait_answers_at_once_and_ordinary_requests_still_flow(
+    live: Running,
+):
+    # 3 workers x LIVE_MAX_WAITERS=12: 45 waits cannot all be held.
+    site = live.site
+    etag = etag_of(site.stat("ventas"))
+    answers: list[tuple[requests.Response, float]] = []
+    lock = threading.Lock()
+
+    def wait() -> None:
+        started = time.monotonic()
+        r = site.stat("ventas", extra=wait_headers(etag, 4), timeout=30)
+        with lock:
+            answers.append((r, time.monotonic() - started))
+
+    threads = [threading.Thread(target=wait) for _ in range(45)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    # Meanwhile ordinary requests are answered at once (their 4 threads are kept free).
+    for _ in range(5):
+        started = time.monotonic()
+        assert requests.get(f"{site.base}/api/productos/", timeout=5).status_code == 200
+        assert time.monotonic() - started < 1.0
+    for t in threads:
+        t.join(timeout=30)
+    held = [r for r, _ in answers if "Preference-Applied" in r.headers]
+    at_once = [(r, s) for r, s in answers if "Preference-Applied" not in r.headers]
+    assert len(answers) == 45
+    assert all(r.status_code == 304 for r, _ in answers)
+    assert 0 < len(held) <= 36
+    assert len(at_once) >= 9 and all(s < 1.5 for _, s in at_once)

@@ -15,6 +15,8 @@ VARS = (
     "WEB_CONCURRENCY",
     "GUNICORN_THREADS",
     "GUNICORN_TIMEOUT",
+    "LIVE_MAX_WAITERS",
+    "LIVE_ORDINARY_THREADS",
     "PROMETHEUS_MULTIPROC_DIR",
     "ELECTRO_ISLA_PROMETHEUS_DIR_READY",
     "ELECTRO_ISLA_PROMETHEUS_DIR_OWNED",
@@ -42,7 +44,9 @@ def test_defaults(load):
     conf = load()
     assert conf["bind"] == "0.0.0.0:8000"
     assert 1 <= conf["workers"] <= 8
-    assert conf["threads"] == 4 and conf["worker_class"] == "gthread"
+    # 4 for ordinary requests, plus LIVE_MAX_WAITERS (100) for held requests and streams.
+    assert conf["threads"] == 4 + 100 and conf["worker_class"] == "gthread"
+    assert os.environ["LIVE_ORDINARY_THREADS"] == "4"
     assert conf["timeout"] == 30 and conf["graceful_timeout"] == 30
     assert conf["max_requests"] == 1000 and conf["max_requests_jitter"] == 100
     assert "%({x-request-id}o)s" in conf["access_log_format"]
@@ -52,8 +56,16 @@ def test_defaults(load):
 
 
 def test_environment_overrides(load):
-    conf = load(WEB_CONCURRENCY="5", GUNICORN_THREADS="1", PORT="9000", GUNICORN_TIMEOUT="60")
+    conf = load(
+        WEB_CONCURRENCY="5",
+        GUNICORN_THREADS="1",
+        LIVE_MAX_WAITERS="0",
+        PORT="9000",
+        GUNICORN_TIMEOUT="60",
+    )
     assert (conf["workers"], conf["threads"], conf["worker_class"]) == (5, 1, "sync")
+    conf = load(GUNICORN_THREADS="2", LIVE_MAX_WAITERS="30")
+    assert (conf["threads"], conf["worker_class"]) == (32, "gthread")
     assert conf["bind"] == "0.0.0.0:9000"
     assert conf["timeout"] == 60
     assert load(BIND="127.0.0.1:7000")["bind"] == "127.0.0.1:7000"
