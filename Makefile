@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format fuzz bench soak clean
+.PHONY: run test lint format fuzz bench soak screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,11 @@ bench: $(STAMP)
 # 10 minutes of the mix: worker RSS growth < 10 %, zero errors (not in CI).
 soak: $(STAMP)
 	$(BIN)/python bench/soak.py --minutes 10 --pedidos 100000
+
+# docs/consola.png and docs/consola-movil.png: the operator console on demo data, in
+# headless Chromium (needs Debian's chromium and chromium-driver, as `make test` does).
+screenshot: $(STAMP)
+	$(BIN)/python docs/screenshot.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

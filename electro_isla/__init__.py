@@ -80,6 +80,10 @@ def register_blueprints(app: Flask) -> None:
         cache_blp,
     ):
         api.register_blueprint(blp)
+    # The operator console is an HTML page, not part of the API's OpenAPI document.
+    from electro_isla.consola.views import blp as consola_blp
+
+    app.register_blueprint(consola_blp)
 
 
 def register_commands(app: Flask) -> None:
