@@ -14,6 +14,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import DeclarativeBase
 
 from electro_isla.errors import JsonApi
+from electro_isla.rendering import ConditionalGetPlugin
 
 # Stable constraint names, so Alembic can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -68,7 +69,7 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
-    api.init_app(app)
+    api.init_app(app, spec_kwargs={"extra_plugins": [ConditionalGetPlugin()]})
     from electro_isla.openapi import register_openapi_conventions
 
     register_openapi_conventions(api)
