@@ -14,7 +14,7 @@ from electro_isla.cache.breaker import REDIS_ERRORS, RedisHealth
 from electro_isla.cache.clients import build_client
 from electro_isla.cache.listeners import install_listeners, invalidate_after_commit
 from electro_isla.cache.manager import BYPASS, HIT, MISS, CacheManager, CacheUnavailable
-from electro_isla.extensions import cache
+from electro_isla.extensions import bulk_written, cache
 
 __all__ = [
     "BYPASS",
@@ -38,6 +38,12 @@ def _manager() -> CacheManager:
 
 
 cache_manager: CacheManager = LocalProxy(_manager)  # type: ignore[assignment]
+
+
+@bulk_written.connect
+def invalidate_bulk_writes(session: Any, tables: list[str]) -> None:
+    """The legacy bulk methods fire no mapper event: invalidate their tables on commit."""
+    invalidate_after_commit(session, *tables)
 
 
 def caching_config(app: Flask) -> dict[str, Any]:
