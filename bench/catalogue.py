@@ -258,7 +258,8 @@ def main() -> None:
                 json.loads(bodies[(s, e)][0], parse_float=Decimal) for s in ("base", "head")
             )
             # Each server computed its statistics at its own instant.
-            same = {**base_doc, "generado_en": None} == {**head_doc, "generado_en": None}
+            instant = {"generado_en": None, "fecha_generacion": None}
+            same = {**base_doc, **instant} == {**head_doc, **instant}
             if not same:
                 for s in servers:
                     Path(f"/tmp/ei-bench-{s}-{e}.body").write_bytes(bodies[(s, e)][0])
