@@ -17,8 +17,9 @@ cache key prefix on the one Redis and reads the one database.
    hit ratio (X-Cache of every page answered: HIT / (HIT + MISS)), requests,
    p50/p95, orders placed.
 2. `hit` (both servers, interleaved round by round): requests/s of a list HIT
-   (GET /api/productos/) and a detail HIT (GET /api/productos/7/), nothing writing,
-   and the Redis round trips per request. Ratios head/base per round, median.
+   (GET /api/productos/), a detail HIT (GET /api/productos/7/) and a statistics
+   HIT (GET /api/admin/estadisticas/reporte/, as the admin), nothing writing, and
+   the Redis round trips per request. Ratios head/base per round, median.
 """
 
 from __future__ import annotations
@@ -215,6 +216,7 @@ def main() -> None:
             "LOG_DIR": log_dir,
         }
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 22)))
+        admin = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, [1])[0]  # usuario 1: admin
         for name, tree in trees.items():
             env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}
             servers[name] = BenchServer(env, free_port(), args.workers, tree=tree)
@@ -231,7 +233,11 @@ def main() -> None:
         # Each server's orders changed stock the other's cache never heard of (two
         # prefixes, one database): start the HIT phase from empty caches.
         client.flushall()
-        endpoints = {"list": "/api/productos/", "detail": "/api/productos/7/"}
+        endpoints = {
+            "list": ("/api/productos/", {}),
+            "detail": ("/api/productos/7/", {}),
+            "statistics": ("/api/admin/estadisticas/reporte/", admin),
+        }
         rps: dict[str, list[float]] = {f"{s}/{e}": [] for s in servers for e in endpoints}
         trips: dict[str, list[float]] = {k: [] for k in rps}
         inner: dict[str, list[float]] = {k: [] for k in rps}
@@ -239,26 +245,33 @@ def main() -> None:
         serving = {s: [*children(srv.proc.pid), rs.proc.pid] for s, srv in servers.items()}
         bodies = {}
         for s, server in servers.items():
-            for e, path in endpoints.items():
+            for e, (path, headers) in endpoints.items():
                 for _ in range(3):  # one Host for both, so the links match too
-                    r = requests.get(server.base + path, headers={"Host": "bench.test"}, timeout=10)
+                    r = requests.get(
+                        server.base + path, headers={**headers, "Host": "bench.test"}, timeout=10
+                    )
                 assert r.headers["X-Cache"] == "HIT", (s, e, r.headers)
                 bodies[(s, e)] = (r.content, r.headers["ETag"])
         for e in endpoints:  # same data from both trees (money may be rendered apart:
             # this tree writes exact two-decimal literals, 12.00 where older code wrote 12.0)
-            same = json.loads(bodies[("base", e)][0], parse_float=Decimal) == json.loads(
-                bodies[("head", e)][0], parse_float=Decimal
+            base_doc, head_doc = (
+                json.loads(bodies[(s, e)][0], parse_float=Decimal) for s in ("base", "head")
             )
+            # Each server computed its statistics at its own instant.
+            instant = {"generado_en": None, "fecha_generacion": None}
+            same = {**base_doc, **instant} == {**head_doc, **instant}
             if not same:
                 for s in servers:
                     Path(f"/tmp/ei-bench-{s}-{e}.body").write_bytes(bodies[(s, e)][0])
                 raise AssertionError(f"{e}: base and head answer differently")
         for r in range(args.rounds):
-            for e, path in endpoints.items():
+            for e, (path, headers) in endpoints.items():
                 for s, server in servers.items():
                     key = f"{s}/{e}"
                     before, cpu_before = redis_calls(client), cpu_seconds(serving[s])
-                    got, done = load(server.base + path, {}, args.hit_seconds, args.connections)
+                    got, done = load(
+                        server.base + path, headers, args.hit_seconds, args.connections
+                    )
                     after, cpu_after = redis_calls(client), cpu_seconds(serving[s])
                     rps[key].append(got)
                     trips[key].append((after[0] - before[0]) / max(done, 1))

@@ -1,4 +1,4 @@
-"""flask-smorest's Blueprint with this API's request parsing and ETag comparison."""
+"""flask-smorest's Blueprint with this API's request body parsing."""
 
 from __future__ import annotations
 
@@ -6,11 +6,9 @@ from typing import Any
 
 import flask
 import flask_smorest
-from flask import request
-from flask_smorest.etag import _get_etag_ctx
-from flask_smorest.exceptions import NotModified
+import marshmallow as ma
 from webargs import core
-from webargs.flaskparser import FlaskParser, is_json_request
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from electro_isla.json import loads
 
@@ -23,26 +21,20 @@ class JsonBodyParser(FlaskParser):
     reach Money as the Decimal the client wrote, not a rounded float.
     """
 
-    def _raw_load_json(self, req: flask.Request) -> Any:
+    def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
+        """The body as webargs' json location: missing when empty or not JSON, 400 when bad."""
         if not is_json_request(req):
             return core.missing
-        return loads(req.get_data(cache=True))
+        data = req.get_data(cache=True)
+        if not data:
+            return core.missing
+        try:
+            return loads(data)
+        except ValueError as exc:  # JSONDecodeError, also for bytes that are not UTF-8
+            abort(400, exc=exc, messages={"json": ["Invalid JSON body."]})
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """Every blueprint of the API: JsonBodyParser and weak If-None-Match comparison."""
+    """Every blueprint of the API: JsonBodyParser."""
 
     ARGUMENTS_PARSER = JsonBodyParser()
-
-    def _check_not_modified(self, etag: str) -> None:
-        """304 when If-None-Match names the tag, weak or strong (RFC 9110 13.1.2).
-
-        smorest tests `etag in request.if_none_match`, a strong comparison, so a
-        client (or proxy) sending back `W/"<tag>"` got the full 200 every time.
-        The tag is kept for the 304's ETag header (errors._not_modified).
-        """
-        if request.method in self.METHODS_CHECKING_NOT_MODIFIED and (
-            request.if_none_match.contains_weak(etag)
-        ):
-            _get_etag_ctx()["etag"] = etag
-            raise NotModified

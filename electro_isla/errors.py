@@ -9,7 +9,6 @@ from typing import Any
 import marshmallow as ma
 from flask import Flask, Response, current_app, request
 from flask_smorest import Api
-from flask_smorest.etag import _get_etag_ctx
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
     BadRequest,
@@ -58,8 +57,6 @@ class JsonApi(Api):
             # gets the generic 500 text, never the original exception's.
             if getattr(error, "original_exception", None) is not None:
                 error = InternalServerError()
-        if error.code == 304:
-            return _not_modified()
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
             payload["message"] = _message_for(error)
@@ -113,19 +110,6 @@ def _flat_errors_of(error: HTTPException) -> dict[str, list[str]]:
     if data.get("messages"):
         return flat_errors(data["messages"], by_location=True)
     return {}
-
-
-def _not_modified() -> Response:
-    """304 without a body, with the ETag a 200 would carry (RFC 9110 15.4.5).
-
-    flask-smorest raises NotModified before it sets the header; the API's
-    Blueprint keeps the matched tag in smorest's context for this answer.
-    """
-    response = Response(status=304)
-    etag = _get_etag_ctx().get("etag")
-    if etag:
-        response.set_etag(etag)
-    return response
 
 
 def _message_for(error: HTTPException) -> str:

@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 from typing import Any
 
+from blinker import Namespace
 from flask import Flask
 from flask_caching import Cache
 from flask_jwt_extended import JWTManager
@@ -14,6 +15,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import DeclarativeBase
 
 from electro_isla.errors import JsonApi
+from electro_isla.rendering import ConditionalGetPlugin
 
 # Stable constraint names, so Alembic can drop and alter them on every backend.
 NAMING_CONVENTION = {
@@ -29,6 +31,11 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+# Sent by Session with the tables a legacy bulk method wrote; electro_isla.cache
+# receives it (a signal, so this module needs no import of the cache layer).
+bulk_written = Namespace().signal("bulk-written")
+
+
 class Session(FlaskSession):
     """Flask-SQLAlchemy's session; the legacy bulk methods note their tables for invalidation.
 
@@ -37,10 +44,8 @@ class Session(FlaskSession):
     """
 
     def _note(self, mappers: Iterable[Any]) -> None:
-        from electro_isla.cache.listeners import invalidate_after_commit
-
         tables = {t.name for m in mappers for t in sa_inspect(m).tables}
-        invalidate_after_commit(self, *sorted(tables))
+        bulk_written.send(self, tables=sorted(tables))
 
     def bulk_insert_mappings(self, mapper: Any, mappings: Any, *args: Any, **kw: Any) -> None:
         self._note([mapper])
@@ -68,7 +73,7 @@ def register_extensions(app: Flask) -> None:
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
-    api.init_app(app)
+    api.init_app(app, spec_kwargs={"extra_plugins": [ConditionalGetPlugin()]})
     from electro_isla.openapi import register_openapi_conventions
 
     register_openapi_conventions(api)

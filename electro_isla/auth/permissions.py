@@ -11,7 +11,6 @@ hour the profile entry lives.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -20,31 +19,18 @@ from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
 from flask_smorest import abort
 
 from electro_isla.auth import tokens as _tokens  # noqa: F401  (installs the JWT callbacks)
+from electro_isla.auth.actor import Actor
 from electro_isla.cache import cache_manager
 from electro_isla.usuarios.models import STAFF_ROLES
+from electro_isla.usuarios.service import acceso_data
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 STAFF = tuple(sorted(STAFF_ROLES))
 
 
-@dataclass(frozen=True)
-class Actor:
-    id: int
-    username: str
-    email: str
-    rol: str
-    is_active: bool
-
-    @property
-    def is_staff(self) -> bool:
-        return self.rol in STAFF_ROLES
-
-
 def load_acceso(usuario_id: int) -> dict[str, Any] | None:
     """Who the usuario is and may be, cached briefly (None when the row is gone)."""
-    from electro_isla.usuarios.service import acceso_data
-
     return cache_manager.get(
         "acceso_usuario", lambda: acceso_data(usuario_id), row=usuario_id, record=False
     )

@@ -9,7 +9,7 @@ from werkzeug.local import LocalProxy
 
 from electro_isla.cache.listeners import install_listeners, invalidate_after_commit
 from electro_isla.cache.manager import BYPASS, HIT, MISS, CacheManager, CacheUnavailable
-from electro_isla.extensions import cache
+from electro_isla.extensions import bulk_written, cache
 from electro_isla.shared_store import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 
 __all__ = [
@@ -35,6 +35,12 @@ def _manager() -> CacheManager:
 
 
 cache_manager: CacheManager = LocalProxy(_manager)  # type: ignore[assignment]
+
+
+@bulk_written.connect
+def invalidate_bulk_writes(session: Any, tables: list[str]) -> None:
+    """The legacy bulk methods fire no mapper event: invalidate their tables on commit."""
+    invalidate_after_commit(session, *tables)
 
 
 def caching_config(app: Flask) -> dict[str, Any]:

@@ -26,6 +26,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from marshmallow import Schema
+
+from electro_isla.catalogo.models import Producto
+from electro_isla.catalogo.schemas import ProductoSchema
+
 ALL = None  # reads[table] missing or None: every column
 Change = Literal["insert", "update", "delete", "bulk"]
 
@@ -87,19 +92,32 @@ def cols(*names: str) -> frozenset[str]:
 
 
 SALES_TABLES = frozenset({"pedidos", "detalles_pedido", "productos"})
-# What a producto's document shows (catalogo.schemas.ProductoSchema).
-PRODUCTO_COLUMNS = cols(
-    "id",
-    "nombre",
-    "descripcion",
-    "precio",
-    "descuento",
-    "stock",
-    "categoria",
-    "imagen_url",
-    "activo",
-    "created_at",
-    "updated_at",
+
+
+def document_columns(
+    schema: Schema, model: type, computed: Mapping[str, frozenset[str]]
+) -> frozenset[str]:
+    """The columns a schema's document shows: its fields that are columns of `model`,
+    plus the columns each computed field (`computed`: field -> columns) is derived from.
+
+    A field that is neither is refused, so a new computed field cannot go unwatched.
+    """
+    table = frozenset(model.__table__.columns.keys())
+    shown: set[str] = set()
+    for name, schema_field in schema.fields.items():
+        attribute = schema_field.attribute or name
+        if attribute in computed:
+            shown |= computed[attribute]
+        elif attribute in table:
+            shown.add(attribute)
+        else:
+            raise ValueError(f"{type(schema).__name__}.{name}: not a column; say what it reads")
+    return frozenset(shown)
+
+
+# What a producto's document shows (precio_final: Producto.precio_final's inputs).
+PRODUCTO_COLUMNS = document_columns(
+    ProductoSchema(), Producto, {"precio_final": cols("precio", "descuento")}
 )
 # Best sellers name and classify products; stock and prices do not matter to them.
 VENDIDOS = {"productos": cols("id", "nombre", "categoria")}

@@ -11,14 +11,6 @@ from flask_smorest import abort
 
 from electro_isla.auth.permissions import admin_required, staff_required
 from electro_isla.blueprint import Blueprint
-from electro_isla.cache.responses import (
-    renderer,
-    respond,
-    respond_document,
-    respond_page,
-    row_renderer,
-    splice_ok,
-)
 from electro_isla.catalogo import service
 from electro_isla.catalogo.schemas import (
     ProductoAdminQueryArgsSchema,
@@ -30,11 +22,20 @@ from electro_isla.catalogo.schemas import (
 )
 from electro_isla.json import loads
 from electro_isla.pagination import with_links
+from electro_isla.rendering import (
+    conditional,
+    renderer,
+    respond,
+    respond_document,
+    respond_page,
+    row_renderer,
+    splice_ok,
+)
 
 blp = Blueprint("catalogo", __name__, url_prefix="/api", description="Catálogo de productos")
 render_fila = row_renderer(ProductoSchema())
 _render_producto = renderer(
-    blp, ProductoSchema(), found=lambda data: data is not None and data["activo"]
+    ProductoSchema(), found=lambda data: data is not None and data["activo"]
 )
 
 
@@ -45,7 +46,7 @@ def documents(code: int):  # noqa: ANN201
 
 @blp.route("/productos/")
 class Productos(MethodView):
-    @blp.etag
+    @conditional(blp)
     @blp.arguments(ProductoQueryArgsSchema, location="query")
     @blp.response(200, ProductoPageSchema)
     def get(self, args: dict[str, Any]) -> Response | dict[str, Any]:
@@ -59,13 +60,13 @@ class Productos(MethodView):
         rendered = service.pagina_productos(categoria, q, page, page_size, render_fila)
         links = with_links(rendered["count"], [], page, page_size)
         if splice_ok():
-            return respond_page(blp, rendered, links)
-        return respond_document(blp, {**links, "results": loads(rendered["body"])})
+            return respond_page(rendered, links)
+        return respond_document({**links, "results": loads(rendered["body"])})
 
 
 @blp.route("/productos/<int:producto_id>/")
 class ProductoById(MethodView):
-    @blp.etag
+    @conditional(blp)
     @blp.response(200, ProductoSchema)
     @documents(404)
     def get(self, producto_id: int) -> Response:
@@ -74,7 +75,7 @@ class ProductoById(MethodView):
         rendered = service.producto_publico(producto_id, render=_render_producto)
         if not rendered:
             abort(404, message="Producto not found.")
-        return respond(blp, rendered)
+        return respond(rendered)
 
 
 @blp.route("/admin/productos/")

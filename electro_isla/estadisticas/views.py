@@ -4,7 +4,7 @@ With `If-None-Match` and `Prefer: wait=N` a request is held until the figures
 change (live/wait.py, API.md "Live statistics").
 
 A HIT answers with the body and ETag rendered when the value was fetched (as
-product detail does, cache/responses.py): no schema dump, JSON rendering or
+product detail does, electro_isla/rendering.py): no schema dump, JSON rendering or
 ETag hash per request. `@blp.response` stays for the OpenAPI document.
 """
 
@@ -19,7 +19,6 @@ from marshmallow import Schema
 
 from electro_isla.auth.permissions import staff_required
 from electro_isla.blueprint import Blueprint
-from electro_isla.cache.responses import renderer
 from electro_isla.estadisticas import service
 from electro_isla.estadisticas.schemas import (
     EstadisticasProductosSchema,
@@ -28,6 +27,7 @@ from electro_isla.estadisticas.schemas import (
     ReporteGeneralSchema,
 )
 from electro_isla.live.wait import answer
+from electro_isla.rendering import conditional, renderer
 
 blp = Blueprint(
     "estadisticas",
@@ -44,7 +44,7 @@ SCHEMAS: dict[str, type[Schema]] = {
 }
 # endpoint -> the `render` its view caches with (also used by cache-warm and the check).
 RENDERERS: dict[str, Callable[[Any], Any]] = {
-    name: renderer(blp, schema()) for name, schema in SCHEMAS.items()
+    name: renderer(schema()) for name, schema in SCHEMAS.items()
 }
 SERVICES: dict[str, Callable[..., Any]] = {
     "ventas": service.estadisticas_ventas,
@@ -61,50 +61,50 @@ def rendered(endpoint: str) -> Any:
 
 @blp.route("/ventas/")
 class EstadisticasVentas(MethodView):
-    @blp.etag
+    @conditional(blp)
     @blp.response(200, EstadisticasVentasSchema)
     @blp.alt_response(401, description="Not authenticated")
     @blp.alt_response(403, description="Not staff")
     @staff_required
     def get(self) -> Response:
         """Sales by month, best-selling products, payment methods, mean ticket"""
-        return answer(blp, "ventas", rendered)
+        return answer("ventas", rendered)
 
 
 @blp.route("/usuarios/")
 class EstadisticasUsuarios(MethodView):
-    @blp.etag
+    @conditional(blp)
     @blp.response(200, EstadisticasUsuariosSchema)
     @blp.alt_response(401, description="Not authenticated")
     @blp.alt_response(403, description="Not staff")
     @staff_required
     def get(self) -> Response:
         """New users by month, users by role, most active buyers, retention"""
-        return answer(blp, "usuarios", rendered)
+        return answer("usuarios", rendered)
 
 
 @blp.route("/productos/")
 class EstadisticasProductos(MethodView):
-    @blp.etag
+    @conditional(blp)
     @blp.response(200, EstadisticasProductosSchema)
     @blp.alt_response(401, description="Not authenticated")
     @blp.alt_response(403, description="Not staff")
     @staff_required
     def get(self) -> Response:
         """Active products by category, low stock, inventory value, most valuable stock"""
-        return answer(blp, "productos", rendered)
+        return answer("productos", rendered)
 
 
 @blp.route("/reporte/")
 class ReporteGeneral(MethodView):
-    @blp.etag
+    @conditional(blp)
     @blp.response(200, ReporteGeneralSchema)
     @blp.alt_response(401, description="Not authenticated")
     @blp.alt_response(403, description="Not staff")
     @staff_required
     def get(self) -> Response:
         """One-page summary: users, products, orders and income, this month and overall"""
-        return answer(blp, "reporte", rendered)
+        return answer("reporte", rendered)
 
 
 def warm_ventas() -> Any:

@@ -21,10 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, g, request
-from flask_smorest import Blueprint, abort
+from flask_smorest import abort
 
-from electro_isla.cache.responses import respond
 from electro_isla.live import live_of
+from electro_isla.rendering import respond
 
 MAX_PREFER_LENGTH = 200
 
@@ -58,18 +58,18 @@ def client_gone() -> bool:
         return True
 
 
-def answer(blp: Blueprint, stat: str, rendered: Callable[[str], Any]) -> Response:
+def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     """A statistic's GET: at once, or held while the client's tag stays current."""
     started = time.monotonic()
     current = rendered(stat)
     wait = requested_wait(request.headers.get("Prefer"))
     if not wait or not request.if_none_match or current["etag"] not in request.if_none_match:
-        return respond(blp, current)
+        return respond(current)
     live = live_of(current_app)
     allowed = min(wait, live.max_wait)
     hub = live.hub
     if allowed <= 0 or not hub.usable() or not live.slots.take():
-        return respond(blp, current)  # the client polls instead
+        return respond(current)  # the client polls instead
     try:
         g.live_preference_applied = f"wait={allowed}"
         baseline = hub.digest(current)
@@ -88,8 +88,8 @@ def answer(blp: Blueprint, stat: str, rendered: Callable[[str], Any]) -> Respons
     version = hub.version(stat)
     if changed and version is not None and version.digest != baseline:
         # The hub fetched it after the change that woke us: no second lookup per watcher.
-        return respond(blp, {"etag": version.etag, "body": f"{version.body}\n"})
-    return respond(blp, rendered(stat))
+        return respond({"etag": version.etag, "body": f"{version.body}\n"})
+    return respond(rendered(stat))
 
 
 def _still_allowed() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import abort
 from sqlalchemy import Select, or_, select
 
-from electro_isla.auth.permissions import Actor
+from electro_isla.auth.actor import Actor
 from electro_isla.cache import cache_manager
 from electro_isla.extensions import db
 from electro_isla.pagination import paginate

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response
 from flask.views import MethodView
 
 from electro_isla.auth.permissions import current_actor, login_required, staff_required
 from electro_isla.blueprint import Blueprint
 from electro_isla.pagination import page_schema, with_links
+from electro_isla.rendering import conditional, respond_document
 from electro_isla.usuarios import service
 from electro_isla.usuarios.schemas import (
     PerfilUpdateSchema,
@@ -21,6 +23,7 @@ blp = Blueprint("usuarios", __name__, url_prefix="/api", description="usuarios")
 
 UsuarioPageSchema = page_schema(UsuarioSchema)
 BEARER = [{"bearerAuth": []}]
+PERFIL = UsuarioSchema()
 
 
 @blp.route("/admin/users/")
@@ -58,12 +61,12 @@ class UsuarioById(MethodView):
 class Perfil(MethodView):
     @login_required
     @blp.doc(security=BEARER)
-    @blp.etag
+    @conditional(blp)
     @blp.response(200, UsuarioSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")
-    def get(self) -> dict[str, Any]:
+    def get(self) -> Response:
         """The caller's own profile (cached; ETag and 304 supported)."""
-        return service.obtener_perfil(current_actor().id)
+        return respond_document(PERFIL.dump(service.obtener_perfil(current_actor().id)))
 
     @login_required
     @blp.doc(security=BEARER)
