@@ -95,8 +95,7 @@ def ventas_por_mes_y_metodo(ventana: Meses) -> tuple[list[dict[str, Any]], list[
 
 
 def productos_mas_vendidos() -> list[dict[str, Any]]:
-    # Rank on the integer key alone, then fetch names for the ten winners: grouping
-    # every sold line by (id, nombre, categoria) would hash strings per row.
+    # Ranked on the integer key alone; documentos.mas_vendidos names the winners.
     cantidad = func.sum(DetallePedido.cantidad).label("cantidad")
     top = (
         select(
@@ -111,17 +110,7 @@ def productos_mas_vendidos() -> list[dict[str, Any]]:
         .limit(doc.TOP)
         .subquery()
     )
-    stmt = (
-        select(
-            top.c.producto_id, Producto.nombre, Producto.categoria, top.c.cantidad, top.c.ingresos
-        )
-        .join(Producto, Producto.id == top.c.producto_id)
-        .order_by(top.c.cantidad.desc(), top.c.producto_id)
-    )
-    return [
-        doc.vendido(producto_id, nombre, categoria, vendidos, exacto(ingresos))
-        for producto_id, nombre, categoria, vendidos, ingresos in db.session.execute(stmt)
-    ]
+    return doc.mas_vendidos(top, "ingresos", exacto)
 
 
 def ventas(ventana: Meses) -> dict[str, Any]:
@@ -169,14 +158,7 @@ def usuarios_mas_activos() -> list[dict[str, Any]]:
         .limit(doc.TOP)
         .subquery()
     )
-    stmt = (
-        select(
-            Usuario.id, Usuario.username, Usuario.first_name, Usuario.last_name, top.c.pedidos_count
-        )
-        .join(top, top.c.usuario_id == Usuario.id)
-        .order_by(top.c.pedidos_count.desc(), Usuario.id)
-    )
-    return [doc.activo(*row) for row in db.session.execute(stmt)]
+    return doc.mas_activos(top, "pedidos_count")
 
 
 def retencion() -> tuple[int, int]:

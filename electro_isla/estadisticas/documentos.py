@@ -2,19 +2,25 @@
 
 The rollups (estadisticas/rollups.py) and the raw rows (estadisticas/crudo.py)
 compute the same numbers in two independent ways; the shape of what they
-return is written once, here, so that `flask estadisticas-check` compares
-figures, not two hand copies of a dict.
+return, and the names fetched for the ten winners of a ranking, are written
+once, here, so that `flask estadisticas-check` compares figures, not two hand
+copies of a dict.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import Subquery, select
+
+from electro_isla.catalogo.models import Producto
 from electro_isla.db_types import ZERO, money
 from electro_isla.estadisticas.ventana import Meses
+from electro_isla.extensions import db
+from electro_isla.usuarios.models import Usuario
 
 TOP = 10
 
@@ -42,28 +48,48 @@ def metodos_pago(por_metodo: Mapping[str, tuple[int, Decimal]]) -> list[Document
     ]
 
 
-def vendido(
-    producto_id: int, nombre: str, categoria: str, cantidad: Any, ingresos: Decimal
-) -> Documento:
-    """One of the best-selling products; `ingresos` exact (rounded here)."""
-    return {
-        "producto_id": producto_id,
-        "producto__nombre": nombre,
-        "producto__categoria": categoria,
-        "cantidad_vendida": int(cantidad),
-        "ingresos": money(ingresos),
-    }
+def mas_vendidos(top: Subquery, ingresos: str, exacto: Callable[[Any], Decimal]) -> list[Documento]:
+    """The ranked products of `top` (producto_id, cantidad, `ingresos`) with their names.
+
+    Ranking on the integer key alone and naming only the winners: grouping every
+    sold line by (id, nombre, categoria) would hash strings per row.
+    """
+    stmt = (
+        select(
+            top.c.producto_id, Producto.nombre, Producto.categoria, top.c.cantidad, top.c[ingresos]
+        )
+        .join(Producto, Producto.id == top.c.producto_id)
+        .order_by(top.c.cantidad.desc(), top.c.producto_id)
+    )
+    return [
+        {
+            "producto_id": producto_id,
+            "producto__nombre": nombre,
+            "producto__categoria": categoria,
+            "cantidad_vendida": int(cantidad),
+            "ingresos": money(exacto(suma)),
+        }
+        for producto_id, nombre, categoria, cantidad, suma in db.session.execute(stmt)
+    ]
 
 
-def activo(uid: int, username: str, first_name: str, last_name: str, pedidos: Any) -> Documento:
-    """One of the most active buyers."""
-    return {
-        "id": uid,
-        "username": username,
-        "first_name": first_name,
-        "last_name": last_name,
-        "pedidos_count": int(pedidos),
-    }
+def mas_activos(top: Subquery, pedidos: str) -> list[Documento]:
+    """The ranked buyers of `top` (usuario_id, `pedidos`) with their names."""
+    stmt = (
+        select(Usuario.id, Usuario.username, Usuario.first_name, Usuario.last_name, top.c[pedidos])
+        .join(top, top.c.usuario_id == Usuario.id)
+        .order_by(top.c[pedidos].desc(), Usuario.id)
+    )
+    return [
+        {
+            "id": uid,
+            "username": username,
+            "first_name": first_name,
+            "last_name": last_name,
+            "pedidos_count": int(n),
+        }
+        for uid, username, first_name, last_name, n in db.session.execute(stmt)
+    ]
 
 
 def documento_ventas(

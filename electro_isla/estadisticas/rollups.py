@@ -222,21 +222,7 @@ def ventas_por_mes_y_metodo(ventana: Meses) -> tuple[list[dict[str, Any]], list[
 def productos_mas_vendidos() -> list[dict[str, Any]]:
     # The cantidad index gives the order; ties are sorted on producto_id within a group.
     top = top_exacto(r.productos_vendidos, "producto_id", "cantidad", ("ingresos_centimos",))
-    stmt = (
-        select(
-            top.c.producto_id,
-            Producto.nombre,
-            Producto.categoria,
-            top.c.cantidad,
-            top.c.ingresos_centimos,
-        )
-        .join(Producto, Producto.id == top.c.producto_id)
-        .order_by(top.c.cantidad.desc(), top.c.producto_id)
-    )
-    return [
-        doc.vendido(producto_id, nombre, categoria, cantidad, de_centimos(centimos))
-        for producto_id, nombre, categoria, cantidad, centimos in db.session.execute(stmt)
-    ]
+    return doc.mas_vendidos(top, "ingresos_centimos", de_centimos)
 
 
 def ventas(ventana: Meses) -> dict[str, Any]:
@@ -282,12 +268,7 @@ def usuarios_por_mes_y_rol(ventana: Meses) -> tuple[list[dict[str, Any]], list[d
 
 def usuarios_mas_activos() -> list[dict[str, Any]]:
     top = top_exacto(r.usuarios_pedidos, "usuario_id", "pedidos")
-    stmt = (
-        select(Usuario.id, Usuario.username, Usuario.first_name, Usuario.last_name, top.c.pedidos)
-        .join(top, top.c.usuario_id == Usuario.id)
-        .order_by(top.c.pedidos.desc(), Usuario.id)
-    )
-    return [doc.activo(*row) for row in db.session.execute(stmt)]
+    return doc.mas_activos(top, "pedidos")
 
 
 def retencion() -> tuple[int, int]:
