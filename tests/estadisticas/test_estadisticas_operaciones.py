@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from electro_isla.catalogo.models import Producto
 from electro_isla.estadisticas import operaciones
 from electro_isla.estadisticas.models import ROLLUPS
-from electro_isla.estadisticas.ventana import meses
 from electro_isla.estadisticas.registro import ESTADISTICAS, rendered
+from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
 from electro_isla.json import loads
 from electro_isla.pedidos.models import Pedido
