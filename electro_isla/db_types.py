@@ -1,4 +1,4 @@
-"""Column types shared by every domain."""
+"""Column types shared by every domain, and the money helpers beside the money type."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from sqlalchemy import DateTime, Numeric
 from sqlalchemy.types import TypeDecorator
 
 CENT = Decimal("0.01")
+ZERO = Decimal("0")
 
 
 def utcnow() -> datetime:
@@ -18,6 +19,21 @@ def utcnow() -> datetime:
 def money(value: Decimal | int | str) -> Decimal:
     """Round to cents the way a till does (half up), never through float."""
     return Decimal(value).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def exacto(value: Decimal | float | int | None) -> Decimal:
+    """A SQL SUM as Decimal; SQL's NULL for no rows is 0."""
+    return ZERO if value is None else Decimal(str(value))
+
+
+def dinero(value: Decimal | float | int | None) -> Decimal:
+    """An exact SUM rounded to cents."""
+    return money(exacto(value))
+
+
+def de_centimos(value: int | None) -> Decimal:
+    """An integer count of cents (the rollups' money) as Decimal."""
+    return ZERO if value is None else Decimal(int(value)) / 100
 
 
 class UTCDateTime(TypeDecorator):

@@ -1,13 +1,13 @@
 """Cache CLI: `flask cache-stats [--json]`, `flask cache-clear [--pattern]`, `flask cache-warm`.
 
-`cache-warm` runs every registered warmer; a domain adds its own with
-`@warmer("name")` (or by listing it in DEFAULT_WARMERS, imported lazily so the
-CLI works while a domain module is missing or being written).
+`cache-warm` runs every registered warmer. The cache names no domain: each
+domain registers its own with `@warmer("name")` when it is imported (the
+statistics from their table, estadisticas/registro.py; the first product page
+in catalogo/views.py).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import time
 from collections.abc import Callable
@@ -22,16 +22,8 @@ cache_cli = Blueprint("cache_cli", __name__, cli_group=None)
 
 Warmer = Callable[[], Any]
 
-# name -> "module:function" called with no arguments inside the app context.
-DEFAULT_WARMERS: dict[str, str] = {
-    # The rendered entries the statistics views answer from.
-    "estadisticas_ventas": "electro_isla.estadisticas.views:warm_ventas",
-    "estadisticas_usuarios": "electro_isla.estadisticas.views:warm_usuarios",
-    "estadisticas_productos": "electro_isla.estadisticas.views:warm_productos",
-    "reporte_general": "electro_isla.estadisticas.views:warm_reporte",
-    "lista_productos": "electro_isla.cache.commands:primera_pagina_productos",
-}
-WARMERS: dict[str, Warmer | str] = dict(DEFAULT_WARMERS)
+# name -> a function called with no arguments inside the app context.
+WARMERS: dict[str, Warmer] = {}
 
 
 def warmer(name: str) -> Callable[[Warmer], Warmer]:
@@ -42,16 +34,6 @@ def warmer(name: str) -> Callable[[Warmer], Warmer]:
         return func
 
     return decorator
-
-
-def primera_pagina_productos() -> Any:
-    """The first page of GET /api/productos/ exactly as an anonymous client asks for it."""
-    from electro_isla.catalogo.service import pagina_productos
-    from electro_isla.catalogo.views import render_fila
-    from electro_isla.pagination import PaginationArgsSchema
-
-    page_size = PaginationArgsSchema().load({})["page_size"]
-    return pagina_productos(None, None, 1, page_size, render_fila)  # what the view reads
 
 
 CLEAR_ENDPOINT = "POST /api/admin/cache/clear/"
@@ -73,15 +55,9 @@ def warn_if_in_process(what: str) -> None:
     )
 
 
-def _resolve(target: Warmer | str) -> Warmer:
-    if callable(target):
-        return target
-    module, _, attr = target.partition(":")
-    return getattr(importlib.import_module(module), attr)
-
-
 def run_warmers() -> list[dict[str, Any]]:
-    """Run every warmer; one result per name: computed, cached, missing or failed."""
+    """Run every warmer; one result per name: computed, cached, missing or failed
+    (missing: what is registered under the name is not a function)."""
     results = []
     for name, target in WARMERS.items():
         fetched: list[str] = []
@@ -90,14 +66,12 @@ def run_warmers() -> list[dict[str, Any]]:
             fetched.append(kw["name"])
 
         started = time.perf_counter()
-        try:
-            func = _resolve(target)
-        except (ImportError, AttributeError) as exc:
-            results.append({"name": name, "status": "missing", "detail": str(exc)})
+        if not callable(target):
+            results.append({"name": name, "status": "missing", "detail": f"{target!r}"})
             continue
         try:
             with signals.cache_fetch.connected_to(on_fetch):
-                func()
+                target()
         except Exception as exc:  # noqa: BLE001  one broken warmer must not stop the rest
             results.append({"name": name, "status": "failed", "detail": repr(exc)})
             continue

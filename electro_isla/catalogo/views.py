@@ -11,6 +11,7 @@ from flask_smorest import abort
 
 from electro_isla.auth.permissions import admin_required, staff_required
 from electro_isla.blueprint import Blueprint
+from electro_isla.cache.commands import warmer
 from electro_isla.catalogo import service
 from electro_isla.catalogo.schemas import (
     ProductoAdminQueryArgsSchema,
@@ -21,7 +22,7 @@ from electro_isla.catalogo.schemas import (
     ProductoUpdateSchema,
 )
 from electro_isla.json import loads
-from electro_isla.pagination import with_links
+from electro_isla.pagination import PaginationArgsSchema, with_links
 from electro_isla.rendering import (
     conditional,
     renderer,
@@ -126,3 +127,10 @@ class AdminProductoById(MethodView):
         A producto that appears in an order answers 409: deactivate it instead.
         """
         service.eliminar_producto(producto_id)
+
+
+@warmer("lista_productos")
+def primera_pagina_productos() -> Any:
+    """cache-warm: the first page of GET /api/productos/ as an anonymous client asks for it."""
+    page_size = PaginationArgsSchema().load({})["page_size"]
+    return service.pagina_productos(None, None, 1, page_size, render_fila)  # what the view reads

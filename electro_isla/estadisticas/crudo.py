@@ -1,11 +1,12 @@
 """The statistics computed from the raw rows: the reference the rollups must equal.
 
-Every figure is computed by the database (`GROUP BY`, `SUM`, `COUNT`) over
+This is `flask estadisticas-check`'s independent reference (and the benchmark's
+"before"), and only that: the endpoints never read it. Every figure is computed by the database (`GROUP BY`, `SUM`, `COUNT`) over
 pedidos, detalles_pedido and usuarios, with months bucketed in SQL by a `CASE`
 over `created_at`/`date_joined` ranges. Its cost grows with the history, so the
-endpoints read the rollups instead (estadisticas/rollups.py); this module is
-what `flask estadisticas-check` and the benchmark compare them with. The
-productos figures read only the catalogue and are the endpoints' own.
+endpoints read the rollups instead (estadisticas/rollups.py). The productos
+figures have no second computation: they read the catalogue directly
+(estadisticas/inventario.py), for the endpoint and the check alike.
 
 Money is summed as `NUMERIC` and rounded to cents with `money()`; means are
 divided in `Decimal`, never in float.
@@ -20,14 +21,13 @@ from flask import current_app
 from sqlalchemy import ColumnElement, case, func, null, select
 
 from electro_isla.catalogo.models import Producto
-from electro_isla.db_types import money, utcnow
-from electro_isla.estadisticas.ventana import ZERO, Meses, dinero, documento_ventas, exacto
+from electro_isla.db_types import ZERO, dinero, exacto, utcnow
+from electro_isla.estadisticas import documentos as doc
+from electro_isla.estadisticas.inventario import productos
+from electro_isla.estadisticas.ventana import Meses
 from electro_isla.extensions import db
 from electro_isla.pedidos.models import ESTADOS_EN_PROCESO, ESTADOS_VENTA, DetallePedido, Pedido
 from electro_isla.usuarios.models import ROLES, Usuario
-
-TOP = 10
-STOCK_BAJO_MAX = 9
 
 
 def _bucket(column: Any, ventana: Meses) -> ColumnElement[int | None]:
@@ -91,24 +91,11 @@ def ventas_por_mes_y_metodo(ventana: Meses) -> tuple[list[dict[str, Any]], list[
                 acc = bucket.setdefault(key, [0, ZERO])
                 acc[0] += n
                 acc[1] += suma
-    meses_ = [
-        {
-            "mes": etiqueta,
-            "total": money(por_mes.get(i, (0, ZERO))[1]),
-            "pedidos": por_mes.get(i, (0, ZERO))[0],
-        }
-        for i, etiqueta in enumerate(ventana.etiquetas)
-    ]
-    metodos = [
-        {"metodo_pago": metodo, "count": n, "total": money(total)}
-        for metodo, (n, total) in sorted(por_metodo.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    ]
-    return meses_, metodos
+    return doc.ventas_por_mes(ventana, por_mes), doc.metodos_pago(por_metodo)
 
 
 def productos_mas_vendidos() -> list[dict[str, Any]]:
-    # Rank on the integer key alone, then fetch names for the ten winners: grouping
-    # every sold line by (id, nombre, categoria) would hash strings per row.
+    # Ranked on the integer key alone; documentos.mas_vendidos names the winners.
     cantidad = func.sum(DetallePedido.cantidad).label("cantidad")
     top = (
         select(
@@ -120,33 +107,17 @@ def productos_mas_vendidos() -> list[dict[str, Any]]:
         .where(_es_venta())
         .group_by(DetallePedido.producto_id)
         .order_by(cantidad.desc(), DetallePedido.producto_id)
-        .limit(TOP)
+        .limit(doc.TOP)
         .subquery()
     )
-    stmt = (
-        select(
-            top.c.producto_id, Producto.nombre, Producto.categoria, top.c.cantidad, top.c.ingresos
-        )
-        .join(Producto, Producto.id == top.c.producto_id)
-        .order_by(top.c.cantidad.desc(), top.c.producto_id)
-    )
-    return [
-        {
-            "producto_id": producto_id,
-            "producto__nombre": nombre,
-            "producto__categoria": categoria,
-            "cantidad_vendida": int(vendidos),
-            "ingresos": dinero(ingresos),
-        }
-        for producto_id, nombre, categoria, vendidos, ingresos in db.session.execute(stmt)
-    ]
+    return doc.mas_vendidos(top, "ingresos", exacto)
 
 
 def ventas(ventana: Meses) -> dict[str, Any]:
     generado_en = utcnow()
     _memoria_para_agregar()
     por_mes, metodos = ventas_por_mes_y_metodo(ventana)
-    return documento_ventas(generado_en, por_mes, metodos, productos_mas_vendidos())
+    return doc.documento_ventas(generado_en, por_mes, metodos, productos_mas_vendidos())
 
 
 # -- usuarios ------------------------------------------------------------------
@@ -184,29 +155,14 @@ def usuarios_mas_activos() -> list[dict[str, Any]]:
         select(Pedido.usuario_id, pedidos_count)
         .group_by(Pedido.usuario_id)
         .order_by(pedidos_count.desc(), Pedido.usuario_id)
-        .limit(TOP)
+        .limit(doc.TOP)
         .subquery()
     )
-    stmt = (
-        select(
-            Usuario.id, Usuario.username, Usuario.first_name, Usuario.last_name, top.c.pedidos_count
-        )
-        .join(top, top.c.usuario_id == Usuario.id)
-        .order_by(top.c.pedidos_count.desc(), Usuario.id)
-    )
-    return [
-        {
-            "id": uid,
-            "username": username,
-            "first_name": first_name,
-            "last_name": last_name,
-            "pedidos_count": n,
-        }
-        for uid, username, first_name, last_name, n in db.session.execute(stmt)
-    ]
+    return doc.mas_activos(top, "pedidos_count")
 
 
-def retencion() -> dict[str, Any]:
+def retencion() -> tuple[int, int]:
+    """(usuarios with orders, usuarios with more than one)."""
     por_usuario = (
         select(Pedido.usuario_id, func.count().label("n")).group_by(Pedido.usuario_id).subquery()
     )
@@ -215,112 +171,19 @@ def retencion() -> dict[str, Any]:
             func.count(), func.coalesce(func.sum(case((por_usuario.c.n > 1, 1), else_=0)), 0)
         ).select_from(por_usuario)
     ).one()
-    tasa = money(Decimal(100 * recurrentes) / total) if total else money(ZERO)
-    return {
-        "total_usuarios": total,
-        "usuarios_recurrentes": int(recurrentes),
-        "tasa_retencion": tasa,
-    }
+    return int(total), int(recurrentes)
 
 
 def usuarios(ventana: Meses) -> dict[str, Any]:
     generado_en = utcnow()
     _memoria_para_agregar()
-    return {
-        "usuarios_por_mes": usuarios_por_mes(ventana),
-        "usuarios_por_rol": usuarios_por_rol(),
-        "usuarios_mas_activos": usuarios_mas_activos(),
-        **retencion(),
-        "generado_en": generado_en,
-    }
-
-
-# -- productos -----------------------------------------------------------------
-
-
-def _valor() -> ColumnElement[Decimal]:
-    return Producto.precio * Producto.stock
-
-
-def _valores_en_python(activo: ColumnElement[bool]) -> tuple[dict[str, Decimal], list[Any]]:
-    """Σ precio × stock per categoria and the top TOP by it, multiplied in Decimal.
-
-    For SQLite, whose NUMERIC is a float: 9999999999.99 × 2147483647 there is
-    21474836469978525696, not ...525163.53. Each precio reads back exact (two
-    decimals), so the product and the sums are exact here.
-    """
-    rows = db.session.execute(
-        select(
-            Producto.id, Producto.nombre, Producto.precio, Producto.stock, Producto.categoria
-        ).where(activo)
-    ).all()
-    por_categoria: dict[str, Decimal] = {}
-    valorados = []
-    for pid, nombre, precio, stock, categoria in rows:
-        valor = exacto(precio) * stock
-        por_categoria[categoria] = por_categoria.get(categoria, ZERO) + valor
-        valorados.append((pid, nombre, precio, stock, valor))
-    valorados.sort(key=lambda r: (-r[4], r[0]))
-    return por_categoria, valorados[:TOP]
-
-
-def productos() -> dict[str, Any]:
-    generado_en = utcnow()
-    activo = Producto.activo.is_(True)
-    por_categoria = db.session.execute(
-        select(
-            Producto.categoria,
-            func.count(Producto.id),
-            func.sum(Producto.stock),
-            func.sum(case((Producto.stock == 0, 1), else_=0)),
-            func.sum(_valor()),
-        )
-        .where(activo)
-        .group_by(Producto.categoria)
-        .order_by(Producto.categoria)
-    ).all()
-    stock_bajo = db.session.execute(
-        select(Producto.id, Producto.nombre, Producto.stock, Producto.categoria)
-        .where(activo, Producto.stock.between(1, STOCK_BAJO_MAX))
-        .order_by(Producto.stock, Producto.id)
-    ).all()
-    if db.session.get_bind().dialect.name == "postgresql":
-        valor = _valor()
-        rentables = db.session.execute(
-            select(Producto.id, Producto.nombre, Producto.precio, Producto.stock, valor)
-            .where(activo)
-            .order_by(valor.desc(), Producto.id)
-            .limit(TOP)
-        ).all()
-    else:
-        valor_por_categoria, rentables = _valores_en_python(activo)
-        por_categoria = [(*row[:4], valor_por_categoria[row[0]]) for row in por_categoria]
-    return {
-        "productos_por_categoria": [
-            {"categoria": categoria, "count": n, "stock_total": int(stock)}
-            for categoria, n, stock, _sin, _valor_cat in por_categoria
-        ],
-        "stock_bajo": [
-            {"id": pid, "nombre": nombre, "stock": stock, "categoria": categoria}
-            for pid, nombre, stock, categoria in stock_bajo
-        ],
-        "productos_sin_stock": sum(int(sin) for *_, sin, _v in por_categoria),
-        # Per-category sums are exact NUMERIC; adding them in Decimal stays exact.
-        "valor_inventario": money(
-            sum((exacto(v) for *_, v in por_categoria), ZERO),
-        ),
-        "productos_mas_rentables": [
-            {
-                "id": pid,
-                "nombre": nombre,
-                "precio": dinero(precio),
-                "stock": stock,
-                "valor_total": dinero(valor_total),
-            }
-            for pid, nombre, precio, stock, valor_total in rentables
-        ],
-        "generado_en": generado_en,
-    }
+    return doc.documento_usuarios(
+        generado_en,
+        usuarios_por_mes(ventana),
+        usuarios_por_rol(),
+        usuarios_mas_activos(),
+        *retencion(),
+    )
 
 
 # -- reporte -------------------------------------------------------------------
@@ -353,21 +216,18 @@ def reporte(ventana: Meses) -> dict[str, Any]:
             _cuenta(Pedido.estado.in_(ESTADOS_EN_PROCESO)),
         ).select_from(Pedido)
     ).one()
-    usuarios, productos, pedidos, ingresos, pedidos_mes, ingresos_mes, pendientes, proceso = row
-    return {
-        "resumen": {
-            "total_usuarios": usuarios,
-            "total_productos": productos,
-            "total_pedidos": pedidos,
-            "ingresos_totales": dinero(ingresos),
-            "pedidos_mes": int(pedidos_mes),
-            "ingresos_mes": dinero(ingresos_mes),
-            "pedidos_pendientes": int(pendientes),
-            "pedidos_en_proceso": int(proceso),
-        },
-        "fecha_generacion": generado_en,
-        "generado_en": generado_en,
-    }
+    usuarios, activos, pedidos, ingresos, pedidos_mes, ingresos_mes, pendientes, proceso = row
+    return doc.documento_reporte(
+        generado_en,
+        total_usuarios=usuarios,
+        total_productos=activos,
+        total_pedidos=pedidos,
+        ingresos_totales=dinero(ingresos),
+        pedidos_mes=int(pedidos_mes),
+        ingresos_mes=dinero(ingresos_mes),
+        pedidos_pendientes=int(pendientes),
+        pedidos_en_proceso=int(proceso),
+    )
 
 
 def todas(ventana: Meses) -> dict[str, dict[str, Any]]:

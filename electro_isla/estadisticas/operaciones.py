@@ -1,9 +1,10 @@
 """`flask estadisticas-check` and `flask estadisticas-rebuild`.
 
-check: every figure recomputed from the raw rows (estadisticas/crudo.py),
-rendered through the endpoints' schemas, against (a) the figures the rollups
-give now and (b) what the endpoints answer (their cached rendering, fetched on
-a miss). On PostgreSQL the raw and rollup reads share one REPEATABLE READ
+check: every figure recomputed from the raw rows (estadisticas/crudo.py, the
+independent reference), rendered through the statistics' schemas, against (a)
+the figures each statistic's fetch gives now and (b) what the endpoints answer
+(their cached rendering, fetched on a miss); all three read from the one table,
+estadisticas/registro.py. On PostgreSQL the raw and rollup reads share one REPEATABLE READ
 snapshot, so concurrent orders cannot show up as differences.
 
 rebuild: the rollups emptied and recomputed from the raw rows in one
@@ -20,8 +21,9 @@ from flask import current_app
 from sqlalchemy import BigInteger, Date, Integer, case, cast, delete, func, insert, literal, select
 
 from electro_isla.cache import invalidate_after_commit
-from electro_isla.estadisticas import crudo, rollups
+from electro_isla.estadisticas import crudo
 from electro_isla.estadisticas import models as r
+from electro_isla.estadisticas.registro import ESTADISTICAS, rendered
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db
 from electro_isla.json import dumps, loads
@@ -34,9 +36,7 @@ SOURCES = ("pedidos", "detalles_pedido", "usuarios")
 
 def _as_answered(endpoint: str, data: dict[str, Any]) -> Any:
     """`data` as the endpoint's body would carry it (its schema, JSON), without timestamps."""
-    from electro_isla.estadisticas.views import SCHEMAS
-
-    body = loads(dumps(SCHEMAS[endpoint]().dump(loads(dumps(data)))))
+    body = loads(dumps(ESTADISTICAS[endpoint].schema().dump(loads(dumps(data)))))
     return _sin_hora(body)
 
 
@@ -68,19 +68,10 @@ def diferencias_entre(a: Any, b: Any, path: str = "") -> list[str]:
     return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
-def _rollup_figures(ventana: Any) -> dict[str, dict[str, Any]]:
-    return {
-        "ventas": rollups.ventas(ventana),
-        "usuarios": rollups.usuarios(ventana),
-        "productos": crudo.productos(),
-        "reporte": rollups.reporte(ventana),
-    }
-
-
 def comparar_rollups(ventana: Any) -> tuple[dict[str, Any], list[str]]:
     """(raw figures as answered, differences of the rollup figures from them)."""
     raw = {name: _as_answered(name, data) for name, data in crudo.todas(ventana).items()}
-    served = {name: _as_answered(name, data) for name, data in _rollup_figures(ventana).items()}
+    served = {name: _as_answered(name, e.fetch(ventana)) for name, e in ESTADISTICAS.items()}
     found = [
         f"rollups {name}{d}" for name in raw for d in diferencias_entre(raw[name], served[name])
     ]
@@ -89,8 +80,6 @@ def comparar_rollups(ventana: Any) -> tuple[dict[str, Any], list[str]]:
 
 def check() -> list[str]:
     """Differences between the raw-row figures and the rollups / the endpoints' answers."""
-    from electro_isla.estadisticas.views import rendered
-
     session = db.session
     session.rollback()
     if session.get_bind().dialect.name == "postgresql":

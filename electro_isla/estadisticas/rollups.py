@@ -15,7 +15,6 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -33,17 +32,14 @@ from sqlalchemy import (
 )
 
 from electro_isla.catalogo.models import Producto
-from electro_isla.db_types import money, utcnow
+from electro_isla.db_types import ZERO, de_centimos, exacto, money, utcnow
+from electro_isla.estadisticas import documentos as doc
 from electro_isla.estadisticas import models as r
 from electro_isla.estadisticas.ventana import (
     MESES,
-    ZERO,
     Corte,
     Meses,
     cortes,
-    de_centimos,
-    documento_ventas,
-    exacto,
     mes_del_dia,
     primer_dia,
     ultimo_dia,
@@ -51,8 +47,6 @@ from electro_isla.estadisticas.ventana import (
 from electro_isla.extensions import db
 from electro_isla.pedidos.models import ESTADOS_EN_PROCESO, ESTADOS_VENTA, Pedido
 from electro_isla.usuarios.models import ROLES, Usuario
-
-TOP = 10
 
 Valores = list[Any]
 
@@ -95,7 +89,7 @@ def por_dia_y_por_clave(
 
 
 def top_exacto(
-    rollup: Table, clave: str, orden: str, otras: Sequence[str] = (), n: int = TOP
+    rollup: Table, clave: str, orden: str, otras: Sequence[str] = (), n: int = doc.TOP
 ) -> Subquery:
     """The n keys with the largest `orden` > 0 (ties by key), rollup + deltas.
 
@@ -221,52 +215,20 @@ def ventas_por_mes_y_metodo(ventana: Meses) -> tuple[list[dict[str, Any]], list[
         crudos[(dia, None)][1] += values[1]
     por_mes = repartir(ventana, cuts, dias, dict(crudos), 2)
     por_metodo = {metodo: (int(n), de_centimos(c)) for metodo, (n, c) in totales.items()}
-    meses_ = [
-        {
-            "mes": etiqueta,
-            "total": money(por_mes.get((i, None), [0, ZERO])[1]),
-            "pedidos": por_mes.get((i, None), [0, ZERO])[0],
-        }
-        for i, etiqueta in enumerate(ventana.etiquetas)
-    ]
-    metodos = [
-        {"metodo_pago": metodo, "count": n, "total": money(total)}
-        for metodo, (n, total) in sorted(por_metodo.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        if n > 0
-    ]
-    return meses_, metodos
+    meses_ = {mes: tuple(values) for (mes, _key), values in por_mes.items()}
+    return doc.ventas_por_mes(ventana, meses_), doc.metodos_pago(por_metodo)
 
 
 def productos_mas_vendidos() -> list[dict[str, Any]]:
     # The cantidad index gives the order; ties are sorted on producto_id within a group.
     top = top_exacto(r.productos_vendidos, "producto_id", "cantidad", ("ingresos_centimos",))
-    stmt = (
-        select(
-            top.c.producto_id,
-            Producto.nombre,
-            Producto.categoria,
-            top.c.cantidad,
-            top.c.ingresos_centimos,
-        )
-        .join(Producto, Producto.id == top.c.producto_id)
-        .order_by(top.c.cantidad.desc(), top.c.producto_id)
-    )
-    return [
-        {
-            "producto_id": producto_id,
-            "producto__nombre": nombre,
-            "producto__categoria": categoria,
-            "cantidad_vendida": int(cantidad),
-            "ingresos": money(de_centimos(centimos)),
-        }
-        for producto_id, nombre, categoria, cantidad, centimos in db.session.execute(stmt)
-    ]
+    return doc.mas_vendidos(top, "ingresos_centimos", de_centimos)
 
 
 def ventas(ventana: Meses) -> dict[str, Any]:
     generado_en = utcnow()
     por_mes, metodos = ventas_por_mes_y_metodo(ventana)
-    return documento_ventas(generado_en, por_mes, metodos, productos_mas_vendidos())
+    return doc.documento_ventas(generado_en, por_mes, metodos, productos_mas_vendidos())
 
 
 # -- usuarios ------------------------------------------------------------------
@@ -306,24 +268,11 @@ def usuarios_por_mes_y_rol(ventana: Meses) -> tuple[list[dict[str, Any]], list[d
 
 def usuarios_mas_activos() -> list[dict[str, Any]]:
     top = top_exacto(r.usuarios_pedidos, "usuario_id", "pedidos")
-    stmt = (
-        select(Usuario.id, Usuario.username, Usuario.first_name, Usuario.last_name, top.c.pedidos)
-        .join(top, top.c.usuario_id == Usuario.id)
-        .order_by(top.c.pedidos.desc(), Usuario.id)
-    )
-    return [
-        {
-            "id": uid,
-            "username": username,
-            "first_name": first_name,
-            "last_name": last_name,
-            "pedidos_count": int(n),
-        }
-        for uid, username, first_name, last_name, n in db.session.execute(stmt)
-    ]
+    return doc.mas_activos(top, "pedidos")
 
 
-def retencion() -> dict[str, Any]:
+def retencion() -> tuple[int, int]:
+    """(usuarios with orders, usuarios with more than one)."""
     # The folded counters, corrected for the usuarios whose count has unfolded deltas.
     up, delta = r.usuarios_pedidos, r.DELTA_DE[r.usuarios_pedidos.name]
     d = (
@@ -352,21 +301,15 @@ def retencion() -> dict[str, Any]:
             ajuste(1),
         )
     ).one()
-    total, recurrentes = int(con or 0) + int(mas_con), int(rec or 0) + int(mas_rec)
-    tasa = money(Decimal(100 * recurrentes) / total) if total else money(ZERO)
-    return {"total_usuarios": total, "usuarios_recurrentes": recurrentes, "tasa_retencion": tasa}
+    return int(con or 0) + int(mas_con), int(rec or 0) + int(mas_rec)
 
 
 def usuarios(ventana: Meses) -> dict[str, Any]:
     generado_en = utcnow()
     por_mes, por_rol = usuarios_por_mes_y_rol(ventana)
-    return {
-        "usuarios_por_mes": por_mes,
-        "usuarios_por_rol": por_rol,
-        "usuarios_mas_activos": usuarios_mas_activos(),
-        **retencion(),
-        "generado_en": generado_en,
-    }
+    return doc.documento_usuarios(
+        generado_en, por_mes, por_rol, usuarios_mas_activos(), *retencion()
+    )
 
 
 # -- reporte -------------------------------------------------------------------
@@ -413,17 +356,14 @@ def reporte(ventana: Meses) -> dict[str, Any]:
             select(func.sum(vd.c.total_centimos)).scalar_subquery(),
         )
     ).one()
-    return {
-        "resumen": {
-            "total_usuarios": int(total_usuarios),
-            "total_productos": int(total_productos),
-            "total_pedidos": sum(por_estado.values()),
-            "ingresos_totales": money(de_centimos(ingresos_centimos)),
-            "pedidos_mes": int(pedidos_mes.get((actual, None), [0])[0]),
-            "ingresos_mes": money(ingresos_mes.get((actual, None), [ZERO])[0]),
-            "pedidos_pendientes": por_estado.get("pendiente", 0),
-            "pedidos_en_proceso": sum(por_estado.get(e, 0) for e in ESTADOS_EN_PROCESO),
-        },
-        "fecha_generacion": generado_en,
-        "generado_en": generado_en,
-    }
+    return doc.documento_reporte(
+        generado_en,
+        total_usuarios=int(total_usuarios),
+        total_productos=int(total_productos),
+        total_pedidos=sum(por_estado.values()),
+        ingresos_totales=money(de_centimos(ingresos_centimos)),
+        pedidos_mes=int(pedidos_mes.get((actual, None), [0])[0]),
+        ingresos_mes=money(ingresos_mes.get((actual, None), [ZERO])[0]),
+        pedidos_pendientes=por_estado.get("pendiente", 0),
+        pedidos_en_proceso=sum(por_estado.get(e, 0) for e in ESTADOS_EN_PROCESO),
+    )

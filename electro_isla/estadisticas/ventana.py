@@ -13,16 +13,13 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from electro_isla.db_types import money, utcnow
+from electro_isla.db_types import utcnow
 
 MESES = 12
-ZERO = Decimal("0")
 DAY = timedelta(days=1)
 
 
@@ -107,38 +104,3 @@ def primer_dia(ventana: Meses) -> date:
 
 def ultimo_dia(ventana: Meses) -> date:
     return ventana.fin.date()
-
-
-def exacto(value: Decimal | float | int | None) -> Decimal:
-    """A SUM as Decimal; SQL's NULL for no rows is 0."""
-    return ZERO if value is None else Decimal(str(value))
-
-
-def dinero(value: Decimal | float | int | None) -> Decimal:
-    """An exact SUM rounded to cents."""
-    return money(exacto(value))
-
-
-def de_centimos(value: int | None) -> Decimal:
-    return ZERO if value is None else Decimal(int(value)) / 100
-
-
-def documento_ventas(
-    generado_en: datetime,
-    por_mes: list[dict[str, Any]],
-    metodos: list[dict[str, Any]],
-    mas_vendidos: list[dict[str, Any]],
-) -> dict[str, Any]:
-    """The ventas document, whichever source (rollups or raw rows) the figures came from.
-
-    Every sale has exactly one method, so the methods' sums are all sales' sums.
-    """
-    ventas = sum(m["count"] for m in metodos)
-    total = sum((m["total"] for m in metodos), ZERO)
-    return {
-        "ventas_por_mes": por_mes,
-        "productos_mas_vendidos": mas_vendidos,
-        "metodos_pago": metodos,
-        "ticket_promedio": money(total / ventas) if ventas else money(ZERO),
-        "generado_en": generado_en,
-    }

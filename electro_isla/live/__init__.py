@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, g
 
+from electro_isla.estadisticas.registro import rendered
 from electro_isla.live.hub import STATS, LiveHub, Version
 from electro_isla.live.limits import Ordinary, Slots, StreamQuota
 
@@ -45,15 +46,10 @@ def register_live(app: Flask) -> None:
     """The hub (started on first use, in the worker), limits, publishing and headers."""
     from electro_isla.live import notify
 
-    def fetch(stat: str) -> dict[str, str]:
-        from electro_isla.estadisticas.views import rendered
-
-        return rendered(stat)
-
     config = app.config
     heartbeat = min(15.0, float(config["LIVE_HEARTBEAT_SECONDS"]))
     app.extensions[EXTENSION_KEY] = Live(
-        hub=LiveHub(app, fetch),
+        hub=LiveHub(app, rendered),
         slots=Slots(int(config["LIVE_MAX_WAITERS"])),
         quota=StreamQuota(app, int(config["LIVE_STREAMS_PER_USUARIO"]), 3 * heartbeat),
         max_wait=max(0, min(int(config["LIVE_MAX_WAIT"]), MAX_WAIT_CEILING)),

@@ -36,16 +36,14 @@ from typing import Any
 from flask import Flask
 
 from electro_isla.cache import EXTENSION_KEY, REDIS_ERRORS, CacheManager, shared_redis
+from electro_isla.estadisticas.registro import CACHEADOS
+from electro_isla.estadisticas.ventana import meses
 
 log = logging.getLogger("electro_isla.live")
 
-# statistic (URL and event name) -> the cached name behind it, in the stream's order.
-STATS: dict[str, str] = {
-    "ventas": "estadisticas_ventas",
-    "usuarios": "estadisticas_usuarios",
-    "productos": "estadisticas_productos",
-    "reporte": "reporte_general",
-}
+# statistic (URL and event name) -> the cached name behind it, in the stream's order
+# (the statistics table's, estadisticas/registro.py).
+STATS: dict[str, str] = dict(CACHEADOS)
 CACHED_NAMES = frozenset(STATS.values())
 # When the figures were computed: not part of what changed.
 GENERATED_KEYS = ("generado_en", "fecha_generacion")
@@ -182,8 +180,6 @@ class LiveHub:
     def refresh(self) -> bool:
         """Fetch what moved; wake everyone when some figures changed. True if any did."""
         with self._refresh_lock, self.app.app_context():
-            from electro_isla.estadisticas.ventana import meses
-
             mes = meses().actual  # a new month is a new window, without any bump
             gens = self._read_generations()
             now = time.monotonic()

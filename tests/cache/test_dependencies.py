@@ -121,15 +121,15 @@ def test_every_declaration_is_what_its_fetch_reads(app, fetches):
 
 def test_the_control_an_undeclared_read_is_caught(app, fetches, monkeypatch):
     """Control: a fetch that reads one more column than declared fails the check."""
-    from electro_isla.estadisticas import crudo
+    from electro_isla.estadisticas import inventario
 
-    original = crudo.productos
+    original = inventario.productos
 
     def reads_more():  # noqa: ANN202
         db.session.execute(db.select(Producto.descuento)).all()
         return original()
 
-    monkeypatch.setattr(crudo, "productos", reads_more)
+    monkeypatch.setattr(inventario, "productos", reads_more)
     fetch_everything(app)
     statements = fetches[("estadisticas_productos", "value")]
     columns = referenced(statements)["productos"]

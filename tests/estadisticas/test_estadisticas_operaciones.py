@@ -15,10 +15,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
 from electro_isla.catalogo.models import Producto
-from electro_isla.estadisticas import operaciones, service
+from electro_isla.estadisticas import operaciones
 from electro_isla.estadisticas.models import ROLLUPS
+from electro_isla.estadisticas.registro import ESTADISTICAS, rendered
 from electro_isla.estadisticas.ventana import meses
-from electro_isla.estadisticas.views import SCHEMAS, rendered
 from electro_isla.extensions import db as _db
 from electro_isla.json import loads
 from electro_isla.pedidos.models import Pedido
@@ -256,7 +256,7 @@ def test_hit_is_the_stored_rendering_of_the_miss(app, endpoint, monkeypatch):
     with time_machine.travel(NOW, tick=False):
         headers = auth_headers(app, 1)
         miss = client.get(url, headers=headers)
-        schema = SCHEMAS[endpoint]
+        schema = ESTADISTICAS[endpoint].schema
 
         def no_dump(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
             raise AssertionError("a HIT dumped the data through the schema")
@@ -272,19 +272,11 @@ def test_hit_is_the_stored_rendering_of_the_miss(app, endpoint, monkeypatch):
         )  # money as dumped
         # What smorest would have answered from the plain cached value, byte for byte.
         with app.test_request_context():
-            plain = getattr(service, _SERVICE[endpoint])()
+            plain = ESTADISTICAS[endpoint].valor()
             smorest = app.json.response(schema().dump(plain)).get_data()
         assert hit.data == smorest
         not_modified = client.get(url, headers={**headers, "If-None-Match": hit.headers["ETag"]})
         assert (not_modified.status_code, not_modified.headers["X-Cache"]) == (304, "HIT")
-
-
-_SERVICE = {
-    "ventas": "estadisticas_ventas",
-    "usuarios": "estadisticas_usuarios",
-    "productos": "estadisticas_productos",
-    "reporte": "reporte_general",
-}
 
 
 def test_cache_warm_fills_the_entries_the_views_read(app):

@@ -1,0 +1,189 @@
+"""Benchmark: a statistics MISS, a base commit's code beside this tree's, interleaved in one run.
+
+    .venv/bin/python bench/estadisticas_ab.py [--base 3e70ac8] [--pedidos 100000] [--reps 60]
+
+Starts a private PostgreSQL and Redis (tests/servers.py), migrates and seeds one
+database with `flask seed-demo` (as bench/estadisticas.py does, plus VACUUM
+ANALYZE), then runs two worker processes on the same virtualenv: `base` imports
+the code of the commit given by --base (a `git archive` export in a temp dir),
+`head` this working tree. Each has its own cache key prefix. For every rep and
+every statistic, in a shuffled order, each worker invalidates the entry and
+times one GET /api/admin/estadisticas/<name>/ through its test client (a MISS:
+auth, rollup SQL, caching, rendering). Printed: median wall and CPU (the worker's
+process time) milliseconds and head/base ratios. `--base` equal to `HEAD` gives
+an A/A run: the noise floor of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+NAMES = {
+    "ventas": "estadisticas_ventas",
+    "usuarios": "estadisticas_usuarios",
+    "productos": "estadisticas_productos",
+    "reporte": "reporte_general",
+}
+
+
+def worker(tree: str, db_url: str, redis_url: str) -> None:
+    """One tree's MISS on command: an endpoint per stdin line, 'wall cpu' seconds out."""
+    sys.path.insert(0, tree)
+    from electro_isla import create_app
+    from electro_isla.auth.service import issue_access_token
+    from electro_isla.cache import cache_manager
+    from electro_isla.config import Config
+    from electro_isla.extensions import db
+    from electro_isla.usuarios.models import Usuario
+
+    class BenchConfig(Config):
+        SECRET_KEY = "bench-secret-key-that-is-long-enough-for-hs256"  # noqa: S105
+
+    app = create_app(
+        BenchConfig,
+        {
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "REDIS_URL": redis_url,
+            "CACHE_KEY_PREFIX": f"ab{uuid.uuid4().hex[:6]}",
+            "LOG_DIR": tempfile.mkdtemp(prefix="bench-ab-"),
+            "REDIS_SOCKET_TIMEOUT": 5.0,
+            "TIMEZONE": "America/Havana",
+        },
+    )
+    with app.app_context():
+        admin = db.session.scalars(
+            db.select(Usuario).where(Usuario.username == "bench-admin")
+        ).one()
+        headers = {"Authorization": f"Bearer {issue_access_token(admin)}"}
+        db.session.remove()
+    client = app.test_client()
+    for name in NAMES:  # warm connections and the profile
+        assert client.get(f"/api/admin/estadisticas/{name}/", headers=headers).status_code == 200
+    print("ready", flush=True)
+    for line in sys.stdin:
+        name = line.strip()
+        with app.app_context():
+            cache_manager.invalidate(names=[NAMES[name]])
+        wall, cpu = time.perf_counter(), time.process_time()
+        response = client.get(f"/api/admin/estadisticas/{name}/", headers=headers)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        assert response.status_code == 200 and response.headers["X-Cache"] == "MISS"
+        print(f"{wall} {cpu}", flush=True)
+
+
+def seed(tree: Path, db_url: str, redis_url: str, pedidos: int) -> None:
+    env = {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}
+    code = (
+        "import sys, flask_migrate\n"
+        "from electro_isla import create_app\n"
+        "from electro_isla.config import Config\n"
+        "class C(Config):\n"
+        "    SECRET_KEY = 'bench-secret-key-that-is-long-enough-for-hs256'\n"
+        f"app = create_app(C, {{'SQLALCHEMY_DATABASE_URI': {db_url!r}, 'REDIS_URL': {redis_url!r}}})\n"
+        "from electro_isla.extensions import db\n"
+        "from electro_isla.usuarios.models import Usuario\n"
+        "with app.app_context():\n"
+        "    flask_migrate.upgrade()\n"
+        "r = app.test_cli_runner().invoke(args=sys.argv[1:])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "with app.app_context():\n"
+        "    u = Usuario(username='bench-admin', email='bench@x.test', rol='admin')\n"
+        "    u.set_password('bench-password')\n"
+        "    db.session.add(u)\n"
+        "    db.session.commit()\n"
+    )
+    args = ["seed-demo", "--pedidos", str(pedidos), "--usuarios", str(max(60, pedidos // 10))]
+    args += ["--productos", str(max(80, pedidos // 200)), "--meses", "12", "--seed", "42"]
+    subprocess.run([sys.executable, "-c", code, *args], cwd=tree, env=env, check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="3e70ac8")
+    parser.add_argument("--pedidos", type=int, default=100_000)
+    parser.add_argument("--reps", type=int, default=60)
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(PROJECT))
+    import psycopg
+
+    from tests.servers import PostgresServer, RedisServer
+
+    pg, redis = PostgresServer(), RedisServer().start()
+    procs: dict[str, subprocess.Popen] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-ab-base-") as base_dir:
+        try:
+            archive = subprocess.run(
+                ["git", "-C", str(PROJECT), "archive", args.base], check=True, capture_output=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", base_dir], input=archive, check=True)
+            trees = {"base": base_dir, "head": str(PROJECT)}
+            db_url = pg.start()
+            started = time.perf_counter()
+            seed(PROJECT, db_url, redis.url, args.pedidos)
+            plain = db_url.replace("postgresql+psycopg", "postgresql")
+            with psycopg.connect(plain, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+            print(f"# {args.pedidos:,} pedidos seeded in {time.perf_counter() - started:.1f} s")
+            for key, tree in trees.items():
+                procs[key] = subprocess.Popen(
+                    [sys.executable, __file__, "--worker", tree, db_url, redis.url],
+                    cwd=tree,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    text=True,
+                    env={"PYTHONPATH": tree, "PATH": "/usr/bin:/bin"},
+                )
+                assert procs[key].stdout.readline().strip() == "ready", key
+            seen = {k: {n: ([], []) for n in NAMES} for k in trees}
+            rng = random.Random(17)
+            for _ in range(args.reps):
+                for name in NAMES:
+                    order = list(trees)
+                    rng.shuffle(order)
+                    for key in order:
+                        procs[key].stdin.write(name + "\n")
+                        procs[key].stdin.flush()
+                        wall, cpu = map(float, procs[key].stdout.readline().split())
+                        seen[key][name][0].append(wall)
+                        seen[key][name][1].append(cpu)
+            print(f"base {args.base} beside head, {args.reps} MISSes each, interleaved")
+            print(
+                "| statistic | base MISS ms (wall / CPU) | head MISS ms (wall / CPU) "
+                "| head/base wall | head/base CPU |"
+            )
+            print("|---|---:|---:|---:|---:|")
+            ratios = {}
+            for name in NAMES:
+                b = [statistics.median(x) * 1000 for x in seen["base"][name]]
+                h = [statistics.median(x) * 1000 for x in seen["head"][name]]
+                ratios[name] = {"wall": round(h[0] / b[0], 3), "cpu": round(h[1] / b[1], 3)}
+                print(
+                    f"| {name} | {b[0]:.2f} / {b[1]:.2f} | {h[0]:.2f} / {h[1]:.2f} "
+                    f"| {ratios[name]['wall']:.3f} | {ratios[name]['cpu']:.3f} |"
+                )
+            print(json.dumps({"ratios": ratios}))
+        finally:
+            for proc in procs.values():
+                proc.stdin.close()
+                proc.wait(timeout=60)
+            redis.stop()
+            pg.cleanup()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        worker(*sys.argv[2:5])
+    else:
+        main()
