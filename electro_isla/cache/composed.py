@@ -68,12 +68,13 @@ class ComposedPages:
         reason = reads.admit()
         if reason is not None:
             return reads.bypass(entry, direct, record, reason)
-        keys, store, ttl = reads.keys, reads.store, reads.ttls[name]
+        parts = reads.parts
+        keys, store, ttl = parts.keys, parts.store, parts.ttls[name]
         params_part = keys.params_part(entry, params)
         try:
             found = store.lookup_page(name, params_part, True, ttl)
             key = keys.list_key(name, found.gen, params_part)
-            reads.breaker.success()
+            parts.breaker.success()
             reads.looked_up(entry, key, found.joined is not None, found.counted, record)
             if found.joined is not None:
                 return _page(found.count, *found.joined)
@@ -104,17 +105,17 @@ class ComposedPages:
         entry = REGISTRY[name]
         assert found.ids is not None and found.fragments is not None and found.missing is not None
         wanted = sorted(found.missing)
-        label = reads.keys.full(f"{reads.keys.value_head(name)}{','.join(map(str, wanted))}")
+        keys = reads.parts.keys
+        label = keys.full(f"{keys.value_head(name)}{','.join(map(str, wanted))}")
         rows = reads.fetch(entry, label, lambda: fetch_rows(wanted))
         by_id = {int(row["id"]): row for row in rows}
         if set(by_id) != set(wanted) or not all(shown(row) for row in rows):
             return direct()  # a row left the page after its id list was read
         fresh = {row: render_row(by_id[row]) for row in wanted}
         if not uncommitted_writes(entry):
-            keys = reads.keys
-            reads.store.set_many(
+            reads.parts.store.set_many(
                 {keys.row_key(name, row, found.missing[row]): fresh[row] for row in wanted},
-                reads.ttls[name],
+                reads.parts.ttls[name],
             )
         fragments = {**found.fragments, **fresh}
         return _page(found.count, *join_fragments([fragments[row] for row in found.ids]))

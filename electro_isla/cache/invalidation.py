@@ -14,13 +14,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any
 
 import electro_isla.cache.signals as signals
-from electro_isla.cache.keys import KeySpace
 from electro_isla.cache.outbox import Effect, Outbox
-from electro_isla.cache.stats import Counting
-from electro_isla.shared_store import REDIS_ERRORS, CircuitBreaker, ReplicationLag
+from electro_isla.cache.stores import Parts
+from electro_isla.shared_store import REDIS_ERRORS, ReplicationLag
 
 log = logging.getLogger("electro_isla.cache")
 
@@ -28,23 +26,9 @@ log = logging.getLogger("electro_isla.cache")
 class Invalidation:
     """Bumps of one app: direct, post-commit and drained."""
 
-    def __init__(
-        self,
-        app: Any,
-        store: Any,
-        keys: KeySpace,
-        outbox: Outbox,
-        counting: Counting,
-        breaker: CircuitBreaker,
-        enabled: bool,
-        replay_pause: float,
-    ) -> None:
-        self.app = app
-        self.store = store
-        self.keys = keys
+    def __init__(self, parts: Parts, outbox: Outbox, enabled: bool, replay_pause: float) -> None:
+        self.parts = parts
         self.outbox = outbox
-        self.counting = counting
-        self.breaker = breaker
         self.enabled = enabled
         # After a drain that replicas did not acknowledge in time (the master has
         # it), the next drain waits one breaker interval: a lagging replica must
@@ -58,7 +42,7 @@ class Invalidation:
         """The outbox effects invalidating `names` and (name, row) pairs (none when disabled)."""
         if not self.enabled:
             return []
-        gen_key = self.keys.gen_key
+        gen_key = self.parts.keys.gen_key
         targets = {gen_key(n) for n in names} | {gen_key(n, r) for n, r in rows}
         return [Effect("bump", k) for k in sorted(targets)]
 
@@ -68,16 +52,16 @@ class Invalidation:
         """Bump now (a direct invalidation); into the outbox if Redis cannot take it."""
         if not effects:
             return
-        if not self.breaker.allow() or not self.catch_up():
+        if not self.parts.breaker.allow() or not self.catch_up():
             self._remember(effects)
             return
         try:
             self.outbox.apply(effects)
         except REDIS_ERRORS as exc:
-            self.counting.failed("invalidate", ",".join(e.target for e in effects), exc)
+            self.parts.counting.failed("invalidate", ",".join(e.target for e in effects), exc)
             self._remember(effects)
             return
-        self.breaker.success()
+        self.parts.breaker.success()
 
     def apply_committed(self, effects: list[Effect], ids: list[int]) -> None:
         """After COMMIT: apply what the transaction recorded and delete its rows.
@@ -90,31 +74,31 @@ class Invalidation:
             self.outbox.apply(effects)
             return
         # No drain first: it would apply this commit's own rows a second time.
-        if not self.breaker.allow():
+        if not self.parts.breaker.allow():
             self._left(effects, ids)
             return
         try:
             self.outbox.apply(effects, ids)
         except REDIS_ERRORS as exc:
-            self.counting.failed("invalidate", ",".join(e.target for e in effects[:5]), exc)
+            self.parts.counting.failed("invalidate", ",".join(e.target for e in effects[:5]), exc)
             self._left(effects, ids)
             return
-        self.breaker.success()
+        self.parts.breaker.success()
 
     def apply_bumps(self, effects: list[Effect]) -> None:
         """The outbox's applier of "bump" effects (raises a Redis error)."""
         keys = sorted({e.target for e in effects})
-        self.store.bump(keys)
+        self.parts.store.bump(keys)
         self.applied(keys)
 
     def applied(self, keys: list[str]) -> None:
         """Every bump that reached the store passes here (post-commit and replays)."""
         names = set()
         for key in keys:
-            name = self.keys.name_of(key)
+            name = self.parts.keys.name_of(key)
             names.add(name)
-            self.counting.invalidated(name, key)
-        signals.generations_bumped.send(self.app, names=frozenset(names), keys=tuple(keys))
+            self.parts.counting.invalidated(name, key)
+        signals.generations_bumped.send(self.parts.app, names=frozenset(names), keys=tuple(keys))
 
     def _left(self, effects: list[Effect], ids: list[int]) -> None:
         if ids:
@@ -138,13 +122,13 @@ class Invalidation:
         try:
             drained = self.outbox.drain()
         except ReplicationLag as exc:
-            self.counting.failed("invalidate", "pending", exc)
+            self.parts.counting.failed("invalidate", "pending", exc)
             self.replay_after = time.monotonic() + self.replay_pause
             return True
         except REDIS_ERRORS as exc:
-            self.counting.failed("invalidate", "pending", exc)
+            self.parts.counting.failed("invalidate", "pending", exc)
             return False
-        self.breaker.success()
+        self.parts.breaker.success()
         if drained:
             log.info("INVALIDATE replayed %d pending effect(s)", drained)
         return True

@@ -30,7 +30,7 @@ from electro_isla.cache.reads import BYPASS, HIT, MISS, ReadPipeline
 from electro_isla.cache.redis_store import RedisStore
 from electro_isla.cache.registry import REGISTRY
 from electro_isla.cache.stats import Counting, SharedStats
-from electro_isla.cache.stores import LocalStore
+from electro_isla.cache.stores import LocalStore, Parts
 from electro_isla.extensions import db
 from electro_isla.json import dumps, loads
 from electro_isla.shared_store import REDIS_ERRORS, shared_store
@@ -74,8 +74,7 @@ class CacheManager:
                 backend,
                 self.keys,
                 self.gen_ttl,
-                int(wait),
-                int(config["CACHE_WAIT_TIMEOUT_MS"]),
+                (int(wait), int(config["CACHE_WAIT_TIMEOUT_MS"])),
             )
             self.backend_name = "redis"
         else:
@@ -92,19 +91,11 @@ class CacheManager:
             float(config["CACHE_PENDING_CHECK_MS"]) / 1000,
             durable=redis_client is not None,
         )
+        parts = Parts(app, self.store, self.keys, self.counting, self.breaker, self.ttls)
         self.invalidation = Invalidation(
-            app,
-            self.store,
-            self.keys,
-            self.outbox,
-            self.counting,
-            self.breaker,
-            self.enabled,
-            float(config["CACHE_CIRCUIT_RESET_SECONDS"]),
+            parts, self.outbox, self.enabled, float(config["CACHE_CIRCUIT_RESET_SECONDS"])
         )
-        self.reads = ReadPipeline(
-            self.store, self.keys, self.counting, self.breaker, self.invalidation, self.ttls, config
-        )
+        self.reads = ReadPipeline(parts, self.invalidation, config)
         # Composed names (catalogue pages): id lists plus per-row fragments.
         self.pages = ComposedPages(self.reads)
         self._db_engine: Any = None

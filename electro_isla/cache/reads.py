@@ -26,13 +26,13 @@ from redis.exceptions import LockError
 from sqlalchemy import inspect as sa_inspect
 
 from electro_isla.cache.invalidation import Invalidation
-from electro_isla.cache.keys import KeySpace, KeySpec
+from electro_isla.cache.keys import KeySpec
 from electro_isla.cache.listeners import pending_tables
 from electro_isla.cache.registry import CachedName
-from electro_isla.cache.stats import Counting
+from electro_isla.cache.stores import Parts
 from electro_isla.extensions import db
 from electro_isla.json import dumps, loads
-from electro_isla.shared_store import REDIS_ERRORS, CircuitBreaker
+from electro_isla.shared_store import REDIS_ERRORS
 
 log = logging.getLogger("electro_isla.cache")
 
@@ -63,22 +63,9 @@ def record_status(status: str, record: bool) -> None:
 class ReadPipeline:
     """The steps of a cached read (see the module docstring), shared by every name."""
 
-    def __init__(
-        self,
-        store: Any,
-        keys: KeySpace,
-        counting: Counting,
-        breaker: CircuitBreaker,
-        invalidation: Invalidation,
-        ttls: dict[str, int],
-        config: dict[str, Any],
-    ) -> None:
-        self.store = store
-        self.keys = keys
-        self.counting = counting
-        self.breaker = breaker
+    def __init__(self, parts: Parts, invalidation: Invalidation, config: dict[str, Any]) -> None:
+        self.parts = parts
         self.invalidation = invalidation
-        self.ttls = ttls
         self.enabled = config["CACHE_ENABLED"]
         self.lock_timeout = float(config["CACHE_LOCK_TIMEOUT"])
         self.lock_wait = min(self.lock_timeout, float(config["CACHE_LOCK_WAIT_SECONDS"]))
@@ -95,7 +82,7 @@ class ReadPipeline:
         """
         if not self.enabled:
             return "disabled"
-        if not self.breaker.allow() or not self.invalidation.catch_up():
+        if not self.parts.breaker.allow() or not self.invalidation.catch_up():
             return "circuit open"
         return None
 
@@ -104,11 +91,11 @@ class ReadPipeline:
     ) -> Any:
         """Answer from the database, nothing stored."""
         record_status(BYPASS, record)
-        self.counting.bypassed(entry.name, reason)
+        self.parts.counting.bypassed(entry.name, reason)
         return loads(dumps(direct()))
 
     def failed(self, name: str, key: str, exc: Exception) -> None:
-        self.counting.failed(name, key, exc)
+        self.parts.counting.failed(name, key, exc)
 
     # -- lookup --------------------------------------------------------------------
 
@@ -117,11 +104,7 @@ class ReadPipeline:
     ) -> None:
         """Say HIT or MISS (header, counters, log) for a lookup of `key` (relative)."""
         record_status(HIT if hit else MISS, record)
-        full = self.keys.full(key)
-        if hit:
-            self.counting.hit(entry.name, full, counted)
-        else:
-            self.counting.miss(entry.name, full, counted)
+        self.parts.counting.looked_up(entry.name, self.parts.keys.full(key), hit, counted)
 
     def read(self, spec: KeySpec, fetch: Callable[[], Any], record: bool) -> Any:
         """A plain value: admit, look up, HIT or fill; bypass on any Redis error."""
@@ -130,11 +113,13 @@ class ReadPipeline:
         if reason is not None:
             return self.bypass(entry, fetch, record, reason)
         try:
-            found = self.store.lookup(spec)
+            found = self.parts.store.lookup(spec)
         except REDIS_ERRORS as exc:
-            self.failed(entry.name, self.keys.full(self.keys.value_key(spec, ["?"])), exc)
+            self.failed(
+                entry.name, self.parts.keys.full(self.parts.keys.value_key(spec, ["?"])), exc
+            )
             return self.bypass(entry, fetch, record, reason="error")
-        self.breaker.success()
+        self.parts.breaker.success()
         self.looked_up(entry, found.key, found.value is not None, found.counted, record)
         if found.value is not None:
             return found.value
@@ -147,18 +132,18 @@ class ReadPipeline:
         started = time.perf_counter()
         value = loads(dumps(fetch()))
         seconds = time.perf_counter() - started
-        self.counting.fetched(entry.name, key, seconds, self.ttls[entry.name])
+        self.parts.counting.fetched(entry.name, key, seconds, self.parts.ttls[entry.name])
         return value
 
     def store_value(self, entry: CachedName, key: str, value: Any) -> None:
-        ttl = self.ttls[entry.name]
-        self.store.set(key, value, ttl)
-        self.counting.stored(self.keys.full(key), ttl)
+        ttl = self.parts.ttls[entry.name]
+        self.parts.store.set(key, value, ttl)
+        self.parts.counting.stored(self.parts.keys.full(key), ttl)
 
     def fill(self, spec: KeySpec, key: str, fetch: Callable[[], Any], record: bool) -> Any:
         """Compute a missing value once per burst and store it under `key`."""
         entry = spec.entry
-        full_key = self.keys.full(key)
+        full_key = self.parts.keys.full(key)
         storable = not uncommitted_writes(entry)
         value: Any = None
         computed = False
@@ -168,14 +153,14 @@ class ReadPipeline:
                 if storable:
                     self.store_value(entry, key, value)
                 return value
-            lock = self.store.lock(self.keys.lock_key(key), self.lock_timeout)
+            lock = self.parts.store.lock(self.parts.keys.lock_key(key), self.lock_timeout)
             deadline = time.monotonic() + self.lock_wait
             pause = 0.005
             while True:
                 if lock.acquire(blocking=False):
                     try:
                         # Whoever held the lock before us may have stored it meanwhile.
-                        cached = self.store.get(key)
+                        cached = self.parts.store.get(key)
                         if cached is not None:
                             return cached
                         value, computed = self.fetch(entry, full_key, fetch), True
@@ -183,7 +168,7 @@ class ReadPipeline:
                         return value
                     finally:
                         _release(lock, full_key)
-                cached = self.store.get(key)
+                cached = self.parts.store.get(key)
                 if cached is not None:
                     return cached
                 if time.monotonic() >= deadline:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis import Redis
@@ -20,11 +20,11 @@ from redis.cluster import RedisCluster
 import electro_isla.cache.scripts as scripts
 from electro_isla.cache.keys import KeySpace, KeySpec
 from electro_isla.cache.registry import REGISTRY
-from electro_isla.cache.stores import Found, KeyLock, PageFound, page_in_steps
+from electro_isla.cache.stores import BackendValues, Found, KeyLock, PageFound, page_in_steps
 from electro_isla.shared_store import ReplicationLag
 
 
-class RedisStore:
+class RedisStore(BackendValues):
     """See the module docstring; the lookups are the Lua scripts of scripts.py."""
 
     shared = True
@@ -35,31 +35,15 @@ class RedisStore:
         backend: Any,
         keys: KeySpace,
         gen_ttl: int,
-        wait_replicas: int = 0,
-        wait_ms: int = 200,
+        wait: tuple[int, int] = (0, 200),
     ) -> None:
-        self.client = client
-        self.backend = backend
-        self.keys = keys
-        self.gen_ttl = gen_ttl
-        self.wait_replicas = wait_replicas
-        self.wait_ms = wait_ms
+        """`wait`: (replicas that must acknowledge a bump, how long to wait for them in ms)."""
+        self.client, self.backend, self.keys, self.gen_ttl = client, backend, keys, gen_ttl
+        self.wait_replicas, self.wait_ms = wait
         self.lookup_script = client.register_script(scripts.LOOKUP)
         self.page_script: Any = client.register_script(scripts.PAGE_LOOKUP)
 
-    # -- values ------------------------------------------------------------------
-
-    def get(self, key: str) -> Any:
-        return self.backend.get(key)
-
-    def get_many(self, keys: Sequence[str]) -> list[Any]:
-        return list(self.backend.get_many(*keys)) if keys else []
-
-    def set(self, key: str, value: Any, ttl: int) -> None:
-        self.backend.set(key, value, timeout=ttl)
-
-    def set_many(self, values: Mapping[str, Any], ttl: int) -> None:
-        self.backend.set_many(dict(values), timeout=ttl)
+    # -- values (get/set/get_many/set_many: BackendValues) --------------------------
 
     def delete_matching(self, glob: str) -> int:
         """SCAN + UNLINK the values matching `glob` (after the prefix); a cluster

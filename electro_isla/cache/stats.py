@@ -82,19 +82,13 @@ class Counting:
         self.breaker = breaker
         self.buffer = StatsBuffer()
 
-    def hit(self, name: str, key: str, counted: bool) -> None:
+    def looked_up(self, name: str, key: str, hit: bool, counted: bool) -> None:
+        """A HIT or MISS; `counted`: the store's script already counted it."""
         if not counted:
-            self.buffer.add("hits", name)
-        CACHE_HITS.labels(name).inc()
-        log.info("HIT %s", key)
-        _notify(signals.cache_hit, self.app, name=name, key=key)
-
-    def miss(self, name: str, key: str, counted: bool) -> None:
-        if not counted:
-            self.buffer.add("misses", name)
-        CACHE_MISSES.labels(name).inc()
-        log.info("MISS %s", key)
-        _notify(signals.cache_miss, self.app, name=name, key=key)
+            self.buffer.add("hits" if hit else "misses", name)
+        (CACHE_HITS if hit else CACHE_MISSES).labels(name).inc()
+        log.info("%s %s", "HIT" if hit else "MISS", key)
+        _notify(signals.cache_hit if hit else signals.cache_miss, self.app, name=name, key=key)
 
     def fetched(self, name: str, key: str, seconds: float, ttl: int) -> None:
         self.buffer.add("fetches", name)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from electro_isla.cache.keys import KeySpace, KeySpec
+from electro_isla.cache.stats import Counting
+from electro_isla.shared_store import CircuitBreaker
 
 # The in-process store keeps at most this many generations (and as many locks
 # and value keys): product ids and searches are the client's choice, so time
@@ -50,6 +52,18 @@ class PageFound:
     joined: tuple[str, str] | None = None  # every fragment found, already joined
 
 
+@dataclass(frozen=True)
+class Parts:
+    """What every step of one app's cache shares."""
+
+    app: Any
+    store: Any  # LocalStore or RedisStore
+    keys: KeySpace
+    counting: Counting
+    breaker: CircuitBreaker
+    ttls: dict[str, int]
+
+
 class KeyLock(Protocol):
     def acquire(self, blocking: bool = ...) -> bool: ...  # pragma: no cover
 
@@ -59,6 +73,24 @@ class KeyLock(Protocol):
 def join_fragments(ordered: Sequence[Fragment]) -> tuple[str, str]:
     """(body items, tagged items) joined as the JSON lists they form."""
     return ",".join(f["b"] for f in ordered), ", ".join(f["t"] for f in ordered)
+
+
+class BackendValues:
+    """Values through the app's Flask-Caching backend (keys relative to its prefix)."""
+
+    backend: Any
+
+    def get(self, key: str) -> Any:
+        return self.backend.get(key)
+
+    def get_many(self, keys: Sequence[str]) -> list[Any]:
+        return list(self.backend.get_many(*keys)) if keys else []
+
+    def set(self, key: str, value: Any, ttl: int) -> None:
+        self.backend.set(key, value, timeout=ttl)
+
+    def set_many(self, values: Mapping[str, Any], ttl: int) -> None:
+        self.backend.set_many(dict(values), timeout=ttl)
 
 
 def page_in_steps(store: Any, name: str, params: str) -> PageFound:
@@ -84,7 +116,7 @@ def page_in_steps(store: Any, name: str, params: str) -> PageFound:
     return found
 
 
-class LocalStore:
+class LocalStore(BackendValues):
     """Values, generations, locks and counters for the in-process cache (one process only).
 
     Like Redis' counters, a generation expires `gen_ttl` seconds after it was last
@@ -147,18 +179,12 @@ class LocalStore:
             while len(self._values) > self.max_keys:
                 self._values.popitem(last=False)
 
-    def get(self, key: str) -> Any:
-        return self.backend.get(key)
-
-    def get_many(self, keys: Sequence[str]) -> list[Any]:
-        return list(self.backend.get_many(*keys)) if keys else []
-
     def set(self, key: str, value: Any, ttl: int) -> None:
-        self.backend.set(key, value, timeout=ttl)
+        super().set(key, value, ttl)
         self._remember([key], ttl)
 
     def set_many(self, values: Mapping[str, Any], ttl: int) -> None:
-        self.backend.set_many(dict(values), timeout=ttl)
+        super().set_many(values, ttl)
         self._remember(values, ttl)
 
     def delete_matching(self, glob: str) -> int:

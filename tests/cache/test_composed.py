@@ -92,8 +92,8 @@ def test_the_interleaving_catches_pages_that_read_row_versions_after_fetching(
     def late(self, name, found, fetch_rows, render_row, shown, direct):  # noqa: ANN001, ANN202
         wanted = sorted(found.missing)
         rows = fetch_rows(wanted)
-        gen_key = self.reads.keys.gen_key(name)
-        gens = self.reads.store.generations([gen_key] + [f"{gen_key}:{r}" for r in wanted])
+        gen_key = self.reads.parts.keys.gen_key(name)
+        gens = self.reads.parts.store.generations([gen_key] + [f"{gen_key}:{r}" for r in wanted])
         found.missing = {r: f"{gens[0]}.{g}" for r, g in zip(wanted, gens[1:], strict=True)}
         return original(self, name, found, lambda ids: rows, render_row, shown, direct)
 

@@ -86,8 +86,8 @@ def test_the_interleaving_catches_a_manager_that_reads_generations_after_fetchin
 
     def late_fill(self, spec, key, fetch, record):  # noqa: ANN001, ANN202
         value = self.fetch(spec.entry, key, fetch)
-        late_key = self.keys.value_key(spec, self.store.generations(spec.gen_keys))
-        self.store.set(late_key, value, 60)
+        late_key = self.parts.keys.value_key(spec, self.parts.store.generations(spec.gen_keys))
+        self.parts.store.set(late_key, value, 60)
         return value
 
     monkeypatch.setattr(ReadPipeline, "fill", late_fill)
