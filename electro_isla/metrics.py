@@ -34,8 +34,6 @@ from prometheus_client import (
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from electro_isla.cache import signals
-
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 if MULTIPROC_DIR:
     os.makedirs(MULTIPROC_DIR, exist_ok=True)
@@ -85,45 +83,6 @@ DB_POOL_SIZE = Gauge(
     "Configured pool size (without overflow), summed over live workers.",
     multiprocess_mode="livesum",
 )
-
-
-# -- cache signals ---------------------------------------------------------------
-
-
-def _on_hit(_sender: Any, name: str, **_: Any) -> None:
-    CACHE_HITS.labels(name).inc()
-
-
-def _on_miss(_sender: Any, name: str, **_: Any) -> None:
-    CACHE_MISSES.labels(name).inc()
-
-
-def _on_fetch(_sender: Any, name: str, seconds: float | None = None, **_: Any) -> None:
-    CACHE_FETCHES.labels(name).inc()
-    if seconds is not None:
-        CACHE_FETCH_SECONDS.labels(name).observe(seconds)
-
-
-def _on_invalidate(_sender: Any, name: str, **_: Any) -> None:
-    CACHE_INVALIDATIONS.labels(name).inc()
-
-
-def _on_error(_sender: Any, name: str, **_: Any) -> None:
-    CACHE_ERRORS.labels(name).inc()
-
-
-def _on_bypass(_sender: Any, name: str, **_: Any) -> None:
-    CACHE_BYPASSES.labels(name).inc()
-
-
-def connect_cache_signals() -> None:
-    """Idempotent: blinker keys receivers by identity."""
-    signals.cache_hit.connect(_on_hit, weak=False)
-    signals.cache_miss.connect(_on_miss, weak=False)
-    signals.cache_fetch.connect(_on_fetch, weak=False)
-    signals.cache_invalidate.connect(_on_invalidate, weak=False)
-    signals.cache_error.connect(_on_error, weak=False)
-    signals.cache_bypass.connect(_on_bypass, weak=False)
 
 
 # -- database pool ---------------------------------------------------------------
@@ -221,9 +180,8 @@ def render_metrics() -> bytes:
 
 
 def register_metrics(app: Flask) -> None:
-    """Request hooks, cache receivers, pool events and the `/metrics` endpoint."""
+    """Request hooks, pool events and the `/metrics` endpoint (cache events: cache/stats.py)."""
     allow = parse_allow(app.config.get("METRICS_ALLOW", "") or "")
-    connect_cache_signals()
     register_request_metrics(app)
     with app.app_context():
         from electro_isla.extensions import db

@@ -125,7 +125,7 @@ class RevocationStore:
             with self._lock:
                 expires_at = self._local.get(jti)
             return expires_at is not None and expires_at > time.time()
-        if not self._manager.usable():  # the breaker is open, or the outbox could not drain
+        if not self._manager.catch_up():  # the breaker is open, or the outbox could not drain
             return self._in_database(jti)
         try:
             complete, expires_at = client.zmscore(self.key, [COMPLETE, jti])

@@ -1,4 +1,4 @@
-"""The cache layer: Flask-Caching backends, the CacheManager and its wiring."""
+"""The cache layer: each app's CacheManager and its wiring (README: "The cache in one page")."""
 
 from __future__ import annotations
 
@@ -7,13 +7,22 @@ from typing import Any
 from flask import Flask, Response, current_app, g
 from werkzeug.local import LocalProxy
 
+from electro_isla.cache import logs
 from electro_isla.cache.listeners import install_listeners, invalidate_after_commit
-from electro_isla.cache.manager import BYPASS, HIT, MISS, CacheManager, CacheUnavailable
+from electro_isla.cache.manager import (
+    BYPASS,
+    EXTENSION_KEY,
+    HIT,
+    MISS,
+    CacheManager,
+    CacheUnavailable,
+)
 from electro_isla.extensions import bulk_written, cache
 from electro_isla.shared_store import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 
 __all__ = [
     "BYPASS",
+    "EXTENSION_KEY",
     "REDIS_ERRORS",
     "HIT",
     "MISS",
@@ -26,8 +35,6 @@ __all__ = [
     "register_cache",
     "shared_redis",
 ]
-
-EXTENSION_KEY = "electro_isla.cache"
 
 
 def _manager() -> CacheManager:
@@ -62,9 +69,6 @@ def register_cache(app: Flask) -> None:
     backend = cache.cache
     app.extensions[EXTENSION_KEY] = CacheManager(app, backend, client)
     install_listeners()
-
-    from electro_isla.cache import logs
-
     logs.subscribe(app)
 
     @app.after_request

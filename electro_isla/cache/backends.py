@@ -16,6 +16,7 @@ from flask_caching.backends.rediscache import RedisCache
 from flask_caching.backends.simplecache import SimpleCache
 
 from electro_isla.json import dumps, loads
+from electro_isla.shared_store import shared_redis
 
 
 class JSONSerializer(_JSONSerializer):
@@ -50,8 +51,6 @@ class JsonRedisCache(RedisCache):
         cls, app: Flask, config: dict[str, Any], args: list[Any], kwargs: dict[str, Any]
     ) -> JsonRedisCache:
         """The app's shared client (any mode): single-key GET/SET work on a cluster too."""
-        from electro_isla.shared_store import shared_redis
-
         kwargs.update(host=shared_redis(app), key_prefix=config["CACHE_KEY_PREFIX"])
         return cls(*args, **kwargs)
 

@@ -1,4 +1,4 @@
-"""cache.log: one grep-friendly line per cache event, fed by the blinker signals."""
+"""cache.log: one grep-friendly line per cache event (written by stats.Counting, the sink)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,8 @@ import logging
 import os
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Any
 
 from flask import Flask
-
-from electro_isla.cache import signals
 
 log = logging.getLogger("electro_isla.cache")
 
@@ -55,25 +52,6 @@ def _handler_for(app: Flask) -> None:
     log.propagate = False
 
 
-def _on_hit(_sender: Any, name: str, key: str, **_: Any) -> None:
-    log.info("HIT %s", key)
-
-
-def _on_miss(_sender: Any, name: str, key: str, **_: Any) -> None:
-    log.info("MISS %s", key)
-
-
-def _on_invalidate(_sender: Any, name: str, key: str, **_: Any) -> None:
-    log.info("INVALIDATE %s", key)
-
-
-def _on_bypass(_sender: Any, name: str, key: str, reason: str, **_: Any) -> None:
-    log.info("BYPASS %s (%s)", key, reason)
-
-
 def subscribe(app: Flask) -> None:
+    """Where cache.log goes; its lines are written by the counting sink (stats.py)."""
     _handler_for(app)
-    signals.cache_hit.connect(_on_hit, weak=False)
-    signals.cache_miss.connect(_on_miss, weak=False)
-    signals.cache_invalidate.connect(_on_invalidate, weak=False)
-    signals.cache_bypass.connect(_on_bypass, weak=False)

@@ -37,6 +37,9 @@ from sqlalchemy import delete, exists, func, insert, select, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from electro_isla.cache.models import OutboxEntry
+from electro_isla.db_types import utcnow
+
 log = logging.getLogger("electro_isla.cache")
 
 
@@ -59,8 +62,6 @@ def register_applier(kind: str, factory: Callable[[Flask], Applier]) -> None:
 
 
 def _table() -> Any:
-    from electro_isla.cache.models import OutboxEntry
-
     return OutboxEntry.__table__
 
 
@@ -92,8 +93,6 @@ class Outbox:
 
     def record(self, connection: Connection, effects: Iterable[Effect]) -> list[int]:
         """Insert `effects` on the writer's connection (its open transaction); their ids."""
-        from electro_isla.db_types import utcnow
-
         if not self.durable:
             return []
         now = utcnow()

@@ -39,7 +39,7 @@ def test_redis_keys_left_by_random_ids_and_queries_all_expire(app):
     with app.app_context():
         longest = max(cache_manager.ttls.values())
         manager = manager_of(app)
-        counters = {manager.store.stats_key} | {manager.keys.stats_key(n) for n in REGISTRY}
+        counters = {manager.keys.stats_key()} | {manager.keys.stats_key(n) for n in REGISTRY}
     keys = [k.decode() for k in redis.scan_iter(f"{prefix}:*", count=1000)]
     assert len(keys) > RANDOM_IDS  # the flood really reached Redis
     # Only the statistics counters (one hash per cached name) have no expiry.

@@ -93,7 +93,7 @@ def test_a_lost_lock_holds_waiters_no_longer_than_the_lock_wait(app):
     started = time.monotonic()
     with app.app_context():
         value = cache_manager.get("estadisticas_productos", lambda: {"x": 3})
-        wait = manager_of(app).lock_wait
+        wait = manager_of(app).reads.lock_wait
     elapsed = time.monotonic() - started
     assert value == {"x": 3}
     assert wait <= elapsed < wait + 0.5

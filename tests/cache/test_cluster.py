@@ -59,7 +59,7 @@ def test_row_lookups_and_authenticated_requests_work_and_stay_one_round_trip(clu
     client = app.test_client()
     assert client.get("/api/auth/me/", headers=admin).status_code == 200
     assert client.get(f"/api/productos/{producto_id}/").status_code == 200
-    redis = shared_redis(app)
+    redis = shared_redis(app).resolve()  # the real client: scripts call its evalsha
     calls: list[tuple] = []
     original = redis.execute_command
 

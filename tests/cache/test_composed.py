@@ -87,17 +87,17 @@ def test_the_interleaving_catches_pages_that_read_row_versions_after_fetching(
     make_app, monkeypatch
 ):
     """Control: a page that takes its rows' generations after the fetch serves the stale row."""
-    original = ComposedPages._complete
+    original = ComposedPages.complete
 
     def late(self, name, found, fetch_rows, render_row, shown, direct):  # noqa: ANN001, ANN202
         wanted = sorted(found.missing)
         rows = fetch_rows(wanted)
-        gen_key = self.manager.gen_key(name)
-        gens = self.manager.store.generations([gen_key] + [f"{gen_key}:{r}" for r in wanted])
+        gen_key = self.reads.parts.keys.gen_key(name)
+        gens = self.reads.parts.store.generations([gen_key] + [f"{gen_key}:{r}" for r in wanted])
         found.missing = {r: f"{gens[0]}.{g}" for r, g in zip(wanted, gens[1:], strict=True)}
         return original(self, name, found, lambda ids: rows, render_row, shown, direct)
 
-    monkeypatch.setattr(ComposedPages, "_complete", late)
+    monkeypatch.setattr(ComposedPages, "complete", late)
     out = slow_list_reader_against_stock_write(make_app, monkeypatch)
     assert out["next_stock"] == 40  # stale: the bug the real pages do not have
 
@@ -158,8 +158,8 @@ def test_missing_fragments_are_filled_in_one_query(app):
 
 
 def test_pages_without_the_script_take_the_same_steps(app, monkeypatch):
-    """Cluster mode (no cross-slot script) runs the lookup as separate calls: same answers."""
-    monkeypatch.setattr(manager_of(app).pages, "script", None)
+    """The page lookup's steps as separate calls (what the in-process store runs): same answers."""
+    monkeypatch.setattr(manager_of(app).store, "page_script", None)
     radio = add_producto(app, "10.00", stock=50)
     client = app.test_client()
     first, second = client.get(PAGE), client.get(PAGE)

@@ -1,7 +1,7 @@
 """Every column dependency in the registry, proved against the SQL each fetch sends.
 
 Each cached name's fetch runs for real (through its endpoint, on PostgreSQL);
-every statement sent while `CacheManager._fetch` runs for that name is kept, and
+every statement sent while `ReadPipeline.fetch` runs for that name is kept, and
 the `table.column` references in it are compared with the declaration:
 nothing read may be undeclared (else a write to it would be missed), and a
 declared column list must be exactly what is read (else writes to other columns
@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import event
 
 from electro_isla.cache.listeners import changed_columns
-from electro_isla.cache.manager import CacheManager
+from electro_isla.cache.reads import ReadPipeline
 from electro_isla.cache.registry import REGISTRY, targets
 from electro_isla.catalogo.models import Producto
 from electro_isla.estadisticas.models import DERIVACION, fuentes_de
@@ -53,7 +53,7 @@ def fetches(app, monkeypatch):
     """{(name, part): statements} sent inside each fetch ("ids" / "rows" for pages)."""
     seen: dict[tuple[str, str], list[str]] = defaultdict(list)
     current: list[tuple[str, str]] = []
-    original = CacheManager._fetch
+    original = ReadPipeline.fetch
 
     def tracking(self, entry, key, fetch):  # noqa: ANN001, ANN202
         part = "ids" if key.endswith("|ids") else "rows" if entry.rows_of else "value"
@@ -67,7 +67,7 @@ def fetches(app, monkeypatch):
         if current:
             seen[current[-1]].append(statement)
 
-    monkeypatch.setattr(CacheManager, "_fetch", tracking)
+    monkeypatch.setattr(ReadPipeline, "fetch", tracking)
     with app.app_context():
         engine = db.engine
     event.listen(engine, "before_cursor_execute", record)

@@ -15,7 +15,7 @@ from sqlalchemy import text, update
 
 from electro_isla.cache import cache_manager, invalidate_after_commit
 from electro_isla.cache.listeners import PENDING
-from electro_isla.cache.manager import CacheManager
+from electro_isla.cache.reads import ReadPipeline
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from tests.cache.support import add_producto, manager_of, producto_fields, raw_redis
@@ -85,12 +85,12 @@ def test_the_interleaving_catches_a_manager_that_reads_generations_after_fetchin
     """
 
     def late_fill(self, spec, key, fetch, record):  # noqa: ANN001, ANN202
-        value = self._fetch(spec.entry, key, fetch)
-        late_key = self.value_key(spec, self.store.generations(spec.gen_keys))
-        self.backend.set(late_key, value, timeout=60)
+        value = self.fetch(spec.entry, key, fetch)
+        late_key = self.parts.keys.value_key(spec, self.parts.store.generations(spec.gen_keys))
+        self.parts.store.set(late_key, value, 60)
         return value
 
-    monkeypatch.setattr(CacheManager, "_fill", late_fill)
+    monkeypatch.setattr(ReadPipeline, "fill", late_fill)
     producto_id = add_producto(app, "10.00")
     out = slow_reader_against_writer(app, producto_id)
     assert out["next"] == 10.0  # stale: the bug the real manager does not have

@@ -1,0 +1,191 @@
+"""The store shared by every worker: values, generations, locks and counters in Redis.
+
+Works the same on one server, behind Sentinel and on a Cluster: every
+multi-key command stays within one name's hash tag, and what spans names
+(bumps, statistics, clearing) goes through pipelines the cluster client splits
+per node. With `wait_replicas`, a bump counts only once that many replicas
+acknowledged it (WAIT), so a failover cannot silently undo it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from redis import Redis
+from redis.cluster import RedisCluster
+
+import electro_isla.cache.scripts as scripts
+from electro_isla.cache.keys import KeySpace, KeySpec
+from electro_isla.cache.registry import REGISTRY
+from electro_isla.cache.stores import BackendValues, Found, KeyLock, PageFound, page_in_steps
+from electro_isla.shared_store import ReplicationLag
+
+
+class RedisStore(BackendValues):
+    """See the module docstring; the lookups are the Lua scripts of scripts.py."""
+
+    shared = True
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster,
+        backend: Any,
+        keys: KeySpace,
+        gen_ttl: int,
+        wait: tuple[int, int] = (0, 200),
+    ) -> None:
+        """`wait`: (replicas that must acknowledge a bump, how long to wait for them in ms)."""
+        self.client, self.backend, self.keys, self.gen_ttl = client, backend, keys, gen_ttl
+        self.wait_replicas, self.wait_ms = wait
+        self.lookup_script = client.register_script(scripts.LOOKUP)
+        self.page_script: Any = client.register_script(scripts.PAGE_LOOKUP)
+
+    # -- values (get/set/get_many/set_many: BackendValues) --------------------------
+
+    def delete_matching(self, glob: str) -> int:
+        """SCAN + UNLINK the values matching `glob` (after the prefix); a cluster
+        client's SCAN walks every primary, its UNLINK splits keys per slot."""
+        deleted = 0
+        batch: list[bytes] = []
+        for key in self.client.scan_iter(match=self.keys.scan_glob(glob), count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += self.client.unlink(*batch)
+                batch = []
+        if batch:
+            deleted += self.client.unlink(*batch)
+        return deleted
+
+    # -- lookups (one round trip each) -------------------------------------------
+
+    def lookup(self, spec: KeySpec) -> Found:
+        keys = self.keys
+        name = spec.entry.name
+        version, raw = self.lookup_script(
+            [*spec.gen_keys, keys.stats_key(name)],
+            [keys.full(keys.value_head(name)), spec.row_part, spec.params, self.gen_ttl],
+        )
+        head, tail = keys.parts(spec)
+        value = None if raw is None else self.backend.serializer.loads(raw)
+        return Found(f"{head}{version.decode()}{tail}", value, counted=True)
+
+    def lookup_page(self, name: str, params: str, count: bool, ttl: int) -> PageFound:
+        if self.page_script is None:  # tests: the steps the script takes, as separate calls
+            return page_in_steps(self, name, params)
+        keys = self.keys
+        reply = self.page_script(
+            [keys.gen_key(name), keys.stats_key(name)],
+            [keys.full(keys.value_head(name)), params, self.gen_ttl, "1" if count else "0", ttl],
+        )
+        found = PageFound(reply[0].decode(), counted=True)
+        if len(reply) == 1:
+            return found
+        found.count = int(reply[1])
+        if int(reply[2]) == 1:
+            found.joined = (reply[3].decode(), reply[4].decode())
+            return found
+        loads = self.backend.serializer.loads
+        found.ids, found.fragments, found.missing = [], {}, {}
+        for i in range(3, len(reply), 3):
+            row = int(reply[i])
+            found.ids.append(row)
+            if reply[i + 2]:
+                found.fragments[row] = loads(reply[i + 2])
+            else:
+                found.missing[row] = reply[i + 1].decode()
+        return found
+
+    # -- generations, locks ----------------------------------------------------------
+
+    def generations(self, keys: list[str]) -> list[int]:
+        values = self.client.mget(keys)
+        missing = [k for k, v in zip(keys, values, strict=True) if v is None]
+        if missing:
+            # A fresh counter starts at a clock value, never at a number an
+            # evicted counter may have used before.
+            pipe = self.client.pipeline(transaction=False)
+            for k in missing:
+                pipe.set(k, time.time_ns(), nx=True, ex=self.gen_ttl)
+            pipe.execute()
+            values = self.client.mget(keys)
+        return [int(v) for v in values]
+
+    def bump(self, keys: Iterable[str]) -> None:
+        # A missing counter is seeded from the clock first: INCR alone would restart
+        # it at 1, a number whose old values may still be stored.
+        seed = time.time_ns()
+
+        def fill(pipe: Any) -> None:
+            for k in keys:
+                pipe.set(k, seed, nx=True, ex=self.gen_ttl)
+                pipe.incr(k)
+
+        self.write(fill, "bump")
+
+    def write(self, fill: Callable[[Any], None], what: str = "write") -> list[Any]:
+        """Run the commands `fill` queues in one pipeline, acknowledged by `wait_replicas`."""
+        pipe = self.client.pipeline(transaction=False)
+        fill(pipe)
+        if self.wait_replicas:
+            # Same connection as the writes: WAIT covers exactly them.
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+        replies = pipe.execute()
+        if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
+            raise ReplicationLag(
+                f"{what} acknowledged by {replies[-1]} of {self.wait_replicas} replica(s) "
+                f"within {self.wait_ms} ms"
+            )
+        return replies
+
+    def lock(self, key: str, timeout: float) -> KeyLock:
+        return self.client.lock(key, timeout=timeout, thread_local=False)
+
+    def ping(self) -> None:
+        self.client.ping()
+
+    # -- counters --------------------------------------------------------------------
+
+    def add_stats(self, counts: Counter[str], when: str) -> None:
+        """Per-name counts into the name's hash (the slot its lookups count in), the rest apart."""
+        pipe = self.client.pipeline(transaction=False)
+        touched = set()
+        for field_name, n in counts.items():
+            stat, _, name = field_name.partition(":")
+            if not name:
+                continue  # totals are the sums of the per-name fields
+            if name in REGISTRY:
+                key = self.keys.stats_key(name)
+                pipe.hincrby(key, stat, n)
+            else:  # e.g. errors:ping, errors:invalidate
+                key = self.keys.stats_key()
+                pipe.hincrby(key, field_name, n)
+            touched.add(key)
+        for key in touched:
+            pipe.hset(key, "last_updated", when)
+        pipe.execute()
+
+    def read_stats(self) -> tuple[dict[str, int], str | None]:
+        names = list(REGISTRY)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.stats_key())
+        for name in names:
+            pipe.hgetall(self.keys.stats_key(name))
+        replies = pipe.execute()
+        raw: Counter[str] = Counter()
+        stamps = []
+        hashes = [(None, replies[0])] + list(zip(names, replies[1:], strict=True))
+        for name, fields in hashes:
+            for k, v in fields.items():
+                key, value = k.decode(), v.decode()
+                if key == "last_updated":
+                    stamps.append(float(value))
+                    continue
+                if name is None and ":" not in key:
+                    continue  # a total written by an older version: recomputed here
+                full = key if name is None else f"{key}:{name}"
+                raw[full] += int(value)
+                raw[full.partition(":")[0]] += int(value)
+        return dict(raw), None if not stamps else f"{max(stamps):.6f}"
