@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/cache_hit.py [--seconds 5] [--rounds 5] [--workers 4]
 
-Starts private PostgreSQL and Redis servers (tests/servers.py), seeds a
+Starts private PostgreSQL and Redis servers (electro_isla_testing/servers.py), seeds a
 catalogue and some sales, and serves the app with gunicorn (the project's
 gunicorn.conf.py: gthread workers) on loopback. It then measures, interleaved
 round by round so drift hits every endpoint alike, with wrk when installed
@@ -32,20 +32,18 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
+import redis
+import requests
+
+from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import redis  # noqa: E402
-import requests  # noqa: E402
-
-from bench.serving import BenchServer  # noqa: E402
 
 
 # -- the app gunicorn serves ------------------------------------------------------------------
@@ -298,13 +296,13 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
 
-    from tests.servers import PostgresServer, RedisServer, free_port
+    from electro_isla_testing.servers import PostgresServer, RedisServer
 
     pg = PostgresServer()
     admin_url = pg.start()
     rs = RedisServer().start()
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    servers: list[BenchServer] = []
+    servers: list[GunicornServer] = []
     try:
         import psycopg
 
@@ -325,11 +323,11 @@ def main() -> None:
         }
         token = admin_token(env)
         auth = {"Authorization": f"Bearer {token}"}
-        server = BenchServer(
-            env, free_port(), args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "1"}
+        server = serve_for_measuring(
+            env, args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "1"}
         )
         servers.append(server)
-        base = server.base
+        base = server.url
         endpoints = {
             "hit": (base + "/api/productos/7/", {}),
             "list": (base + "/api/productos/", {}),
@@ -420,11 +418,11 @@ def main() -> None:
         with_lock = [cold_burst(base, auth) for _ in range(3)]
         server.stop()
         servers.remove(server)
-        server = BenchServer(
-            env, free_port(), args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "0"}
+        server = serve_for_measuring(
+            env, args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "0"}
         )
         servers.append(server)
-        without_lock = [cold_burst(server.base, auth) for _ in range(3)]
+        without_lock = [cold_burst(server.url, auth) for _ in range(3)]
         print(
             f"\ncold burst, 40 concurrent GET {('/api/admin/estadisticas/ventas/')} "
             f"(60000 pedidos):\n  fetches with the lock   : {with_lock}\n"

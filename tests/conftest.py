@@ -33,7 +33,7 @@ from sqlalchemy import make_url, text
 from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
-from tests.servers import PostgresServer, RedisClusterServers, RedisServer
+from electro_isla_testing.servers import PostgresServer, RedisClusterServers, RedisServer
 
 RUN_ID = uuid.uuid4().hex[:8]
 _counter = itertools.count()

@@ -4,21 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from electro_isla.auth.service import issue_access_token
-from electro_isla.extensions import db
-from electro_isla.usuarios.models import Usuario
-from tests.factories import UsuarioFactory
-
-
-def auth_headers(app: Flask, usuario: Usuario | int) -> dict[str, str]:
-    """Bearer headers for `usuario` (a model or an id)."""
-    with app.app_context():
-        if isinstance(usuario, int):
-            usuario = db.session.get(Usuario, usuario)
-        else:
-            usuario = db.session.merge(usuario)
-        token = issue_access_token(usuario)
-    return {"Authorization": f"Bearer {token}"}
+from electro_isla_testing.factories import UsuarioFactory, auth_headers
 
 
 def user_with_role(app: Flask, rol: str, **fields) -> tuple[int, dict[str, str]]:

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from electro_isla.extensions import db as _db
+from electro_isla_testing.factories import PedidoFactory, ProductoFactory
 from tests.catalogo.support import quick_user
-from tests.factories import PedidoFactory, ProductoFactory
 from tests.helpers import error_keys
 
 ORDER = {

@@ -15,9 +15,9 @@ from electro_isla.cache import cache_manager, shared_redis
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.shared_store.clients import parse_hosts
+from electro_isla_testing.servers import RedisClusterServers
 from tests.auth.support import login, make_usuario
 from tests.cache.support import add_producto, quick_user, raw_redis
-from tests.servers import RedisClusterServers
 
 WRONG = "no-es-la-clave"
 
@@ -179,7 +179,7 @@ def test_a_killed_node_means_bypass_and_no_500(make_app):
 
 
 def test_a_worker_starting_while_no_node_answers_serves_from_the_database(make_app):
-    from tests.servers import free_cluster_port
+    from electro_isla_testing.servers import free_cluster_port
 
     dead = f"redis://127.0.0.1:{free_cluster_port()}/0"
     app = make_app(REDIS_MODE="cluster", REDIS_URL=dead, REDIS_SOCKET_TIMEOUT=0.2)

@@ -16,9 +16,9 @@ from electro_isla.cache import cache_manager, shared_redis
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.shared_store import ReplicationLag
+from electro_isla_testing.servers import SentinelSet
 from tests.auth.support import login, make_usuario
 from tests.cache.support import add_producto, manager_of, quick_user
-from tests.servers import SentinelSet
 
 WRONG = "no-es-la-clave"
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import time
 
 from electro_isla.shared_store import shared_store
+from electro_isla_testing.servers import RedisClusterServers
 from tests.auth.support import bearer, login, make_usuario
 from tests.cache.support import add_producto, manager_of, quick_user
-from tests.servers import RedisClusterServers
 
 WRONG = "no-es-la-clave"
 
@@ -124,7 +124,7 @@ def test_a_wait_no_replica_acknowledges_does_not_open_the_breaker(make_app, own_
 
 
 def test_registering_a_script_connects_nowhere(make_app):
-    from tests.servers import free_cluster_port
+    from electro_isla_testing.servers import free_cluster_port
 
     dead = f"redis://127.0.0.1:{free_cluster_port()}/0"
     app = make_app(REDIS_MODE="cluster", REDIS_URL=dead, REDIS_SOCKET_TIMEOUT=0.2)

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.pedidos.models import DetallePedido, Pedido
+from electro_isla_testing.factories import ProductoFactory
 from tests.catalogo.support import ADMIN_MATRIX, CALLERS, STAFF_MATRIX, headers_for, quick_user
-from tests.factories import ProductoFactory
 from tests.helpers import error_keys
 
 PRODUCTO_KEYS = {

@@ -13,8 +13,9 @@ from flask import Flask
 from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
-from tests.drills.harness import SECRET_KEY, create_database, libpq_url
-from tests.servers import PostgresServer, RedisServer
+from electro_isla_testing.databases import create_database, libpq_url
+from electro_isla_testing.gunicorn import SECRET_KEY
+from electro_isla_testing.servers import PostgresServer, RedisServer
 
 _names = itertools.count()
 

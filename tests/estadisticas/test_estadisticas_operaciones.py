@@ -22,9 +22,9 @@ from electro_isla.estadisticas.views import SCHEMAS, rendered
 from electro_isla.extensions import db as _db
 from electro_isla.json import loads
 from electro_isla.pedidos.models import Pedido
+from electro_isla_testing.factories import ProductoFactory
 from tests.catalogo.support import quick_user
 from tests.estadisticas.estadisticas_data import build_shop, insert_shop
-from tests.factories import ProductoFactory
 from tests.helpers import auth_headers
 from tests.pedidos.test_concurrencia import BODY, run_together
 

@@ -15,8 +15,8 @@ from electro_isla.estadisticas import operaciones
 from electro_isla.estadisticas.models import DELTA_DE
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
+from electro_isla_testing.factories import ProductoFactory
 from tests.catalogo.support import quick_user
-from tests.factories import ProductoFactory
 from tests.pedidos.test_concurrencia import BODY, run_together
 
 PEDIDO = text(

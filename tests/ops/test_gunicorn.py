@@ -25,10 +25,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from electro_isla.config import TestConfig
+from electro_isla_testing.factories import ProductoFactory, UsuarioFactory
+from electro_isla_testing.servers import free_port
 from tests.conftest import unique_prefix
-from tests.factories import ProductoFactory, UsuarioFactory
 from tests.helpers import auth_headers
-from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 3

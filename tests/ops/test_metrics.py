@@ -11,7 +11,7 @@ from electro_isla.cache import cache_manager
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db
 from electro_isla.metrics import client_allowed, parse_allow
-from tests.servers import free_port
+from electro_isla_testing.servers import free_port
 
 
 def sample(metric: str, /, **labels: str) -> float:

@@ -18,8 +18,8 @@ from electro_isla.catalogo.models import Producto
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
 from electro_isla.pedidos.models import DetallePedido, Pedido
+from electro_isla_testing.factories import ProductoFactory
 from tests.catalogo.support import quick_user
-from tests.factories import ProductoFactory
 
 BODY = {"metodo_pago": "tarjeta", "direccion_entrega": "Calle 1", "telefono": "555"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
+from electro_isla_testing.factories import ProductoFactory
 from tests.catalogo.support import quick_user
-from tests.factories import ProductoFactory
 
 
 def test_catalogue_and_orders_on_sqlite(sqlite_app):

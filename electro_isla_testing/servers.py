@@ -29,7 +29,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pg_bindir() -> Path:
+def pg_bindir() -> Path:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
     if candidates:
         return Path(candidates[-1])
@@ -41,7 +41,7 @@ def _pg_bindir() -> Path:
 
 class PostgresServer:
     def __init__(self) -> None:
-        self.bindir = _pg_bindir()
+        self.bindir = pg_bindir()
         self.root = Path(tempfile.mkdtemp(prefix="ei-pg-"))
         self.datadir = self.root / "data"
         self.port = free_port()
