@@ -6,7 +6,9 @@ keyspace (a private server, or a unique key prefix on TEST_REDIS_URL's).
 Everything is removed at the end of the run.
 
 - `app`: the app on PostgreSQL + Redis, tables emptied after the test.
-- `sqlite_app`: the embedded default (in-memory SQLite + in-process cache).
+- `sqlite_app`: the embedded default (a SQLite file + in-process cache);
+  `make_sqlite_app(**overrides)` for more instances on that file, `sqlite_settings`
+  for a test that builds its own.
 - `db`: an app context on `app`, yielding the Flask-SQLAlchemy object.
 - `client`, `runner`: Flask's test client and CLI runner for `app`.
 - `make_app(**overrides)`: another app instance on the same database and Redis
@@ -21,6 +23,7 @@ import itertools
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import flask_migrate
@@ -164,22 +167,44 @@ def app(make_app: Callable[..., Flask]) -> Flask:
     return make_app()
 
 
+def sqlite_settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    """The embedded default: a SQLite file under `tmp_path`, the in-process cache."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+        "REDIS_URL": None,
+        "CACHE_KEY_PREFIX": unique_prefix(),
+        "LOG_DIR": str(tmp_path / "logs"),
+        **overrides,
+    }
+
+
 @pytest.fixture
-def sqlite_app(tmp_path) -> Iterator[Flask]:
-    app = create_app(
-        TestConfig,
-        {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
-            "REDIS_URL": None,
-            "CACHE_KEY_PREFIX": unique_prefix(),
-            "LOG_DIR": str(tmp_path / "logs"),
-        },
-    )
-    migrate_schema(app)
-    yield app
-    with app.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
+def make_sqlite_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Apps on one SQLite file, each with its own in-process cache (two stand for two
+    worker processes). The first one creates the schema: from the migrations, or with
+    `create_all=True` from the models."""
+    apps: list[Flask] = []
+
+    def factory(*, create_all: bool = False, **overrides: Any) -> Flask:
+        app = create_app(TestConfig, sqlite_settings(tmp_path, **overrides))
+        if not apps and create_all:
+            with app.app_context():
+                _db.create_all()
+        elif not apps:
+            migrate_schema(app)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        with app.app_context():
+            _db.session.remove()
+            _db.engine.dispose()
+
+
+@pytest.fixture
+def sqlite_app(make_sqlite_app: Callable[..., Flask]) -> Flask:
+    return make_sqlite_app()
 
 
 @pytest.fixture
