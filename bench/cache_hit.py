@@ -42,6 +42,7 @@ import redis
 import requests
 
 from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
+from electro_isla_testing.servers import PostgresServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,21 +139,19 @@ SEED_SQL = [
 ]
 
 
-def prepare_database(db_url: str) -> None:
-    import flask_migrate
-    from sqlalchemy import text
+def prepare_database(pg: PostgresServer) -> str:
+    """The `bench` database on `pg`: migrated (triggers included), then seeded; its URL."""
+    from sqlalchemy import create_engine, text
 
-    from electro_isla import create_app
-    from electro_isla.config import TestConfig
-    from electro_isla.extensions import db
+    from electro_isla_testing.databases import create_database
 
-    app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": None})
-    with app.app_context():
-        flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"])  # triggers included
-        with db.engine.begin() as conn:
-            for sql in SEED_SQL:
-                conn.execute(text(sql))
-        db.engine.dispose()
+    db_url = create_database(pg, "bench")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        for sql in SEED_SQL:
+            conn.execute(text(sql))
+    engine.dispose()
+    return db_url
 
 
 def admin_token(env: dict[str, str]) -> str:
@@ -299,18 +298,13 @@ def main() -> None:
     from electro_isla_testing.servers import PostgresServer, RedisServer
 
     pg = PostgresServer()
-    admin_url = pg.start()
+    pg.start()
     rs = RedisServer().start()
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
     servers: list[GunicornServer] = []
     try:
-        import psycopg
-
-        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        db_url = pg.url("bench")
         t0 = time.monotonic()
-        prepare_database(db_url)
+        db_url = prepare_database(pg)
         print(f"seeded 200 productos, 3000 usuarios, 60000 pedidos in {time.monotonic() - t0:.1f}s")
         env = {
             **os.environ,

@@ -190,7 +190,7 @@ def main() -> None:
     from electro_isla_testing.servers import PostgresServer, RedisServer
 
     pg = PostgresServer()
-    admin_url = pg.start()
+    pg.start()
     rs = RedisServer().start()
     trees = {"base": export(args.base), "head": ROOT}
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
@@ -198,10 +198,7 @@ def main() -> None:
     try:
         import psycopg
 
-        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        db_url = pg.url("bench")
-        prepare_database(db_url)
+        db_url = prepare_database(pg)
         with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("UPDATE productos SET stock = 1000000")  # orders never run out
         secret = "bench-" + uuid.uuid4().hex * 2

@@ -46,19 +46,14 @@ def main() -> None:
     )
 
     pg = PostgresServer()
-    admin_url = pg.start()
+    pg.start()
     single = RedisServer().start()
     sentinels = SentinelSet().start()
     cluster = RedisClusterServers().start()
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
     apis: dict[str, GunicornServer] = {}
     try:
-        import psycopg
-
-        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        db_url = pg.url("bench")
-        prepare_database(db_url)
+        db_url = prepare_database(pg)
         base_env = {
             **os.environ,
             "APP_ENV": "production",

@@ -73,9 +73,8 @@ def redis_url() -> Iterator[str]:
         for key in client.scan_iter(match=f"ei{RUN_ID}*", count=1000):
             client.unlink(key)
         return
-    server = RedisServer().start()
-    yield server.url
-    server.stop()
+    with RedisServer() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -120,6 +119,17 @@ def unique_prefix() -> str:
     return f"ei{RUN_ID}t{next(_counter)}"
 
 
+def dispose(apps: list[Flask], first: Callable[[], None] | None = None) -> None:
+    """A test's app instances at teardown: sessions removed, connections closed; `first`
+    runs in the first app's context before its connections go (emptying the tables)."""
+    for app in apps:
+        with app.app_context():
+            _db.session.remove()
+            if first is not None and app is apps[0]:
+                first()
+            _db.engine.dispose()
+
+
 @pytest.fixture
 def make_app(_schema: str, redis_url: str, tmp_path) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
@@ -144,22 +154,20 @@ def make_app(_schema: str, redis_url: str, tmp_path) -> Iterator[Callable[..., F
         return app
 
     yield factory
-    for app in apps:
-        with app.app_context():
-            _db.session.remove()
-            if app is apps[0]:
-                tables = ", ".join(t.name for t in reversed(_db.metadata.sorted_tables))
-                with _db.engine.begin() as conn:
-                    conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            _db.engine.dispose()
+
+    def truncate() -> None:
+        tables = ", ".join(t.name for t in reversed(_db.metadata.sorted_tables))
+        with _db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+    dispose(apps, first=truncate)
 
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A redis-server of the test's own, which it may kill, pause or restart."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -196,10 +204,7 @@ def make_sqlite_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
         return app
 
     yield factory
-    for app in apps:
-        with app.app_context():
-            _db.session.remove()
-            _db.engine.dispose()
+    dispose(apps)
 
 
 @pytest.fixture

@@ -25,10 +25,8 @@ LIVE_ENV = {
 
 @pytest.fixture(scope="package")
 def live_pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.cleanup()
+    with PostgresServer() as server:
+        yield server
 
 
 @dataclass
