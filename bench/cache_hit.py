@@ -154,6 +154,19 @@ def prepare_database(pg: PostgresServer) -> str:
     return db_url
 
 
+def production_env(db_url: str, log_dir: str, **settings: str) -> dict[str, str]:
+    """What a benchmark's gunicorns and its token minting share: this environment, production
+    settings on `db_url`, a fresh signing key, logs in `log_dir`; `settings` on top."""
+    return {
+        **os.environ,
+        "APP_ENV": "production",
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
+        "LOG_DIR": log_dir,
+        **settings,
+    }
+
+
 def admin_token(env: dict[str, str]) -> str:
     from electro_isla import create_app
     from electro_isla.auth.service import issue_access_token
@@ -306,15 +319,7 @@ def main() -> None:
         t0 = time.monotonic()
         db_url = prepare_database(pg)
         print(f"seeded 200 productos, 3000 usuarios, 60000 pedidos in {time.monotonic() - t0:.1f}s")
-        env = {
-            **os.environ,
-            "APP_ENV": "production",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": rs.url,
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
-            "CACHE_KEY_PREFIX": "bench",
-            "LOG_DIR": log_dir,
-        }
+        env = production_env(db_url, log_dir, REDIS_URL=rs.url, CACHE_KEY_PREFIX="bench")
         token = admin_token(env)
         auth = {"Authorization": f"Bearer {token}"}
         server = serve_for_measuring(

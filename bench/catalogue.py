@@ -34,13 +34,12 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
 import redis
 import requests
-from cache_hit import children, cpu_seconds, load, prepare_database
+from cache_hit import children, cpu_seconds, load, prepare_database, production_env
 
 from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
 
@@ -201,15 +200,7 @@ def main() -> None:
         db_url = prepare_database(pg)
         with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("UPDATE productos SET stock = 1000000")  # orders never run out
-        secret = "bench-" + uuid.uuid4().hex * 2
-        common = {
-            **os.environ,
-            "APP_ENV": "production",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": rs.url,
-            "SECRET_KEY": secret,
-            "LOG_DIR": log_dir,
-        }
+        common = production_env(db_url, log_dir, REDIS_URL=rs.url)
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 22)))
         admin = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, [1])[0]  # usuario 1: admin
         for name, tree in trees.items():

@@ -24,12 +24,11 @@ import random
 import statistics
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import psycopg
 import requests
-from cache_hit import prepare_database
+from cache_hit import prepare_database, production_env
 from catalogue import export, shutil_rmtree, tokens
 
 from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
@@ -77,14 +76,7 @@ def main() -> None:
         db_url = prepare_database(pg)
         with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("UPDATE productos SET stock = 1000000, activo = true")
-        common = {
-            **os.environ,
-            "APP_ENV": "production",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": rs.url,
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
-            "LOG_DIR": log_dir,
-        }
+        common = production_env(db_url, log_dir, REDIS_URL=rs.url)
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 12)))
         for name, tree in trees.items():
             env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}

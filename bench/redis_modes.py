@@ -19,11 +19,10 @@ import json
 import os
 import statistics
 import tempfile
-import uuid
 from pathlib import Path
 
 import requests
-from cache_hit import children, cpu_seconds, load, prepare_database
+from cache_hit import children, cpu_seconds, load, prepare_database, production_env
 
 from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
 
@@ -54,13 +53,7 @@ def main() -> None:
     apis: dict[str, GunicornServer] = {}
     try:
         db_url = prepare_database(pg)
-        base_env = {
-            **os.environ,
-            "APP_ENV": "production",
-            "DATABASE_URL": db_url,
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
-            "LOG_DIR": log_dir,
-        }
+        base_env = production_env(db_url, log_dir)
         base_env.pop("REDIS_URL", None)
         modes = {
             "single": {"REDIS_MODE": "standalone", "REDIS_URL": single.url},

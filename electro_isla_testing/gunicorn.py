@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -133,13 +134,13 @@ class GunicornServer:
             cmd += ["--bind", f"127.0.0.1:{self.port}", "--timeout", "60"]
             cmd += ["--graceful-timeout", "10"]
         cmd.append(self.app)
-        self._log = open(self.log_path, "wb")  # noqa: SIM115  closed in stop()
-        self._access = self._log
-        stdout = subprocess.STDOUT
+        self._log = self._access = open(self.log_path, "wb")  # noqa: SIM115  stop() closes
+        stderr: Any = subprocess.STDOUT  # one file for both
         if self.access_path != self.log_path:
-            self._access = stdout = open(self.access_path, "wb")  # noqa: SIM115  stop() closes
+            self._access = open(self.access_path, "wb")  # noqa: SIM115  closed in stop()
+            stderr = self._log
         self.proc = subprocess.Popen(
-            cmd, cwd=self.tree, env=self.env, stdout=stdout, stderr=self._log
+            cmd, cwd=self.tree, env=self.env, stdout=self._access, stderr=stderr
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
