@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/cache_hit.py [--seconds 5] [--rounds 5] [--workers 4]
 
-Starts private PostgreSQL and Redis servers (tests/servers.py), seeds a
+Starts private PostgreSQL and Redis servers (electro_isla_testing/servers.py), seeds a
 catalogue and some sales, and serves the app with gunicorn (the project's
 gunicorn.conf.py: gthread workers) on loopback. It then measures, interleaved
 round by round so drift hits every endpoint alike, with wrk when installed
@@ -32,20 +32,19 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from pathlib import Path
 
+import redis
+import requests
+
+from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
+from electro_isla_testing.servers import PostgresServer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import redis  # noqa: E402
-import requests  # noqa: E402
-
-from bench.serving import BenchServer  # noqa: E402
 
 
 # -- the app gunicorn serves ------------------------------------------------------------------
@@ -140,21 +139,32 @@ SEED_SQL = [
 ]
 
 
-def prepare_database(db_url: str) -> None:
-    import flask_migrate
-    from sqlalchemy import text
+def prepare_database(pg: PostgresServer) -> str:
+    """The `bench` database on `pg`: migrated (triggers included), then seeded; its URL."""
+    from sqlalchemy import create_engine, text
 
-    from electro_isla import create_app
-    from electro_isla.config import TestConfig
-    from electro_isla.extensions import db
+    from electro_isla_testing.databases import create_database
 
-    app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": db_url, "REDIS_URL": None})
-    with app.app_context():
-        flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"])  # triggers included
-        with db.engine.begin() as conn:
-            for sql in SEED_SQL:
-                conn.execute(text(sql))
-        db.engine.dispose()
+    db_url = create_database(pg, "bench")
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        for sql in SEED_SQL:
+            conn.execute(text(sql))
+    engine.dispose()
+    return db_url
+
+
+def production_env(db_url: str, log_dir: str, **settings: str) -> dict[str, str]:
+    """What a benchmark's gunicorns and its token minting share: this environment, production
+    settings on `db_url`, a fresh signing key, logs in `log_dir`; `settings` on top."""
+    return {
+        **os.environ,
+        "APP_ENV": "production",
+        "DATABASE_URL": db_url,
+        "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
+        "LOG_DIR": log_dir,
+        **settings,
+    }
 
 
 def admin_token(env: dict[str, str]) -> str:
@@ -298,38 +308,25 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
 
-    from tests.servers import PostgresServer, RedisServer, free_port
+    from electro_isla_testing.servers import PostgresServer, RedisServer
 
     pg = PostgresServer()
-    admin_url = pg.start()
+    pg.start()
     rs = RedisServer().start()
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    servers: list[BenchServer] = []
+    servers: list[GunicornServer] = []
     try:
-        import psycopg
-
-        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        db_url = pg.url("bench")
         t0 = time.monotonic()
-        prepare_database(db_url)
+        db_url = prepare_database(pg)
         print(f"seeded 200 productos, 3000 usuarios, 60000 pedidos in {time.monotonic() - t0:.1f}s")
-        env = {
-            **os.environ,
-            "APP_ENV": "production",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": rs.url,
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
-            "CACHE_KEY_PREFIX": "bench",
-            "LOG_DIR": log_dir,
-        }
+        env = production_env(db_url, log_dir, REDIS_URL=rs.url, CACHE_KEY_PREFIX="bench")
         token = admin_token(env)
         auth = {"Authorization": f"Bearer {token}"}
-        server = BenchServer(
-            env, free_port(), args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "1"}
+        server = serve_for_measuring(
+            env, args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "1"}
         )
         servers.append(server)
-        base = server.base
+        base = server.url
         endpoints = {
             "hit": (base + "/api/productos/7/", {}),
             "list": (base + "/api/productos/", {}),
@@ -420,11 +417,11 @@ def main() -> None:
         with_lock = [cold_burst(base, auth) for _ in range(3)]
         server.stop()
         servers.remove(server)
-        server = BenchServer(
-            env, free_port(), args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "0"}
+        server = serve_for_measuring(
+            env, args.workers, app=APP, extra_env={"BENCH_CACHE_LOCK": "0"}
         )
         servers.append(server)
-        without_lock = [cold_burst(server.base, auth) for _ in range(3)]
+        without_lock = [cold_burst(server.url, auth) for _ in range(3)]
         print(
             f"\ncold burst, 40 concurrent GET {('/api/admin/estadisticas/ventas/')} "
             f"(60000 pedidos):\n  fetches with the lock   : {with_lock}\n"

@@ -3,7 +3,7 @@
     .venv/bin/python bench/catalogue.py [--base 4c1db6e] [--seconds 30] [--rounds 5]
                                         [--hit-seconds 4] [--shoppers 40] [--workers 4]
 
-Starts private PostgreSQL and Redis servers (tests/servers.py), seeds the catalogue
+Starts private PostgreSQL and Redis servers (electro_isla_testing/servers.py), seeds the catalogue
 and sales of bench/cache_hit.py (200 productos, 3000 usuarios, 60000 pedidos), and
 serves two gunicorns side by side on loopback, with the project's gunicorn.conf.py
 and the same virtualenv: `base` runs the code of the commit given by --base (a
@@ -31,22 +31,19 @@ import queue
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 
+import redis
+import requests
+from cache_hit import children, cpu_seconds, load, prepare_database, production_env
+
+from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import redis  # noqa: E402
-import requests  # noqa: E402
-
-from bench.cache_hit import children, cpu_seconds, load, prepare_database  # noqa: E402
-from bench.serving import BenchServer  # noqa: E402
 
 CATEGORIAS = (
     "electrodomesticos",
@@ -189,44 +186,33 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
 
-    from tests.servers import PostgresServer, RedisServer, free_port
+    from electro_isla_testing.servers import PostgresServer, RedisServer
 
     pg = PostgresServer()
-    admin_url = pg.start()
+    pg.start()
     rs = RedisServer().start()
     trees = {"base": export(args.base), "head": ROOT}
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    servers: dict[str, BenchServer] = {}
+    servers: dict[str, GunicornServer] = {}
     try:
         import psycopg
 
-        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        db_url = pg.url("bench")
-        prepare_database(db_url)
+        db_url = prepare_database(pg)
         with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("UPDATE productos SET stock = 1000000")  # orders never run out
-        secret = "bench-" + uuid.uuid4().hex * 2
-        common = {
-            **os.environ,
-            "APP_ENV": "production",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": rs.url,
-            "SECRET_KEY": secret,
-            "LOG_DIR": log_dir,
-        }
+        common = production_env(db_url, log_dir, REDIS_URL=rs.url)
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 22)))
         admin = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, [1])[0]  # usuario 1: admin
         for name, tree in trees.items():
             env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}
-            servers[name] = BenchServer(env, free_port(), args.workers, tree=tree)
+            servers[name] = serve_for_measuring(env, args.workers, tree=tree)
         print(f"load average before measuring: {os.getloadavg()}; {os.cpu_count()} cores")
 
         results: dict = {"mix": {}, "hit": {}}
         for name, server in servers.items():
             for url in PAGES:  # warm: every page cached once before the clock starts
-                requests.get(server.base + url, timeout=30).raise_for_status()
-            results["mix"][name] = mix(server.base, args.seconds, args.shoppers, clientes)
+                requests.get(server.url + url, timeout=30).raise_for_status()
+            results["mix"][name] = mix(server.url, args.seconds, args.shoppers, clientes)
             print(f"mix {name}: {json.dumps(results['mix'][name])}")
 
         client = redis.Redis.from_url(rs.url)
@@ -248,7 +234,7 @@ def main() -> None:
             for e, (path, headers) in endpoints.items():
                 for _ in range(3):  # one Host for both, so the links match too
                     r = requests.get(
-                        server.base + path, headers={**headers, "Host": "bench.test"}, timeout=10
+                        server.url + path, headers={**headers, "Host": "bench.test"}, timeout=10
                     )
                 assert r.headers["X-Cache"] == "HIT", (s, e, r.headers)
                 bodies[(s, e)] = (r.content, r.headers["ETag"])
@@ -269,9 +255,7 @@ def main() -> None:
                 for s, server in servers.items():
                     key = f"{s}/{e}"
                     before, cpu_before = redis_calls(client), cpu_seconds(serving[s])
-                    got, done = load(
-                        server.base + path, headers, args.hit_seconds, args.connections
-                    )
+                    got, done = load(server.url + path, headers, args.hit_seconds, args.connections)
                     after, cpu_after = redis_calls(client), cpu_seconds(serving[s])
                     rps[key].append(got)
                     trips[key].append((after[0] - before[0]) / max(done, 1))

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/consola.py [--pages 2] [--seconds 60] [--every 5]
 
-Starts a demo store (private PostgreSQL + Redis + gunicorn, tests/consola/navegador.py),
+Starts a demo store (private PostgreSQL + Redis + gunicorn, electro_isla_testing/consola.py),
 opens N consoles in headless Chromium logged in as admin, then for a minute places
 an order every few seconds through the API. It reads the cache's `fetches` (how
 often a statistic was really computed) for the four statistics before and after,
@@ -14,15 +14,11 @@ of each computing its own figures.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.consola.navegador import (  # noqa: E402
+from electro_isla_testing.consola import (
     ADMIN,
     Api,
     chromium,
@@ -32,6 +28,8 @@ from tests.consola.navegador import (  # noqa: E402
     mode,
     wait_until,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 NAMES = (
     "estadisticas_ventas",

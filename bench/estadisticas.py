@@ -17,7 +17,7 @@ Medians over the repetitions. Targets (issue 10): MISS at 1M <= 1.5x MISS at
 rollup triggers (bench/escrituras.py). --seed-baseline: also seed the same
 data into a database at 0001_initial (no rollups) and compare seed-demo times.
 
-PostgreSQL: a private server (tests/servers.PostgresServer) unless
+PostgreSQL: a private server (electro_isla_testing/servers.PostgresServer) unless
 $BENCH_DATABASE_URL names one (databases bench_stats_<n> are created on it and
 dropped, or kept and reused with --keep). Redis: a private server unless
 $BENCH_REDIS_URL is given.
@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -37,23 +36,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import escrituras  # bench/escrituras.py, beside this file
+import flask_migrate
+import psycopg
+from sqlalchemy import event, make_url, text
+
+from electro_isla import create_app
+from electro_isla.auth.service import issue_access_token
+from electro_isla.cache import cache_manager
+from electro_isla.config import Config
+from electro_isla.estadisticas import crudo
+from electro_isla.estadisticas.ventana import meses
+from electro_isla.extensions import db
+from electro_isla.usuarios.models import Usuario
+from electro_isla_testing.servers import PostgresServer, RedisServer
+
 PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT))
-
-import escrituras  # noqa: E402  (bench/escrituras.py, beside this file)
-import flask_migrate  # noqa: E402
-import psycopg  # noqa: E402
-from sqlalchemy import event, make_url, text  # noqa: E402
-
-from electro_isla import create_app  # noqa: E402
-from electro_isla.auth.service import issue_access_token  # noqa: E402
-from electro_isla.cache import cache_manager  # noqa: E402
-from electro_isla.config import Config  # noqa: E402
-from electro_isla.estadisticas import crudo  # noqa: E402
-from electro_isla.estadisticas.ventana import meses  # noqa: E402
-from electro_isla.extensions import db  # noqa: E402
-from electro_isla.usuarios.models import Usuario  # noqa: E402
-from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 ENDPOINTS = {
     "ventas": "estadisticas_ventas",

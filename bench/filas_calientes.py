@@ -3,7 +3,7 @@
     .venv/bin/python bench/filas_calientes.py [--seconds 8] [--rounds 2] \
         [--clients 1,16,64] [--pedidos 20000] [--no-api]
 
-One private PostgreSQL (tests/servers.PostgresServer) and Redis. Two databases
+One private PostgreSQL (electro_isla_testing/servers.PostgresServer) and Redis. Two databases
 seeded alike (`seed-demo --pedidos N --usuarios N/10 --productos 200 --meses 12
 --seed 42`, then VACUUM ANALYZE):
 
@@ -30,24 +30,22 @@ import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+import escrituras  # bench/escrituras.py, beside this file
+import flask_migrate
+import psycopg
+from estadisticas import bench_app, database, servers
+from sqlalchemy import text
+
+from electro_isla.extensions import db
+from electro_isla_testing.servers import pg_bindir
+
 PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT))
-
-import escrituras  # noqa: E402  (bench/escrituras.py, beside this file)
-import flask_migrate  # noqa: E402
-import psycopg  # noqa: E402
-from estadisticas import bench_app, database, servers  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-
-from electro_isla.extensions import db  # noqa: E402
-from tests.servers import _pg_bindir  # noqa: E402
 
 SCRIPT = PROJECT / "bench" / "pgbench" / "pedido.sql"
 SCHEMAS = {"antes": "0006_refresh_families", "despues": "head"}
@@ -125,7 +123,7 @@ class LockSampler:
 
 
 def pgbench(admin: Any, dbname: str, clients: int, seconds: int, bounds: dict[str, int]) -> float:
-    cmd = [str(_pg_bindir() / "pgbench"), "-n", "-h", admin.host, "-p", str(admin.port)]
+    cmd = [str(pg_bindir() / "pgbench"), "-n", "-h", admin.host, "-p", str(admin.port)]
     cmd += ["-U", admin.username, "-c", str(clients), "-j", str(min(clients, 2))]
     cmd += ["-T", str(seconds), "-f", str(SCRIPT)]
     cmd += [f"-D{k}={v}" for k, v in bounds.items()]

@@ -107,8 +107,6 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    sys.path.insert(0, str(PROJECT / "bench"))
-    sys.path.insert(0, str(PROJECT))
     import flask_migrate
     from estadisticas import bench_app, database, servers
     from sqlalchemy import text

@@ -28,19 +28,18 @@ import argparse
 import os
 import queue
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
+import requests
+
+from electro_isla_testing.databases import create_database
+from electro_isla_testing.gunicorn import GunicornServer
+from electro_isla_testing.live import STATS, StreamReader, seed, token_headers
+from electro_isla_testing.servers import PostgresServer, RedisServer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import requests  # noqa: E402
-
-from tests.drills.harness import GunicornServer, create_database  # noqa: E402
-from tests.live.support import STATS, StreamReader, seed, token_headers  # noqa: E402
-from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -375,8 +374,8 @@ def staff_headers(url: str, n: int) -> list[dict[str, str]]:
     from electro_isla import create_app
     from electro_isla.config import TestConfig
     from electro_isla.extensions import db
-    from tests.drills.harness import SECRET_KEY
-    from tests.factories import UsuarioFactory
+    from electro_isla_testing.factories import UsuarioFactory
+    from electro_isla_testing.gunicorn import SECRET_KEY
 
     app = create_app(
         TestConfig, {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None, "SECRET_KEY": SECRET_KEY}

@@ -3,7 +3,7 @@
     .venv/bin/python bench/load.py [--pedidos 100000] [--seconds 60] [--baseline-seconds 30]
                                    [--json out.json]
 
-Starts a private PostgreSQL (with pg_stat_statements) and Redis (tests/servers.py),
+Starts a private PostgreSQL (with pg_stat_statements) and Redis (electro_isla_testing/servers.py),
 runs `flask db upgrade` and `flask seed-demo --pedidos N`, and serves the app with
 gunicorn and the project's gunicorn.conf.py. Then, in one run:
 
@@ -38,15 +38,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import requests
+
+from electro_isla.catalogo.models import CATEGORIAS
+from electro_isla_testing.databases import libpq_url
+from electro_isla_testing.gunicorn import SECRET_KEY, GunicornServer
+from electro_isla_testing.servers import PostgresServer, RedisServer
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-import requests  # noqa: E402
-
-from electro_isla.catalogo.models import CATEGORIAS  # noqa: E402
-from tests.drills.harness import SECRET_KEY, GunicornServer, libpq_url  # noqa: E402
-from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 STATS = ("ventas", "usuarios", "productos", "reporte")
 STAFF_CLIENTS = 20

@@ -22,21 +22,18 @@ import json
 import os
 import random
 import statistics
-import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
+import psycopg
+import requests
+from cache_hit import prepare_database, production_env
+from catalogue import export, shutil_rmtree, tokens
+
+from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import psycopg  # noqa: E402
-import requests  # noqa: E402
-
-from bench.cache_hit import prepare_database  # noqa: E402
-from bench.catalogue import export, shutil_rmtree, tokens  # noqa: E402
-from bench.serving import BenchServer  # noqa: E402
 
 WARM = 20
 
@@ -67,40 +64,30 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    from tests.servers import PostgresServer, RedisServer, free_port
+    from electro_isla_testing.servers import PostgresServer, RedisServer
 
     pg = PostgresServer()
-    admin_url = pg.start()
+    pg.start()
     rs = RedisServer().start()
     trees = {"base": export(args.base), "head": ROOT}
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    servers: dict[str, BenchServer] = {}
+    servers: dict[str, GunicornServer] = {}
     try:
-        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        db_url = pg.url("bench")
-        prepare_database(db_url)
+        db_url = prepare_database(pg)
         with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
             conn.execute("UPDATE productos SET stock = 1000000, activo = true")
-        common = {
-            **os.environ,
-            "APP_ENV": "production",
-            "DATABASE_URL": db_url,
-            "REDIS_URL": rs.url,
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
-            "LOG_DIR": log_dir,
-        }
+        common = production_env(db_url, log_dir, REDIS_URL=rs.url)
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 12)))
         for name, tree in trees.items():
             env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}
-            servers[name] = BenchServer(env, free_port(), args.workers, tree=tree)
+            servers[name] = serve_for_measuring(env, args.workers, tree=tree)
         print(f"load average before measuring: {os.getloadavg()}; {os.cpu_count()} cores")
 
         rng = random.Random(7)
         sessions = {name: requests.Session() for name in servers}
         for name, server in servers.items():
             for _ in range(WARM):
-                order(sessions[name], server.base, rng.choice(clientes), rng)
+                order(sessions[name], server.url, rng.choice(clientes), rng)
         times: dict[str, list[float]] = {name: [] for name in servers}
         ratios = []
         for r in range(args.rounds):
@@ -111,7 +98,7 @@ def main() -> None:
                 names = list(servers) if (i // 2) % 2 == 0 else list(reversed(servers))
                 name = names[i % 2]
                 got[name].append(
-                    order(sessions[name], servers[name].base, rng.choice(clientes), rng)
+                    order(sessions[name], servers[name].url, rng.choice(clientes), rng)
                 )
             p50 = {}
             for name in servers:

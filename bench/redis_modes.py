@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/redis_modes.py [--seconds 5] [--rounds 5] [--workers 2]
 
-Starts private servers on loopback (tests/servers.py): PostgreSQL, one Redis,
+Starts private servers on loopback (electro_isla_testing/servers.py): PostgreSQL, one Redis,
 a master + replica + 3 sentinels, and a 3-master cluster; seeds the catalogue
 (bench/cache_hit.py's SQL) and serves `wsgi:app` with gunicorn (the project's
 gunicorn.conf.py) three times, once per REDIS_MODE, all on the same database.
@@ -18,18 +18,15 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
-import uuid
 from pathlib import Path
 
+import requests
+from cache_hit import children, cpu_seconds, load, prepare_database, production_env
+
+from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import requests  # noqa: E402
-
-from bench.cache_hit import children, cpu_seconds, load, prepare_database  # noqa: E402
-from bench.serving import BenchServer  # noqa: E402
 
 
 def main() -> None:
@@ -40,35 +37,23 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
 
-    from tests.servers import (
+    from electro_isla_testing.servers import (
         PostgresServer,
         RedisClusterServers,
         RedisServer,
         SentinelSet,
-        free_port,
     )
 
     pg = PostgresServer()
-    admin_url = pg.start()
+    pg.start()
     single = RedisServer().start()
     sentinels = SentinelSet().start()
     cluster = RedisClusterServers().start()
     log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    apis: dict[str, BenchServer] = {}
+    apis: dict[str, GunicornServer] = {}
     try:
-        import psycopg
-
-        with psycopg.connect(admin_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("CREATE DATABASE bench")
-        db_url = pg.url("bench")
-        prepare_database(db_url)
-        base_env = {
-            **os.environ,
-            "APP_ENV": "production",
-            "DATABASE_URL": db_url,
-            "SECRET_KEY": "bench-" + uuid.uuid4().hex * 2,
-            "LOG_DIR": log_dir,
-        }
+        db_url = prepare_database(pg)
+        base_env = production_env(db_url, log_dir)
         base_env.pop("REDIS_URL", None)
         modes = {
             "single": {"REDIS_MODE": "standalone", "REDIS_URL": single.url},
@@ -86,16 +71,15 @@ def main() -> None:
         }
         for name, extra in modes.items():
             env = {**base_env, **extra, "CACHE_KEY_PREFIX": f"bench-{name}"}
-            apis[name] = BenchServer(env, free_port(), args.workers)
+            apis[name] = serve_for_measuring(env, args.workers)
         for name, api in apis.items():
-            url = api.base + "/api/productos/7/"
+            url = api.url + "/api/productos/7/"
             for _ in range(args.workers * 8):  # every worker imports the app, then HITs
                 response = requests.get(url, timeout=10)
                 response.raise_for_status()
             assert response.headers["X-Cache"] == "HIT", (name, response.headers)
         bodies = {
-            n: requests.get(a.base + "/api/productos/7/", timeout=5).content
-            for n, a in apis.items()
+            n: requests.get(a.url + "/api/productos/7/", timeout=5).content for n, a in apis.items()
         }
         assert len(set(bodies.values())) == 1, "the modes answer different documents"
 
@@ -122,7 +106,7 @@ def main() -> None:
             for name in order:
                 before = cpu_seconds(serving[name])
                 rps, done = load(
-                    apis[name].base + "/api/productos/7/", {}, args.seconds, args.connections
+                    apis[name].url + "/api/productos/7/", {}, args.seconds, args.connections
                 )
                 cpu_us[name].append((cpu_seconds(serving[name]) - before) * 1e6 / max(done, 1))
                 results[name].append(rps)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/shared_store.py [--calls 20000] [--rounds 5]
 
-Starts a private redis-server (tests/servers.py) and times, interleaved round by
+Starts a private redis-server (electro_isla_testing/servers.py) and times, interleaved round by
 round, the commands a cache HIT sends (EVALSHA of a small script, GET) through
 the real redis-py client and through the `LazyClient` that stands for it (one
 `__getattr__` per call), both built by `build_client` with the app's settings.
@@ -14,15 +14,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from electro_isla.config import Config  # noqa: E402
-from electro_isla.shared_store.clients import build_client, lazy_client  # noqa: E402
-from tests.servers import RedisServer  # noqa: E402
+from electro_isla.config import Config
+from electro_isla.shared_store.clients import build_client, lazy_client
+from electro_isla_testing.servers import RedisServer
 
 
 def per_call(fn, calls: int) -> float:  # noqa: ANN001

@@ -13,15 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from load import (  # noqa: E402
+from load import (
     Mix,
     Recorder,
     cache_stats,
@@ -33,8 +28,10 @@ from load import (  # noqa: E402
     summarise,
 )
 
-from tests.drills.harness import GunicornServer  # noqa: E402
-from tests.servers import RedisServer  # noqa: E402
+from electro_isla_testing.gunicorn import GunicornServer
+from electro_isla_testing.servers import RedisServer
+
+ROOT = Path(__file__).resolve().parent.parent
 
 WARMUP_SECONDS = 60
 SAMPLE_SECONDS = 30

@@ -1,6 +1,6 @@
 """`make screenshot`: docs/consola.png and docs/consola-movil.png, the console on demo data.
 
-Starts its own PostgreSQL, Redis and gunicorn (tests/consola/navegador.py), logs
+Starts its own PostgreSQL, Redis and gunicorn (electro_isla_testing/consola.py), logs
 in as admin in headless Chromium, waits for every figure and chart, and saves a
 full-page capture at 1280 px and at 390 px wide.
 """
@@ -8,13 +8,9 @@ full-page capture at 1280 px and at 390 px wide.
 from __future__ import annotations
 
 import base64
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.consola.navegador import (  # noqa: E402
+from electro_isla_testing.consola import (
     ADMIN,
     chromium,
     demo_console,
@@ -22,6 +18,8 @@ from tests.consola.navegador import (  # noqa: E402
     log_in,
     wait_until,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def capture(base_url: str, width: int, path: Path, mobile: bool, height: int | None = None) -> None:

@@ -6,7 +6,9 @@ keyspace (a private server, or a unique key prefix on TEST_REDIS_URL's).
 Everything is removed at the end of the run.
 
 - `app`: the app on PostgreSQL + Redis, tables emptied after the test.
-- `sqlite_app`: the embedded default (in-memory SQLite + in-process cache).
+- `sqlite_app`: the embedded default (a SQLite file + in-process cache);
+  `make_sqlite_app(**overrides)` for more instances on that file, `sqlite_settings`
+  for a test that builds its own.
 - `db`: an app context on `app`, yielding the Flask-SQLAlchemy object.
 - `client`, `runner`: Flask's test client and CLI runner for `app`.
 - `make_app(**overrides)`: another app instance on the same database and Redis
@@ -21,6 +23,7 @@ import itertools
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import flask_migrate
@@ -33,7 +36,7 @@ from sqlalchemy import make_url, text
 from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
-from tests.servers import PostgresServer, RedisClusterServers, RedisServer
+from electro_isla_testing.servers import PostgresServer, RedisClusterServers, RedisServer
 
 RUN_ID = uuid.uuid4().hex[:8]
 _counter = itertools.count()
@@ -70,9 +73,8 @@ def redis_url() -> Iterator[str]:
         for key in client.scan_iter(match=f"ei{RUN_ID}*", count=1000):
             client.unlink(key)
         return
-    server = RedisServer().start()
-    yield server.url
-    server.stop()
+    with RedisServer() as server:
+        yield server.url
 
 
 @pytest.fixture(scope="session")
@@ -117,6 +119,17 @@ def unique_prefix() -> str:
     return f"ei{RUN_ID}t{next(_counter)}"
 
 
+def dispose(apps: list[Flask], first: Callable[[], None] | None = None) -> None:
+    """A test's app instances at teardown: sessions removed, connections closed; `first`
+    runs in the first app's context before its connections go (emptying the tables)."""
+    for app in apps:
+        with app.app_context():
+            _db.session.remove()
+            if first is not None and app is apps[0]:
+                first()
+            _db.engine.dispose()
+
+
 @pytest.fixture
 def make_app(_schema: str, redis_url: str, tmp_path) -> Iterator[Callable[..., Flask]]:
     apps: list[Flask] = []
@@ -141,22 +154,20 @@ def make_app(_schema: str, redis_url: str, tmp_path) -> Iterator[Callable[..., F
         return app
 
     yield factory
-    for app in apps:
-        with app.app_context():
-            _db.session.remove()
-            if app is apps[0]:
-                tables = ", ".join(t.name for t in reversed(_db.metadata.sorted_tables))
-                with _db.engine.begin() as conn:
-                    conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            _db.engine.dispose()
+
+    def truncate() -> None:
+        tables = ", ".join(t.name for t in reversed(_db.metadata.sorted_tables))
+        with _db.engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+    dispose(apps, first=truncate)
 
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A redis-server of the test's own, which it may kill, pause or restart."""
-    server = RedisServer().start()
-    yield server
-    server.stop()
+    with RedisServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -164,22 +175,41 @@ def app(make_app: Callable[..., Flask]) -> Flask:
     return make_app()
 
 
+def sqlite_settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    """The embedded default: a SQLite file under `tmp_path`, the in-process cache."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+        "REDIS_URL": None,
+        "CACHE_KEY_PREFIX": unique_prefix(),
+        "LOG_DIR": str(tmp_path / "logs"),
+        **overrides,
+    }
+
+
 @pytest.fixture
-def sqlite_app(tmp_path) -> Iterator[Flask]:
-    app = create_app(
-        TestConfig,
-        {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
-            "REDIS_URL": None,
-            "CACHE_KEY_PREFIX": unique_prefix(),
-            "LOG_DIR": str(tmp_path / "logs"),
-        },
-    )
-    migrate_schema(app)
-    yield app
-    with app.app_context():
-        _db.session.remove()
-        _db.engine.dispose()
+def make_sqlite_app(tmp_path: Path) -> Iterator[Callable[..., Flask]]:
+    """Apps on one SQLite file, each with its own in-process cache (two stand for two
+    worker processes). The first one creates the schema: from the migrations, or with
+    `create_all=True` from the models."""
+    apps: list[Flask] = []
+
+    def factory(*, create_all: bool = False, **overrides: Any) -> Flask:
+        app = create_app(TestConfig, sqlite_settings(tmp_path, **overrides))
+        if not apps and create_all:
+            with app.app_context():
+                _db.create_all()
+        elif not apps:
+            migrate_schema(app)
+        apps.append(app)
+        return app
+
+    yield factory
+    dispose(apps)
+
+
+@pytest.fixture
+def sqlite_app(make_sqlite_app: Callable[..., Flask]) -> Flask:
+    return make_sqlite_app()
 
 
 @pytest.fixture

@@ -4,29 +4,27 @@ from __future__ import annotations
 
 from flask import Flask
 
-from electro_isla.auth.service import issue_access_token
-from electro_isla.extensions import db
-from electro_isla.usuarios.models import Usuario
-from tests.factories import UsuarioFactory
+from electro_isla_testing.factories import UsuarioFactory, auth_headers
 
-
-def auth_headers(app: Flask, usuario: Usuario | int) -> dict[str, str]:
-    """Bearer headers for `usuario` (a model or an id)."""
-    with app.app_context():
-        if isinstance(usuario, int):
-            usuario = db.session.get(Usuario, usuario)
-        else:
-            usuario = db.session.merge(usuario)
-        token = issue_access_token(usuario)
-    return {"Authorization": f"Bearer {token}"}
+# Expected status per caller, in this order, for staff-only and admin-only endpoints
+# (None: the endpoint's own success status).
+CALLERS = ("anonymous", "cliente", "mensajero", "trabajador", "admin")
+STAFF_MATRIX = dict(zip(CALLERS, (401, 403, 403, None, None), strict=True))
+ADMIN_MATRIX = dict(zip(CALLERS, (401, 403, 403, 403, None), strict=True))
 
 
 def user_with_role(app: Flask, rol: str, **fields) -> tuple[int, dict[str, str]]:
-    """Create a usuario with `rol`; return its id and bearer headers."""
+    """Create a usuario with `rol`; return its id and bearer headers (the factory's
+    password hash is cheap)."""
     with app.app_context():
         usuario = UsuarioFactory(rol=rol, **fields)
         uid = usuario.id
     return uid, auth_headers(app, uid)
+
+
+def headers_for(app: Flask, caller: str) -> dict[str, str]:
+    """Bearer headers for a new usuario of role `caller`; none for "anonymous"."""
+    return {} if caller == "anonymous" else user_with_role(app, caller)[1]
 
 
 ROLES = ("admin", "trabajador", "mensajero", "cliente")

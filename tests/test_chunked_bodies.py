@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from werkzeug.serving import make_server
 
-from tests.drills.harness import GunicornServer
+from electro_isla_testing.gunicorn import GunicornServer
 from tests.helpers import error_keys
 
 DEEP = "[" * 200_000

@@ -14,7 +14,7 @@ from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import CATEGORIAS, Producto
 from electro_isla.pedidos.models import DetallePedido, Pedido
 from electro_isla.usuarios.models import Usuario
-from tests.factories import UsuarioFactory
+from electro_isla_testing.factories import UsuarioFactory
 
 SMALL = ["--usuarios", "20", "--productos", "30", "--pedidos", "200"]
 FROZEN = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)

@@ -14,8 +14,8 @@ import pytest
 from electro_isla import create_app
 from electro_isla.config import ProdConfig
 from electro_isla.extensions import db as _db
-from tests.factories import UsuarioFactory
-from tests.servers import free_port
+from electro_isla_testing.factories import UsuarioFactory
+from electro_isla_testing.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # What .env.example shipped: anyone who read the repository could sign tokens with it.

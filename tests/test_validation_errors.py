@@ -14,9 +14,8 @@ import pytest
 from sqlalchemy import text
 
 from electro_isla.extensions import db as _db
-from tests.catalogo.support import quick_user
-from tests.factories import PedidoFactory, ProductoFactory
-from tests.helpers import error_keys
+from electro_isla_testing.factories import PedidoFactory, ProductoFactory
+from tests.helpers import error_keys, user_with_role
 
 ORDER = {
     "metodo_pago": "efectivo",
@@ -49,7 +48,7 @@ def test_body_schema_errors_are_flat(client, body, keys):
 
 
 def test_nested_body_errors_are_named_by_dotted_path(app, client):
-    _, headers = quick_user(app, "cliente")
+    _, headers = user_with_role(app, "cliente")
     pid = producto(app, stock=5)
     body = {
         **ORDER,
@@ -69,7 +68,7 @@ def test_nested_body_errors_are_named_by_dotted_path(app, client):
     ],
 )
 def test_query_string_errors_are_named_by_parameter(app, client, query, keys):
-    _, headers = quick_user(app, "admin")
+    _, headers = user_with_role(app, "admin")
     response = client.get(f"/api/admin/pedidos/?{query}", headers=headers)
     assert response.status_code == 422
     assert error_keys(response) == keys
@@ -104,7 +103,7 @@ def test_the_dataerror_safety_net_answers_non_field_errors(app, client):
 
 @pytest.mark.parametrize("problem", ["unknown", "inactive"])
 def test_unknown_or_inactive_producto_names_its_item(app, client, problem):
-    _, headers = quick_user(app, "cliente")
+    _, headers = user_with_role(app, "cliente")
     good = producto(app, stock=5)
     bad = producto(app, activo=False) if problem == "inactive" else 987654
     items = [{"producto_id": good, "cantidad": 1}, {"producto_id": bad, "cantidad": 1}]
@@ -114,7 +113,7 @@ def test_unknown_or_inactive_producto_names_its_item(app, client, problem):
 
 
 def test_order_total_too_large_names_items(app, client):
-    _, headers = quick_user(app, "cliente")
+    _, headers = user_with_role(app, "cliente")
     pid = producto(app, precio=Decimal("9999999.99"), stock=100_000)
     body = {**ORDER, "items": [{"producto_id": pid, "cantidad": 100_000}]}
     response = client.post("/api/pedidos/", json=body, headers=headers)
@@ -124,8 +123,8 @@ def test_order_total_too_large_names_items(app, client):
 
 @pytest.mark.parametrize("target", ["cliente", "missing"])
 def test_mensajero_id_not_a_mensajero_is_named(app, client, target):
-    cliente_id, _ = quick_user(app, "cliente")
-    _, headers = quick_user(app, "admin")
+    cliente_id, _ = user_with_role(app, "cliente")
+    _, headers = user_with_role(app, "admin")
     with app.app_context():
         pedido_id = PedidoFactory(usuario_id=cliente_id, total=Decimal("1.00")).id
     mensajero_id = cliente_id if target == "cliente" else 99_999
@@ -139,8 +138,8 @@ def test_mensajero_id_not_a_mensajero_is_named(app, client, target):
 
 
 def test_estado_value_is_named(app, client):
-    cliente_id, _ = quick_user(app, "cliente")
-    _, headers = quick_user(app, "admin")
+    cliente_id, _ = user_with_role(app, "cliente")
+    _, headers = user_with_role(app, "admin")
     with app.app_context():
         pedido_id = PedidoFactory(usuario_id=cliente_id, total=Decimal("1.00")).id
     response = client.patch(

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from electro_isla.auth.models import RefreshToken
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
-from tests.factories import PASSWORD, UsuarioFactory
+from electro_isla_testing.factories import PASSWORD, UsuarioFactory
 
 COOKIE = "refreshToken"
 COOKIE_PATH = "/api/auth/"

@@ -15,6 +15,7 @@ from electro_isla.auth import models as auth_models
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
+from electro_isla_testing.factories import PASSWORD, UsuarioFactory
 from tests.auth.support import (
     COOKIE,
     COOKIE_PATH,
@@ -24,7 +25,6 @@ from tests.auth.support import (
     refresh_cookie,
     refresh_rows,
 )
-from tests.factories import PASSWORD, UsuarioFactory
 
 RESET = 0.3
 OUTAGE = {"CACHE_CIRCUIT_RESET_SECONDS": RESET, "REDIS_SOCKET_TIMEOUT": 0.25}

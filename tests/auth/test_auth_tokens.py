@@ -140,7 +140,7 @@ def test_demoted_staff_gets_403_on_the_next_request(make_app):
     other_worker = make_app()
     add_probes(other_worker)
     with app.app_context():
-        from tests.factories import UsuarioFactory
+        from electro_isla_testing.factories import UsuarioFactory
 
         uid = UsuarioFactory(rol="admin").id
     headers = auth_headers(app, uid)
@@ -166,7 +166,7 @@ def test_demoted_staff_gets_403_on_the_next_request(make_app):
 def test_logout_is_seen_by_every_worker_through_redis(make_app):
     app, other_worker = make_app(), make_app()
     with app.app_context():
-        from tests.factories import UsuarioFactory
+        from electro_isla_testing.factories import UsuarioFactory
 
         UsuarioFactory(username="ana")
     client, other = app.test_client(), other_worker.test_client()

@@ -1,4 +1,4 @@
-"""Helpers for the cache tests: quick users, a probe endpoint, raw Redis access."""
+"""Helpers for the cache tests: productos, a probe endpoint, raw Redis access."""
 
 from __future__ import annotations
 
@@ -12,19 +12,6 @@ from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
 from electro_isla.shared_store.clients import build_client
-from tests.helpers import user_with_role
-
-CALLERS = ("anonymous", "cliente", "mensajero", "trabajador", "admin")
-ADMIN_MATRIX = dict(zip(CALLERS, (401, 403, 403, 403, 200), strict=True))
-
-
-def quick_user(app: Flask, rol: str) -> tuple[int, dict[str, str]]:
-    """A usuario with bearer headers (the factory's password hash is cheap)."""
-    return user_with_role(app, rol)
-
-
-def headers_for(app: Flask, caller: str) -> dict[str, str]:
-    return {} if caller == "anonymous" else quick_user(app, caller)[1]
 
 
 def add_producto(app: Flask, precio: str = "10.00", **fields: Any) -> int:

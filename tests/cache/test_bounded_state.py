@@ -10,13 +10,10 @@ from __future__ import annotations
 import random
 import time
 
-from electro_isla import create_app
 from electro_isla.cache import cache_manager, stores
 from electro_isla.cache.registry import REGISTRY
-from electro_isla.config import TestConfig
 from electro_isla.extensions import db
 from tests.cache.support import add_producto, manager_of, raw_redis
-from tests.conftest import unique_prefix
 
 RANDOM_IDS = 1500
 RANDOM_QUERIES = 300
@@ -59,49 +56,25 @@ class FrozenClock:
     time_ns = staticmethod(time.time_ns)
 
 
-def test_in_process_generations_and_locks_are_dropped_after_the_longest_ttl(tmp_path, monkeypatch):
+def test_in_process_generations_and_locks_are_dropped_after_the_longest_ttl(
+    make_sqlite_app, monkeypatch
+):
     clock = FrozenClock()
     monkeypatch.setattr(stores, "time", clock)
 
-    app = create_app(
-        TestConfig,
-        {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
-            "REDIS_URL": None,
-            "CACHE_KEY_PREFIX": unique_prefix(),
-            "LOG_DIR": str(tmp_path / "logs"),
-            "CACHE_TTL_OVERRIDES": dict.fromkeys(REGISTRY, 60),
-        },
-    )
-    with app.app_context():
-        db.create_all()
+    app = make_sqlite_app(create_all=True, CACHE_TTL_OVERRIDES=dict.fromkeys(REGISTRY, 60))
     store = manager_of(app).store
-    try:
-        flood(app)
-        assert len(store) > RANDOM_IDS
-        clock.now += 61
-        assert app.test_client().get("/api/productos/1/").status_code == 404
-        assert len(store) <= 5
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+    flood(app)
+    assert len(store) > RANDOM_IDS
+    clock.now += 61
+    assert app.test_client().get("/api/productos/1/").status_code == 404
+    assert len(store) <= 5
 
 
-def test_in_process_store_is_bounded_by_count_too(tmp_path):
+def test_in_process_store_is_bounded_by_count_too(make_sqlite_app):
     """3,000 random product ids within one TTL used to leave 6,001 entries (a generation
     and a lock each, plus the name's): now at most LOCAL_MAX_KEYS of each."""
-    app = create_app(
-        TestConfig,
-        {
-            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
-            "REDIS_URL": None,
-            "CACHE_KEY_PREFIX": unique_prefix(),
-            "LOG_DIR": str(tmp_path / "logs"),
-        },
-    )
-    with app.app_context():
-        db.create_all()
+    app = make_sqlite_app(create_all=True)
     store = manager_of(app).store
     store.max_keys = 500  # the same rule as LOCAL_MAX_KEYS, at a size the test can pass
     rng = random.Random(5)
@@ -112,25 +85,20 @@ def test_in_process_store_is_bounded_by_count_too(tmp_path):
                 row = rng.randint(1, 2**31 - 1)
                 cache_manager.get("producto", lambda r=row: {"id": r}, row=row)
 
-    try:
-        flood(3000)
-        assert len(store) <= 2 * 500
-        assert stores.LOCAL_MAX_KEYS <= 4096
-        # Eviction keeps freshness: a product whose generation was pushed out is
-        # re-seeded above every number it held, and a write is still seen.
-        client = app.test_client()
-        producto_id = add_producto(app, "10.00")
-        assert client.get(f"/api/productos/{producto_id}/").json["precio"] == 10.0
-        assert client.get(f"/api/productos/{producto_id}/").headers["X-Cache"] == "HIT"
-        flood(600)
-        assert client.get(f"/api/productos/{producto_id}/").json["precio"] == 10.0
-        with app.app_context():
-            from electro_isla.catalogo.models import Producto
+    flood(3000)
+    assert len(store) <= 2 * 500
+    assert stores.LOCAL_MAX_KEYS <= 4096
+    # Eviction keeps freshness: a product whose generation was pushed out is
+    # re-seeded above every number it held, and a write is still seen.
+    client = app.test_client()
+    producto_id = add_producto(app, "10.00")
+    assert client.get(f"/api/productos/{producto_id}/").json["precio"] == 10.0
+    assert client.get(f"/api/productos/{producto_id}/").headers["X-Cache"] == "HIT"
+    flood(600)
+    assert client.get(f"/api/productos/{producto_id}/").json["precio"] == 10.0
+    with app.app_context():
+        from electro_isla.catalogo.models import Producto
 
-            db.session.get(Producto, producto_id).precio = 12
-            db.session.commit()
-        assert client.get(f"/api/productos/{producto_id}/").json["precio"] == 12.0
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
+        db.session.get(Producto, producto_id).precio = 12
+        db.session.commit()
+    assert client.get(f"/api/productos/{producto_id}/").json["precio"] == 12.0

@@ -15,9 +15,10 @@ from electro_isla.cache import cache_manager, shared_redis
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.shared_store.clients import parse_hosts
+from electro_isla_testing.servers import RedisClusterServers
 from tests.auth.support import login, make_usuario
-from tests.cache.support import add_producto, quick_user, raw_redis
-from tests.servers import RedisClusterServers
+from tests.cache.support import add_producto, raw_redis
+from tests.helpers import user_with_role
 
 WRONG = "no-es-la-clave"
 
@@ -55,7 +56,7 @@ def test_row_lookups_and_authenticated_requests_work_and_stay_one_round_trip(clu
     """Product detail and the per-request user check (row families) used to answer 500."""
     app = cluster_app()
     producto_id = add_producto(app, "10.00")
-    _, admin = quick_user(app, "admin")
+    _, admin = user_with_role(app, "admin")
     client = app.test_client()
     assert client.get("/api/auth/me/", headers=admin).status_code == 200
     assert client.get(f"/api/productos/{producto_id}/").status_code == 200
@@ -148,7 +149,7 @@ def test_a_killed_node_means_bypass_and_no_500(make_app):
             CACHE_CIRCUIT_RESET_SECONDS=0.5,
         )
         producto_id = add_producto(app, "10.00")
-        _, admin = quick_user(app, "admin")
+        _, admin = user_with_role(app, "admin")
         client = app.test_client()
         assert client.get(f"/api/productos/{producto_id}/", headers=admin).status_code == 200
         assert client.get(f"/api/productos/{producto_id}/").headers["X-Cache"] == "HIT"
@@ -179,7 +180,7 @@ def test_a_killed_node_means_bypass_and_no_500(make_app):
 
 
 def test_a_worker_starting_while_no_node_answers_serves_from_the_database(make_app):
-    from tests.servers import free_cluster_port
+    from electro_isla_testing.servers import free_cluster_port
 
     dead = f"redis://127.0.0.1:{free_cluster_port()}/0"
     app = make_app(REDIS_MODE="cluster", REDIS_URL=dead, REDIS_SOCKET_TIMEOUT=0.2)

@@ -13,8 +13,8 @@ from decimal import Decimal
 
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
+from electro_isla_testing.servers import RedisServer
 from tests.cache.support import add_probe, add_producto, manager_of
-from tests.servers import RedisServer
 
 CHECK_MS = 250
 

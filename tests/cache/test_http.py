@@ -11,7 +11,8 @@ from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
-from tests.cache.support import add_producto, quick_user
+from tests.cache.support import add_producto
+from tests.helpers import user_with_role
 
 
 def test_cached_list_sends_x_cache_etag_and_answers_304(app, client):
@@ -54,7 +55,7 @@ def test_uncached_endpoints_carry_no_x_cache(app, client):
 
 
 def test_authenticated_hit_runs_no_sql_and_a_demotion_applies_next_request(app, client):
-    uid, headers = quick_user(app, "admin")
+    uid, headers = user_with_role(app, "admin")
     assert client.get("/api/admin/cache/stats/", headers=headers).status_code == 200
     statements: list[str] = []
     with app.app_context():
@@ -85,7 +86,7 @@ def test_authenticated_hit_runs_no_sql_and_a_demotion_applies_next_request(app, 
 def test_weak_if_none_match_is_a_304_on_miss_and_hit(app, client, path, rol, paths):
     """RFC 9110 13.1.2: If-None-Match compares weakly; W/"<tag>" used to get a 200."""
     path = path.format(id=add_producto(app, "10.00"))
-    headers = quick_user(app, rol)[1] if rol else {}
+    headers = user_with_role(app, rol)[1] if rol else {}
     etag = client.get(path, headers=headers).headers["ETag"]
     if "MISS" in paths:
         with app.app_context():

@@ -10,8 +10,8 @@ from electro_isla.cache import cache_manager, signals
 from electro_isla.cache.registry import REGISTRY
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
+from electro_isla_testing.servers import free_port
 from tests.cache.support import add_producto, producto_fields, raw_redis
-from tests.servers import free_port
 
 
 def lookup(app, producto_id: int):  # noqa: ANN201

@@ -130,7 +130,7 @@ def test_render_runs_once_per_value_and_is_stored_beside_the_plain_value(app):
 
 
 def test_rendered_answer_is_served_when_the_cache_is_down(make_app, tmp_path):
-    from tests.servers import free_port
+    from electro_isla_testing.servers import free_port
 
     up = make_app()
     producto_id = add_producto(up, "7.50")

@@ -16,9 +16,10 @@ from electro_isla.cache import cache_manager, shared_redis
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.shared_store import ReplicationLag
+from electro_isla_testing.servers import SentinelSet
 from tests.auth.support import login, make_usuario
-from tests.cache.support import add_producto, manager_of, quick_user
-from tests.servers import SentinelSet
+from tests.cache.support import add_producto, manager_of
+from tests.helpers import user_with_role
 
 WRONG = "no-es-la-clave"
 
@@ -111,7 +112,7 @@ def test_a_hung_sentinel_costs_a_request_less_than_a_second(sentinel_app, sentin
     """SIGSTOP the first sentinel, then force every connection to look the master up again."""
     app = sentinel_app(REDIS_SOCKET_TIMEOUT=0.25)
     producto_id = add_producto(app, "10.00")
-    _, admin = quick_user(app, "admin")
+    _, admin = user_with_role(app, "admin")
     client = app.test_client()
     client.get(f"/api/productos/{producto_id}/")
     first = sentinels.sentinels[0]

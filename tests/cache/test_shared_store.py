@@ -12,9 +12,10 @@ from __future__ import annotations
 import time
 
 from electro_isla.shared_store import shared_store
+from electro_isla_testing.servers import RedisClusterServers
 from tests.auth.support import bearer, login, make_usuario
-from tests.cache.support import add_producto, manager_of, quick_user
-from tests.servers import RedisClusterServers
+from tests.cache.support import add_producto, manager_of
+from tests.helpers import user_with_role
 
 WRONG = "no-es-la-clave"
 
@@ -43,7 +44,7 @@ def test_a_worker_booted_while_the_cluster_was_down_joins_it_when_it_comes_up(ma
     try:
         early = make_app(**_cluster_settings(cluster))
         producto_id = add_producto(early, "10.00")
-        _, admin = quick_user(early, "admin")
+        _, admin = user_with_role(early, "admin")
         make_usuario(early, username="ana")
         first = early.test_client()
         assert first.get("/readyz").json == {"database": "ok", "cache": "degraded"}
@@ -69,7 +70,7 @@ def test_a_worker_booted_while_the_cluster_was_down_joins_it_when_it_comes_up(ma
         # And the other way round: the late worker's write reaches the early one's entry.
         assert first.get(f"/api/productos/{producto_id}/").headers["X-Cache"] in {"MISS", "HIT"}
         assert first.get(f"/api/productos/{producto_id}/").headers["X-Cache"] == "HIT"
-        _, late_admin = quick_user(late, "admin")
+        _, late_admin = user_with_role(late, "admin")
         patch = second.patch(
             f"/api/admin/productos/{producto_id}/", json={"precio": 13}, headers=late_admin
         )
@@ -104,7 +105,7 @@ def test_a_wait_no_replica_acknowledges_does_not_open_the_breaker(make_app, own_
     }
     app, other = make_app(**settings), make_app(**settings)
     producto_id = add_producto(app, "10.00")
-    _, admin = quick_user(app, "admin")
+    _, admin = user_with_role(app, "admin")
     make_usuario(app, username="ana")
     client, other_client = app.test_client(), other.test_client()
     assert client.get(f"/api/productos/{producto_id}/").headers["X-Cache"] == "MISS"
@@ -124,7 +125,7 @@ def test_a_wait_no_replica_acknowledges_does_not_open_the_breaker(make_app, own_
 
 
 def test_registering_a_script_connects_nowhere(make_app):
-    from tests.servers import free_cluster_port
+    from electro_isla_testing.servers import free_cluster_port
 
     dead = f"redis://127.0.0.1:{free_cluster_port()}/0"
     app = make_app(REDIS_MODE="cluster", REDIS_URL=dead, REDIS_SOCKET_TIMEOUT=0.2)

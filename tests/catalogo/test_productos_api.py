@@ -10,9 +10,15 @@ from sqlalchemy import func, select
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.pedidos.models import DetallePedido, Pedido
-from tests.catalogo.support import ADMIN_MATRIX, CALLERS, STAFF_MATRIX, headers_for, quick_user
-from tests.factories import ProductoFactory
-from tests.helpers import error_keys
+from electro_isla_testing.factories import ProductoFactory
+from tests.helpers import (
+    ADMIN_MATRIX,
+    CALLERS,
+    STAFF_MATRIX,
+    error_keys,
+    headers_for,
+    user_with_role,
+)
 
 PRODUCTO_KEYS = {
     "id",
@@ -47,7 +53,7 @@ def snapshot(app) -> list[tuple]:
 
 @pytest.fixture
 def admin_headers(app):
-    return quick_user(app, "admin")[1]
+    return user_with_role(app, "admin")[1]
 
 
 # -- GET /api/productos/ ---------------------------------------------------------
@@ -396,7 +402,7 @@ def test_admin_delete_matrix(app, client, caller):
 
 
 def test_delete_of_a_producto_in_an_order_is_409_and_keeps_it(app, client, admin_headers):
-    uid, _ = quick_user(app, "cliente")
+    uid, _ = user_with_role(app, "cliente")
     with app.app_context():
         pid = ProductoFactory().id
         detalle = DetallePedido(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.consola.navegador import create_database, drop_database, seed
-from tests.drills.harness import GunicornServer
-from tests.servers import RedisServer
+from electro_isla_testing.consola import create_database, drop_database, seed
+from electro_isla_testing.gunicorn import GunicornServer
+from electro_isla_testing.servers import RedisServer
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import requests
 from selenium.webdriver.common.by import By
 
-from tests.consola.navegador import (
+from electro_isla_testing.consola import (
     ADMIN,
     CLIENTE,
     STATS,

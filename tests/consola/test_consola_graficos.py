@@ -8,7 +8,7 @@ from sqlalchemy import event
 from electro_isla.cache import cache_manager
 from electro_isla.consola.graficos import GRAFICOS
 from electro_isla.extensions import db
-from tests.factories import PedidoFactory
+from electro_isla_testing.factories import PedidoFactory
 from tests.helpers import ROLES, user_with_role
 
 CHART_URLS = [f"/admin/graficos/{name}.svg" for name in GRAFICOS]

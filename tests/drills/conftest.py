@@ -12,9 +12,10 @@ from flask import Flask
 
 from electro_isla import create_app
 from electro_isla.config import TestConfig
-from electro_isla.extensions import db as _db
-from tests.drills.harness import SECRET_KEY, create_database, libpq_url
-from tests.servers import PostgresServer, RedisServer
+from electro_isla_testing.databases import create_database, libpq_url
+from electro_isla_testing.gunicorn import SECRET_KEY
+from electro_isla_testing.servers import PostgresServer, RedisServer
+from tests.conftest import dispose
 
 _names = itertools.count()
 
@@ -22,10 +23,8 @@ _names = itertools.count()
 @pytest.fixture(scope="module")
 def drill_pg() -> Iterator[PostgresServer]:
     """A PostgreSQL server for this module only: drills stop and start it."""
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.cleanup()
+    with PostgresServer() as server:
+        yield server
 
 
 @pytest.fixture
@@ -34,10 +33,9 @@ def drill_db(drill_pg: PostgresServer) -> str:
 
 
 @pytest.fixture
-def drill_redis() -> Iterator[RedisServer]:
-    server = RedisServer().start()
-    yield server
-    server.stop()
+def drill_redis(own_redis: RedisServer) -> RedisServer:
+    """The drill's Redis: one of its own (tests/conftest.py), which it may stop."""
+    return own_redis
 
 
 @pytest.fixture
@@ -60,10 +58,7 @@ def drill_app(drill_db: str, drill_redis: RedisServer, tmp_path) -> Iterator[Cal
         return app
 
     yield factory
-    for app in apps:
-        with app.app_context():
-            _db.session.remove()
-            _db.engine.dispose()
+    dispose(apps)
 
 
 def database_rows(database_url: str, sql: str) -> list[tuple]:

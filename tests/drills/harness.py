@@ -1,18 +1,10 @@
-"""Drill harness: a real gunicorn on private servers, concurrent traffic, and the audit.
-
-Shared by the outage drills (tests/drills) and the load benchmarks (bench/): the
-processes are started here, so a test may kill, pause or stop them at will.
-"""
+"""Drill traffic and the audit: concurrent shoppers and buyers against a real gunicorn
+(electro_isla_testing.gunicorn), then nothing lost, nothing invented."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import random
-import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -20,155 +12,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import requests
 
-from tests.servers import PostgresServer, free_port
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-SECRET_KEY = "drill-signing-key-long-enough-for-hs256-0123456789"
-
-
-def create_database(server: PostgresServer, name: str) -> str:
-    """A fresh database on `server` with the models' schema; returns its SQLAlchemy URL."""
-    admin = server.url("postgres").replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = server.url(name)
-    import flask_migrate
-
-    from electro_isla import create_app
-    from electro_isla.config import TestConfig
-    from electro_isla.extensions import db
-
-    app = create_app(TestConfig, {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None})
-    with app.app_context():
-        flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"])
-        db.engine.dispose()
-    return url
-
-
-def libpq_url(sqlalchemy_url: str) -> str:
-    return sqlalchemy_url.replace("postgresql+psycopg", "postgresql")
-
-
-class GunicornServer:
-    """`gunicorn wsgi:app` as a child process, configured only from the environment."""
-
-    def __init__(
-        self,
-        database_url: str,
-        redis_url: str | None,
-        *,
-        workers: int | None = 2,
-        threads: int | None = 4,
-        prefix: str | None = None,
-        extra_env: dict[str, str] | None = None,
-        use_project_config: bool = False,
-    ) -> None:
-        self.port = free_port()
-        self.tmp = Path(tempfile.mkdtemp(prefix="ei-gunicorn-"))
-        self.prefix = prefix or f"drill{uuid.uuid4().hex[:8]}"
-        self.env = {
-            **os.environ,
-            "APP_ENV": "production",
-            "DATABASE_URL": database_url,
-            "SECRET_KEY": SECRET_KEY,
-            "CACHE_KEY_PREFIX": self.prefix,
-            "LOG_DIR": str(self.tmp / "logs"),
-            "PROMETHEUS_MULTIPROC_DIR": str(self.tmp / "prom"),
-            "PYTHONUNBUFFERED": "1",
-        }
-        (self.tmp / "prom").mkdir()
-        if redis_url:
-            self.env["REDIS_URL"] = redis_url
-        else:
-            self.env.pop("REDIS_URL", None)
-        self.env.update(extra_env or {})
-        self.workers = workers
-        self.threads = threads
-        self.use_project_config = use_project_config
-        self.proc: subprocess.Popen | None = None
-        self.log_path = self.tmp / "gunicorn.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30) -> GunicornServer:
-        config = PROJECT_DIR / "gunicorn.conf.py"
-        if not (self.use_project_config and config.exists()):
-            config = self.tmp / "gunicorn.conf.py"
-            config.write_text("# empty: every setting comes from the command line\n")
-        cmd = [str(Path(sys.executable).parent / "gunicorn"), "-c", str(config)]
-        # None: the config file (or gunicorn) decides.
-        if self.workers is not None:
-            cmd += ["--workers", str(self.workers)]
-        if self.threads is not None:
-            cmd += ["--threads", str(self.threads)]
-        cmd += [
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--timeout",
-            "60",
-            "--graceful-timeout",
-            "10",
-            "wsgi:app",
-        ]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115  closed in stop()
-        self.proc = subprocess.Popen(
-            cmd, cwd=PROJECT_DIR, env=self.env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn exited: {self.log_tail()}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            time.sleep(0.1)
-        raise RuntimeError(f"gunicorn did not answer: {self.log_tail()}")
-
-    def worker_pids(self) -> list[int]:
-        assert self.proc is not None
-        out = subprocess.run(
-            ["ps", "-o", "pid=", "--ppid", str(self.proc.pid)],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        return [int(p) for p in out.split()]
-
-    def log_tail(self, n: int = 40) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        return ""
-
-    def errors_logged(self) -> str:
-        """The error lines and tracebacks the workers logged, for assertion messages."""
-        with contextlib.suppress(OSError):
-            lines = self.log_path.read_text(errors="replace").splitlines()
-            keep = [
-                ln
-                for ln in lines
-                if "ERROR" in ln or "Traceback" in ln or "Error:" in ln or ln.startswith("  ")
-            ]
-            return "\n".join(keep[-60:])
-        return ""
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        with contextlib.suppress(Exception):
-            self._log.close()
+from electro_isla_testing.databases import libpq_url
 
 
 @dataclass

@@ -14,10 +14,10 @@ import time
 import pytest
 import requests
 
-from tests.drills.harness import GunicornServer
-from tests.factories import PASSWORD, ProductoFactory, UsuarioFactory
+from electro_isla_testing.factories import PASSWORD, ProductoFactory, UsuarioFactory
+from electro_isla_testing.gunicorn import GunicornServer
+from electro_isla_testing.servers import RedisClusterServers
 from tests.helpers import auth_headers
-from tests.servers import RedisClusterServers
 
 WRONG = "no-es-la-clave"
 

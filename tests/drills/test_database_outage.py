@@ -10,17 +10,10 @@ from sqlalchemy import event, func, select
 
 from electro_isla.extensions import db
 from electro_isla.usuarios.models import Usuario
+from electro_isla_testing.factories import ProductoFactory, UsuarioFactory
+from electro_isla_testing.gunicorn import GunicornServer
 from tests.drills.conftest import database_rows
-from tests.drills.harness import (
-    GunicornServer,
-    Traffic,
-    audit_orders,
-    buyer,
-    is_error_envelope,
-    running,
-    shopper,
-)
-from tests.factories import ProductoFactory, UsuarioFactory
+from tests.drills.harness import Traffic, audit_orders, buyer, is_error_envelope, running, shopper
 from tests.helpers import auth_headers
 
 

@@ -20,9 +20,9 @@ import pytest
 import redis
 import requests
 
+from electro_isla_testing.factories import PASSWORD, UsuarioFactory
+from electro_isla_testing.gunicorn import PROJECT_DIR, SECRET_KEY, GunicornServer
 from tests.drills.conftest import database_rows
-from tests.drills.harness import PROJECT_DIR, SECRET_KEY, GunicornServer
-from tests.factories import PASSWORD, UsuarioFactory
 from tests.helpers import auth_headers
 
 WORKERS = 3

@@ -14,17 +14,11 @@ from decimal import Decimal
 import pytest
 import requests
 
-from tests.drills.harness import (
-    GunicornServer,
-    Traffic,
-    audit_orders,
-    buyer,
-    running,
-    shopper,
-)
-from tests.factories import ProductoFactory, UsuarioFactory
+from electro_isla_testing.factories import ProductoFactory, UsuarioFactory
+from electro_isla_testing.gunicorn import GunicornServer
+from electro_isla_testing.servers import RedisServer
+from tests.drills.harness import Traffic, audit_orders, buyer, running, shopper
 from tests.helpers import auth_headers
-from tests.servers import RedisServer
 
 MAX_LATENCY = 2.0
 

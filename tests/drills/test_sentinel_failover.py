@@ -25,11 +25,12 @@ import requests
 from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
+from electro_isla_testing.factories import ProductoFactory, UsuarioFactory
+from electro_isla_testing.gunicorn import SECRET_KEY, GunicornServer
+from electro_isla_testing.servers import RedisServer, SentinelSet, quick_client
 from tests.drills.conftest import database_rows
-from tests.drills.harness import SECRET_KEY, GunicornServer, Outcome, Traffic, running
-from tests.factories import ProductoFactory, UsuarioFactory
+from tests.drills.harness import Outcome, Traffic, running
 from tests.helpers import auth_headers
-from tests.servers import RedisServer, SentinelSet, quick_client
 
 N_PRODUCTOS = 40
 MAX_LATENCY = 1.0

@@ -132,7 +132,7 @@ def test_empty_shop_gives_twelve_zero_months_and_zero_figures(app):
 
 
 def _answers_empty(app: Flask) -> tuple[dict, None]:
-    from tests.factories import UsuarioFactory
+    from electro_isla_testing.factories import UsuarioFactory
 
     with app.app_context():
         admin_id = UsuarioFactory(rol="admin").id

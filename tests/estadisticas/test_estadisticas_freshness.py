@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db
-from tests.factories import DetallePedidoFactory, PedidoFactory, ProductoFactory
+from electro_isla_testing.factories import DetallePedidoFactory, PedidoFactory, ProductoFactory
 from tests.helpers import user_with_role
 
 

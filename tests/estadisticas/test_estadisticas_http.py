@@ -9,7 +9,7 @@ import pytest
 import time_machine
 
 from electro_isla.extensions import db
-from tests.factories import PedidoFactory
+from electro_isla_testing.factories import PedidoFactory
 from tests.helpers import ROLES, auth_headers, user_with_role
 
 URLS = [

@@ -22,10 +22,9 @@ from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
 from electro_isla.json import loads
 from electro_isla.pedidos.models import Pedido
-from tests.catalogo.support import quick_user
+from electro_isla_testing.factories import ProductoFactory
 from tests.estadisticas.estadisticas_data import build_shop, insert_shop
-from tests.factories import ProductoFactory
-from tests.helpers import auth_headers
+from tests.helpers import auth_headers, user_with_role
 from tests.pedidos.test_concurrencia import BODY, run_together
 
 NOW = datetime(2026, 11, 25, 18, 0, tzinfo=UTC)
@@ -219,7 +218,7 @@ def test_forty_concurrent_buyers_keep_the_rollups_exact(app):
     app.config["TIMEZONE"] = "UTC"
     with app.app_context():
         pids = [ProductoFactory(stock=1000).id for _ in range(4)]
-    buyers = [quick_user(app, "cliente")[1] for _ in range(20)]
+    buyers = [user_with_role(app, "cliente")[1] for _ in range(20)]
 
     def order(i: int) -> int:
         response = app.test_client().post(

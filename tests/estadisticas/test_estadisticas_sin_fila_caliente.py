@@ -15,8 +15,8 @@ from electro_isla.estadisticas import operaciones
 from electro_isla.estadisticas.models import DELTA_DE
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
-from tests.catalogo.support import quick_user
-from tests.factories import ProductoFactory
+from electro_isla_testing.factories import ProductoFactory
+from tests.helpers import user_with_role
 from tests.pedidos.test_concurrencia import BODY, run_together
 
 PEDIDO = text(
@@ -50,7 +50,7 @@ def test_an_order_waits_for_no_rollup_row_of_an_order_in_flight(app):
     the second commits at once (0002 made it wait on the per-usuario and
     per-producto rows until the first one's COMMIT)."""
     app.config["TIMEZONE"] = "UTC"
-    usuario, _ = quick_user(app, "cliente")
+    usuario, _ = user_with_role(app, "cliente")
     with app.app_context():
         producto = ProductoFactory(stock=10).id
         engine = _db.engine
@@ -77,7 +77,7 @@ def test_an_order_waits_for_no_rollup_row_of_an_order_in_flight(app):
 
 def test_the_fold_moves_the_deltas_and_no_figure(app):
     app.config["TIMEZONE"] = "America/Havana"
-    buyers = [quick_user(app, "cliente")[1] for _ in range(3)]
+    buyers = [user_with_role(app, "cliente")[1] for _ in range(3)]
     with app.app_context():
         producto = ProductoFactory(stock=100).id
     client = app.test_client()
@@ -100,7 +100,7 @@ def test_the_fold_moves_the_deltas_and_no_figure(app):
 
 
 def test_sqlite_writes_the_rollups_directly(sqlite_app):
-    buyer = quick_user(sqlite_app, "cliente")[1]
+    buyer = user_with_role(sqlite_app, "cliente")[1]
     with sqlite_app.app_context():
         producto = ProductoFactory(stock=5).id
     response = sqlite_app.test_client().post(
@@ -118,7 +118,7 @@ def test_sixty_four_parallel_orders_leave_the_rollups_exact(app, seed):
     """64 orders at once through the API, then 64 raw-SQL transactions at once (some
     cancelling their own order, some folding), with folds racing the writers."""
     app.config["TIMEZONE"] = "UTC"
-    buyers = [quick_user(app, "cliente") for _ in range(32)]
+    buyers = [user_with_role(app, "cliente") for _ in range(32)]
     with app.app_context():
         productos = [ProductoFactory(stock=10_000).id for _ in range(8)]
         engine = _db.engine
@@ -181,7 +181,7 @@ def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
         )
         _db.session.remove()
     assert pedidos_deltas == 0
-    buyer = quick_user(app, "cliente")[1]
+    buyer = user_with_role(app, "cliente")[1]
     with app.app_context():
         producto = ProductoFactory(stock=50).id
     client = app.test_client()

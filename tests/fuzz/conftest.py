@@ -20,8 +20,8 @@ from electro_isla.auth.service import issue_access_token
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
+from electro_isla_testing.factories import PedidoFactory, ProductoFactory, UsuarioFactory
 from tests.conftest import unique_prefix
-from tests.factories import PedidoFactory, ProductoFactory, UsuarioFactory
 
 FUZZ_MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "3"))
 FUZZ_STATEFUL_EXAMPLES = int(os.environ.get("FUZZ_STATEFUL_EXAMPLES", "8"))

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.drills.harness import GunicornServer, create_database
-from tests.live.support import Site, seed
-from tests.servers import PostgresServer, RedisServer
+from electro_isla_testing.databases import create_database
+from electro_isla_testing.gunicorn import GunicornServer
+from electro_isla_testing.live import Site, seed
+from electro_isla_testing.servers import PostgresServer, RedisServer
 
 _names = itertools.count()
 LIVE_ENV = {
@@ -24,10 +25,8 @@ LIVE_ENV = {
 
 @pytest.fixture(scope="package")
 def live_pg() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.start()
-    yield server
-    server.cleanup()
+    with PostgresServer() as server:
+        yield server
 
 
 @dataclass

@@ -11,10 +11,10 @@ import time
 import pytest
 import requests
 
+from electro_isla_testing.live import Site, StreamReader, seed
+from electro_isla_testing.servers import RedisClusterServers, RedisServer, SentinelSet, quick_client
 from tests.drills.test_sentinel_failover import wait_for
 from tests.live.conftest import start
-from tests.live.support import Site, StreamReader, seed
-from tests.servers import RedisClusterServers, RedisServer, SentinelSet, quick_client
 
 
 def total(event) -> int:  # noqa: ANN001

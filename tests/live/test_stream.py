@@ -6,8 +6,8 @@ import time
 
 import requests
 
+from electro_isla_testing.live import STATS, StreamReader
 from tests.live.conftest import Running
-from tests.live.support import STATS, StreamReader
 
 
 def test_first_four_events_equal_the_four_get_bodies_then_an_order_within_1s(live: Running):

@@ -480,7 +480,7 @@ def test_the_sentinel_overlay_has_a_replica_three_sentinels_and_matches_the_app(
 
 
 def test_a_real_redis_takes_the_compose_memory_settings(compose):
-    from tests.servers import RedisServer
+    from electro_isla_testing.servers import RedisServer
 
     args = argv(compose["services"]["redis"]["command"])
     memory = args[args.index("--maxmemory") : args.index("--maxmemory-policy") + 2]

@@ -8,16 +8,12 @@ SIGTERM lets in-flight requests finish before gunicorn exits 0.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import redis as redis_lib
@@ -25,99 +21,45 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from electro_isla.config import TestConfig
+from electro_isla_testing.factories import ProductoFactory, UsuarioFactory
+from electro_isla_testing.gunicorn import GunicornServer
 from tests.conftest import unique_prefix
-from tests.factories import ProductoFactory, UsuarioFactory
 from tests.helpers import auth_headers
-from tests.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 3
 
 
-class Gunicorn:
-    """A gunicorn master we own: started with `gunicorn.conf.py`, stopped by signal."""
-
-    def __init__(self, env: dict[str, str], logdir: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**env, "BIND": f"127.0.0.1:{self.port}"}
-        self.stdout = logdir / "access.log"
-        self.stderr = logdir / "error.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Gunicorn:
-        bin_dir = Path(sys.executable).parent
-        with self.stdout.open("w") as out, self.stderr.open("w") as err:
-            self.proc = subprocess.Popen(
-                [
-                    str(bin_dir / "gunicorn"),
-                    "-c",
-                    "gunicorn.conf.py",
-                    "tests.ops.gunicorn_app:app",
-                ],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=err,
-            )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.stderr.read_text()
-            booted = len(re.findall(r"Booting worker with pid", self.stderr.read_text()))
-            if booted >= WORKERS and self._ready():
-                return self
-            time.sleep(0.2)
-        raise AssertionError("gunicorn did not get ready:\n" + self.stderr.read_text())
-
-    def _ready(self) -> bool:
-        try:
-            return requests.get(f"{self.url}/readyz", timeout=10).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def worker_pids(self) -> set[int]:
-        return {
-            int(p) for p in re.findall(r"Booting worker with pid: (\d+)", self.stderr.read_text())
-        }
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise
-
-
-def gunicorn_env(database_url: str, redis_url: str, logdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
-    env.update(
-        {
-            "APP_ENV": "production",
+def serve(database_url: str, redis_url: str) -> GunicornServer:
+    """`gunicorn -c gunicorn.conf.py` as production runs it: settings from the environment
+    only (none inherited but PATH, HOME and the locale), its access log on stdout."""
+    server = GunicornServer(
+        database_url,
+        redis_url,
+        workers=WORKERS,
+        threads=4,
+        app="tests.ops.gunicorn_app:app",
+        settings_via_env=True,
+        inherit_env=False,
+        access_log=True,
+        wait_for_workers=True,
+        ready_path="/readyz",
+        extra_env={
             "SECRET_KEY": TestConfig.SECRET_KEY,
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
             "CACHE_KEY_PREFIX": unique_prefix(),
-            "LOG_DIR": str(logdir),
-            "WEB_CONCURRENCY": str(WORKERS),
-            "GUNICORN_THREADS": "4",
             "GUNICORN_GRACEFUL_TIMEOUT": "20",
             "TEST_INFLIGHT_KEY": f"{unique_prefix()}:inflight",
             "LOG_FORMAT": "json",
-        }
+        },
     )
-    return env
+    return server.start(timeout=90)
 
 
 @pytest.fixture(scope="module")
-def server(_schema: str, redis_url: str, tmp_path_factory) -> Iterator[Gunicorn]:
-    logdir = tmp_path_factory.mktemp("gunicorn")
-    gunicorn = Gunicorn(gunicorn_env(_schema, redis_url, logdir), logdir).start()
+def server(_schema: str, redis_url: str) -> Iterator[GunicornServer]:
+    gunicorn = serve(_schema, redis_url)
     yield gunicorn
-    assert gunicorn.stop() == 0  # a no-op when the SIGTERM test already stopped it
+    # A no-op when the SIGTERM test already stopped it.
+    assert gunicorn.stop(timeout=60) == 0, gunicorn.log_tail()
 
 
 def get(url: str, headers: dict[str, str] | None = None, **kwargs) -> requests.Response:
@@ -196,7 +138,7 @@ def test_writes_through_one_worker_are_seen_by_reads_through_all(server, make_ap
             assert listed[target] == precio
     # The reads were served by several processes and mostly from the cache.
     assert len(pids) >= 2, pids
-    assert pids <= {str(p) for p in server.worker_pids()}
+    assert pids <= {str(p) for p in server.booted_pids()}
     assert statuses.count("HIT") >= 100, statuses
 
 
@@ -261,18 +203,20 @@ def test_access_log_has_request_id_and_duration_and_no_token(server):
     )
     assert response.headers["X-Request-ID"] == "trace-gunicorn-1"
     deadline = time.monotonic() + 5
-    while "trace-gunicorn-1" not in server.stdout.read_text():
-        assert time.monotonic() < deadline, server.stdout.read_text()[-2000:]
+    while "trace-gunicorn-1" not in server.access_path.read_text():
+        assert time.monotonic() < deadline, server.access_path.read_text()[-2000:]
         time.sleep(0.05)
-    lines = [json.loads(line) for line in server.stdout.read_text().splitlines() if line.strip()]
+    lines = [
+        json.loads(line) for line in server.access_path.read_text().splitlines() if line.strip()
+    ]
     mine = [e for e in lines if "request_id=trace-gunicorn-1" in e["message"]]
     assert len(mine) == 1
     assert re.search(
         r'"GET /healthz\?access_token=\[REDACTED\] HTTP/1.1" 200 .* duration_ms=\d+',
         mine[0]["message"],
     )
-    assert secret not in server.stdout.read_text()
-    assert secret not in server.stderr.read_text()
+    assert secret not in server.access_path.read_text()
+    assert secret not in server.log_path.read_text()
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_exits_zero(server, make_app):
@@ -322,12 +266,12 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_zero(server, make_app)
     finally:
         if gunicorn.proc.poll() is None:
             gunicorn.stop(signal.SIGKILL)
-    assert code == 0, gunicorn.stderr.read_text()
+    assert code == 0, gunicorn.log_path.read_text()
     assert took < 20  # finished with the requests, not at graceful_timeout
     assert "200" in outcomes
     # Whatever got an answer got a good one: no 5xx, no response cut halfway.
     assert set(outcomes) <= {"200", "refused", "reset"}, outcomes
     print("outcomes:", {o: outcomes.count(o) for o in set(outcomes)})
-    errors = gunicorn.stderr.read_text()
+    errors = gunicorn.log_path.read_text()
     assert "Traceback" not in errors
     assert "WORKER TIMEOUT" not in errors

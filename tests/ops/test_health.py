@@ -7,7 +7,7 @@ import time
 from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db
-from tests.servers import free_port
+from electro_isla_testing.servers import free_port
 
 
 def test_healthz_answers_while_the_process_runs(client):

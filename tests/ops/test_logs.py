@@ -12,6 +12,7 @@ from flask import Flask, current_app, request
 from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.logs import REDACTED, redact
+from tests.conftest import sqlite_settings
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJlLXNlY3JldA"
 PASSWORD = "hunter2-super-secreto"
@@ -20,12 +21,7 @@ SECRETS = (TOKEN, PASSWORD, REFRESH, "c2lnbmF0dXJlLXNlY3JldA")
 
 
 def _app(tmp_path, **overrides) -> Flask:
-    settings = {
-        "SQLALCHEMY_DATABASE_URI": "sqlite://",
-        "REDIS_URL": None,
-        "LOG_DIR": str(tmp_path / "logs"),
-    }
-    settings.update(overrides)
+    settings = sqlite_settings(tmp_path, SQLALCHEMY_DATABASE_URI="sqlite://", **overrides)
     app = create_app(TestConfig, settings)
 
     @app.post("/_probe/log")

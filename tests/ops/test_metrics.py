@@ -11,7 +11,8 @@ from electro_isla.cache import cache_manager
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db
 from electro_isla.metrics import client_allowed, parse_allow
-from tests.servers import free_port
+from electro_isla_testing.servers import free_port
+from tests.conftest import sqlite_settings
 
 
 def sample(metric: str, /, **labels: str) -> float:
@@ -19,12 +20,7 @@ def sample(metric: str, /, **labels: str) -> float:
 
 
 def _sqlite_app(tmp_path, **overrides):
-    settings = {
-        "SQLALCHEMY_DATABASE_URI": "sqlite://",
-        "REDIS_URL": None,
-        "LOG_DIR": str(tmp_path / "logs"),
-    }
-    settings.update(overrides)
+    settings = sqlite_settings(tmp_path, SQLALCHEMY_DATABASE_URI="sqlite://", **overrides)
     app = create_app(TestConfig, settings)
 
     @app.get("/_probe/item/<int:n>")

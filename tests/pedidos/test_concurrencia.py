@@ -6,20 +6,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from flask import Flask
 from sqlalchemy import func, select, text
 
-from electro_isla import create_app
 from electro_isla.catalogo.models import Producto
-from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
 from electro_isla.pedidos.models import DetallePedido, Pedido
-from tests.catalogo.support import quick_user
-from tests.factories import ProductoFactory
+from electro_isla_testing.factories import ProductoFactory
+from tests.helpers import user_with_role
 
 BODY = {"metodo_pago": "tarjeta", "direccion_entrega": "Calle 1", "telefono": "555"}
 
@@ -36,31 +34,54 @@ def run_together(n: int, request: Callable[[int], int]) -> Counter[int]:
         return Counter(pool.map(worker, range(n)))
 
 
-def test_forty_concurrent_orders_for_ten_units_sell_exactly_ten(app):
-    with app.app_context():
-        assert _db.engine.dialect.name == "postgresql"
+@pytest.fixture
+def sqlite_workers(make_sqlite_app) -> list[Flask]:
+    """Two app instances on one SQLite file, each with its own in-process cache."""
+    return [make_sqlite_app(create_all=True) for _ in range(2)]
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def workers(request) -> list[Flask]:
+    """The instances concurrent requests reach: on PostgreSQL one app (rows locked FOR
+    UPDATE); on SQLite, where FOR UPDATE does nothing, two sharing one file."""
+    if request.param == "sqlite":
+        apps = request.getfixturevalue("sqlite_workers")
+    else:
+        apps = [request.getfixturevalue("app")]
+    with apps[0].app_context():
+        assert _db.engine.dialect.name == request.param
+    return apps
+
+
+def test_forty_concurrent_orders_for_ten_units_sell_exactly_ten(workers):
+    first = workers[0]
+    with first.app_context():
         pid = ProductoFactory(stock=10).id
-    headers = [quick_user(app, "cliente")[1] for _ in range(4)]
+    headers = [user_with_role(first, "cliente")[1] for _ in range(4)]
 
     def order(i: int) -> int:
         # Each thread has its own client, so its own request context and session.
-        response = app.test_client().post(
-            "/api/pedidos/",
-            json={"items": [{"producto_id": pid, "cantidad": 1}], **BODY},
-            headers=headers[i % 4],
+        response = (
+            workers[i % len(workers)]
+            .test_client()
+            .post(
+                "/api/pedidos/",
+                json={"items": [{"producto_id": pid, "cantidad": 1}], **BODY},
+                headers=headers[i % 4],
+            )
         )
         return response.status_code
 
     statuses = run_together(40, order)
 
     assert statuses == Counter({201: 10, 409: 30})
-    with app.app_context():
+    with first.app_context():
         assert _db.session.get(Producto, pid).stock == 0
         assert _db.session.scalar(select(func.count()).select_from(Pedido)) == 10
         sold = _db.session.scalar(select(func.sum(DetallePedido.cantidad)))
         assert sold == 10
     # The cached catalogue agrees with the database.
-    assert app.test_client().get(f"/api/productos/{pid}/").json["stock"] == 0
+    assert first.test_client().get(f"/api/productos/{pid}/").json["stock"] == 0
 
 
 def test_orders_locking_the_same_productos_in_opposite_order_do_not_deadlock(app):
@@ -68,7 +89,7 @@ def test_orders_locking_the_same_productos_in_opposite_order_do_not_deadlock(app
     with app.app_context():
         a = ProductoFactory(stock=15).id
         b = ProductoFactory(stock=15).id
-    headers = quick_user(app, "cliente")[1]
+    headers = user_with_role(app, "cliente")[1]
 
     def order(i: int) -> int:
         first, second = (a, b) if i % 2 else (b, a)
@@ -85,88 +106,48 @@ def test_orders_locking_the_same_productos_in_opposite_order_do_not_deadlock(app
         assert [_db.session.get(Producto, pid).stock for pid in (a, b)] == [0, 0]
 
 
-def test_concurrent_cancels_give_the_stock_back_once(app):
-    with app.app_context():
+def test_concurrent_cancels_give_the_stock_back_once(workers):
+    first = workers[0]
+    with first.app_context():
         pid = ProductoFactory(stock=5).id
-    _, cliente = quick_user(app, "cliente")
-    _, admin = quick_user(app, "admin")
-    client = app.test_client()
-    pedido = client.post(
-        "/api/pedidos/",
-        json={"items": [{"producto_id": pid, "cantidad": 3}], **BODY},
-        headers=cliente,
-    ).json
+    _, cliente = user_with_role(first, "cliente")
+    _, admin = user_with_role(first, "admin")
+    pedido = (
+        first.test_client()
+        .post(
+            "/api/pedidos/",
+            json={"items": [{"producto_id": pid, "cantidad": 3}], **BODY},
+            headers=cliente,
+        )
+        .json
+    )
 
-    def cancel(_: int) -> int:
-        response = app.test_client().patch(
-            f"/api/admin/pedidos/{pedido['id']}/", json={"estado": "cancelado"}, headers=admin
+    def cancel(i: int) -> int:
+        response = (
+            workers[i % len(workers)]
+            .test_client()
+            .patch(
+                f"/api/admin/pedidos/{pedido['id']}/", json={"estado": "cancelado"}, headers=admin
+            )
         )
         return response.status_code
 
     statuses = run_together(10, cancel)
 
     assert statuses == Counter({200: 1, 409: 9})
-    with app.app_context():
+    with first.app_context():
         assert _db.session.get(Producto, pid).stock == 5
+        assert _db.session.get(Pedido, pedido["id"]).estado == "cancelado"
 
 
 # -- the embedded default: SQLite, where FOR UPDATE does nothing -------------------------
-
-
-@pytest.fixture
-def sqlite_workers(tmp_path) -> Iterator[list[Flask]]:
-    """Two app instances on one SQLite file, each with its own in-process cache."""
-    url = f"sqlite:///{tmp_path / 'tienda.db'}"
-    apps = [
-        create_app(
-            TestConfig,
-            {
-                "SQLALCHEMY_DATABASE_URI": url,
-                "REDIS_URL": None,
-                "CACHE_KEY_PREFIX": f"sqlite{n}",
-                "LOG_DIR": str(tmp_path / "logs"),
-            },
-        )
-        for n in range(2)
-    ]
-    with apps[0].app_context():
-        _db.create_all()
-    yield apps
-    for app in apps:
-        with app.app_context():
-            _db.session.remove()
-            _db.engine.dispose()
-
-
-def test_forty_concurrent_orders_on_sqlite_sell_exactly_ten(sqlite_workers):
-    first = sqlite_workers[0]
-    with first.app_context():
-        pid = ProductoFactory(stock=10).id
-    headers = [quick_user(first, "cliente")[1] for _ in range(4)]
-
-    def order(i: int) -> int:
-        app = sqlite_workers[i % 2]
-        response = app.test_client().post(
-            "/api/pedidos/",
-            json={"items": [{"producto_id": pid, "cantidad": 1}], **BODY},
-            headers=headers[i % 4],
-        )
-        return response.status_code
-
-    statuses = run_together(40, order)
-
-    assert statuses == Counter({201: 10, 409: 30})
-    with first.app_context():
-        assert _db.session.get(Producto, pid).stock == 0
-        assert _db.session.scalar(select(func.count()).select_from(Pedido)) == 10
-        assert _db.session.scalar(select(func.sum(DetallePedido.cantidad))) == 10
 
 
 def test_eight_orders_for_the_last_unit_on_sqlite_sell_one(sqlite_workers):
     first = sqlite_workers[0]
     with first.app_context():
         pid = ProductoFactory(stock=1).id
-    _, headers = quick_user(first, "cliente")
+    _, headers = user_with_role(first, "cliente")
     client = first.test_client()
     assert client.get(f"/api/productos/{pid}/").json["stock"] == 1  # cached now
 
@@ -187,40 +168,6 @@ def test_eight_orders_for_the_last_unit_on_sqlite_sell_one(sqlite_workers):
     assert client.get(f"/api/productos/{pid}/").json["stock"] == 0
 
 
-def test_concurrent_cancels_on_sqlite_give_the_stock_back_once(sqlite_workers):
-    first = sqlite_workers[0]
-    with first.app_context():
-        pid = ProductoFactory(stock=5).id
-    _, cliente = quick_user(first, "cliente")
-    _, admin = quick_user(first, "admin")
-    pedido = (
-        first.test_client()
-        .post(
-            "/api/pedidos/",
-            json={"items": [{"producto_id": pid, "cantidad": 3}], **BODY},
-            headers=cliente,
-        )
-        .json
-    )
-
-    def cancel(i: int) -> int:
-        response = (
-            sqlite_workers[i % 2]
-            .test_client()
-            .patch(
-                f"/api/admin/pedidos/{pedido['id']}/", json={"estado": "cancelado"}, headers=admin
-            )
-        )
-        return response.status_code
-
-    statuses = run_together(10, cancel)
-
-    assert statuses == Counter({200: 1, 409: 9})
-    with first.app_context():
-        assert _db.session.get(Producto, pid).stock == 5
-        assert _db.session.get(Pedido, pedido["id"]).estado == "cancelado"
-
-
 # -- asignar_mensajero against a concurrent demotion ------------------------------------
 
 
@@ -238,9 +185,9 @@ def assign_during_a_demotion(app: Flask, wait_until_blocked: Callable[[threading
     """Demote a mensajero in an open transaction, assign them meanwhile, then commit."""
     with app.app_context():
         pid = ProductoFactory(stock=5).id
-    _, cliente = quick_user(app, "cliente")
-    _, admin = quick_user(app, "admin")
-    mensajero_id, _ = quick_user(app, "mensajero")
+    _, cliente = user_with_role(app, "cliente")
+    _, admin = user_with_role(app, "admin")
+    mensajero_id, _ = user_with_role(app, "mensajero")
     pedido = (
         app.test_client()
         .post(
@@ -300,7 +247,7 @@ def test_an_order_invalidates_its_productos_entries_only(app):
     explicitly, not the whole table (other productos stay cached)."""
     with app.app_context():
         sold, other = ProductoFactory(stock=3).id, ProductoFactory(stock=3).id
-    _, cliente = quick_user(app, "cliente")
+    _, cliente = user_with_role(app, "cliente")
     client = app.test_client()
     for pid in (sold, other):
         client.get(f"/api/productos/{pid}/")
@@ -314,7 +261,7 @@ def test_an_order_invalidates_its_productos_entries_only(app):
     assert (fresh.headers["X-Cache"], fresh.json["stock"]) == ("MISS", 1)
     assert client.get(f"/api/productos/{other}/").headers["X-Cache"] == "HIT"
     # Cancelling gives the stock back and invalidates that entry again.
-    _, admin = quick_user(app, "admin")
+    _, admin = user_with_role(app, "admin")
     url = f"/api/admin/pedidos/{created.json['id']}/"
     assert client.patch(url, json={"estado": "cancelado"}, headers=admin).status_code == 200
     assert client.get(f"/api/productos/{sold}/").json["stock"] == 3

@@ -10,9 +10,8 @@ from sqlalchemy import func, select
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.pedidos.models import DetallePedido, Pedido
-from tests.catalogo.support import CALLERS, STAFF_MATRIX, headers_for, quick_user
-from tests.factories import ProductoFactory
-from tests.helpers import error_keys
+from electro_isla_testing.factories import ProductoFactory
+from tests.helpers import CALLERS, STAFF_MATRIX, error_keys, headers_for, user_with_role
 
 PEDIDO_KEYS = {
     "id",
@@ -68,12 +67,12 @@ def place(app, client, headers, *items: tuple[int, int]) -> dict:
 
 @pytest.fixture
 def cliente(app):
-    return quick_user(app, "cliente")
+    return user_with_role(app, "cliente")
 
 
 @pytest.fixture
 def admin_headers(app):
-    return quick_user(app, "admin")[1]
+    return user_with_role(app, "admin")[1]
 
 
 # -- POST /api/pedidos/ -------------------------------------------------------------
@@ -230,7 +229,7 @@ def test_an_order_shows_at_once_in_the_cached_catalogue(app, client, cliente):
 
 def test_mis_pedidos_lists_only_mine_newest_first(app, client, cliente):
     pid = make_producto(app, stock=100)
-    _, other = quick_user(app, "cliente")
+    _, other = user_with_role(app, "cliente")
     mine = [place(app, client, cliente[1], (pid, n))["id"] for n in (1, 2, 3)]
     place(app, client, other, (pid, 1))
 
@@ -243,7 +242,7 @@ def test_mis_pedidos_lists_only_mine_newest_first(app, client, cliente):
 
     assert client.get("/api/mis-pedidos/", headers=other).json["count"] == 1
     assert client.get("/api/mis-pedidos/").status_code == 401
-    empty = client.get("/api/mis-pedidos/", headers=quick_user(app, "mensajero")[1]).json
+    empty = client.get("/api/mis-pedidos/", headers=user_with_role(app, "mensajero")[1]).json
     assert empty == {"count": 0, "pedidos": []}
 
 
@@ -255,8 +254,8 @@ def orders(app, client, cliente, admin_headers):
     """Three orders; the courier `m1` holds the first two, `m2` the third."""
     pid = make_producto(app, stock=100)
     ids = [place(app, client, cliente[1], (pid, 1))["id"] for _ in range(3)]
-    m1, m1_headers = quick_user(app, "mensajero")
-    m2, m2_headers = quick_user(app, "mensajero")
+    m1, m1_headers = user_with_role(app, "mensajero")
+    m2, m2_headers = user_with_role(app, "mensajero")
     for pedido_id, mensajero in zip(ids, (m1, m1, m2), strict=True):
         response = client.post(
             f"/api/admin/pedidos/{pedido_id}/asignar_mensajero/",
@@ -471,7 +470,7 @@ def test_patch_unknown_order_is_404(app, client, admin_headers):
 def test_asignar_mensajero_matrix(app, client, cliente, caller):
     pid = make_producto(app)
     pedido_id = place(app, client, cliente[1], (pid, 1))["id"]
-    mensajero, _ = quick_user(app, "mensajero")
+    mensajero, _ = user_with_role(app, "mensajero")
     response = client.post(
         f"/api/admin/pedidos/{pedido_id}/asignar_mensajero/",
         json={"mensajero_id": mensajero},
@@ -491,9 +490,9 @@ def test_asignar_requires_an_active_mensajero(app, client, cliente, admin_header
     pid = make_producto(app)
     pedido_id = place(app, client, cliente[1], (pid, 1))["id"]
     if target in ("cliente", "trabajador"):
-        value = quick_user(app, target)[0]
+        value = user_with_role(app, target)[0]
     elif target == "inactive":
-        value = quick_user(app, "mensajero", is_active=False)[0]
+        value = user_with_role(app, "mensajero", is_active=False)[0]
     else:
         value = {"missing": 99999, "bool": True, "text": "5"}[target]
     response = client.post(
@@ -508,7 +507,7 @@ def test_asignar_requires_an_active_mensajero(app, client, cliente, admin_header
 
 
 def test_asignar_unknown_order_404_and_closed_order_409(app, client, cliente, admin_headers):
-    mensajero, _ = quick_user(app, "mensajero")
+    mensajero, _ = user_with_role(app, "mensajero")
     body = {"mensajero_id": mensajero}
     response = client.post(
         "/api/admin/pedidos/31337/asignar_mensajero/", json=body, headers=admin_headers

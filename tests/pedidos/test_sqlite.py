@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
-from tests.catalogo.support import quick_user
-from tests.factories import ProductoFactory
+from electro_isla_testing.factories import ProductoFactory
+from tests.helpers import user_with_role
 
 
 def test_catalogue_and_orders_on_sqlite(sqlite_app):
     app = sqlite_app
     with app.app_context():
         pid = ProductoFactory(nombre="Lámpara 50% LED", precio="19.99", descuento=10, stock=3).id
-    _, cliente = quick_user(app, "cliente")
-    _, admin = quick_user(app, "admin")
+    _, cliente = user_with_role(app, "cliente")
+    _, admin = user_with_role(app, "admin")
     client = app.test_client()
 
     listed = client.get("/api/productos/?q=lámpara 50%25")

@@ -6,7 +6,7 @@ import pytest
 
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
-from tests.factories import UsuarioFactory
+from electro_isla_testing.factories import UsuarioFactory
 from tests.helpers import ROLES, auth_headers, user_with_role
 
 USUARIO_KEYS = {

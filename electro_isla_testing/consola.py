@@ -235,8 +235,8 @@ def same(shown: str, value: Any) -> bool:
 def demo_console(pedidos: int = 3000, workers: int = 2) -> Iterator[Any]:
     """A seeded demo store behind gunicorn on private PostgreSQL and Redis servers
     (for `make screenshot` and bench/consola.py); everything is removed afterwards."""
-    from tests.drills.harness import GunicornServer
-    from tests.servers import PostgresServer, RedisServer
+    from electro_isla_testing.gunicorn import GunicornServer
+    from electro_isla_testing.servers import PostgresServer, RedisServer
 
     postgres = PostgresServer()
     redis = None

@@ -7,8 +7,10 @@ from decimal import Decimal
 
 import factory
 from factory.alchemy import SQLAlchemyModelFactory
+from flask import Flask
 from werkzeug.security import generate_password_hash
 
+from electro_isla.auth.service import issue_access_token
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
 from electro_isla.pedidos.models import DetallePedido, Pedido
@@ -85,3 +87,14 @@ class DetallePedidoFactory(BaseFactory):
     cantidad = 1
     precio_unitario = Decimal("100.00")
     subtotal = factory.LazyAttribute(lambda o: o.precio_unitario * o.cantidad)
+
+
+def auth_headers(app: Flask, usuario: Usuario | int) -> dict[str, str]:
+    """Bearer headers for `usuario` (a model or an id)."""
+    with app.app_context():
+        if isinstance(usuario, int):
+            usuario = db.session.get(Usuario, usuario)
+        else:
+            usuario = db.session.merge(usuario)
+        token = issue_access_token(usuario)
+    return {"Authorization": f"Bearer {token}"}

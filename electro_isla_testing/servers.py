@@ -29,7 +29,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _pg_bindir() -> Path:
+def pg_bindir() -> Path:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
     if candidates:
         return Path(candidates[-1])
@@ -41,7 +41,7 @@ def _pg_bindir() -> Path:
 
 class PostgresServer:
     def __init__(self) -> None:
-        self.bindir = _pg_bindir()
+        self.bindir = pg_bindir()
         self.root = Path(tempfile.mkdtemp(prefix="ei-pg-"))
         self.datadir = self.root / "data"
         self.port = free_port()
@@ -95,6 +95,13 @@ class PostgresServer:
     def cleanup(self) -> None:
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> PostgresServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
 
 
 class RedisServer:
@@ -161,6 +168,12 @@ class RedisServer:
     def resume(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGCONT)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

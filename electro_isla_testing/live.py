@@ -18,9 +18,8 @@ import requests
 from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
-from tests.drills.harness import SECRET_KEY
-from tests.factories import ProductoFactory, UsuarioFactory
-from tests.helpers import auth_headers
+from electro_isla_testing.factories import ProductoFactory, UsuarioFactory, auth_headers
+from electro_isla_testing.gunicorn import SECRET_KEY
 
 STATS = ("ventas", "usuarios", "productos", "reporte")
 
