@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/estadisticas_ab.py [--base 3e70ac8] [--pedidos 100000] [--reps 60]
 
-Starts a private PostgreSQL and Redis (tests/servers.py), migrates and seeds one
+Starts a private PostgreSQL and Redis (electro_isla_testing/servers.py), migrates and seeds one
 database with `flask seed-demo` (as bench/estadisticas.py does, plus VACUUM
 ANALYZE), then runs two worker processes on the same virtualenv: `base` imports
 the code of the commit given by --base (a `git archive` export in a temp dir),
@@ -37,8 +37,10 @@ NAMES = {
 
 
 def worker(tree: str, db_url: str, redis_url: str) -> None:
-    """One tree's MISS on command: an endpoint per stdin line, 'wall cpu' seconds out."""
-    sys.path.insert(0, tree)
+    """One tree's MISS on command: an endpoint per stdin line, 'wall cpu' seconds out.
+
+    The tree's package comes first on the path through PYTHONPATH (set by main).
+    """
     from electro_isla import create_app
     from electro_isla.auth.service import issue_access_token
     from electro_isla.cache import cache_manager
@@ -114,10 +116,9 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=60)
     args = parser.parse_args()
 
-    sys.path.insert(0, str(PROJECT))
     import psycopg
 
-    from tests.servers import PostgresServer, RedisServer
+    from electro_isla_testing.servers import PostgresServer, RedisServer
 
     pg, redis = PostgresServer(), RedisServer().start()
     procs: dict[str, subprocess.Popen] = {}
