@@ -35,6 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from electro_isla.cache import signals
+from electro_isla.extensions import db
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 if MULTIPROC_DIR:
@@ -226,8 +227,6 @@ def register_metrics(app: Flask) -> None:
     connect_cache_signals()
     register_request_metrics(app)
     with app.app_context():
-        from electro_isla.extensions import db
-
         watch_pool(db.engine)
 
     @app.get("/metrics")

@@ -9,7 +9,8 @@ from werkzeug.local import LocalProxy
 
 from electro_isla.cache.listeners import install_listeners, invalidate_after_commit
 from electro_isla.cache.manager import BYPASS, HIT, MISS, CacheManager, CacheUnavailable
-from electro_isla.extensions import bulk_written, cache
+from electro_isla.database import bulk_written
+from electro_isla.extensions import cache
 from electro_isla.shared_store import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 
 __all__ = [

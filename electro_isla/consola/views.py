@@ -11,6 +11,7 @@ from flask import Blueprint, Response, abort, render_template, request
 
 from electro_isla.auth.permissions import staff_required
 from electro_isla.consola.graficos import GRAFICOS, dibujar
+from electro_isla.estadisticas.views import rendered
 
 blp = Blueprint(
     "consola",
@@ -45,8 +46,6 @@ def consola() -> Response:
 @staff_required
 def grafico(nombre: str) -> Response:
     """One chart, drawn from the statistic's cached rendering (a cache HIT, never a fetch)."""
-    from electro_isla.estadisticas.views import rendered
-
     if nombre not in GRAFICOS:
         abort(404)
     fuente = rendered(GRAFICOS[nombre].estadistica)

@@ -7,10 +7,12 @@ generation counters, fetches each change once, and wakes whoever waits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import Flask, Response, g
 
+from electro_isla.live import notify
 from electro_isla.live.hub import STATS, LiveHub, Version
 from electro_isla.live.limits import Ordinary, Slots, StreamQuota
 
@@ -41,15 +43,13 @@ def live_of(app: Flask) -> Live:
     return app.extensions[EXTENSION_KEY]
 
 
-def register_live(app: Flask) -> None:
-    """The hub (started on first use, in the worker), limits, publishing and headers."""
-    from electro_isla.live import notify
+def register_live(app: Flask, fetch: Callable[[str], dict[str, str]]) -> None:
+    """The hub (started on first use, in the worker), limits, publishing and headers.
 
-    def fetch(stat: str) -> dict[str, str]:
-        from electro_isla.estadisticas.views import rendered
-
-        return rendered(stat)
-
+    `fetch(stat)` answers a statistic's rendering ({"etag", "body"}); the factory
+    passes electro_isla.estadisticas.views.rendered, whose module imports
+    live.wait: taking it as an argument keeps live/ free of the statistics.
+    """
     config = app.config
     heartbeat = min(15.0, float(config["LIVE_HEARTBEAT_SECONDS"]))
     app.extensions[EXTENSION_KEY] = Live(

@@ -36,6 +36,7 @@ from typing import Any
 from flask import Flask
 
 from electro_isla.cache import EXTENSION_KEY, REDIS_ERRORS, CacheManager, shared_redis
+from electro_isla.estadisticas.ventana import meses
 
 log = logging.getLogger("electro_isla.live")
 
@@ -182,8 +183,6 @@ class LiveHub:
     def refresh(self) -> bool:
         """Fetch what moved; wake everyone when some figures changed. True if any did."""
         with self._refresh_lock, self.app.app_context():
-            from electro_isla.estadisticas.ventana import meses
-
             mes = meses().actual  # a new month is a new window, without any bump
             gens = self._read_generations()
             now = time.monotonic()
