@@ -17,16 +17,18 @@ from electro_isla.catalogo.models import Producto
 from electro_isla.catalogo.schemas import ProductoSchema
 
 
-def test_usuarios_service_does_not_import_the_request_machinery_of_auth():
-    """auth/permissions.py reads usuarios/service.py; never the other way round."""
-    code = (
-        "import sys, electro_isla.usuarios.service; "
-        "print('electro_isla.auth.permissions' in sys.modules)"
-    )
+def loaded_by(module: str) -> set[str]:
+    """The package's modules a fresh interpreter holds after `import module`."""
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('electro_isla')))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    assert out.strip() == "False"
+    return set(ast.literal_eval(out))
+
+
+def test_usuarios_service_does_not_import_the_request_machinery_of_auth():
+    """auth/permissions.py reads usuarios/service.py; never the other way round."""
+    assert "electro_isla.auth.permissions" not in loaded_by("electro_isla.usuarios.service")
 
 
 PACKAGE = Path(electro_isla.__file__).parent
@@ -147,16 +149,9 @@ def test_extensions_only_creates_instances():
     tree = ast.parse((PACKAGE / "extensions.py").read_text("utf-8"))
     defined = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
     assert defined == []
-    code = (
-        "import sys, electro_isla.extensions; "
-        "print(sorted(m for m in sys.modules if m.startswith('electro_isla.')))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
     # config: what electro_isla/__init__.py itself imports at its top.
-    below = {"config", "database", "envelope", "extensions"}
-    assert set(ast.literal_eval(out)) <= {f"electro_isla.{m}" for m in below}
+    below = {"", ".config", ".database", ".envelope", ".extensions"}
+    assert loaded_by("electro_isla.extensions") <= {f"electro_isla{m}" for m in below}
 
 
 def test_producto_columns_are_what_the_producto_document_shows():
