@@ -1,4 +1,9 @@
-"""Electro Isla API: the app factory reads as the table of contents."""
+"""Electro Isla API: the app factory reads as the table of contents.
+
+The factory imports what it wires inside its functions: this file runs before
+any submodule is imported, so imports at its top would load every blueprint
+(and the whole cache layer) for `import electro_isla.fields`.
+"""
 
 from __future__ import annotations
 
@@ -23,12 +28,12 @@ def create_app(
     app.url_map.strict_slashes = True
     register_proxy_fix(app)
 
-    from electro_isla import cache, docs, errors, extensions, json, logs, observability
+    from electro_isla import cache, docs, errors, json, logs, observability
     from electro_isla.shared_store import register_shared_store
 
     json.register_json_provider(app)
     logs.register_logging(app)
-    extensions.register_extensions(app)
+    register_extensions(app)
     errors.register_error_handlers(app)
     register_shared_store(app)
     cache.register_cache(app)
@@ -38,6 +43,20 @@ def create_app(
     observability.register_observability(app)
     register_commands(app)
     return app
+
+
+def register_extensions(app: Flask) -> None:
+    """Bind the instances of electro_isla/extensions.py; the API learns the project's fields."""
+    import electro_isla.models  # noqa: F401  (every table known before Alembic looks)
+    from electro_isla.extensions import api, db, jwt, migrate
+    from electro_isla.openapi import register_openapi_conventions
+    from electro_isla.rendering import ConditionalGetPlugin
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.config.get("MIGRATIONS_DIR", "migrations")))
+    api.init_app(app, spec_kwargs={"extra_plugins": [ConditionalGetPlugin()]})
+    register_openapi_conventions(api)
+    jwt.init_app(app)
 
 
 def register_proxy_fix(app: Flask) -> None:

@@ -16,6 +16,7 @@ from flask import Blueprint
 from sqlalchemy import func, insert, select, text
 from werkzeug.security import generate_password_hash
 
+from electro_isla.auth.schemas import USERNAME_PATTERN
 from electro_isla.cache import invalidate_after_commit
 from electro_isla.catalogo.models import Producto
 from electro_isla.db_types import money, utcnow
@@ -33,7 +34,8 @@ from electro_isla.demo import (
 )
 from electro_isla.extensions import db
 from electro_isla.pedidos.models import DetallePedido, Pedido
-from electro_isla.usuarios.models import ROLES, Usuario
+from electro_isla.usuarios.models import ROLES, Usuario, normalize_email
+from electro_isla.usuarios.service import crear_usuario, existe_usuario
 
 app_cli = Blueprint("app_cli", __name__, cli_group=None)
 
@@ -70,10 +72,6 @@ def create_user(
     if_missing: bool,
 ) -> None:
     """Create a usuario with any role (the API never lets anyone choose their own)."""
-    from electro_isla.auth.schemas import USERNAME_PATTERN
-    from electro_isla.usuarios.models import normalize_email
-    from electro_isla.usuarios.service import crear_usuario, existe_usuario
-
     username = username.strip()
     email = normalize_email(email)
     if not username or len(username) > 150:

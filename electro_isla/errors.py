@@ -1,124 +1,32 @@
-"""One JSON envelope for every error: {code, status, message, errors?}."""
+"""Every error reaches the JSON envelope (electro_isla/envelope.py), uncaught ones included.
+
+Before a view: a body that is not JSON, or JSON no column could store. After:
+a routing redirect's body. Around it: a dead database is a 503, a value the
+database refuses a 422, and the session is released even on a dead connection.
+"""
 
 from __future__ import annotations
 
 import logging
 from http import HTTPStatus
-from typing import Any
 
-import marshmallow as ma
 from flask import Flask, Response, current_app, request
-from flask_smorest import Api
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
     BadRequest,
-    HTTPException,
-    InternalServerError,
     ServiceUnavailable,
     UnprocessableEntity,
     UnsupportedMediaType,
 )
 from werkzeug.routing import IntegerConverter, RequestRedirect
 
+from electro_isla.envelope import NON_FIELD_ERRORS
+from electro_isla.extensions import api, db
 from electro_isla.json import loads
 
 log = logging.getLogger(__name__)
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-NON_FIELD_ERRORS = "non_field_errors"
-
-
-class ErrorSchema(ma.Schema):
-    """The error envelope as documented in the OpenAPI document (never used to dump)."""
-
-    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
-    status = ma.fields.String(required=True, metadata={"description": "Reason phrase"})
-    message = ma.fields.String(required=True, metadata={"description": "Human-readable text"})
-    errors = ma.fields.Dict(
-        keys=ma.fields.String(),
-        values=ma.fields.List(ma.fields.String()),
-        metadata={
-            "description": "Validation failures: one key per input (dotted path for nested"
-            " ones, `non_field_errors` for the body as a whole), each a list of texts."
-        },
-    )
-
-
-class JsonApi(Api):
-    """flask-smorest's Api whose error payload carries a human message and flat `errors`."""
-
-    ERROR_SCHEMA = ErrorSchema
-
-    def handle_http_exception(self, error: HTTPException):  # noqa: ANN201
-        if error.code is None or error.code >= 500:
-            # A failed request writes nothing, whatever it managed to flush.
-            current_app.extensions["sqlalchemy"].session.rollback()
-            # Flask has already logged the traceback (app.log_exception); the client
-            # gets the generic 500 text, never the original exception's.
-            if getattr(error, "original_exception", None) is not None:
-                error = InternalServerError()
-        payload, code, headers = super().handle_http_exception(error)
-        if "message" not in payload:
-            payload["message"] = _message_for(error)
-        errors = _flat_errors_of(error)
-        if code == 422 and not errors:
-            errors = {NON_FIELD_ERRORS: [payload["message"]]}
-        if errors:
-            payload["errors"] = errors
-        else:
-            payload.pop("errors", None)
-        # What Werkzeug would have sent with its HTML page (Allow on a 405,
-        # WWW-Authenticate...), which the parent handler drops.
-        own = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
-        return payload, code, {**own, **dict(headers or {})}
-
-
-def flat_errors(errors: Any, *, by_location: bool = False) -> dict[str, list[str]]:
-    """`errors` as API.md spells them: {input: [text, ...]}, nested inputs by dotted path.
-
-    marshmallow nests per field and per list index ({"items": {0: {"cantidad": [...]}}})
-    and names whole-object problems `_schema`; webargs adds the request location on
-    top ({"json": ...}, `by_location`). Both become flat keys: `items.0.cantidad`,
-    `items.1` (a whole item), `non_field_errors` (the body as a whole).
-    """
-    flat: dict[str, list[str]] = {}
-
-    def walk(path: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                key = str(key)
-                walk(path if key == "_schema" else f"{path}.{key}" if path else key, value)
-        elif isinstance(node, list | tuple):
-            for item in node:
-                walk(path, item)
-        elif node is not None:
-            flat.setdefault(path or NON_FIELD_ERRORS, []).append(str(node))
-
-    if by_location and isinstance(errors, dict):
-        for per_location in errors.values():
-            walk("", per_location)
-    else:
-        walk("", errors)
-    return flat
-
-
-def _flat_errors_of(error: HTTPException) -> dict[str, list[str]]:
-    """The error's field messages, flat: `errors=` given to abort, or webargs' `messages`."""
-    data = getattr(error, "data", None) or {}
-    if data.get("errors"):
-        return flat_errors(data["errors"])
-    if data.get("messages"):
-        return flat_errors(data["messages"], by_location=True)
-    return {}
-
-
-def _message_for(error: HTTPException) -> str:
-    if error.code == 422:
-        return "The request failed validation; see errors."
-    data = getattr(error, "data", None) or {}
-    if error.code == 400 and "json" in (data.get("messages") or data.get("errors") or {}):
-        return "Malformed JSON body."
-    return error.description or error.name
 
 
 def require_json_body() -> None:
@@ -188,8 +96,6 @@ DB_RETRY_AFTER_SECONDS = 5
 
 def database_unavailable(error: Exception):  # noqa: ANN201
     """503 envelope when the database cannot be reached; the next request reconnects."""
-    from electro_isla.extensions import api, db
-
     log.warning(
         "database unavailable on %s %s: %s", request.method, request.path, type(error).__name__
     )
@@ -209,8 +115,6 @@ def refused_by_database(error: sa_exc.DataError):  # noqa: ANN201
     A safety net: schemas should reject such values field by field; when one does
     not, the client still gets a 4xx and nothing is written, never a 500.
     """
-    from electro_isla.extensions import api, db
-
     log.warning(
         "database refused a value on %s %s: %s",
         request.method,
@@ -251,8 +155,6 @@ def release_session(_exc: BaseException | None) -> None:
     Registered after Flask-SQLAlchemy's own teardown, so it runs first; the ROLLBACK
     on close fails when PostgreSQL shut down since the last query.
     """
-    from electro_isla.extensions import db
-
     try:
         db.session.remove()
     except DATABASE_UNAVAILABLE as error:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
+from flask.logging import default_handler
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Accept a caller's id only when it is short and cannot break a log line or a header.
@@ -151,8 +152,6 @@ def register_logging(app: Flask) -> None:
     _install_root_handler(app.config.get("LOG_FORMAT", "text"))
     level = str(app.config.get("LOG_LEVEL", "INFO")).upper()
     logging.getLogger("electro_isla").setLevel(level)
-    from flask.logging import default_handler
-
     app.logger.removeHandler(default_handler)
 
     @app.before_request

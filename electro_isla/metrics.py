@@ -34,6 +34,8 @@ from prometheus_client import (
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from electro_isla.extensions import db
+
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 if MULTIPROC_DIR:
     os.makedirs(MULTIPROC_DIR, exist_ok=True)
@@ -184,8 +186,6 @@ def register_metrics(app: Flask) -> None:
     allow = parse_allow(app.config.get("METRICS_ALLOW", "") or "")
     register_request_metrics(app)
     with app.app_context():
-        from electro_isla.extensions import db
-
         watch_pool(db.engine)
 
     @app.get("/metrics")

@@ -16,7 +16,9 @@ from marshmallow import Schema, fields
 from sqlalchemy import text
 
 from electro_isla.blueprint import Blueprint
+from electro_isla.cache import cache_manager
 from electro_isla.extensions import api, db
+from electro_isla.metrics import register_metrics
 
 blp = Blueprint("operaciones", __name__, description="Liveness and readiness probes")
 
@@ -44,8 +46,6 @@ class Readiness(MethodView):
     @blp.alt_response(503, schema=ReadinessSchema, description="The database is unreachable")
     def get(self) -> tuple[dict[str, str], int]:
         """Readiness: the database answers; a dead cache only degrades"""
-        from electro_isla.cache import cache_manager
-
         try:
             db.session.execute(text("SELECT 1"))
             database = "ok"
@@ -57,7 +57,5 @@ class Readiness(MethodView):
 
 
 def register_observability(app: Flask) -> None:
-    from electro_isla.metrics import register_metrics
-
     register_metrics(app)
     api.register_blueprint(blp)

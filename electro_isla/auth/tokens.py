@@ -34,10 +34,11 @@ from typing import Any
 from flask import Flask, Response, current_app, jsonify
 from sqlalchemy import select
 
+from electro_isla.auth.models import RevokedToken
 from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 from electro_isla.cache.outbox import Effect, register_applier
 from electro_isla.db_types import utcnow
-from electro_isla.extensions import jwt
+from electro_isla.extensions import db, jwt
 
 log = logging.getLogger("electro_isla.auth")
 
@@ -153,9 +154,6 @@ class RevocationStore:
 
     @staticmethod
     def _live_rows() -> list[tuple[str, Any]]:
-        from electro_isla.auth.models import RevokedToken
-        from electro_isla.extensions import db
-
         return [
             (str(j), e)
             for j, e in db.session.execute(
@@ -168,9 +166,6 @@ class RevocationStore:
     @staticmethod
     def _in_database(jti: str) -> bool:
         """The check while Redis cannot answer: the table logout also writes."""
-        from electro_isla.auth.models import RevokedToken
-        from electro_isla.extensions import db
-
         found = db.session.scalar(
             select(RevokedToken.jti).where(
                 RevokedToken.jti == jti, RevokedToken.expires_at > utcnow()

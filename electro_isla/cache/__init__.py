@@ -17,7 +17,8 @@ from electro_isla.cache.manager import (
     CacheManager,
     CacheUnavailable,
 )
-from electro_isla.extensions import bulk_written, cache
+from electro_isla.database import bulk_written
+from electro_isla.extensions import cache
 from electro_isla.shared_store import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 
 __all__ = [

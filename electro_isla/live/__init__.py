@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from flask import Flask, Response, g
 
 from electro_isla.estadisticas.registro import rendered
+from electro_isla.live import notify
 from electro_isla.live.hub import STATS, LiveHub, Version
 from electro_isla.live.limits import Ordinary, Slots, StreamQuota
 
@@ -44,8 +45,6 @@ def live_of(app: Flask) -> Live:
 
 def register_live(app: Flask) -> None:
     """The hub (started on first use, in the worker), limits, publishing and headers."""
-    from electro_isla.live import notify
-
     config = app.config
     heartbeat = min(15.0, float(config["LIVE_HEARTBEAT_SECONDS"]))
     app.extensions[EXTENSION_KEY] = Live(

@@ -39,6 +39,7 @@ from werkzeug.exceptions import HTTPException
 
 from electro_isla.auth.permissions import STAFF, authenticate, current_actor, staff_required
 from electro_isla.blueprint import Blueprint
+from electro_isla.extensions import db
 from electro_isla.live import Live, live_of
 from electro_isla.live.hub import STATS
 
@@ -74,8 +75,6 @@ def _event(stat: str, body: str, digests: dict[str, str]) -> str:
 
 def _still_allowed() -> bool:
     """Token (expiry, revocation) and role as they are now."""
-    from electro_isla.extensions import db
-
     try:
         return authenticate().rol in STAFF
     except (HTTPException, JWTExtendedException, PyJWTError):
@@ -196,8 +195,6 @@ class EstadisticasStream(MethodView):
         have = parse_resume(request.headers.get("Last-Event-ID"))
         hub = live.hub
         hub.stream_opened()
-        from electro_isla.extensions import db
-
         db.session.close()
         live.leave_ordinary()
 

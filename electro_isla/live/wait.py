@@ -23,6 +23,8 @@ from typing import Any
 from flask import Response, current_app, g, request
 from flask_smorest import abort
 
+from electro_isla.auth.permissions import STAFF, authenticate
+from electro_isla.extensions import db
 from electro_isla.live import live_of
 from electro_isla.rendering import respond
 
@@ -77,8 +79,6 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
         if known is None or known.digest != baseline:
             hub.sync()  # the hub may be behind what this request just read
         deadline = started + allowed - random.uniform(0, allowed / 16)
-        from electro_isla.extensions import db
-
         db.session.close()  # no pooled connection held while waiting
         live.leave_ordinary()
         changed = hub.wait_for(stat, baseline, deadline, client_gone)
@@ -94,8 +94,6 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
 
 def _still_allowed() -> None:
     """The token and the role again, as they are now: 401/403 instead of figures."""
-    from electro_isla.auth.permissions import STAFF, authenticate
-
     actor = authenticate()
     if actor.rol not in STAFF:
         abort(403, message="You do not have permission to do this.")

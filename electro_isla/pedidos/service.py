@@ -28,7 +28,7 @@ from sqlalchemy import Update, select, update
 from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from electro_isla.auth.permissions import Actor
+from electro_isla.auth.actor import Actor
 from electro_isla.cache.listeners import invalidate_rows_after_commit
 from electro_isla.catalogo.models import Producto
 from electro_isla.catalogo.schemas import MAX_INT

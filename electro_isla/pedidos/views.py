@@ -15,7 +15,7 @@ from electro_isla.auth.permissions import (
     staff_required,
 )
 from electro_isla.blueprint import Blueprint
-from electro_isla.errors import ErrorSchema
+from electro_isla.envelope import ErrorSchema
 from electro_isla.pagination import with_links
 from electro_isla.pedidos import service
 from electro_isla.pedidos.schemas import (
