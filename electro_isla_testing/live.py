@@ -84,7 +84,7 @@ def seed(database_url: str, base: str, productos: int = 3) -> Site:
         ids = [ProductoFactory(stock=100000, precio="10.00").id for _ in range(productos)]
         admin_id = UsuarioFactory(rol="admin").id
         cliente_id = UsuarioFactory(rol="cliente").id
-        trabajador_ids = [UsuarioFactory(rol="trabajador").id for _ in range(3)]
+        trabajador_ids = [UsuarioFactory(rol="trabajador").id for _ in range(4)]
         admin, cliente = auth_headers(app, admin_id), auth_headers(app, cliente_id)
         _db.session.remove()
         _db.engine.dispose()
