@@ -104,7 +104,10 @@
     if (!state.refreshing) {
       state.refreshing = (async () => {
         const resp = await fetch(API.refresh, { method: "POST", credentials: "same-origin" });
-        if (!resp.ok) throw new SessionEnded("refresh refused");
+        if (!resp.ok) {
+          await resp.text().catch(() => ""); // read to the end: the request is complete (and timed)
+          throw new SessionEnded("refresh refused");
+        }
         const body = await resp.json();
         state.token = body.accessToken;
         scheduleRefresh();
