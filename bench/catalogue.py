@@ -34,6 +34,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -42,6 +45,7 @@ import requests
 from cache_hit import children, cpu_seconds, load, prepare_database, production_env
 
 from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
+from electro_isla_testing.servers import PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +73,47 @@ def export(commit: str) -> Path:
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     return folder
+
+
+@dataclass
+class Stage:
+    """One private PostgreSQL + Redis, the base and head trees, their servers."""
+
+    db_url: str
+    common: dict[str, str]
+    trees: dict[str, Path]
+    redis: RedisServer
+    servers: dict[str, GunicornServer] = field(default_factory=dict)
+
+
+@contextmanager
+def base_beside_head(base: str, stock_sql: str) -> Iterator[Stage]:
+    """The shared set-up of the base-vs-head benches, and its teardown whatever happens.
+
+    `stock_sql` runs once on the seeded data (e.g. stock no order can exhaust).
+    """
+    import psycopg
+
+    pg = PostgresServer()
+    pg.start()
+    rs = RedisServer().start()
+    trees = {"base": export(base), "head": ROOT}
+    log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
+    stage = None
+    try:
+        db_url = prepare_database(pg)
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
+            conn.execute(stock_sql)
+        stage = Stage(db_url, production_env(db_url, log_dir, REDIS_URL=rs.url), trees, rs)
+        yield stage
+    finally:
+        for server in stage.servers.values() if stage else ():
+            server.stop()
+        rs.stop()
+        pg.cleanup()
+        shutil_rmtree(log_dir)
+        if trees["base"] != ROOT:
+            shutil_rmtree(str(trees["base"]))
 
 
 def tokens(env: dict[str, str], ids: list[int]) -> list[dict[str, str]]:
@@ -186,21 +231,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     args = parser.parse_args()
 
-    from electro_isla_testing.servers import PostgresServer, RedisServer
-
-    pg = PostgresServer()
-    pg.start()
-    rs = RedisServer().start()
-    trees = {"base": export(args.base), "head": ROOT}
-    log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    servers: dict[str, GunicornServer] = {}
-    try:
-        import psycopg
-
-        db_url = prepare_database(pg)
-        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("UPDATE productos SET stock = 1000000")  # orders never run out
-        common = production_env(db_url, log_dir, REDIS_URL=rs.url)
+    # Orders never run out of stock.
+    with base_beside_head(args.base, "UPDATE productos SET stock = 1000000") as stage:
+        common, trees, servers, rs = stage.common, stage.trees, stage.servers, stage.redis
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 22)))
         admin = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, [1])[0]  # usuario 1: admin
         for name, tree in trees.items():
@@ -289,14 +322,6 @@ def main() -> None:
             for e in endpoints
         }
         print(json.dumps(results, indent=2))
-    finally:
-        for server in servers.values():
-            server.stop()
-        rs.stop()
-        pg.cleanup()
-        shutil_rmtree(log_dir)
-        if trees["base"] != ROOT:
-            shutil_rmtree(str(trees["base"]))
 
 
 def shutil_rmtree(path: str | Path) -> None:

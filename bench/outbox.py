@@ -22,16 +22,14 @@ import json
 import os
 import random
 import statistics
-import tempfile
 import time
 from pathlib import Path
 
 import psycopg
 import requests
-from cache_hit import prepare_database, production_env
-from catalogue import export, shutil_rmtree, tokens
+from catalogue import base_beside_head, tokens
 
-from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
+from electro_isla_testing.gunicorn import serve_for_measuring
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -64,19 +62,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    from electro_isla_testing.servers import PostgresServer, RedisServer
-
-    pg = PostgresServer()
-    pg.start()
-    rs = RedisServer().start()
-    trees = {"base": export(args.base), "head": ROOT}
-    log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
-    servers: dict[str, GunicornServer] = {}
-    try:
-        db_url = prepare_database(pg)
-        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute("UPDATE productos SET stock = 1000000, activo = true")
-        common = production_env(db_url, log_dir, REDIS_URL=rs.url)
+    # Stock no order can exhaust, every producto orderable.
+    stock = "UPDATE productos SET stock = 1000000, activo = true"
+    with base_beside_head(args.base, stock) as stage:
+        db_url, common, trees, servers = stage.db_url, stage.common, stage.trees, stage.servers
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 12)))
         for name, tree in trees.items():
             env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}
@@ -128,14 +117,6 @@ def main() -> None:
             "rounds": [round(x, 3) for x in ratios],
         }
         print(json.dumps(results, indent=2))
-    finally:
-        for server in servers.values():
-            server.stop()
-        rs.stop()
-        pg.cleanup()
-        shutil_rmtree(log_dir)
-        if trees["base"] != ROOT:
-            shutil_rmtree(str(trees["base"]))
 
 
 if __name__ == "__main__":
