@@ -30,6 +30,14 @@ def headers_for(app: Flask, caller: str) -> dict[str, str]:
 ROLES = ("admin", "trabajador", "mensajero", "cliente")
 
 
+def writes_settled(app: Flask) -> None:
+    """Wait until earlier writes' outbox rows are deleted: that runs on a thread of its
+    own, so a test counting SQL statements would otherwise count it too."""
+    manager = app.extensions.get("electro_isla.cache")
+    if manager is not None:
+        manager.outbox.deleter.settle()
+
+
 def error_keys(response) -> set[str]:  # noqa: ANN001
     """The keys of an answer's `errors`, once checked flat (API.md, Conventions).
 

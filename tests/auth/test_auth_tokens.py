@@ -20,7 +20,7 @@ from electro_isla.cache import shared_redis
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
 from tests.auth.support import bearer, login, update_usuario
-from tests.helpers import auth_headers
+from tests.helpers import auth_headers, writes_settled
 
 ENVELOPE = {"code", "status", "message"}
 
@@ -210,6 +210,7 @@ def test_authenticated_request_costs_no_sql_on_a_perfil_cache_hit(app, client, t
         assert statements == []
         # A write to the usuario makes the next request read it again, once.
         update_usuario(app, response.json["id"], first_name="Otra")
+        writes_settled(app)
         statements.clear()
         assert client.get("/api/auth/me/", headers=bearer(token)).json["nombre"].startswith("Otra")
         assert len(statements) == 1

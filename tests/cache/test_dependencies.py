@@ -25,7 +25,7 @@ from electro_isla.catalogo.models import Producto
 from electro_isla.estadisticas.models import DERIVACION, fuentes_de
 from electro_isla.extensions import db
 from tests.cache.support import add_producto
-from tests.helpers import user_with_role
+from tests.helpers import user_with_role, writes_settled
 
 # Registered names no endpoint fetches today (they must be covered once one does).
 NOT_FETCHED = {"productos_vendidos", "metodos_pago"}
@@ -70,6 +70,7 @@ def fetches(app, monkeypatch):
     monkeypatch.setattr(ReadPipeline, "fetch", tracking)
     with app.app_context():
         engine = db.engine
+    writes_settled(app)
     event.listen(engine, "before_cursor_execute", record)
     yield seen
     event.remove(engine, "before_cursor_execute", record)

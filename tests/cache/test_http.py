@@ -12,7 +12,7 @@ from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
 from tests.cache.support import add_producto
-from tests.helpers import user_with_role
+from tests.helpers import user_with_role, writes_settled
 
 
 def test_cached_list_sends_x_cache_etag_and_answers_304(app, client):
@@ -61,6 +61,7 @@ def test_authenticated_hit_runs_no_sql_and_a_demotion_applies_next_request(app, 
     with app.app_context():
         engine = _db.engine
     listener = lambda *args: statements.append(args[2])  # noqa: E731
+    writes_settled(app)
     event.listen(engine, "before_cursor_execute", listener)
     try:
         assert client.get("/api/admin/cache/stats/", headers=headers).status_code == 200

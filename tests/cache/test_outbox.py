@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 
 import jwt as pyjwt
@@ -17,6 +18,7 @@ from tests.cache.support import add_probe, add_producto, manager_of, raw_redis
 
 
 def outbox_rows(app) -> list[tuple[str, str]]:
+    manager_of(app).outbox.deleter.settle()  # what this process applied is deleted off-thread
     with app.app_context():
         return [
             (r.kind, r.target)
@@ -54,6 +56,30 @@ def test_the_rows_are_written_in_the_writers_transaction_and_deleted_once_applie
     assert outbox_rows(app) == []  # applied and deleted by the writer after it
     with app.app_context():
         assert raw_redis(app).get(gen_key) != before
+
+
+def test_the_writer_does_not_wait_for_its_rows_to_be_deleted(app):
+    """The delete runs on the deleter thread: the writer's commit ends at Redis's answer."""
+    producto_id = add_producto(app, "10.00")
+    manager_of(app).outbox.deleter.settle()
+    on_writer: list[str] = []
+    writer = threading.get_ident()
+
+    def record(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+        if threading.get_ident() == writer:
+            on_writer.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            db.session.get(Producto, producto_id).precio = Decimal("30.00")
+            db.session.commit()
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert any("INSERT INTO cache_pending" in s for s in on_writer)
+    assert not any("cache_pending_done" in s or "DELETE" in s for s in on_writer)
+    assert outbox_rows(app) == []  # deleted all the same, once the thread has run
 
 
 def test_a_rollback_discards_the_rows_with_the_write(app):
@@ -100,7 +126,7 @@ def test_a_writer_that_dies_after_commit_loses_nothing_another_worker_drains_it(
     response = client.get(f"/_probe/productos/{producto_id}")
     assert response.json["precio"] == 20.0
     assert response.headers["X-Cache"] == "MISS"
-    assert outbox_rows(writer) == []
+    assert outbox_rows(reader) == []  # the reader drained them (and deleted them off-thread)
 
 
 def test_a_logout_whose_process_dies_after_commit_is_refused_by_every_other_worker(
@@ -118,7 +144,7 @@ def test_a_logout_whose_process_dies_after_commit_is_refused_by_every_other_work
         outbox_rows(worker_a)
     )
     assert b.get("/api/auth/me/", headers=bearer(token)).status_code == 401
-    assert outbox_rows(worker_a) == []
+    assert outbox_rows(worker_b) == []  # B drained it (and deleted it off-thread)
 
 
 @pytest.mark.parametrize("fault", ["flushall", "delete", "partial"])
@@ -158,8 +184,10 @@ def test_the_table_is_seen_by_every_host_and_keeps_rows_added_after_a_drain_read
     assert {e.target for e in effects} == {"gen:{producto}:1", "gen:{lista_productos}"}
     host_a.add([Effect("bump", "gen:{producto}:1")])  # lost again while B applies
     host_b.delete(ids)
+    host_b.deleter.settle()  # the delete runs on host B's deleter thread
     assert [e.target for e in host_a.rows()[1]] == ["gen:{producto}:1"]
     host_a.delete(host_a.rows()[0])
+    host_a.deleter.settle()
     assert host_a.empty() and host_b.empty()
 
 

@@ -9,7 +9,7 @@ from electro_isla.cache import cache_manager
 from electro_isla.consola.graficos import GRAFICOS
 from electro_isla.extensions import db
 from electro_isla_testing.factories import PedidoFactory
-from tests.helpers import ROLES, user_with_role
+from tests.helpers import ROLES, user_with_role, writes_settled
 
 CHART_URLS = [f"/admin/graficos/{name}.svg" for name in GRAFICOS]
 
@@ -74,6 +74,7 @@ def test_charts_are_drawn_from_the_cached_statistics_without_computing_them(app,
     def count(conn, cursor, statement, *args):  # noqa: ANN001, ANN202
         statements.append(statement)
 
+    writes_settled(app)
     event.listen(engine, "before_cursor_execute", count)
     try:
         for url in CHART_URLS:

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from electro_isla.cache import cache_manager
 from electro_isla.extensions import db
 from tests.estadisticas.estadisticas_data import build_shop, insert_shop
-from tests.helpers import auth_headers
+from tests.helpers import auth_headers, writes_settled
 
 # endpoint -> (cached name, statements on a MISS). In America/Havana the month
 # boundaries fall inside UTC days, so ventas, usuarios and reporte each read the
@@ -37,6 +37,7 @@ def counting(app) -> Iterator[list[str]]:
 
     with app.app_context():
         engine = db.engine
+    writes_settled(app)
     event.listen(engine, "before_cursor_execute", record)
     try:
         yield statements
