@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import timedelta
 from functools import cached_property
 from typing import Any
 
@@ -46,14 +47,15 @@ EXTENSION_KEY = "electro_isla.auth.revocations"
 LOCAL_PURGE_EVERY = 256
 COMPLETE = "!complete"  # never a jti: the copy holds every revocation of the table
 
-# KEYS[1]: the revoked set. ARGV[1]: now (epoch seconds); then jti, expiry pairs:
-# every revocation the table holds. Adds them and the mark in one step, keeping
-# what was added meanwhile (a logout committed after the table was read).
+# KEYS[1]: the revoked set. ARGV[1]: now (epoch seconds); ARGV[2]: the key's TTL;
+# then jti, expiry pairs: every revocation the table holds. Adds them and the mark
+# in one step, keeping what was added meanwhile (a logout committed after the table
+# was read).
 LOAD_SCRIPT = """
 local key = KEYS[1]
 redis.call('ZREMRANGEBYSCORE', key, '-inf', ARGV[1])
 local batch = {}
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   batch[#batch + 1] = ARGV[i + 1]
   batch[#batch + 1] = ARGV[i]
   if #batch >= 1000 then
@@ -65,6 +67,7 @@ if #batch > 0 then
   redis.call('ZADD', key, unpack(batch))
 end
 redis.call('ZADD', key, 'inf', '!complete')
+redis.call('EXPIRE', key, ARGV[2])
 return 1
 """
 
@@ -75,6 +78,12 @@ class RevocationStore:
     def __init__(self, app: Flask) -> None:
         self.app = app
         self.key = f"{app.config['CACHE_KEY_PREFIX']}:auth:revoked"
+        # The key outlives every member it holds (a revoked token expires within an
+        # access lifetime of its logout), and has a TTL so that `volatile-lru` may
+        # evict it whole: absent, it is reloaded from the table, never trusted half.
+        lifetime = app.config["JWT_ACCESS_TOKEN_EXPIRES"]
+        seconds = lifetime.total_seconds() if isinstance(lifetime, timedelta) else lifetime
+        self.ttl = int(seconds) + 60
         self._local: dict[str, float] = {}
         self._lock = threading.Lock()
         self._seeded = False
@@ -114,6 +123,7 @@ class RevocationStore:
         def fill(pipe: Any) -> None:
             pipe.zadd(self.key, live)
             pipe.zremrangebyscore(self.key, "-inf", now)
+            pipe.expire(self.key, self.ttl)
 
         self._manager.store.write(fill, "revocation")
 
@@ -141,11 +151,11 @@ class RevocationStore:
     def _load(self, client: Any, jti: str) -> bool:
         """Rebuild the copy from the table (it was absent or incomplete); answer for `jti`."""
         rows = self._live_rows()
-        args: list[Any] = [time.time()]
+        args: list[Any] = [time.time(), self.ttl]
         for revoked, expires_at in rows:
             args += [revoked, expires_at.timestamp()]
         try:
-            client.eval(LOAD_SCRIPT, 1, self.key, *args)
+            client.register_script(LOAD_SCRIPT)(keys=[self.key], args=args)
         except REDIS_ERRORS as exc:
             self._failed("load", exc)
         else:

@@ -1,8 +1,8 @@
 """The write side: generation bumps, applied after COMMIT or drained from the outbox.
 
 A commit's bumps are first recorded in its own transaction (outbox.py, by
-listeners.py); after COMMIT `apply_committed` applies them and deletes the
-rows. One Redis did not take stays recorded, and `catch_up` (the drain, an
+listeners.py); after COMMIT `apply_committed` applies them and hands the rows
+to the outbox's deleter thread. One Redis did not take stays recorded, and `catch_up` (the drain, an
 explicit step of every read) applies it in whichever process next reaches
 Redis. A direct `invalidate` (outside a transaction) goes through the same
 applier. Every applied bump passes `applied`: counted, logged, and sent as
@@ -64,7 +64,7 @@ class Invalidation:
         self.parts.breaker.success()
 
     def apply_committed(self, effects: list[Effect], ids: list[int]) -> None:
-        """After COMMIT: apply what the transaction recorded and delete its rows.
+        """After COMMIT: apply what the transaction recorded; its rows go to the deleter.
 
         What Redis does not take stays recorded; the drain applies it.
         """

@@ -5,14 +5,14 @@ changed in `session.info`, per transaction: a savepoint's notes are its own.
 Releasing a savepoint hands its notes to its parent; rolling it back forgets
 only them. Just before the outermost COMMIT the notes become outbox rows in the
 same transaction (generation bumps, and effects such as a logout's revocation
-noted with `effect_after_commit`); after it, they are applied to Redis and the
-rows deleted (outbox.py). Its ROLLBACK throws notes and rows away, so a failed
+noted with `effect_after_commit`); once the transaction has ended, they are
+applied to Redis and the rows deleted off the request path (outbox.py). Its ROLLBACK throws notes and rows away, so a failed
 write leaves the cache alone.
 An UPDATE notes the columns it changed (the attributes' history, plus columns
 an `onupdate` default rewrites), so the registry can spare the names that do
 not read them; an INSERT or DELETE notes a membership change.
 ORM bulk `insert()/update()/delete()` are caught in `do_orm_execute`, the
-legacy `bulk_*_mappings` by the session class (extensions.py); raw SQL cannot
+legacy `bulk_*_mappings` by the session class (database.py); raw SQL cannot
 be seen and must call `invalidate_after_commit` (whole tables) or
 `invalidate_rows_after_commit` (rows) itself.
 """

@@ -14,8 +14,8 @@ from electro_isla.extensions import db
 class OutboxEntry(db.Model):
     """One effect (a generation bump, a token revocation) written in its writer's transaction.
 
-    Deleted by id once applied to Redis, by the writer or by any process's
-    drain; a row added after a drain looked is never deleted by that drain.
+    Deleted by id once applied to Redis, by its writer's deleter thread or by any
+    process's drain; a row added after a drain looked is never deleted by that drain.
     """
 
     __tablename__ = "cache_pending"

@@ -12,7 +12,8 @@ any process of any host applies it before it next trusts Redis: the drain.
 Cost and bound. A lookup must not query the database: `empty()` answers from
 what it knew, and asks the table at most once per `check_seconds`
 (CACHE_PENDING_CHECK_MS, 250 ms by default) per process, one indexed
-`SELECT EXISTS`. A row is therefore drained at most `check_seconds` after its
+`SELECT EXISTS` (sooner only right after a drain that applied rows, or when
+this process itself left rows behind). A row is therefore drained at most `check_seconds` after its
 COMMIT by any process that is using Redis (sooner by its writer).
 
 Applying twice is harmless (a generation only moves forward; a revocation is
@@ -285,12 +286,18 @@ class Outbox:
         return len(ids)
 
     def count(self) -> int:
-        """Rows of this prefix waiting now (for stats and tests; one query)."""
+        """Rows of this prefix waiting now (for stats and tests; one query).
+
+        Rows this process applied and is deleting are not waiting: not counted
+        (another process's such rows are, for the few milliseconds they last).
+        """
         if not self.durable:
             return 0
-        self.deleter.settle()  # rows this process applied are not waiting: let them go first
         table = _table()
         query = select(func.count()).select_from(table).where(table.c.prefix == self.prefix)
+        mine = self.deleter.unfinished()
+        if mine:
+            query = query.where(table.c.id.not_in(sorted(mine)))
         try:
             with self._engine().connect() as conn:
                 return int(conn.execute(query).scalar() or 0)

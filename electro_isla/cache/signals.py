@@ -14,7 +14,7 @@ cache_fetch = _signals.signal("cache-fetch")  # also carries `seconds` and `ttl`
 cache_invalidate = _signals.signal("cache-invalidate")
 cache_error = _signals.signal("cache-error")  # also carries `error`
 cache_bypass = _signals.signal("cache-bypass")
-# Sent once per applied bump (post-commit, or a replay of bumps another process could
+# Sent once per applied batch of bumps (post-commit, or a replay of bumps another process could
 # not apply) with `names` (the cached names) and `keys` (the generation keys) bumped:
 # the one seam live statistics (electro_isla/live) hang on.
 generations_bumped = _signals.signal("generations-bumped")

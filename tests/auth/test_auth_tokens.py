@@ -181,6 +181,11 @@ def test_logout_is_seen_by_every_worker_through_redis(make_app):
     redis = shared_redis(app)
     key = f"{prefix}:auth:revoked"  # one set: jti -> expiry, complete or absent
     assert 0 < redis.zscore(key, jti) - time.time() <= 15 * 60
+    # It has a TTL outliving its members, so `volatile-lru` may evict it (whole).
+    assert 15 * 60 <= redis.ttl(key) <= 16 * 60
+    redis.delete(key)  # evicted: reloaded from the table, with its TTL again
+    assert_401(other.get("/api/auth/me/", headers=bearer(token)))
+    assert redis.zscore(key, jti) is not None and 15 * 60 <= redis.ttl(key) <= 16 * 60
     # The revocation is not a cache entry: clearing the cache keeps it.
     with app.app_context():
         from electro_isla.cache import cache_manager

@@ -41,7 +41,9 @@ def test_outage_writes_one_error_line_per_interval_and_one_on_recovery(
     own_redis.kill()
     started = time.monotonic()
     requests = 0
-    while time.monotonic() - started < 4 * RESET:
+    # At least 4 intervals and 60 requests (a loaded machine may need longer for them):
+    # a flood would show as far more lines than intervals.
+    while time.monotonic() - started < 4 * RESET or requests < 60:
         for c in clients:
             response = c.get("/api/perfil/", headers=headers)
             assert response.status_code == 200
@@ -58,7 +60,6 @@ def test_outage_writes_one_error_line_per_interval_and_one_on_recovery(
     assert "ConnectionError" in first
     assert "circuit open" in first
     # One line opening it per app, then at most one per interval and app: no flood.
-    assert requests > 40
     assert len(errors) <= len(apps) * (elapsed / RESET + 2)
 
     own_redis.restart()
