@@ -62,9 +62,11 @@ Applier = Callable[[list[Effect]], None]
 _APPLIERS: dict[str, Callable[[Flask], Applier]] = {}
 
 
-def register_applier(kind: str, factory: Callable[[Flask], Applier]) -> None:
-    """Say who applies effects of `kind` (once per process, at import)."""
+def register_applier(kind: str, factory: Callable[[Flask], Applier]) -> Callable | None:
+    """Say who applies effects of `kind` (once per process, at import); the previous one."""
+    previous = _APPLIERS.get(kind)
     _APPLIERS[kind] = factory
+    return previous
 
 
 def _table() -> Any:
@@ -255,7 +257,7 @@ class Outbox:
         return not self._nonempty
 
     def rows(self) -> tuple[list[int], list[Effect]]:
-        """(ids, effects) of every row of this prefix now."""
+        """(ids, effects) of the rows of this prefix this process can apply now."""
         table = _table()
         query = select(table.c.id, table.c.kind, table.c.target, table.c.expires_at).where(
             table.c.prefix == self.prefix
@@ -267,7 +269,10 @@ class Outbox:
             log.warning("ERROR outbox read: %s", type(exc).__name__)
             return [], []
         mine = self.deleter.unfinished()  # applied by this process, delete under way
-        found = [r for r in found if int(r.id) not in mine]
+        unknown = {r.kind for r in found} - set(_APPLIERS)
+        if unknown:  # e.g. a newer release's kind during a rolling deploy: left to it
+            log.warning("outbox: rows of kind(s) %s left to a process that applies them", unknown)
+        found = [r for r in found if int(r.id) not in mine and r.kind in _APPLIERS]
         ids = [int(r.id) for r in found]
         effects = [
             Effect(r.kind, r.target, None if r.expires_at is None else r.expires_at.timestamp())

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import event, select
 
 from electro_isla.cache.models import OutboxEntry
-from electro_isla.cache.outbox import Effect, Outbox
+from electro_isla.cache.outbox import Effect, Outbox, register_applier
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
 from tests.auth.support import bearer, login, make_usuario
@@ -189,6 +189,24 @@ def test_the_table_is_seen_by_every_host_and_keeps_rows_added_after_a_drain_read
     host_a.delete(host_a.rows()[0])
     host_a.deleter.settle()
     assert host_a.empty() and host_b.empty()
+
+
+def test_a_kind_nobody_here_applies_is_left_and_does_not_block_the_others(app):
+    """A newer release's kind, met during a rolling deploy: kept for it; the rest drained once."""
+    with app.app_context():
+        engine = db.engine
+    outbox = Outbox(app, lambda: engine, "pfx-d", 0.0, durable=True)
+    outbox.add([Effect("futuro", "x"), Effect("bump", "pfx-d:gen:{producto}:1")])
+    applied: list[list[Effect]] = []
+    previous = register_applier("bump", lambda _app: applied.append)
+    try:
+        assert outbox.drain() == 1
+        outbox.deleter.settle()
+        assert outbox.drain() == 0  # nothing applied twice
+    finally:
+        register_applier("bump", previous)
+    assert [[e.target for e in batch] for batch in applied] == [["pfx-d:gen:{producto}:1"]]
+    assert [e.kind for e in outbox.rows()[1]] == [] and outbox.count() == 1  # "futuro" kept
 
 
 def test_the_table_is_asked_at_most_once_per_interval(app):
