@@ -111,6 +111,11 @@ class StreamReader:
     ended: threading.Event = field(default_factory=threading.Event)
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    # `retry:` hints received; `clean_end`: the server ended the body properly (last
+    # chunk sent), not a connection cut mid-stream.
+    retries: list[int] = field(default_factory=list)
+    clean_end: bool = False
+    ended_at: float | None = None
 
     def start(self, timeout: float = 10) -> StreamReader:
         self._opened = threading.Event()
@@ -137,6 +142,7 @@ class StreamReader:
             while True:
                 raw = r.readline()
                 if not raw:
+                    self.clean_end = True
                     return
                 line = raw.decode().rstrip("\r\n")
                 if line.startswith(":"):
@@ -145,6 +151,8 @@ class StreamReader:
                     name = line[6:].strip()
                 elif line.startswith("id:"):
                     ident = line[3:].strip()
+                elif line.startswith("retry:"):
+                    self.retries.append(int(line[6:].strip()))
                 elif line.startswith("data:"):
                     data.append(line[5:].lstrip())
                 elif line == "" and data:
@@ -154,8 +162,14 @@ class StreamReader:
         except (OSError, http.client.HTTPException, ValueError, AttributeError):
             pass
         finally:
+            self.ended_at = time.monotonic()
             self._opened.set()
             self.ended.set()
+
+    @property
+    def local_port(self) -> int:
+        """This end's port: which worker holds the other end (GunicornServer.worker_serving)."""
+        return self._conn.sock.getsockname()[1]
 
     def next(self, timeout: float = 5) -> Event:
         return self.events.get(timeout=timeout)

@@ -36,8 +36,10 @@ class Running:
     site: Site
 
 
-def start(database_url: str, redis_url: str | None, **env: str) -> GunicornServer:
-    server = GunicornServer(database_url, redis_url, workers=3, threads=16, use_project_config=True)
+def start(database_url: str, redis_url: str | None, workers: int = 3, **env: str) -> GunicornServer:
+    server = GunicornServer(
+        database_url, redis_url, workers=workers, threads=16, use_project_config=True
+    )
     server.env.update(LIVE_ENV, CACHE_PENDING_DIR=str(server.tmp / "pending"), **env)
     return server.start()
 
