@@ -47,6 +47,19 @@ class Site:
             **kw,
         )
 
+    def admin_patch(self, path: str, body: dict[str, Any]) -> None:
+        requests.patch(
+            f"{self.base}{path}", json=body, headers=self.admin, timeout=30
+        ).raise_for_status()
+
+    def set_stock(self, producto_id: int, stock: int) -> None:
+        """A change to productos only, through the admin API."""
+        self.admin_patch(f"/api/admin/productos/{producto_id}/", {"stock": stock})
+
+    def set_rol(self, usuario_id: int, rol: str) -> None:
+        """A promotion or demotion, through the admin API."""
+        self.admin_patch(f"/api/admin/users/{usuario_id}/", {"rol": rol})
+
     def order(self, cantidad: int = 1, headers: dict[str, str] | None = None) -> dict:
         r = requests.post(
             f"{self.base}/api/pedidos/",

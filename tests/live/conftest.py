@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import pytest
 
 from electro_isla_testing.databases import create_database
 from electro_isla_testing.gunicorn import GunicornServer
-from electro_isla_testing.live import Site, seed
+from electro_isla_testing.live import Site, StreamReader, seed
 from electro_isla_testing.servers import PostgresServer, RedisServer
 
 _names = itertools.count()
@@ -55,6 +56,16 @@ def live(live_pg: PostgresServer) -> Iterator[Running]:
     finally:
         server.stop()
         redis.stop()
+
+
+def assert_resumed_with_only(resumed: StreamReader, producto_id: int, stock: int) -> None:
+    """A stream resumed after a stock change sends productos with it, and nothing else."""
+    event = resumed.next(timeout=5)
+    assert event.name == "productos"
+    stocks = {p["id"]: p["stock"] for p in event.data["productos_mas_rentables"]}
+    assert stocks[producto_id] == stock
+    time.sleep(1.0)
+    assert resumed.events.empty(), "only the statistic that changed is sent"
 
 
 @pytest.fixture
