@@ -44,18 +44,12 @@ import redis
 import requests
 from cache_hit import children, cpu_seconds, load, prepare_database, production_env
 
+from electro_isla.catalogo.models import CATEGORIAS
 from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
 from electro_isla_testing.servers import PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CATEGORIAS = (
-    "electrodomesticos",
-    "energia_tecnologia",
-    "herramientas",
-    "hogar_entretenimiento",
-    "otros",
-)
 SEARCHES = ("producto 1", "descripción del producto 7", "5", "producto 12")
 PAGES = (
     [f"/api/productos/?categoria={c}" for c in CATEGORIAS]

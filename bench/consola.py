@@ -20,28 +20,18 @@ from pathlib import Path
 
 from electro_isla_testing.consola import (
     ADMIN,
+    STAT_NAMES,
     Api,
     chromium,
     demo_console,
     figures,
     log_in,
     mode,
+    statistics_fetches,
     wait_until,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-
-NAMES = (
-    "estadisticas_ventas",
-    "estadisticas_usuarios",
-    "estadisticas_productos",
-    "reporte_general",
-)
-
-
-def fetches(api: Api) -> dict[str, int]:
-    families = api.get("/api/admin/cache/stats/").json()["families"]
-    return {name: families[name]["fetches"] for name in NAMES}
 
 
 def requests_by_kind(driver) -> Counter:
@@ -81,7 +71,7 @@ def main() -> None:
                 if not wait_until(lambda p=page: "reporte.resumen.total_pedidos" in figures(p), 30):
                     raise SystemExit("a console did not show its figures")
             time.sleep(4)
-            loaded = fetches(api)
+            loaded = statistics_fetches(api)
             for page in pages:  # from here on: what a minute of live updates costs
                 page.execute_script("performance.clearResourceTimings();")
             orders = 0
@@ -91,7 +81,7 @@ def main() -> None:
                 orders += 1
                 time.sleep(args.every)
             time.sleep(4)
-            after = fetches(api)
+            after = statistics_fetches(api)
             shown = [
                 p.execute_script(
                     "return document.querySelector('[data-field=\"reporte.resumen.total_pedidos\"]')"
@@ -108,7 +98,7 @@ def main() -> None:
     print(f"{args.pages} console(s) open, {orders} orders in {args.seconds} s; page mode: {modes}")
     print(f"total_pedidos shown at the end: {shown}")
     print(f"{'statistic':<24}{'fetches on load':>16}{'fetches in the minute':>23}{'per order':>11}")
-    for name in NAMES:
+    for name in STAT_NAMES:
         added = after[name] - loaded[name]
         print(f"{name:<24}{loaded[name]:>16}{added:>23}{added / orders:>11.2f}")
     for i, k in enumerate(kinds):

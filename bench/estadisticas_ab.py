@@ -27,6 +27,8 @@ import time
 import uuid
 from pathlib import Path
 
+from miss import miss_app  # bench/miss.py, beside this file
+
 PROJECT = Path(__file__).resolve().parents[1]
 NAMES = {
     "ventas": "estadisticas_ventas",
@@ -41,33 +43,15 @@ def worker(tree: str, db_url: str, redis_url: str) -> None:
 
     The tree's package comes first on the path through PYTHONPATH (set by main).
     """
-    from electro_isla import create_app
-    from electro_isla.auth.service import issue_access_token
     from electro_isla.cache import cache_manager
-    from electro_isla.config import Config
-    from electro_isla.extensions import db
-    from electro_isla.usuarios.models import Usuario
 
-    class BenchConfig(Config):
-        SECRET_KEY = "bench-secret-key-that-is-long-enough-for-hs256"  # noqa: S105
-
-    app = create_app(
-        BenchConfig,
-        {
-            "SQLALCHEMY_DATABASE_URI": db_url,
-            "REDIS_URL": redis_url,
-            "CACHE_KEY_PREFIX": f"ab{uuid.uuid4().hex[:6]}",
-            "LOG_DIR": tempfile.mkdtemp(prefix="bench-ab-"),
-            "REDIS_SOCKET_TIMEOUT": 5.0,
-            "TIMEZONE": "America/Havana",
-        },
+    app, headers = miss_app(
+        db_url,
+        redis_url,
+        prefix=f"ab{uuid.uuid4().hex[:6]}",
+        log_dir=tempfile.mkdtemp(prefix="bench-ab-"),
+        timezone="America/Havana",
     )
-    with app.app_context():
-        admin = db.session.scalars(
-            db.select(Usuario).where(Usuario.username == "bench-admin")
-        ).one()
-        headers = {"Authorization": f"Bearer {issue_access_token(admin)}"}
-        db.session.remove()
     client = app.test_client()
     for name in NAMES:  # warm connections and the profile
         assert client.get(f"/api/admin/estadisticas/{name}/", headers=headers).status_code == 200

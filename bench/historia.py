@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from miss import miss_app  # bench/miss.py, beside this file
+
 PROJECT = Path(__file__).resolve().parents[1]
 BASE_COMMIT = "fdfee28"
 ENDPOINTS = {
@@ -41,34 +43,13 @@ COST_TARGET = 1.1
 
 def medir(url: str, redis_url: str, reps: int) -> dict[str, list[float]]:
     """MISS seconds per endpoint, with whichever electro_isla is first on sys.path."""
-    from electro_isla import create_app
-    from electro_isla.auth.service import issue_access_token
     from electro_isla.cache import cache_manager
-    from electro_isla.config import Config
     from electro_isla.extensions import db
-    from electro_isla.usuarios.models import Usuario
-
-    class BenchConfig(Config):
-        SECRET_KEY = "bench-secret-key-that-is-long-enough-for-hs256"  # noqa: S105
 
     with tempfile.TemporaryDirectory() as logdir:
-        app = create_app(
-            BenchConfig,
-            {
-                "SQLALCHEMY_DATABASE_URI": url,
-                "REDIS_URL": redis_url,
-                "CACHE_KEY_PREFIX": f"hist{os.getpid()}",
-                "LOG_DIR": logdir,
-                "REDIS_SOCKET_TIMEOUT": 5.0,
-                "TIMEZONE": "UTC",
-            },
+        app, headers = miss_app(
+            url, redis_url, prefix=f"hist{os.getpid()}", log_dir=logdir, timezone="UTC"
         )
-        with app.app_context():
-            admin = db.session.scalars(
-                db.select(Usuario).where(Usuario.username == "bench-admin")
-            ).one()
-            headers = {"Authorization": f"Bearer {issue_access_token(admin)}"}
-            db.session.remove()
         client = app.test_client()
         out: dict[str, list[float]] = {e: [] for e in ENDPOINTS}
         for _ in range(reps):

@@ -443,14 +443,32 @@ def render_phase(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def shop_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options of the shop benchmarks (this one and bench/soak.py): the database's
+    size and seed, and where the JSON results go."""
     parser.add_argument("--pedidos", type=int, default=100_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--json", type=Path)
+    return parser
+
+
+def shop_server(database_url: str, redis_url: str, **env: str) -> GunicornServer:
+    """gunicorn as deployed (the project's config decides workers and threads), quiet."""
+    return GunicornServer(
+        database_url,
+        redis_url,
+        workers=None,
+        threads=None,
+        use_project_config=True,
+        extra_env={"LOG_LEVEL": "WARNING", **env},
+    )
+
+
+def main() -> int:
+    parser = shop_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--baseline-seconds", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=5)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     pg, database_url = start_database(args.pedidos, args.seed)
@@ -460,14 +478,7 @@ def main() -> int:
         actors = make_actors(database_url)
 
         def serve(cache_enabled: bool) -> GunicornServer:
-            server = GunicornServer(
-                database_url,
-                redis.url,
-                workers=None,
-                threads=None,
-                use_project_config=True,
-                extra_env={"CACHE_ENABLED": "1" if cache_enabled else "0", "LOG_LEVEL": "WARNING"},
-            )
+            server = shop_server(database_url, redis.url, CACHE_ENABLED=str(int(cache_enabled)))
             servers.append(server)
             return server.start(timeout=60)
 

@@ -24,11 +24,12 @@ from load import (
     make_actors,
     reset_statements,
     rss_mb,
+    shop_arguments,
+    shop_server,
     start_database,
     summarise,
 )
 
-from electro_isla_testing.gunicorn import GunicornServer
 from electro_isla_testing.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,23 +39,13 @@ SAMPLE_SECONDS = 30
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = shop_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]))
     parser.add_argument("--minutes", type=float, default=10)
-    parser.add_argument("--pedidos", type=int, default=100_000)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     pg, database_url = start_database(args.pedidos, args.seed)
     redis = RedisServer().start()
-    server = GunicornServer(
-        database_url,
-        redis.url,
-        workers=None,
-        threads=None,
-        use_project_config=True,
-        extra_env={"GUNICORN_MAX_REQUESTS": "0", "LOG_LEVEL": "WARNING"},
-    )
+    server = shop_server(database_url, redis.url, GUNICORN_MAX_REQUESTS="0")
     try:
         actors = make_actors(database_url)
         server.start(timeout=60)

@@ -177,6 +177,25 @@ class GunicornServer:
         ).stdout
         return [int(p) for p in out.split()]
 
+    def worker_serving(self, client_port: int) -> int:
+        """The worker holding the server end of the loopback connection from `client_port`
+        (Linux: /proc/net/tcp gives the socket's inode, a worker's fds name it)."""
+        wanted = f"{self.port:04X}", f"{client_port:04X}"
+        inodes = set()
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
+            if (local, remote) == wanted:
+                inodes.add(f"socket:[{fields[9]}]")
+        for pid in self.worker_pids():
+            fds = Path(f"/proc/{pid}/fd")
+            with contextlib.suppress(OSError):
+                for fd in os.listdir(fds):
+                    with contextlib.suppress(OSError):  # closed meanwhile
+                        if os.readlink(fds / fd) in inodes:
+                            return pid
+        raise LookupError(f"no worker holds the connection from port {client_port}")
+
     def log_tail(self, n: int = 40) -> str:
         with contextlib.suppress(OSError):
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])

@@ -47,6 +47,19 @@ class Site:
             **kw,
         )
 
+    def admin_patch(self, path: str, body: dict[str, Any]) -> None:
+        requests.patch(
+            f"{self.base}{path}", json=body, headers=self.admin, timeout=30
+        ).raise_for_status()
+
+    def set_stock(self, producto_id: int, stock: int) -> None:
+        """A change to productos only, through the admin API."""
+        self.admin_patch(f"/api/admin/productos/{producto_id}/", {"stock": stock})
+
+    def set_rol(self, usuario_id: int, rol: str) -> None:
+        """A promotion or demotion, through the admin API."""
+        self.admin_patch(f"/api/admin/users/{usuario_id}/", {"rol": rol})
+
     def order(self, cantidad: int = 1, headers: dict[str, str] | None = None) -> dict:
         r = requests.post(
             f"{self.base}/api/pedidos/",
@@ -111,6 +124,11 @@ class StreamReader:
     ended: threading.Event = field(default_factory=threading.Event)
     status: int | None = None
     response_headers: dict[str, str] = field(default_factory=dict)
+    # `retry:` hints received; `clean_end`: the server ended the body properly (last
+    # chunk sent), not a connection cut mid-stream.
+    retries: list[int] = field(default_factory=list)
+    clean_end: bool = False
+    ended_at: float | None = None
 
     def start(self, timeout: float = 10) -> StreamReader:
         self._opened = threading.Event()
@@ -137,6 +155,7 @@ class StreamReader:
             while True:
                 raw = r.readline()
                 if not raw:
+                    self.clean_end = True
                     return
                 line = raw.decode().rstrip("\r\n")
                 if line.startswith(":"):
@@ -145,6 +164,8 @@ class StreamReader:
                     name = line[6:].strip()
                 elif line.startswith("id:"):
                     ident = line[3:].strip()
+                elif line.startswith("retry:"):
+                    self.retries.append(int(line[6:].strip()))
                 elif line.startswith("data:"):
                     data.append(line[5:].lstrip())
                 elif line == "" and data:
@@ -154,8 +175,14 @@ class StreamReader:
         except (OSError, http.client.HTTPException, ValueError, AttributeError):
             pass
         finally:
+            self.ended_at = time.monotonic()
             self._opened.set()
             self.ended.set()
+
+    @property
+    def local_port(self) -> int:
+        """This end's port: which worker holds the other end (GunicornServer.worker_serving)."""
+        return self._conn.sock.getsockname()[1]
 
     def next(self, timeout: float = 5) -> Event:
         return self.events.get(timeout=timeout)

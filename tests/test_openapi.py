@@ -78,3 +78,31 @@ def test_docs_ui_loads_only_same_origin_assets(sqlite_app):
         suffix = parts.path[parts.path.rfind(".") :]
         assert expected[suffix] in response.content_type, (url, response.content_type)
         assert len(response.data) > 1000, url
+
+
+STATISTICS = ("ventas", "usuarios", "productos", "reporte")
+
+
+def _resolve(spec: dict, item: dict) -> dict:
+    """A `$ref` of the document, followed (components are referred to by ref)."""
+    while "$ref" in item:
+        *_, kind, name = item["$ref"].split("/")
+        item = spec["components"][kind][name]
+    return item
+
+
+def test_live_statistics_headers_are_documented(sqlite_app):
+    """API.md "Live statistics": Prefer: wait=N in, Preference-Applied out (200 and 304),
+    Last-Event-ID into the stream and Retry-After on its 429."""
+    spec = sqlite_app.test_client().get("/api/openapi.json").get_json()
+    for stat in STATISTICS:
+        get = spec["paths"][f"/api/admin/estadisticas/{stat}/"]["get"]
+        headers_in = {_resolve(spec, p)["name"] for p in get.get("parameters", [])}
+        assert {"If-None-Match", "Prefer"} <= headers_in, stat
+        for code in ("200", "304"):
+            response = _resolve(spec, get["responses"][code])
+            assert "Preference-Applied" in response.get("headers", {}), (stat, code)
+        assert "ETag" in _resolve(spec, get["responses"]["200"])["headers"]
+    stream = spec["paths"]["/api/admin/estadisticas/stream/"]["get"]
+    assert "Last-Event-ID" in {_resolve(spec, p)["name"] for p in stream.get("parameters", [])}
+    assert "Retry-After" in stream["responses"]["429"].get("headers", {})

@@ -36,6 +36,7 @@ from flask import Flask, Response, current_app, jsonify
 from sqlalchemy import select
 
 from electro_isla.auth.models import RevokedToken
+from electro_isla.cache import EXTENSION_KEY as CACHE_EXTENSION_KEY
 from electro_isla.cache import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 from electro_isla.cache.outbox import Effect, register_applier
 from electro_isla.db_types import utcnow
@@ -98,7 +99,7 @@ class RevocationStore:
 
     @cached_property
     def _manager(self) -> Any:
-        return self.app.extensions["electro_isla.cache"]
+        return self.app.extensions[CACHE_EXTENSION_KEY]
 
     def _failed(self, action: str, exc: Exception) -> None:
         self.health.failed(f"revocation {action}", self.key, exc)

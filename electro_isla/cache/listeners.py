@@ -36,7 +36,7 @@ from sqlalchemy.orm import (
 )
 
 from electro_isla.cache.outbox import Effect
-from electro_isla.cache.registry import targets
+from electro_isla.cache.registry import EXTENSION_KEY, targets
 
 PENDING = "electro_isla.cache.pending"
 RECORDED = "electro_isla.cache.recorded"  # (effects, outbox row ids) of the COMMIT under way
@@ -219,7 +219,7 @@ def _all_notes(session: Session) -> Notes:
 
 
 def _manager() -> Any:
-    return current_app.extensions.get("electro_isla.cache") if has_app_context() else None
+    return current_app.extensions.get(EXTENSION_KEY) if has_app_context() else None
 
 
 def _recording(session: Session) -> None:

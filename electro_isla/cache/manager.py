@@ -28,7 +28,7 @@ from electro_isla.cache.keys import KeySpace
 from electro_isla.cache.outbox import Effect, Outbox, register_applier
 from electro_isla.cache.reads import BYPASS, HIT, MISS, ReadPipeline
 from electro_isla.cache.redis_store import RedisStore
-from electro_isla.cache.registry import REGISTRY
+from electro_isla.cache.registry import EXTENSION_KEY, REGISTRY
 from electro_isla.cache.stats import Counting, SharedStats
 from electro_isla.cache.stores import LocalStore, Parts
 from electro_isla.extensions import db
@@ -38,8 +38,6 @@ from electro_isla.shared_store import REDIS_ERRORS, shared_store
 __all__ = ["BYPASS", "EXTENSION_KEY", "HIT", "MISS", "CacheManager", "CacheUnavailable"]
 
 log = logging.getLogger("electro_isla.cache")
-
-EXTENSION_KEY = "electro_isla.cache"
 
 
 class CacheUnavailable(Exception):

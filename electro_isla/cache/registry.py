@@ -31,6 +31,9 @@ from marshmallow import Schema
 from electro_isla.catalogo.models import Producto
 from electro_isla.catalogo.schemas import ProductoSchema
 
+# Where the app keeps its CacheManager (app.extensions): here, below every module that
+# looks it up (listeners cannot import the manager, which imports them).
+EXTENSION_KEY = "electro_isla.cache"
 ALL = None  # reads[table] missing or None: every column
 Change = Literal["insert", "update", "delete", "bulk"]
 

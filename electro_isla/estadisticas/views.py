@@ -11,6 +11,8 @@ change (live/wait.py, API.md "Live statistics").
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response
 from flask.views import MethodView
 
@@ -18,7 +20,6 @@ from electro_isla.auth.permissions import staff_required
 from electro_isla.blueprint import Blueprint
 from electro_isla.estadisticas.registro import ESTADISTICAS, Estadistica, rendered
 from electro_isla.live.wait import answer
-from electro_isla.rendering import conditional
 
 blp = Blueprint(
     "estadisticas",
@@ -36,6 +37,30 @@ CLASES = {
 }
 
 
+# API.md "Live statistics", documented through flask-smorest's public decorators.
+PREFER = {
+    "name": "Prefer",
+    "in": "header",
+    "required": False,
+    "description": "`wait=<seconds>` (RFC 7240) with If-None-Match: hold the request while"
+    " that tag is current, until the figures change (200) or the wait ends (304). Capped"
+    " by LIVE_MAX_WAIT (never above 60).",
+    "schema": {"type": "string", "example": "wait=30"},
+}
+
+
+def preference_applied() -> dict[str, Any]:
+    """A fresh header object per response (the ETag plugin adds to the same mapping)."""
+    return {
+        "Preference-Applied": {
+            "description": "`wait=<seconds allowed>` when the request was held; absent when"
+            " the server could not hold it (shared cache unavailable, waiting limit"
+            " reached): the client polls instead.",
+            "schema": {"type": "string"},
+        }
+    }
+
+
 def _vista(estadistica: Estadistica) -> type[MethodView]:
     """The MethodView of one statistic, documented from its entry."""
     nombre = estadistica.nombre
@@ -44,10 +69,18 @@ def _vista(estadistica: Estadistica) -> type[MethodView]:
         return answer(nombre, rendered)
 
     get.__doc__ = estadistica.resumen
-    get = conditional(blp)(
-        blp.response(200, estadistica.schema)(
-            blp.alt_response(401, description="Not authenticated")(
-                blp.alt_response(403, description="Not staff")(staff_required(get))
+    # The 304 as `conditional` documents it, plus the header a held request answers with.
+    not_modified = blp.alt_response(
+        304,
+        description="Not Modified: the tag is current (after the wait, when one was held)",
+        headers=preference_applied(),
+    )
+    get = blp.doc(parameters=[PREFER])(
+        not_modified(
+            blp.response(200, estadistica.schema, headers=preference_applied())(
+                blp.alt_response(401, description="Not authenticated")(
+                    blp.alt_response(403, description="Not staff")(staff_required(get))
+                )
             )
         )
     )

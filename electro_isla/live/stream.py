@@ -147,6 +147,15 @@ def _any_ready(live: Live, sent: dict[str, str], last_sent: dict[str, float]) ->
 @blp.route("/stream/")
 class EstadisticasStream(MethodView):
     @blp.doc(
+        parameters=[
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "description": "The last event's id: only the statistics changed since are sent",
+                "schema": {"type": "string"},
+            }
+        ],
         responses={
             "200": {
                 "description": "text/event-stream: `event: ventas|usuarios|productos|reporte`,"
@@ -167,11 +176,20 @@ class EstadisticasStream(MethodView):
                     }
                 },
             }
-        }
+        },
     )
     @blp.alt_response(401, description="Not authenticated")
     @blp.alt_response(403, description="Not staff")
-    @blp.alt_response(429, description="Too many streams (per process, or 4 per usuario)")
+    @blp.alt_response(
+        429,
+        description="Too many streams (per process, or 4 per usuario)",
+        headers={
+            "Retry-After": {
+                "description": "Seconds before trying again",
+                "schema": {"type": "integer"},
+            }
+        },
+    )
     @staff_required
     def get(self) -> Response:
         """The four statistics, then one event per change (Last-Event-ID resumes)"""

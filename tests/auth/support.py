@@ -14,6 +14,7 @@ from electro_isla.usuarios.models import Usuario
 from electro_isla_testing.factories import PASSWORD, UsuarioFactory
 
 COOKIE = "refreshToken"
+WRONG_PASSWORD = "no-es-la-clave"
 COOKIE_PATH = "/api/auth/"
 
 
@@ -28,6 +29,19 @@ def login(client: FlaskClient, username: str, password: str = PASSWORD, ip: str 
         json={"username": username, "password": password},
         environ_base={"REMOTE_ADDR": ip},
     )
+
+
+def failed_logins_through_two_apps(
+    first: Flask, second: Flask, attempts: int, net: str
+) -> list[int]:
+    """A new usuario's wrong-password logins, alternating between two app instances (two
+    workers), each from its own IP in `net` ("10.9.0."): only the shared limit can count them."""
+    make_usuario(first, username="ana")
+    clients = (second.test_client(), first.test_client())
+    return [
+        login(clients[n % 2], "ana", WRONG_PASSWORD, ip=f"{net}{n}").status_code
+        for n in range(attempts)
+    ]
 
 
 def bearer(token: str) -> dict[str, str]:

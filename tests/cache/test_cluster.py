@@ -16,11 +16,9 @@ from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.shared_store.clients import parse_hosts
 from electro_isla_testing.servers import RedisClusterServers
-from tests.auth.support import login, make_usuario
+from tests.auth.support import WRONG_PASSWORD, failed_logins_through_two_apps, login
 from tests.cache.support import add_producto, raw_redis
 from tests.helpers import user_with_role
-
-WRONG = "no-es-la-clave"
 
 
 @pytest.fixture
@@ -129,12 +127,7 @@ def test_cache_clear_and_stats_see_every_node(cluster_app):
 
 
 def test_login_limit_is_exactly_five_across_two_app_instances(cluster_app):
-    first, second = cluster_app(), cluster_app()
-    make_usuario(first, username="ana")
-    one, two = first.test_client(), second.test_client()
-    answers = [
-        login(one if n % 2 else two, "ana", WRONG, ip=f"10.9.0.{n}").status_code for n in range(8)
-    ]
+    answers = failed_logins_through_two_apps(cluster_app(), cluster_app(), 8, net="10.9.0.")
     assert answers == [401] * 5 + [429] * 3
 
 
@@ -187,4 +180,4 @@ def test_a_worker_starting_while_no_node_answers_serves_from_the_database(make_a
     producto_id = add_producto(app, "10.00")
     response = app.test_client().get(f"/api/productos/{producto_id}/")
     assert response.status_code == 200 and response.headers["X-Cache"] == "BYPASS"
-    assert login(app.test_client(), "nadie", WRONG).status_code == 401  # throttled locally
+    assert login(app.test_client(), "nadie", WRONG_PASSWORD).status_code == 401  # throttled locally

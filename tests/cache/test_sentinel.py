@@ -17,11 +17,9 @@ from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from electro_isla.shared_store import ReplicationLag
 from electro_isla_testing.servers import SentinelSet
-from tests.auth.support import login, make_usuario
+from tests.auth.support import failed_logins_through_two_apps
 from tests.cache.support import add_producto, manager_of
 from tests.helpers import user_with_role
-
-WRONG = "no-es-la-clave"
 
 
 @pytest.fixture(scope="module")
@@ -99,12 +97,7 @@ def test_a_bump_counts_only_once_a_replica_has_it(sentinel_app, sentinels):
 
 
 def test_login_limit_is_shared_by_two_app_instances(sentinel_app):
-    first, second = sentinel_app(), sentinel_app()
-    make_usuario(first, username="ana")
-    one, two = first.test_client(), second.test_client()
-    answers = [
-        login(one if n % 2 else two, "ana", WRONG, ip=f"10.9.1.{n}").status_code for n in range(7)
-    ]
+    answers = failed_logins_through_two_apps(sentinel_app(), sentinel_app(), 7, net="10.9.1.")
     assert answers == [401] * 5 + [429] * 2
 
 

@@ -13,6 +13,7 @@ from selenium.webdriver.common.by import By
 from electro_isla_testing.consola import (
     ADMIN,
     CLIENTE,
+    STAT_NAMES,
     STATS,
     TRABAJADOR,
     Api,
@@ -22,6 +23,7 @@ from electro_isla_testing.consola import (
     log_in,
     mode,
     same,
+    statistics_fetches,
     wait_until,
 )
 
@@ -282,19 +284,6 @@ def test_an_expired_session_refreshes_once_then_shows_the_login_form(console) ->
                 json={"is_active": True},
                 timeout=10,
             )
-
-
-STAT_NAMES = (
-    "estadisticas_ventas",
-    "estadisticas_usuarios",
-    "estadisticas_productos",
-    "reporte_general",
-)
-
-
-def statistics_fetches(api: Api) -> dict[str, int]:
-    families = api.get("/api/admin/cache/stats/").json()["families"]
-    return {name: families[name]["fetches"] for name in STAT_NAMES}
 
 
 def test_two_open_consoles_cost_at_most_one_statistics_fetch_per_change(console) -> None:

@@ -16,8 +16,10 @@ from typing import Any
 
 import psycopg
 import requests
+from flask import Flask
 
 from electro_isla_testing.databases import libpq_url
+from electro_isla_testing.factories import ProductoFactory, UsuarioFactory, auth_headers
 
 
 @dataclass
@@ -97,6 +99,27 @@ class Traffic:
 
     def statuses(self, kind: str | None = None) -> Counter:
         return Counter(o.status for o in self.outcomes if kind is None or o.kind == kind)
+
+
+@dataclass
+class Shop:
+    """What an outage drill sells: stock per producto (the first one is the drill's
+    target) and three clientes' headers."""
+
+    initial: dict[int, int]
+    clientes: list[dict[str, str]]
+
+
+def open_shop(app: Flask, precio: str) -> Shop:
+    """Three productos that cannot run out (a fast machine must still see orders succeed
+    after the outage) and one that does, so refusals are audited too; three clientes."""
+    with app.app_context():
+        productos = [
+            ProductoFactory(stock=stock, precio=precio) for stock in (100_000, 100_000, 100_000, 5)
+        ]
+        initial = {p.id: p.stock for p in productos}
+        cliente_ids = [UsuarioFactory(rol="cliente").id for _ in range(3)]
+    return Shop(initial, [auth_headers(app, uid) for uid in cliente_ids])
 
 
 def shopper(traffic: Traffic, producto_ids: list[int]) -> Callable:

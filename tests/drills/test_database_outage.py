@@ -13,7 +13,15 @@ from electro_isla.usuarios.models import Usuario
 from electro_isla_testing.factories import ProductoFactory, UsuarioFactory
 from electro_isla_testing.gunicorn import GunicornServer
 from tests.drills.conftest import database_rows
-from tests.drills.harness import Traffic, audit_orders, buyer, is_error_envelope, running, shopper
+from tests.drills.harness import (
+    Traffic,
+    audit_orders,
+    buyer,
+    is_error_envelope,
+    open_shop,
+    running,
+    shopper,
+)
 from tests.helpers import auth_headers
 
 
@@ -78,16 +86,8 @@ def test_database_stopped_under_order_traffic(drill_app, drill_db, drill_redis, 
     """gunicorn, 2 workers; buyers and shoppers run while PostgreSQL stops for ~2 s."""
     server = GunicornServer(drill_db, drill_redis.url)
     app = drill_app(server.prefix)
-    with app.app_context():
-        # Three products that cannot run out (a fast machine must still see orders
-        # succeed after the outage) and one that does, so refusals are audited too.
-        productos = [
-            ProductoFactory(stock=stock, precio="10.00") for stock in (100_000, 100_000, 100_000, 5)
-        ]
-        initial = {p.id: p.stock for p in productos}
-        clientes = [UsuarioFactory(rol="cliente") for _ in range(3)]
-        cliente_ids = [c.id for c in clientes]
-    headers = [auth_headers(app, uid) for uid in cliente_ids]
+    shop = open_shop(app, "10.00")
+    initial, headers = shop.initial, shop.clientes
     server.start()
     try:
         traffic = Traffic(server.url, timeout=15)

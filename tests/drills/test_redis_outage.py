@@ -14,10 +14,10 @@ from decimal import Decimal
 import pytest
 import requests
 
-from electro_isla_testing.factories import ProductoFactory, UsuarioFactory
+from electro_isla_testing.factories import UsuarioFactory
 from electro_isla_testing.gunicorn import GunicornServer
 from electro_isla_testing.servers import RedisServer
-from tests.drills.harness import Traffic, audit_orders, buyer, running, shopper
+from tests.drills.harness import Traffic, audit_orders, buyer, open_shop, running, shopper
 from tests.helpers import auth_headers
 
 MAX_LATENCY = 2.0
@@ -39,17 +39,11 @@ def staff_poller(traffic: Traffic, headers: dict[str, str]):  # noqa: ANN201
 def test_redis_killed_restarted_and_paused_under_traffic(drill_app, drill_db, drill_redis):
     server = GunicornServer(drill_db, drill_redis.url)
     app = drill_app(server.prefix)
+    shop = open_shop(app, "25.00")
+    initial, headers = shop.initial, shop.clientes
+    objetivo = next(iter(initial))
     with app.app_context():
-        # Three products that cannot run out (a fast machine must still see orders
-        # succeed after the outage) and one that does, so refusals are audited too.
-        productos = [
-            ProductoFactory(stock=stock, precio="25.00") for stock in (100_000, 100_000, 100_000, 5)
-        ]
-        initial = {p.id: p.stock for p in productos}
-        cliente_ids = [UsuarioFactory(rol="cliente").id for _ in range(3)]
         admin_id = UsuarioFactory(rol="admin").id
-        objetivo = productos[0].id
-    headers = [auth_headers(app, uid) for uid in cliente_ids]
     admin = auth_headers(app, admin_id)
     redis = drill_redis
     restarted: RedisServer | None = None

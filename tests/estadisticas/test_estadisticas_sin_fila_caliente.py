@@ -45,6 +45,16 @@ def _deltas(app) -> int:
         return n
 
 
+def _order(app, headers: dict[str, str], producto: int, cantidad: int = 1) -> None:
+    """One order through the API (its triggers write the statistics)."""
+    response = app.test_client().post(
+        "/api/pedidos/",
+        json={"items": [{"producto_id": producto, "cantidad": cantidad}], **BODY},
+        headers=headers,
+    )
+    assert response.status_code == 201, response.get_json()
+
+
 def test_an_order_waits_for_no_rollup_row_of_an_order_in_flight(app):
     """Same usuario, producto, metodo and day, the first order not yet committed:
     the second commits at once (0002 made it wait on the per-usuario and
@@ -80,14 +90,8 @@ def test_the_fold_moves_the_deltas_and_no_figure(app):
     buyers = [user_with_role(app, "cliente")[1] for _ in range(3)]
     with app.app_context():
         producto = ProductoFactory(stock=100).id
-    client = app.test_client()
     for i in range(5):
-        response = client.post(
-            "/api/pedidos/",
-            json={"items": [{"producto_id": producto, "cantidad": 1}], **BODY},
-            headers=buyers[i % 3],
-        )
-        assert response.status_code == 201
+        _order(app, buyers[i % 3], producto)
     before = _exact(app)
     assert _deltas(app) > 0  # the orders' triggers wrote deltas, not the rollup rows
     folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
@@ -103,12 +107,7 @@ def test_sqlite_writes_the_rollups_directly(sqlite_app):
     buyer = user_with_role(sqlite_app, "cliente")[1]
     with sqlite_app.app_context():
         producto = ProductoFactory(stock=5).id
-    response = sqlite_app.test_client().post(
-        "/api/pedidos/",
-        json={"items": [{"producto_id": producto, "cantidad": 2}], **BODY},
-        headers=buyer,
-    )
-    assert response.status_code == 201
+    _order(sqlite_app, buyer, producto, cantidad=2)
     assert _deltas(sqlite_app) == 0
     assert _exact(sqlite_app)["reporte"]["resumen"]["total_pedidos"] == 1
 
@@ -184,14 +183,8 @@ def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
     buyer = user_with_role(app, "cliente")[1]
     with app.app_context():
         producto = ProductoFactory(stock=50).id
-    client = app.test_client()
     for _ in range(3):
-        response = client.post(
-            "/api/pedidos/",
-            json={"items": [{"producto_id": producto, "cantidad": 1}], **BODY},
-            headers=buyer,
-        )
-        assert response.status_code == 201
+        _order(app, buyer, producto)
     assert _deltas(app) > 0
     _exact(app)
     with app.app_context():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -10,7 +11,7 @@ import pytest
 
 from electro_isla_testing.databases import create_database
 from electro_isla_testing.gunicorn import GunicornServer
-from electro_isla_testing.live import Site, seed
+from electro_isla_testing.live import Site, StreamReader, seed
 from electro_isla_testing.servers import PostgresServer, RedisServer
 
 _names = itertools.count()
@@ -36,8 +37,10 @@ class Running:
     site: Site
 
 
-def start(database_url: str, redis_url: str | None, **env: str) -> GunicornServer:
-    server = GunicornServer(database_url, redis_url, workers=3, threads=16, use_project_config=True)
+def start(database_url: str, redis_url: str | None, workers: int = 3, **env: str) -> GunicornServer:
+    server = GunicornServer(
+        database_url, redis_url, workers=workers, threads=16, use_project_config=True
+    )
     server.env.update(LIVE_ENV, CACHE_PENDING_DIR=str(server.tmp / "pending"), **env)
     return server.start()
 
@@ -53,6 +56,16 @@ def live(live_pg: PostgresServer) -> Iterator[Running]:
     finally:
         server.stop()
         redis.stop()
+
+
+def assert_resumed_with_only(resumed: StreamReader, producto_id: int, stock: int) -> None:
+    """A stream resumed after a stock change sends productos with it, and nothing else."""
+    event = resumed.next(timeout=5)
+    assert event.name == "productos"
+    stocks = {p["id"]: p["stock"] for p in event.data["productos_mas_rentables"]}
+    assert stocks[producto_id] == stock
+    time.sleep(1.0)
+    assert resumed.events.empty(), "only the statistic that changed is sent"
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 import requests
 
 from electro_isla_testing.live import STATS, StreamReader
-from tests.live.conftest import Running
+from tests.live.conftest import Running, assert_resumed_with_only
 
 
 def test_first_four_events_equal_the_four_get_bodies_then_an_order_within_1s(live: Running):
@@ -38,21 +38,10 @@ def test_last_event_id_resumes_with_only_what_changed(live: Running):
     reader = StreamReader(site.base, site.admin).start()
     last = reader.take(4)[-1]
     reader.close()
-    # A change to productos only: stock of one product, through the admin API.
-    requests.patch(
-        f"{site.base}/api/admin/productos/{site.producto_ids[2]}/",
-        json={"stock": 4321},
-        headers=site.admin,
-        timeout=10,
-    ).raise_for_status()
+    site.set_stock(site.producto_ids[2], 4321)
     resumed = StreamReader(site.base, site.admin, last_event_id=last.id).start()
     try:
-        event = resumed.next(timeout=5)
-        assert event.name == "productos"
-        stocks = {p["id"]: p["stock"] for p in event.data["productos_mas_rentables"]}
-        assert stocks[site.producto_ids[2]] == 4321
-        time.sleep(1.0)
-        assert resumed.events.empty(), "only the statistic that changed is sent"
+        assert_resumed_with_only(resumed, site.producto_ids[2], 4321)
     finally:
         resumed.close()
     # Unknown or malformed ids are ignored: everything is sent.
@@ -84,12 +73,7 @@ def test_demotion_ends_the_stream_within_5s(live: Running):
     reader = StreamReader(site.base, site.headers_for(uid)).start()
     try:
         reader.take(4)
-        requests.patch(
-            f"{site.base}/api/admin/users/{uid}/",
-            json={"rol": "mensajero"},
-            headers=site.admin,
-            timeout=10,
-        ).raise_for_status()
+        site.set_rol(uid, "mensajero")
         assert reader.ended.wait(5), "the stream outlived the demotion"
     finally:
         reader.close()

@@ -94,12 +94,7 @@ def test_the_wait_is_capped(live: Running):
     )
     t.start()
     time.sleep(0.3)
-    requests.patch(
-        f"{site.base}/api/admin/productos/{site.producto_ids[1]}/",
-        json={"stock": 77},
-        headers=site.admin,
-        timeout=10,
-    ).raise_for_status()
+    site.set_stock(site.producto_ids[1], 77)
     t.join(timeout=10)
     assert box[0].status_code == 200
     assert box[0].headers["Preference-Applied"] == "wait=30"
@@ -118,12 +113,7 @@ def test_a_demotion_during_the_wait_answers_403(live: Running):
     )
     t.start()
     time.sleep(0.5)
-    requests.patch(
-        f"{site.base}/api/admin/users/{uid}/",
-        json={"rol": "cliente"},
-        headers=site.admin,
-        timeout=10,
-    ).raise_for_status()
+    site.set_rol(uid, "cliente")
     site.order()  # wakes the wait
     t.join(timeout=25)
     assert box[0].status_code == 403, box[0].text
