@@ -261,6 +261,10 @@ ROLLUP_VS_RAW = (
 )
 
 
+# Since 0008 one delta table holds these rollups' deltas (with the same column names).
+PEDIDOS_DELTA_FEEDS = {"estadisticas_pedidos_dia", "estadisticas_usuarios_pedidos"}
+
+
 def _rollups_equal_raw(app: Flask) -> dict:
     """Each rollup (plus its deltas when the table exists) summed per key == raw rows."""
     with app.app_context():
@@ -270,6 +274,8 @@ def _rollups_equal_raw(app: Flask) -> dict:
             rows = f"SELECT {cols} FROM {rollup}"  # noqa: S608  (constants above)
             if f"{rollup}_delta" in tables:
                 rows += f" UNION ALL SELECT {cols} FROM {rollup}_delta"  # noqa: S608
+            if rollup in PEDIDOS_DELTA_FEEDS and "estadisticas_pedidos_delta" in tables:
+                rows += f" UNION ALL SELECT {cols} FROM estadisticas_pedidos_delta"  # noqa: S608
             got = sorted(map(tuple, db.session.execute(text(summed.format(rows=rows)))))
             assert got == sorted(map(tuple, db.session.execute(text(raw)))), rollup
             seen[rollup] = got
@@ -292,8 +298,6 @@ def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
-    from electro_isla.estadisticas.operaciones import comparar_rollups
-    from electro_isla.estadisticas.ventana import meses
     from tests.estadisticas.estadisticas_data import build_shop, insert_shop
 
     app = migrated_app(empty_pg_url, tmp_path)
@@ -323,18 +327,79 @@ def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url
     )
     assert sql("SELECT count(*) FROM estadisticas_pedidos_dia WHERE slot <> 0") > 0
     before = _rollups_equal_raw(app)
-    flask_db(app, "upgrade")
+    flask_db(app, "upgrade", "0007_rollups_sin_fila_caliente")
     assert sql("SELECT count(*) FROM estadisticas_pedidos_dia WHERE slot <> 0") == 0
     assert _rollups_equal_raw(app) == before
     sql(cancel)
     assert sql("SELECT count(*) FROM estadisticas_pedidos_dia_delta") > 0  # a delta, no upsert
     after_write = _rollups_equal_raw(app)
-    with app.app_context():
-        assert comparar_rollups(meses())[1] == []
-        db.session.remove()
+    # The application's own check (comparar_rollups) reads the head schema: it runs on
+    # 0007's deltas once 0008 has folded them, in the test below.
     flask_db(app, "downgrade", "0006_refresh_families")
     assert _rollups_equal_raw(app) == after_write  # the deltas were folded first
     sql(cancel)  # 0002's triggers are back and keep the rollups exact
     assert _rollups_equal_raw(app) != after_write
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_one_delta_per_pedido_migrates_both_ways_with_unfolded_deltas(empty_pg_url, tmp_path):
+    """0008 folds the deltas 0007 wrote (none is lost) before replacing three delta tables
+    by one; its downgrade folds the new deltas and puts 0007's tables and triggers back."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from electro_isla.estadisticas.operaciones import comparar_rollups
+    from electro_isla.estadisticas.ventana import meses
+    from tests.estadisticas.estadisticas_data import build_shop, insert_shop
+
+    app = migrated_app(empty_pg_url, tmp_path)
+    app.config["TIMEZONE"] = "Europe/Madrid"
+    flask_db(app, "upgrade", "0007_rollups_sin_fila_caliente")
+    with app.app_context():
+        insert_shop(build_shop(6, datetime.now(UTC), ZoneInfo("Europe/Madrid")))
+        db.session.remove()
+
+    def sql(statement: str) -> int | None:
+        with app.app_context():
+            result = db.session.execute(text(statement))
+            n = result.scalar() if result.returns_rows else None
+            db.session.commit()
+            db.session.remove()
+            return n
+
+    cancel = (
+        "UPDATE pedidos SET estado = 'cancelado' WHERE id = "
+        "(SELECT min(id) FROM pedidos WHERE estado IN ('confirmado', 'entregado'))"
+    )
+    sql("SELECT estadisticas_plegar()")
+    sql(cancel)  # 0007: deltas of pedidos_dia, ventas_dia, usuarios_pedidos, productos
+    assert sql("SELECT count(*) FROM estadisticas_ventas_dia_delta") > 0
+    assert sql("SELECT count(*) FROM estadisticas_productos_vendidos_delta") > 0
+    before = _rollups_equal_raw(app)
+
+    flask_db(app, "upgrade")
+    tables = table_names(app)
+    assert "estadisticas_pedidos_delta" in tables
+    assert "estadisticas_ventas_dia_delta" not in tables
+    assert _rollups_equal_raw(app) == before
+    with app.app_context():
+        assert comparar_rollups(meses())[1] == []
+        db.session.remove()
+    sql(cancel)
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") > 0  # a delta, no upsert
+    after_write = _rollups_equal_raw(app)
+    with app.app_context():
+        assert comparar_rollups(meses())[1] == []
+        db.session.remove()
+
+    flask_db(app, "downgrade", "0007_rollups_sin_fila_caliente")
+    assert "estadisticas_pedidos_delta" not in table_names(app)
+    assert _rollups_equal_raw(app) == after_write  # the new deltas were folded first
+    sql(cancel)  # 0007's triggers are back and write 0007's deltas
+    assert sql("SELECT count(*) FROM estadisticas_ventas_dia_delta") > 0
+    assert _rollups_equal_raw(app) != after_write  # and still equal to the raw rows
+    flask_db(app, "upgrade")
+    assert schema_differences(app) == []
     with app.app_context():
         db.engine.dispose()

@@ -1,16 +1,19 @@
 """Rollup tables the statistics read instead of scanning the orders.
 
-They are written only by database triggers (migrations 0002_estadisticas_rollups
-and 0007_rollups_sin_fila_caliente), in the same transaction as the write to
-pedidos, detalles_pedido or usuarios, so raw SQL, COPY and imports keep them exact
-too. Never write them from the ORM: the cache registry lists the source tables,
+They are written only by database triggers (migrations 0002_estadisticas_rollups,
+0007_rollups_sin_fila_caliente and 0008_un_delta_por_pedido), in the same
+transaction as the write to pedidos, detalles_pedido or usuarios, so raw SQL, COPY
+and imports keep them exact too. Never write them from the ORM: the cache registry lists the source tables,
 whose writes invalidate the figures.
 
-On PostgreSQL a trigger only INSERTs its changes into the rollup's `_delta` table
-(no row another writer waits on); `estadisticas_plegar()` folds the committed
-deltas into the rollup rows now and then, and a reader adds the rollup and its
-unfolded deltas (estadisticas/rollups.py). On SQLite, whose writers are serial,
-the row triggers write the rollups directly and the deltas stay empty.
+On PostgreSQL a trigger only INSERTs its changes into a delta table (no row
+another writer waits on): one `estadisticas_pedidos_delta` row per changed
+(day, estado, metodo_pago, usuario) carries the deltas of three rollups at once,
+the others have a `<rollup>_delta` table each. `estadisticas_plegar()` folds the
+committed deltas into the rollup rows now and then, and a reader adds the rollup
+and its unfolded deltas (estadisticas/rollups.py, through `delta_de`). On SQLite,
+whose writers are serial, the row triggers write the rollups directly and the
+deltas stay empty.
 
 Money is kept in integer cents (exact on SQLite, whose NUMERIC is a float). The
 `slot` columns are 0 since 0007 (0002 spread hot rows over pid slots); readers
@@ -20,9 +23,21 @@ which the readers handle.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Date, Index, Integer, SmallInteger, String, Table
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Subquery,
+    Table,
+    select,
+)
 
 from electro_isla.extensions import db
+from electro_isla.pedidos.models import ESTADOS_VENTA
 
 # Pedidos (any estado) per UTC day of created_at: reporte's counts.
 pedidos_dia = Table(
@@ -97,11 +112,45 @@ def _delta(rollup: Table) -> Table:
     )
 
 
-# Deltas per keyed rollup (retencion is derived by the fold from usuarios_pedidos).
+# One row per (UTC day, estado, metodo_pago, usuario) a statement on pedidos changed:
+# the deltas of pedidos_dia, ventas_dia (sale estados only) and usuarios_pedidos.
+pedidos_delta = Table(
+    "estadisticas_pedidos_delta",
+    db.metadata,
+    Column("dia", Date, nullable=False),
+    Column("estado", String(20), nullable=False),
+    Column("metodo_pago", String(20), nullable=False),
+    Column("usuario_id", Integer, nullable=False, autoincrement=False),
+    Column("pedidos", BigInteger, nullable=False),
+    Column("total_centimos", BigInteger, nullable=False),
+)
+
+# The delta tables the triggers insert into and the fold empties.
+DELTAS = (pedidos_delta, _delta(productos_vendidos), _delta(usuarios_dia))
+
+
+# The rollups whose deltas are sums over pedidos_delta's rows (ventas_dia: sales only).
+DE_PEDIDOS = {pedidos_dia.name: False, ventas_dia.name: True, usuarios_pedidos.name: False}
+
+# The delta table of each other keyed rollup (retencion is derived by the fold).
 DELTA_DE: dict[str, Table] = {
-    t.name: _delta(t)
-    for t in (pedidos_dia, ventas_dia, productos_vendidos, usuarios_pedidos, usuarios_dia)
+    productos_vendidos.name: DELTAS[1],
+    usuarios_dia.name: DELTAS[2],
 }
+
+
+def delta_de(rollup: Table, *columnas: str) -> Table | Subquery:
+    """The rollup's unfolded deltas as rows of `columnas` (default: all its columns
+    but `slot`), to be summed per key like the rollup's own rows; only the columns
+    asked for are read, so a cached figure depends on no other."""
+    if rollup.name in DELTA_DE:
+        return DELTA_DE[rollup.name]
+    names = columnas or [c.name for c in rollup.columns if c.name != "slot"]
+    query = select(*(pedidos_delta.c[c] for c in names))
+    if DE_PEDIDOS[rollup.name]:
+        query = query.where(pedidos_delta.c.estado.in_(ESTADOS_VENTA))
+    return query.subquery(f"{rollup.name}_delta")
+
 
 # Every table the statistics triggers keep (what `estadisticas-rebuild` rewrites).
 ROLLUPS = (
@@ -111,7 +160,7 @@ ROLLUPS = (
     usuarios_pedidos,
     retencion,
     usuarios_dia,
-    *DELTA_DE.values(),
+    *DELTAS,
 )
 
 # What each rollup column is computed from, {rollup: {column: {source table: columns}}}
@@ -148,8 +197,16 @@ DERIVACION: dict[str, dict[str, dict[str, frozenset[str]]]] = {
     },
 }
 
-# A delta's columns are derived as its rollup's.
-DERIVACION.update({delta.name: DERIVACION[rollup] for rollup, delta in DELTA_DE.items()})
+# A delta's columns are derived as its rollup's. pedidos_delta's rows exist for every
+# estado: the ventas reader filters on its estado column, which is its "*".
+DERIVACION.update({t.name: DERIVACION[t.name.removesuffix("_delta")] for t in DELTAS[1:]})
+DERIVACION[pedidos_delta.name] = {
+    "dia": {"pedidos": frozenset({"created_at"})},
+    "estado": {"pedidos": frozenset({"estado"})},
+    "metodo_pago": {"pedidos": frozenset({"metodo_pago"})},
+    "usuario_id": {"pedidos": frozenset({"usuario_id"})},
+    "total_centimos": {"pedidos": frozenset({"total"})},
+}
 
 # What each rollup is computed from: the tables whose writes change it (through the
 # triggers), and so the tables a cached figure read from it depends on.

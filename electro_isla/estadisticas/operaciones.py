@@ -102,9 +102,7 @@ def plegar() -> int:
     session = db.session
     if session.get_bind().dialect.name != "postgresql":
         return 0  # SQLite's triggers write the rollups directly
-    moved = sum(
-        session.scalar(select(func.count()).select_from(t)) or 0 for t in r.DELTA_DE.values()
-    )
+    moved = sum(session.scalar(select(func.count()).select_from(t)) or 0 for t in r.DELTAS)
     session.execute(db.text("SELECT estadisticas_plegar()"))
     session.commit()
     return moved

@@ -54,8 +54,8 @@ Valores = list[Any]
 def vivo(rollup: Table, *columnas: str) -> Subquery:
     """The rollup's rows and its unfolded deltas (`columnas`, default all but `slot`):
     sum them per key."""
-    delta = r.DELTA_DE[rollup.name]
-    names = columnas or [c.name for c in delta.columns]
+    names = columnas or [c.name for c in rollup.columns if c.name != "slot"]
+    delta = r.delta_de(rollup, *names)
     return union_all(
         select(*(rollup.c[n] for n in names)), select(*(delta.c[n] for n in names))
     ).subquery(f"{rollup.name}_vivo")
@@ -96,8 +96,8 @@ def top_exacto(
     The rollup's index gives the best keys that have no delta; the keys with
     deltas (few: the fold empties them) are summed apart and merged in.
     """
-    delta = r.DELTA_DE[rollup.name]
     valores = (orden, *otras)
+    delta = r.delta_de(rollup, clave, *valores)
     d = (
         select(delta.c[clave], *(func.sum(delta.c[v]).label(v) for v in valores))
         .group_by(delta.c[clave])
@@ -274,7 +274,8 @@ def usuarios_mas_activos() -> list[dict[str, Any]]:
 def retencion() -> tuple[int, int]:
     """(usuarios with orders, usuarios with more than one)."""
     # The folded counters, corrected for the usuarios whose count has unfolded deltas.
-    up, delta = r.usuarios_pedidos, r.DELTA_DE[r.usuarios_pedidos.name]
+    up = r.usuarios_pedidos
+    delta = r.delta_de(up, "usuario_id", "pedidos")
     d = (
         select(delta.c.usuario_id, func.sum(delta.c.pedidos).label("d"))
         .group_by(delta.c.usuario_id)

@@ -21,7 +21,7 @@ from electro_isla.estadisticas.registro import ESTADISTICAS, rendered
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
 from electro_isla.json import loads
-from electro_isla.pedidos.models import Pedido
+from electro_isla.pedidos.models import ESTADOS_VENTA, Pedido
 from electro_isla_testing.factories import ProductoFactory
 from tests.estadisticas.estadisticas_data import build_shop, insert_shop
 from tests.helpers import auth_headers, user_with_role
@@ -56,8 +56,9 @@ def _counts(app) -> tuple[int, int]:
 # -- a failing trigger aborts the write -------------------------------------------
 
 
-# What the PostgreSQL triggers write since 0007: the deltas (the fold writes the rollups).
-PLANTED_PG = ("estadisticas_pedidos_dia_delta", "estadisticas_usuarios_pedidos_delta")
+# What the PostgreSQL triggers write since 0007: the deltas (the fold writes the rollups);
+# since 0008 one table holds the deltas of pedidos_dia, ventas_dia and usuarios_pedidos.
+PLANTED_PG = ("estadisticas_pedidos_delta",)
 
 
 def _plant_failure(app) -> None:
@@ -191,7 +192,7 @@ def test_rebuild_gives_back_what_the_triggers_built(request, backend):
         # Slots, zero rows and unfolded deltas are the triggers' business; the sums
         # (a rollup's rows and its deltas added up) are what must match.
         out = {}
-        for table, values in rows.items():
+        for table, values in _pedidos_delta_split(rows).items():
             acc: Counter = out.setdefault(table.removesuffix("_delta"), Counter())
             for row in values:
                 key = tuple(v for v, c in zip(row, _columns(table), strict=True) if c in _KEYS)
@@ -209,6 +210,21 @@ _KEYS = {"dia", "estado", "metodo_pago", "producto_id", "usuario_id", "rol"}
 
 def _columns(table: str) -> list[str]:
     return [c.name for t in ROLLUPS if t.name == table for c in t.columns]
+
+
+def _pedidos_delta_split(rows: dict[str, list]) -> dict[str, list]:
+    """estadisticas_pedidos_delta's rows as the deltas of the three rollups they feed."""
+    out = {t: v for t, v in rows.items() if t != "estadisticas_pedidos_delta"}
+    split = {"estadisticas_pedidos_dia": [], "estadisticas_ventas_dia": []}
+    split["estadisticas_usuarios_pedidos"] = []
+    for dia, estado, metodo, usuario, pedidos, centimos in rows["estadisticas_pedidos_delta"]:
+        split["estadisticas_pedidos_dia"].append((dia, estado, 0, pedidos))
+        if estado in ESTADOS_VENTA:
+            split["estadisticas_ventas_dia"].append((dia, metodo, 0, pedidos, centimos))
+        split["estadisticas_usuarios_pedidos"].append((usuario, pedidos))
+    for table, values in split.items():
+        out[table] = out[table] + values
+    return out
 
 
 # -- hot rows ------------------------------------------------------------------------

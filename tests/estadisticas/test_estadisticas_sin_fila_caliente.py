@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select, text
 
 from electro_isla.estadisticas import operaciones
-from electro_isla.estadisticas.models import DELTA_DE
+from electro_isla.estadisticas.models import DELTAS
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
 from electro_isla_testing.factories import ProductoFactory
@@ -40,7 +40,7 @@ def _exact(app) -> dict:
 
 def _deltas(app) -> int:
     with app.app_context():
-        n = sum(_db.session.scalar(select(func.count()).select_from(t)) for t in DELTA_DE.values())
+        n = sum(_db.session.scalar(select(func.count()).select_from(t)) for t in DELTAS)
         _db.session.remove()
         return n
 
@@ -83,6 +83,42 @@ def test_an_order_waits_for_no_rollup_row_of_an_order_in_flight(app):
     assert raw["reporte"]["resumen"]["total_pedidos"] == 2
     assert raw["ventas"]["productos_mas_vendidos"][0]["cantidad_vendida"] == 2
     assert raw["usuarios"]["usuarios_recurrentes"] == 1
+
+
+DELTA_TABLES = text(
+    "SELECT table_name FROM information_schema.tables "
+    "WHERE table_schema = current_schema() AND table_name LIKE 'estadisticas%delta' "
+    "ORDER BY table_name"
+)
+
+
+def test_an_order_writes_one_delta_row_per_statement(app):
+    """A pedido and its line: one delta row each (0007 wrote four, three of them for the
+    pedido), which is what the triggers cost an order; the figures stay exact."""
+    app.config["TIMEZONE"] = "UTC"
+    usuario, _ = user_with_role(app, "cliente")
+    with app.app_context():
+        producto = ProductoFactory(stock=10).id
+        _db.session.execute(text("SELECT estadisticas_plegar()"))
+        _db.session.execute(text("SELECT setval('estadisticas_deltas_seq', 1)"))  # no fold due
+        _db.session.commit()
+        tables = list(_db.session.scalars(DELTA_TABLES))
+        with _db.engine.begin() as conn:
+            pid = conn.execute(
+                PEDIDO, {"u": usuario, "e": "confirmado", "t": datetime.now(UTC)}
+            ).scalar_one()
+            conn.execute(LINEA, {"p": pid, "producto": producto})
+        written = {
+            t: _db.session.execute(text(f"SELECT * FROM {t}")).all()  # noqa: S608
+            for t in tables
+        }
+        _db.session.remove()
+    assert sum(map(len, written.values())) == 2, written
+    assert written["estadisticas_productos_vendidos_delta"] == [(producto, 1, 1050)]
+    [row] = written["estadisticas_pedidos_delta"]
+    assert row[1:] == ("confirmado", "tarjeta", usuario, 1, 1050)
+    raw = _exact(app)
+    assert raw["reporte"]["resumen"]["total_pedidos"] == 1
 
 
 def test_the_fold_moves_the_deltas_and_no_figure(app):
@@ -175,9 +211,7 @@ def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
     result = app.test_cli_runner().invoke(args=[*args, "--seed", "3"])  # one COPY: bulk
     assert result.exit_code == 0, result.output
     with app.app_context():  # the 1500 pedidos went straight into the rollups
-        pedidos_deltas = _db.session.scalar(
-            text("SELECT count(*) FROM estadisticas_pedidos_dia_delta")
-        )
+        pedidos_deltas = _db.session.scalar(text("SELECT count(*) FROM estadisticas_pedidos_delta"))
         _db.session.remove()
     assert pedidos_deltas == 0
     buyer = user_with_role(app, "cliente")[1]
