@@ -37,7 +37,12 @@ def load_acceso(usuario_id: int) -> dict[str, Any] | None:
 
 
 def authenticate() -> Actor:
-    """401 unless a valid, unrevoked token names an active usuario."""
+    """401 unless a valid, unrevoked token names an active usuario.
+
+    The usuario's `acceso_usuario` entry is looked up in the revocation check's
+    round trip (cache/ahead.py), and so is what the view asked for ahead.
+    """
+    cache_manager.ask_ahead("acceso_usuario", callers_row=True)
     verify_jwt_in_request()
     try:
         usuario_id = int(get_jwt_identity())

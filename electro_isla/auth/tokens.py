@@ -130,7 +130,9 @@ class RevocationStore:
 
     # -- the per-request check -----------------------------------------------------
 
-    def is_revoked(self, jti: str) -> bool:
+    def is_revoked(self, jti: str, caller: int | None = None) -> bool:
+        """True when `jti` was logged out. `caller` (the token's usuario): the lookups
+        the request asked for ahead go in this check's round trip (cache/ahead.py)."""
         client = self._redis()
         if client is None:
             self._seed_from_database()
@@ -139,8 +141,15 @@ class RevocationStore:
             return expires_at is not None and expires_at > time.time()
         if not self._manager.catch_up():  # the breaker is open, or the outbox could not drain
             return self._in_database(jti)
+
+        def check(redis: Any) -> Any:
+            return redis.zmscore(self.key, [COMPLETE, jti])
+
         try:
-            complete, expires_at = client.zmscore(self.key, [COMPLETE, jti])
+            if caller is None:
+                complete, expires_at = check(client)
+            else:
+                complete, expires_at = self._manager.beside_ahead(check, caller)
         except REDIS_ERRORS as exc:
             self._failed("check", exc)
             return self._in_database(jti)
@@ -212,8 +221,8 @@ def unauthorized(message: str) -> tuple[Response, int, dict[str, str]]:
 
 @jwt.token_in_blocklist_loader
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-    jti = payload.get("jti")
-    return not jti or revocations().is_revoked(str(jti))
+    jti, sub = payload.get("jti"), str(payload.get("sub", ""))
+    return not jti or revocations().is_revoked(str(jti), int(sub) if sub.isdigit() else None)
 
 
 @jwt.unauthorized_loader

@@ -22,6 +22,7 @@ from typing import Any
 from flask import Flask
 from redis import Redis
 
+import electro_isla.cache.ahead as ahead
 from electro_isla.cache.composed import ComposedPages
 from electro_isla.cache.invalidation import Invalidation
 from electro_isla.cache.keys import KeySpace
@@ -64,15 +65,17 @@ class CacheManager:
         self.gen_ttl = max(self.ttls.values())
         self.store: RedisStore | LocalStore
         if redis_client is not None:
+            mode = str(config.get("REDIS_MODE") or "standalone").lower()
             wait = config.get("CACHE_WAIT_REPLICAS")
             if wait is None:
-                wait = 0 if config.get("REDIS_MODE", "standalone") == "standalone" else 1
+                wait = 0 if mode == "standalone" else 1
             self.store = RedisStore(
                 redis_client,
                 backend,
                 self.keys,
                 self.gen_ttl,
                 (int(wait), int(config["CACHE_WAIT_TIMEOUT_MS"])),
+                cluster=mode == "cluster",
             )
             self.backend_name = "redis"
         else:
@@ -148,6 +151,33 @@ class CacheManager:
         if render is not None:
             fetch = _rendering(fetch, render)
         return self.reads.read(spec, fetch, record)
+
+    def ask_ahead(
+        self,
+        name: str,
+        *,
+        callers_row: bool = False,
+        params: Mapping[str, Any] | None = None,
+        rendered: bool = False,
+    ) -> None:
+        """Look `name` up in this request's token check, in its round trip (cache/ahead.py).
+
+        `callers_row`: the row is the calling usuario's id, known once the token is read.
+        """
+        keys = self.keys
+        ahead.want(
+            lambda caller: keys.spec(name, caller if callers_row else None, params, rendered)
+        )
+
+    def beside_ahead(self, command: Callable[[Any], Any], caller: int) -> Any:
+        """`command(client)` sent with the lookups asked ahead for `caller`: one round trip."""
+        specs = ahead.wanted(caller) if self.enabled else []
+        if not isinstance(self.store, RedisStore):
+            raise CacheUnavailable("no shared store to send the command to")
+        reply, found = self.store.beside(command, specs)
+        if found:
+            ahead.keep(found)
+        return reply
 
     # -- invalidation ------------------------------------------------------------
 

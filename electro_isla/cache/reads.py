@@ -25,6 +25,7 @@ from flask import g, has_app_context, has_request_context
 from redis.exceptions import LockError
 from sqlalchemy import inspect as sa_inspect
 
+from electro_isla.cache.ahead import take
 from electro_isla.cache.invalidation import Invalidation
 from electro_isla.cache.keys import KeySpec
 from electro_isla.cache.listeners import pending_tables
@@ -113,7 +114,8 @@ class ReadPipeline:
         if reason is not None:
             return self.bypass(entry, fetch, record, reason)
         try:
-            found = self.parts.store.lookup(spec)
+            # Made in the token check's round trip when this request asked ahead.
+            found = take(spec) or self.parts.store.lookup(spec)
         except REDIS_ERRORS as exc:
             self.failed(
                 entry.name, self.parts.keys.full(self.parts.keys.value_key(spec, ["?"])), exc

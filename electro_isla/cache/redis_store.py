@@ -18,6 +18,7 @@ from redis import Redis
 from redis.cluster import RedisCluster
 
 import electro_isla.cache.scripts as scripts
+from electro_isla.cache.ahead import identity
 from electro_isla.cache.keys import KeySpace, KeySpec
 from electro_isla.cache.registry import REGISTRY
 from electro_isla.cache.stores import BackendValues, Found, KeyLock, PageFound, page_in_steps
@@ -36,9 +37,11 @@ class RedisStore(BackendValues):
         keys: KeySpace,
         gen_ttl: int,
         wait: tuple[int, int] = (0, 200),
+        cluster: bool = False,
     ) -> None:
         """`wait`: (replicas that must acknowledge a bump, how long to wait for them in ms)."""
         self.client, self.backend, self.keys, self.gen_ttl = client, backend, keys, gen_ttl
+        self.cluster = cluster
         self.wait_replicas, self.wait_ms = wait
         self.lookup_script = client.register_script(scripts.LOOKUP)
         self.page_script: Any = client.register_script(scripts.PAGE_LOOKUP)
@@ -62,15 +65,49 @@ class RedisStore(BackendValues):
     # -- lookups (one round trip each) -------------------------------------------
 
     def lookup(self, spec: KeySpec) -> Found:
-        keys = self.keys
-        name = spec.entry.name
-        version, raw = self.lookup_script(
+        return self.found(spec, self.lookup_script(*self.lookup_args(spec)))
+
+    def lookup_args(self, spec: KeySpec) -> tuple[list[str], list[Any]]:
+        """The LOOKUP script's KEYS and ARGV for `spec`."""
+        keys, name = self.keys, spec.entry.name
+        return (
             [*spec.gen_keys, keys.stats_key(name)],
             [keys.full(keys.value_head(name)), spec.row_part, spec.params, self.gen_ttl],
         )
-        head, tail = keys.parts(spec)
+
+    def found(self, spec: KeySpec, reply: list[Any]) -> Found:
+        version, raw = reply
+        head, tail = self.keys.parts(spec)
         value = None if raw is None else self.backend.serializer.loads(raw)
         return Found(f"{head}{version.decode()}{tail}", value, counted=True)
+
+    def beside(
+        self, command: Callable[[Any], Any], specs: list[KeySpec]
+    ) -> tuple[Any, dict[tuple[str, str, str], Found]]:
+        """`command(client)` and the lookups of `specs` in one round trip (cache/ahead.py).
+
+        Returns the command's reply and what each lookup found. The scripts go by
+        EVALSHA (a pipeline given `Script` objects would ask SCRIPT EXISTS first,
+        a round trip of its own); a lookup that fails (a restarted server that
+        lost the script) is left out, and its read looks it up itself. A Cluster
+        splits a pipeline per node, so there the lookups are left to the reads.
+        """
+        if self.cluster or not specs:
+            return command(self.client), {}
+        pipe = self.client.pipeline(transaction=False)
+        command(pipe)
+        for spec in specs:
+            keys, args = self.lookup_args(spec)
+            pipe.evalsha(self.lookup_script.sha, len(keys), *keys, *args)
+        replies = pipe.execute(raise_on_error=False)
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        found = {
+            identity(spec): self.found(spec, reply)
+            for spec, reply in zip(specs, replies[1:], strict=True)
+            if not isinstance(reply, Exception)
+        }
+        return replies[0], found
 
     def lookup_page(self, name: str, params: str, count: bool, ttl: int) -> PageFound:
         if self.page_script is None:  # tests: the steps the script takes, as separate calls

@@ -26,6 +26,7 @@ from marshmallow import Schema
 
 from electro_isla.cache import cache_manager
 from electro_isla.cache.commands import warmer
+from electro_isla.db_types import utcnow
 from electro_isla.estadisticas import inventario, rollups
 from electro_isla.estadisticas.schemas import (
     EstadisticasProductosSchema,
@@ -33,7 +34,7 @@ from electro_isla.estadisticas.schemas import (
     EstadisticasVentasSchema,
     ReporteGeneralSchema,
 )
-from electro_isla.estadisticas.ventana import Meses, meses
+from electro_isla.estadisticas.ventana import Meses, mes_actual, meses
 from electro_isla.rendering import renderer
 
 Render = Callable[[Any], Any] | None
@@ -55,20 +56,29 @@ class Estadistica:
         object.__setattr__(self, "render", renderer(self.schema()))
 
     def valor(self, render: Render = None) -> Any:
-        """The cached figures (rendered by `render` when given), fetched on a miss."""
+        """The cached figures (rendered by `render` when given), fetched on a miss.
+
+        The key needs only the month's label; the window (13 time-zone
+        conversions, most of a HIT's own work) is built on a miss, for the same instant.
+        """
         if not self.por_mes:
             return cache_manager.get(self.cacheado, lambda: self.fetch(None), render=render)
-        ventana = meses()
+        now = utcnow()
         return cache_manager.get(
             self.cacheado,
-            lambda: self.fetch(ventana),
-            params={"mes": ventana.actual},
+            lambda: self.fetch(meses(now)),
+            params={"mes": mes_actual(now)},
             render=render,
         )
 
     def rendered(self) -> Any:
         """The cached rendering the view answers with ({etag, body})."""
         return self.valor(render=self.render)
+
+    def ask_ahead(self) -> None:
+        """Have the token check look the rendering up in its round trip (cache/ahead.py)."""
+        params = {"mes": mes_actual()} if self.por_mes else None
+        cache_manager.ask_ahead(self.cacheado, params=params, rendered=True)
 
 
 def _productos(_ventana: Meses | None) -> dict[str, Any]:

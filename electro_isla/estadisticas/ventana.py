@@ -59,6 +59,12 @@ def meses(now: datetime | None = None, zona: str | None = None) -> Meses:
     return Meses(etiquetas, limites)
 
 
+def mes_actual(now: datetime | None = None, zona: str | None = None) -> str:
+    """`meses(now, zona).actual` without the window's 13 boundaries (what a HIT's key needs)."""
+    local = (now or utcnow()).astimezone(ZoneInfo(zona or current_app.config["TIMEZONE"]))
+    return f"{local.year:04d}-{local.month:02d}"
+
+
 def medianoche(dia: date) -> datetime:
     return datetime.combine(dia, time(0), tzinfo=UTC)
 

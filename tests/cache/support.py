@@ -11,6 +11,7 @@ from flask import Blueprint, Flask, jsonify
 from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
+from electro_isla.shared_store import shared_redis
 from electro_isla.shared_store.clients import build_client
 
 
@@ -57,3 +58,23 @@ def raw_redis(app: Flask) -> redis.Redis | redis.RedisCluster:
 
 def manager_of(app: Flask):  # noqa: ANN201
     return app.extensions["electro_isla.cache"]
+
+
+def counting_round_trips(app: Flask, monkeypatch: Any) -> list[str]:
+    """Every Redis call the app's shared client makes from now on (a pipeline counts once)."""
+    client = shared_redis(app).resolve()  # the real client the lazy one stands for
+    calls: list[str] = []
+    execute = client.execute_command
+    pipeline = client.pipeline
+
+    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(str(args[0]))
+        return execute(*args, **kwargs)
+
+    def counted_pipeline(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append("pipeline")
+        return pipeline(*args, **kwargs)
+
+    monkeypatch.setattr(client, "execute_command", counted)
+    monkeypatch.setattr(client, "pipeline", counted_pipeline)
+    return calls

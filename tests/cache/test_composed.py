@@ -14,8 +14,7 @@ from electro_isla.cache.composed import ComposedPages
 from electro_isla.catalogo import service
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db
-from electro_isla.shared_store import shared_redis
-from tests.cache.support import add_producto, manager_of, raw_redis
+from tests.cache.support import add_producto, counting_round_trips, manager_of, raw_redis
 
 PAGE = "/api/productos/"
 
@@ -100,25 +99,6 @@ def test_the_interleaving_catches_pages_that_read_row_versions_after_fetching(
     monkeypatch.setattr(ComposedPages, "complete", late)
     out = slow_list_reader_against_stock_write(make_app, monkeypatch)
     assert out["next_stock"] == 40  # stale: the bug the real pages do not have
-
-
-def counting_round_trips(app, monkeypatch) -> list[str]:
-    client = shared_redis(app).resolve()  # the real client the lazy one stands for
-    calls: list[str] = []
-    execute = client.execute_command
-    pipeline = client.pipeline
-
-    def counted(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        calls.append(str(args[0]))
-        return execute(*args, **kwargs)
-
-    def counted_pipeline(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        calls.append("pipeline")
-        return pipeline(*args, **kwargs)
-
-    monkeypatch.setattr(client, "execute_command", counted)
-    monkeypatch.setattr(client, "pipeline", counted_pipeline)
-    return calls
 
 
 @pytest.mark.parametrize("url", [PAGE, "/api/productos/?categoria=otros&q=radio&page_size=5"])

@@ -1,0 +1,244 @@
+"""Benchmark: a cache HIT's CPU, a base commit's code beside this tree's, in-process, in one run.
+
+    .venv/bin/python bench/hit_ab.py [--base 3e70ac8] [--reps 30] [--batch 200] [--profile DIR]
+
+The HTTP bench (catalogue.py) swings ±15 % per round on a shared 2-core machine;
+this one leaves out gunicorn, sockets and the client, and measures what the app
+itself spends on a HIT. Starts a private PostgreSQL and Redis, migrates and seeds
+one small database with `flask seed-demo`, then runs two worker processes on the
+same virtualenv: `base` imports the code of the commit given by --base (a `git
+archive` export in a temp dir), `head` this working tree, each with its own key
+prefix on the one Redis. Each worker serves requests through its WSGI app
+(`app.test_client()`); after a warm-up every request below is a HIT:
+
+    detail      GET /api/productos/7/
+    list        GET /api/productos/
+    statistics  GET /api/admin/estadisticas/reporte/   (as an admin)
+    perfil      GET /api/perfil/                       (as the same admin)
+
+Rep by rep, endpoint by endpoint, in a shuffled worker order, each worker times a
+batch of `--batch` requests (process CPU time). Printed: median CPU µs per
+request, head/base ratio (the median of the per-batch ratios), Redis commands per
+request (INFO commandstats around one batch), and statistics/perfil per tree (the
+issue 18 target reads it as throughput: perfil CPU / statistics CPU).
+`--base HEAD` gives an A/A run; `--profile DIR` writes one cProfile of a batch of
+each endpoint per tree (DIR/<tree>-<endpoint>.prof).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+ENDPOINTS = {
+    "detail": ("/api/productos/7/", False),
+    "list": ("/api/productos/", False),
+    "statistics": ("/api/admin/estadisticas/reporte/", True),
+    "perfil": ("/api/perfil/", True),
+}
+SECRET = "bench-secret-key-that-is-long-enough-for-hs256"  # noqa: S105
+
+
+def worker(db_url: str, redis_url: str) -> None:
+    """One tree's HITs on command: 'endpoint n [profile-path]' per stdin line, 'cpu wall' out.
+
+    The tree's package comes first on the path through PYTHONPATH (set by main).
+    """
+    import cProfile
+
+    from electro_isla import create_app
+    from electro_isla.auth.service import issue_access_token
+    from electro_isla.config import Config
+    from electro_isla.extensions import db
+    from electro_isla.usuarios.models import Usuario
+
+    class BenchConfig(Config):
+        SECRET_KEY = SECRET
+
+    app = create_app(
+        BenchConfig,
+        {
+            "SQLALCHEMY_DATABASE_URI": db_url,
+            "REDIS_URL": redis_url,
+            "CACHE_KEY_PREFIX": f"hit{uuid.uuid4().hex[:6]}",
+            "LOG_DIR": tempfile.mkdtemp(prefix="bench-hit-"),
+            "REDIS_SOCKET_TIMEOUT": 5.0,
+        },
+    )
+    with app.app_context():
+        admin = db.session.scalars(
+            db.select(Usuario).where(Usuario.username == "bench-admin")
+        ).one()
+        auth = {"Authorization": f"Bearer {issue_access_token(admin)}"}
+        db.session.remove()
+    client = app.test_client()
+
+    def get(endpoint: str) -> None:
+        path, needs_auth = ENDPOINTS[endpoint]
+        response = client.get(path, headers=auth if needs_auth else None)
+        assert response.status_code == 200, (endpoint, response.status_code)
+
+    for endpoint in ENDPOINTS:  # fill the entries, warm connections and the token
+        for _ in range(3):
+            get(endpoint)
+    for endpoint, (path, needs_auth) in ENDPOINTS.items():
+        answered = client.get(path, headers=auth if needs_auth else None)
+        assert answered.headers.get("X-Cache") == "HIT", (endpoint, answered.headers)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        endpoint, n, *profile = line.split()
+        profiler = cProfile.Profile() if profile else None
+        wall, cpu = time.perf_counter(), time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        for _ in range(int(n)):
+            get(endpoint)
+        if profiler is not None:
+            profiler.disable()
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        if profiler is not None:
+            profiler.dump_stats(profile[0])
+        print(f"{cpu} {wall}", flush=True)
+
+
+def seed(tree: Path, db_url: str, redis_url: str) -> None:
+    """Migrate and seed the one database (head's code), plus the admin the requests use."""
+    env = {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}
+    code = (
+        "import sys, flask_migrate\n"
+        "from electro_isla import create_app\n"
+        "from electro_isla.config import Config\n"
+        "class C(Config):\n"
+        f"    SECRET_KEY = {SECRET!r}\n"
+        f"app = create_app(C, {{'SQLALCHEMY_DATABASE_URI': {db_url!r}, 'REDIS_URL': {redis_url!r}}})\n"
+        "from electro_isla.extensions import db\n"
+        "from electro_isla.usuarios.models import Usuario\n"
+        "with app.app_context():\n"
+        "    flask_migrate.upgrade()\n"
+        "r = app.test_cli_runner().invoke(args=sys.argv[1:])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "with app.app_context():\n"
+        "    u = Usuario(username='bench-admin', email='bench@x.test', rol='admin')\n"
+        "    u.set_password('bench-password')\n"
+        "    db.session.add(u)\n"
+        "    db.session.commit()\n"
+    )
+    args = ["seed-demo", "--pedidos", "3000", "--usuarios", "300", "--productos", "200"]
+    args += ["--meses", "12", "--seed", "42"]
+    subprocess.run([sys.executable, "-c", code, *args], cwd=tree, env=env, check=True)
+
+
+def commands(client: object) -> int:
+    """Redis commands executed so far (every command, scripts' inner calls included)."""
+    stats = client.info("commandstats")  # type: ignore[attr-defined]
+    return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="3e70ac8")
+    parser.add_argument("--reps", type=int, default=30)
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--profile", help="directory for one cProfile per tree and endpoint")
+    args = parser.parse_args()
+
+    import redis as redis_py
+
+    from electro_isla_testing.servers import PostgresServer, RedisServer
+
+    pg, redis = PostgresServer(), RedisServer().start()
+    procs: dict[str, subprocess.Popen] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-hit-base-") as base_dir:
+        try:
+            archive = subprocess.run(
+                ["git", "-C", str(PROJECT), "archive", args.base], check=True, capture_output=True
+            ).stdout
+            subprocess.run(["tar", "-x", "-C", base_dir], input=archive, check=True)
+            trees = {"base": base_dir, "head": str(PROJECT)}
+            db_url = pg.start()
+            seed(PROJECT, db_url, redis.url)
+            for key, tree in trees.items():
+                procs[key] = subprocess.Popen(
+                    [sys.executable, __file__, "--worker", db_url, redis.url],
+                    cwd=tree,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env={"PYTHONPATH": tree, "PATH": "/usr/bin:/bin"},
+                )
+                assert procs[key].stdout.readline().strip() == "ready", key
+
+            def batch(key: str, endpoint: str, n: int, profile: str = "") -> float:
+                procs[key].stdin.write(f"{endpoint} {n} {profile}\n")
+                procs[key].stdin.flush()
+                return float(procs[key].stdout.readline().split()[0]) / n * 1e6
+
+            counter = redis_py.Redis.from_url(redis.url)
+            per_request: dict[str, dict[str, float]] = {k: {} for k in trees}
+            for key in trees:
+                for endpoint in ENDPOINTS:
+                    before = commands(counter)
+                    batch(key, endpoint, 50)
+                    per_request[key][endpoint] = (commands(counter) - before) / 50
+            if args.profile:
+                Path(args.profile).mkdir(parents=True, exist_ok=True)
+                for key in trees:
+                    for endpoint in ENDPOINTS:
+                        batch(key, endpoint, args.batch, f"{args.profile}/{key}-{endpoint}.prof")
+            seen: dict[str, dict[str, list[float]]] = {k: {e: [] for e in ENDPOINTS} for k in trees}
+            rng = random.Random(17)
+            for _ in range(args.reps):
+                for endpoint in ENDPOINTS:
+                    order = list(trees)
+                    rng.shuffle(order)
+                    for key in order:
+                        seen[key][endpoint].append(batch(key, endpoint, args.batch))
+            print(f"base {args.base} beside head: {args.reps} batches of {args.batch} HITs each")
+            print(
+                "| HIT | base CPU µs/req | head CPU µs/req | head/base CPU "
+                "| per CPU-second head/base | Redis commands/req base / head |"
+            )
+            print("|---|---:|---:|---:|---:|---:|")
+            figures: dict[str, dict[str, float]] = {}
+            for endpoint in ENDPOINTS:
+                b, h = seen["base"][endpoint], seen["head"][endpoint]
+                ratio = statistics.median(y / x for x, y in zip(b, h, strict=True))
+                figures[endpoint] = {
+                    "base_us": round(statistics.median(b), 1),
+                    "head_us": round(statistics.median(h), 1),
+                    "cpu_ratio": round(ratio, 3),
+                    "per_cpu": round(1 / ratio, 3),
+                }
+                print(
+                    f"| {endpoint} | {figures[endpoint]['base_us']} | {figures[endpoint]['head_us']}"
+                    f" | {ratio:.3f} | {1 / ratio:.3f} | {per_request['base'][endpoint]:g} / "
+                    f"{per_request['head'][endpoint]:g} |"
+                )
+            for key in trees:
+                pairs = zip(seen[key]["perfil"], seen[key]["statistics"], strict=True)
+                ratio = statistics.median(p / s for p, s in pairs)
+                figures[f"{key}_statistics_vs_perfil"] = {"per_cpu": round(ratio, 3)}
+                print(f"{key}: statistics HIT per CPU-second / perfil's = {ratio:.3f}")
+            print(json.dumps(figures))
+        finally:
+            for proc in procs.values():
+                proc.stdin.close()
+                proc.wait(timeout=60)
+            redis.stop()
+            pg.cleanup()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--worker"]:
+        worker(*sys.argv[2:4])
+    else:
+        main()
