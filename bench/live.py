@@ -17,6 +17,10 @@ then:
 4. `GET /api/productos/7/` throughput with the watchers connected vs none;
 5. a statistics HIT (`reporte`) vs `GET /api/perfil/` throughput.
 
+The watchers run on one selectors loop in a child process
+(electro_isla_testing/watchers.py), so the client costs little of the cores it
+shares with the server it measures; its CPU (that process and this one) is printed.
+
 Server CPU = user+system time of the gunicorn workers, redis-server and the
 PostgreSQL processes alive at both ends of the phase (a backend that exits
 mid-phase is not counted; the pool keeps them alive).
@@ -26,241 +30,49 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
-import subprocess
-import threading
 import time
-from pathlib import Path
 
-import requests
+from live_load import (
+    Meter,
+    cache_fetches,
+    dashboards,
+    latencies_of,
+    ms,
+    orders,
+    pct,
+    staff_headers,
+    throughput,
+)
 
 from electro_isla_testing.databases import create_database
 from electro_isla_testing.gunicorn import GunicornServer
-from electro_isla_testing.live import STATS, StreamReader, seed, token_headers
+from electro_isla_testing.live import STATS, seed
 from electro_isla_testing.servers import PostgresServer, RedisServer
-
-ROOT = Path(__file__).resolve().parent.parent
-
-TICK = os.sysconf("SC_CLK_TCK")
+from electro_isla_testing.watchers import Spec, Watchers
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / TICK
+def connect(site, staff: list, n: int) -> tuple[Watchers, int]:  # noqa: ANN001
+    """n watchers: half conditional waits (half of them on reporte), half streams.
 
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
-    ).stdout
-    return [int(p) for p in out.split()]
-
-
-class Meter:
-    """CPU of the server side over a phase."""
-
-    def __init__(self, server: GunicornServer, redis: RedisServer, pg: PostgresServer) -> None:
-        self.server, self.redis, self.pg = server, redis, pg
-
-    def pids(self) -> list[int]:
-        postmaster = int((Path(self.pg.datadir) / "postmaster.pid").read_text().split()[0])
-        assert self.redis.proc is not None
-        return [
-            *self.server.worker_pids(),
-            self.redis.proc.pid,
-            postmaster,
-            *children(postmaster),
-        ]
-
-    def start(self) -> None:
-        self.t0 = time.monotonic()
-        self.before = {p: cpu_seconds([p]) for p in self.pids()}
-
-    def per_minute(self) -> float:
-        elapsed = time.monotonic() - self.t0
-        used = sum(cpu_seconds([p]) - c for p, c in self.before.items() if p in self.pids())
-        return used * 60 / elapsed
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def ms(x: float) -> str:
-    return f"{x * 1000:.1f}"
-
-
-# -- load ---------------------------------------------------------------------------------------
-def orders(site, seconds: float, rate: float, log: list) -> threading.Thread:  # noqa: ANN001
-    """`rate` orders a second for `seconds`; log (sent, answered) per order, in order."""
-
-    def run() -> None:
-        with requests.Session() as s:
-            start = time.monotonic()
-            n = 0
-            while time.monotonic() - start < seconds:
-                due = start + n / rate
-                time.sleep(max(0.0, due - time.monotonic()))
-                sent = time.monotonic()
-                r = s.post(
-                    f"{site.base}/api/pedidos/",
-                    json={
-                        "items": [{"producto_id": site.producto_ids[n % 5], "cantidad": 1}],
-                        "metodo_pago": "efectivo",
-                        "direccion_entrega": "Calle Bench 1",
-                        "telefono": "555-0100",
-                    },
-                    headers=site.cliente,
-                    timeout=10,
-                )
-                assert r.status_code == 201, r.text
-                log.append((sent, time.monotonic()))
-                n += 1
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    return t
-
-
-def dashboards(site, n: int, seconds: float, latencies: list) -> list[threading.Thread]:  # noqa: ANN001
-    def run(i: int) -> None:
-        with requests.Session() as s:
-            start = time.monotonic() + (i * 3.0 / n)
-            time.sleep(max(0.0, start - time.monotonic()))
-            end = time.monotonic() + seconds
-            while time.monotonic() < end:
-                tick = time.monotonic()
-                for stat in STATS:
-                    t0 = time.monotonic()
-                    r = s.get(
-                        f"{site.base}/api/admin/estadisticas/{stat}/",
-                        headers=site.admin,
-                        timeout=10,
-                    )
-                    assert r.status_code == 200
-                    latencies.append(time.monotonic() - t0)
-                time.sleep(max(0.0, tick + 3.0 - time.monotonic()))
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(n)]
-    for t in threads:
-        t.start()
-    return threads
-
-
-class Waiter(threading.Thread):
-    """A conditional-wait loop on one statistic; records (arrival, total_pedidos) for reporte."""
-
-    def __init__(self, site, stat: str, headers: dict[str, str]) -> None:  # noqa: ANN001
-        super().__init__(daemon=True)
-        self.site, self.stat, self.headers = site, stat, headers
-        self.seen: list[tuple[float, int]] = []
-        self.stop = threading.Event()
-        self.immediate = 0
-        self.wait = 10  # short enough that a stopped waiter leaves within 10 s
-
-    def run(self) -> None:
-        etag = None
-        with requests.Session() as s:
-            while not self.stop.is_set():
-                headers = dict(self.headers)
-                if etag:
-                    headers.update({"If-None-Match": etag, "Prefer": f"wait={self.wait}"})
-                try:
-                    r = s.get(
-                        f"{self.site.base}/api/admin/estadisticas/{self.stat}/",
-                        headers=headers,
-                        timeout=40,
-                    )
-                except requests.RequestException:
-                    continue
-                at = time.monotonic()
-                if r.status_code == 304 and "Preference-Applied" not in r.headers:
-                    self.immediate += 1  # not held (limit reached): poll as a dashboard would
-                    time.sleep(3)
-                if r.status_code == 200:
-                    etag = r.headers["ETag"]
-                    if self.stat == "reporte":
-                        self.seen.append((at, r.json()["resumen"]["total_pedidos"]))
-
-
-def connect(site, staff: list, n: int) -> tuple[list, list]:  # noqa: ANN001
-    """n watchers: half conditional waits (half of them on reporte), half streams."""
+    Returns the watchers once every wait holds a tag and every stream its first
+    events, and how many streams were refused.
+    """
     half = n // 2
-    waiters = [
-        Waiter(site, "reporte" if i % 2 == 0 else STATS[i % 4], staff[i % len(staff)])
+    tokens = [h["Authorization"] for h in staff]
+    specs = [
+        Spec(tokens[i % len(tokens)], "reporte" if i % 2 == 0 else STATS[i % 4])
         for i in range(half)
     ]
-    for w in waiters:
-        w.start()
-    readers = [
-        StreamReader(site.base, staff[i % len(staff)]).start(timeout=30) for i in range(n - half)
-    ]
-    time.sleep(3)  # every watcher holds the current figures
-    return waiters, readers
-
-
-def disconnect(waiters: list, readers: list) -> None:
-    for w in waiters:
-        w.stop.set()
-    for r in readers:
-        r.close()
-    for w in waiters:
-        w.join(timeout=40)
+    specs += [Spec(tokens[i % len(tokens)]) for i in range(n - half)]
+    watchers = Watchers(site.base)
+    refused = watchers.connect(specs)
     time.sleep(1)
+    return watchers, refused
 
 
-def throughput(url: str, headers: dict[str, str], seconds: float, threads: int = 8) -> float:
-    count = [0] * threads
-    stop = time.monotonic() + seconds
-
-    def run(i: int) -> None:
-        with requests.Session() as s:
-            while time.monotonic() < stop:
-                r = s.get(url, headers=headers, timeout=10)
-                assert r.status_code == 200
-                count[i] += 1
-
-    ts = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return sum(count) / seconds
-
-
-def cache_fetches(site) -> dict[str, int]:  # noqa: ANN001
-    stats = requests.get(f"{site.base}/api/admin/cache/stats/", headers=site.admin, timeout=10)
-    families = stats.json()["families"]
-    names = {
-        "ventas": "estadisticas_ventas",
-        "usuarios": "estadisticas_usuarios",
-        "productos": "estadisticas_productos",
-        "reporte": "reporte_general",
-    }
-    return {stat: families[name]["fetches"] for stat, name in names.items()}
-
-
-def latencies_of(order_log: list, base_total: int, sightings: list[list[tuple[float, int]]]):  # noqa: ANN201
-    """Per (watcher, order): first arrival counting the order, minus the POST's answer time."""
-    from_answer, from_sent, missed = [], [], 0
-    for seen in sightings:
-        for k, (sent, answered) in enumerate(order_log, start=1):
-            first = next((at for at, total in seen if total >= base_total + k), None)
-            if first is None:
-                missed += 1
-                continue
-            from_answer.append(max(0.0, first - answered))
-            from_sent.append(first - sent)
-    return from_answer, from_sent, missed
+def disconnect(watchers: Watchers) -> None:
+    watchers.close()
+    time.sleep(1)
 
 
 def main() -> None:
@@ -310,37 +122,29 @@ def main() -> None:
         without, with_ = [throughput(detail, {}, args.throughput_seconds)], []
 
         # 3. live watchers under orders
-        waiters, readers = connect(site, staff, args.watchers)
-        refused = sum(1 for r in readers if r.status != 200)
+        watchers, refused = connect(site, staff, args.watchers)
         # 4. ordinary throughput with the watchers connected (vs none, measured above)
         with_.append(throughput(detail, {}, args.throughput_seconds))
         base_total = site.stat("reporte").json()["resumen"]["total_pedidos"]
         fetches_before = cache_fetches(site)
         log = []
+        watchers.mark()
         meter.start()
         client_cpu = time.process_time()
         orders(site, args.seconds, args.rate, log).join()
         time.sleep(2)
         report["live_cpu"] = meter.per_minute()
-        report["live_client_cpu"] = (time.process_time() - client_cpu) * 60 / (args.seconds + 2)
+        per_minute = 60 / (args.seconds + 2)
+        report["live_client_cpu"] = (time.process_time() - client_cpu) * per_minute
+        sightings, immediate, watchers_cpu = watchers.report()
+        report["live_watchers_cpu"] = watchers_cpu * per_minute
         fetches_after = cache_fetches(site)
-        sightings = [w.seen for w in waiters if w.stat == "reporte"]
-        for r in readers:
-            seen = []
-            while True:
-                try:
-                    e = r.events.get_nowait()
-                except queue.Empty:
-                    break
-                if e.name == "reporte":
-                    seen.append((e.at, e.data["resumen"]["total_pedidos"]))
-            sightings.append(seen)
         from_answer, from_sent, missed = latencies_of(log, base_total, sightings)
         report.update(
             orders=len(log),
             watchers_reporte=len(sightings),
             stream_refused=refused,
-            wait_immediate=sum(w.immediate for w in waiters),
+            wait_immediate=immediate,
             lat_p50=pct(from_answer, 0.5),
             lat_p95=pct(from_answer, 0.95),
             lat_max=max(from_answer, default=float("nan")),
@@ -348,12 +152,12 @@ def main() -> None:
             missed=missed,
             fetches={s: (fetches_after[s] - fetches_before[s]) / max(1, len(log)) for s in STATS},
         )
-        disconnect(waiters, readers)
+        disconnect(watchers)
         # A second round, so that drift on a shared machine hits both sides alike.
         without.append(throughput(detail, {}, args.throughput_seconds))
-        waiters, readers = connect(site, staff, args.watchers)
+        watchers, _ = connect(site, staff, args.watchers)
         with_.append(throughput(detail, {}, args.throughput_seconds))
-        disconnect(waiters, readers)
+        disconnect(watchers)
         report["detail_with"], report["detail_without"] = with_, without
 
         # 5. statistics HIT vs perfil
@@ -368,23 +172,6 @@ def main() -> None:
             server.stop()
         redis.stop()
         pg.cleanup()
-
-
-def staff_headers(url: str, n: int) -> list[dict[str, str]]:
-    from electro_isla import create_app
-    from electro_isla.config import TestConfig
-    from electro_isla.extensions import db
-    from electro_isla_testing.factories import UsuarioFactory
-    from electro_isla_testing.gunicorn import SECRET_KEY
-
-    app = create_app(
-        TestConfig, {"SQLALCHEMY_DATABASE_URI": url, "REDIS_URL": None, "SECRET_KEY": SECRET_KEY}
-    )
-    with app.app_context():
-        ids = [UsuarioFactory(rol="trabajador").id for _ in range(n)]
-        db.session.remove()
-        db.engine.dispose()
-    return [token_headers(url, i) for i in ids]
 
 
 def print_report(r: dict, args: argparse.Namespace) -> None:  # noqa: ANN001
@@ -408,8 +195,10 @@ def print_report(r: dict, args: argparse.Namespace) -> None:  # noqa: ANN001
         f"  server CPU per minute: live {r['live_cpu']:.1f} s vs {args.dashboards} dashboards "
         f"polling every 3 s {r['poll_busy_cpu']:.1f} s (quiet polling {r['poll_quiet_cpu']:.1f} s);"
         f" per client {r['live_cpu'] / args.watchers:.2f} vs "
-        f"{r['poll_busy_cpu'] / args.dashboards:.2f} s; this client process used "
-        f"{r['live_client_cpu']:.1f} s/min of the same 2 cores during the live phase"
+        f"{r['poll_busy_cpu'] / args.dashboards:.2f} s; the client used "
+        f"{r['live_watchers_cpu'] + r['live_client_cpu']:.1f} s/min of the same cores during "
+        f"the live phase (watchers' process {r['live_watchers_cpu']:.1f}, orders and "
+        f"bench {r['live_client_cpu']:.1f})"
     )
     with_, without = r["detail_with"], r["detail_without"]
     ratio = sum(with_) / sum(without)

@@ -15,6 +15,7 @@ from electro_isla.estadisticas.registro import rendered
 from electro_isla.live import notify
 from electro_isla.live.hub import STATS, LiveHub, Version
 from electro_isla.live.limits import Ordinary, Slots, StreamQuota
+from electro_isla.live.recheck import Rechecks
 
 __all__ = ["STATS", "Live", "LiveHub", "Version", "live_of", "register_live"]
 
@@ -31,6 +32,7 @@ class Live:
     min_interval: float
     heartbeat: float
     auth_every: float
+    rechecks: Rechecks
     ordinary: Ordinary | None = None
 
     def leave_ordinary(self) -> None:
@@ -55,6 +57,7 @@ def register_live(app: Flask) -> None:
         min_interval=max(0, int(config["LIVE_MIN_INTERVAL_MS"])) / 1000,
         heartbeat=heartbeat,
         auth_every=float(config["LIVE_AUTH_CHECK_SECONDS"]),
+        rechecks=Rechecks(),
     )
     notify.connect(app)
     ordinary_threads = int(config.get("LIVE_ORDINARY_THREADS") or 0)

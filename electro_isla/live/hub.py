@@ -67,11 +67,12 @@ class Version:
     etag: str
     body: str  # compact JSON on one line
     digest: str
+    rendered: dict[str, str]  # as the cache gave it: every waiter it wakes answers with it
 
     @classmethod
     def of(cls, rendered: dict[str, str]) -> Version:
         body = rendered["body"].strip()
-        return cls(rendered["etag"], body, digest_of(body))
+        return cls(rendered["etag"], body, digest_of(body), rendered)
 
 
 class LiveHub:
@@ -127,6 +128,17 @@ class LiveHub:
         return self.app.extensions[EXTENSION_KEY]
 
     def version(self, stat: str) -> Version | None:
+        return self.versions.get(stat)
+
+    def current(self, stat: str) -> Version | None:
+        """The statistic's version when the hub read the counters within one recheck, else None.
+
+        Every hint and every recheck re-reads them, so such a version is what a
+        cache read would answer, bar a change whose hint is still on its way: a
+        wait holding that tag is then woken by that very hint.
+        """
+        if not self._last_read or time.monotonic() - self._last_read > 2 * self.recheck:
+            return None
         return self.versions.get(stat)
 
     def digest(self, rendered: dict[str, str]) -> str:
@@ -202,23 +214,28 @@ class LiveHub:
             else:
                 stale = []
             changed = False
-            for stat in stale:
-                version = Version.of(self.fetch(stat))
-                self.fetches += 1
-                old = self.versions.get(stat)
-                if old is None or old.etag != version.etag:
-                    self.versions[stat] = version
-                if gens is not None:
-                    self._gens[stat] = gens[stat]
-                if len(self._digests) > 64:
-                    self._digests.clear()
-                self._digests[version.etag] = version.digest
-                if old is None or old.digest != version.digest:
-                    changed = True
-                    # Wake now: this statistic's watchers need not wait for the next fetch.
+            try:
+                for stat in stale:
+                    version = Version.of(self.fetch(stat))
+                    self.fetches += 1
+                    old = self.versions.get(stat)
+                    if old is None or old.etag != version.etag:
+                        self.versions[stat] = version
+                    if gens is not None:
+                        self._gens[stat] = gens[stat]
+                    if len(self._digests) > 64:
+                        self._digests.clear()
+                    self._digests[version.etag] = version.digest
+                    if old is None or old.digest != version.digest:
+                        changed = True
+                        # Wake now: this statistic's waits need not wait for the next fetch.
+                        with self.changed:
+                            self.changed_stat[stat].notify_all()
+            finally:
+                if changed:
+                    # Streams once per refresh: each sends every statistic that moved in one write.
                     with self.changed:
                         self.changed.notify_all()
-                        self.changed_stat[stat].notify_all()
             self._mes = mes
         return changed
 

@@ -24,7 +24,7 @@ from the database at most once a second per process while streams are open.
 from __future__ import annotations
 
 import logging
-import random
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -32,12 +32,9 @@ from collections.abc import Iterator
 from flask import Response, current_app, request, stream_with_context
 from flask.views import MethodView
 from flask_jwt_extended import get_jwt
-from flask_jwt_extended.exceptions import JWTExtendedException
 from flask_smorest import abort
-from jwt.exceptions import PyJWTError
-from werkzeug.exceptions import HTTPException
 
-from electro_isla.auth.permissions import STAFF, authenticate, current_actor, staff_required
+from electro_isla.auth.permissions import STAFF, current_actor, staff_required
 from electro_isla.blueprint import Blueprint
 from electro_isla.extensions import db
 from electro_isla.live import Live, live_of
@@ -73,17 +70,23 @@ def _event(stat: str, body: str, digests: dict[str, str]) -> str:
     return f"event: {stat}\nid: {resume_token(digests)}\ndata: {body}\n\n"
 
 
-def _still_allowed() -> bool:
-    """Token (expiry, revocation) and role as they are now."""
+def _still_allowed(live: Live, holder: tuple[str, int], since: float) -> bool:
+    """Token (revocation) and role as read at or after `since`, shared (live/recheck.py)."""
     try:
-        return authenticate().rol in STAFF
-    except (HTTPException, JWTExtendedException, PyJWTError):
-        return False
+        return live.rechecks.standing(*holder, since) in STAFF
     finally:
         db.session.close()
 
 
-def events(live: Live, have: dict[str, str], expires_at: float) -> Iterator[str]:
+def _next_tick(every: float) -> float:
+    """The next multiple of `every` on the monotonic clock: the process's streams re-check
+    together, so one reading answers for all of them."""
+    return (math.floor(time.monotonic() / every) + 1) * every
+
+
+def events(
+    live: Live, have: dict[str, str], expires_at: float, holder: tuple[str, int]
+) -> Iterator[str]:
     """The stream's text: first what the client lacks, then each change, until it must end."""
     hub = live.hub
     sent = dict(have)
@@ -92,7 +95,7 @@ def events(live: Live, have: dict[str, str], expires_at: float) -> Iterator[str]
     hub.sync()
     now = time.monotonic()
     next_beat = now + live.heartbeat
-    next_auth = now + live.auth_every * random.uniform(0.8, 1.0)
+    next_auth = _next_tick(live.auth_every)
     while True:
         now = time.monotonic()
         if hub.stopping or not hub.alive() or time.time() >= expires_at:
@@ -108,18 +111,20 @@ def events(live: Live, have: dict[str, str], expires_at: float) -> Iterator[str]
                 ready.append(stat)
             else:
                 wake_at = min(wake_at, due)  # coalesce: the latest figures at `due`
+        chunk = []
         for stat in ready:
             version = hub.version(stat)
             assert version is not None
             sent[stat] = version.digest
             last_sent[stat] = now
-            yield _event(stat, version.body, sent)
-        if ready:
+            chunk.append(_event(stat, version.body, sent))
+        if chunk:
+            yield "".join(chunk)  # every statistic that moved, in one write
             continue
         if now >= next_auth:
-            if not _still_allowed():
+            if not _still_allowed(live, holder, next_auth):
                 return
-            next_auth = now + live.auth_every * random.uniform(0.8, 1.0)
+            next_auth = _next_tick(live.auth_every)
             continue
         if now >= next_beat:
             yield ": keepalive\n\n"
@@ -211,6 +216,7 @@ class EstadisticasStream(MethodView):
                 headers={"Retry-After": str(QUOTA_RETRY_AFTER)},
             )
         have = parse_resume(request.headers.get("Last-Event-ID"))
+        holder = (str(get_jwt().get("jti") or ""), actor.id)
         hub = live.hub
         hub.stream_opened()
         db.session.close()
@@ -219,7 +225,7 @@ class EstadisticasStream(MethodView):
         def body() -> Iterator[str]:
             renewed = time.monotonic()
             try:
-                for chunk in events(live, have, expires_at):
+                for chunk in events(live, have, expires_at, holder):
                     if time.monotonic() - renewed >= live.heartbeat:
                         live.quota.renew(actor.id, lease)
                         renewed = time.monotonic()

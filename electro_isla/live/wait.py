@@ -21,14 +21,17 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Response, current_app, g, request
+from flask_jwt_extended import get_jwt
 from flask_smorest import abort
 
-from electro_isla.auth.permissions import STAFF, authenticate
+from electro_isla.auth.permissions import STAFF
 from electro_isla.extensions import db
 from electro_isla.live import live_of
+from electro_isla.live.recheck import INACTIVE, REVOKED, Rechecks
 from electro_isla.rendering import respond
 
 MAX_PREFER_LENGTH = 200
+BEARER = {"WWW-Authenticate": "Bearer"}
 
 
 def requested_wait(header: str | None) -> int | None:
@@ -63,13 +66,23 @@ def client_gone() -> bool:
 def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     """A statistic's GET: at once, or held while the client's tag stays current."""
     started = time.monotonic()
-    current = rendered(stat)
     wait = requested_wait(request.headers.get("Prefer"))
-    if not wait or not request.if_none_match or current["etag"] not in request.if_none_match:
-        return respond(current)
+    tags = request.if_none_match
+    if not wait or not tags:
+        return respond(rendered(stat))
     live = live_of(current_app)
-    allowed = min(wait, live.max_wait)
     hub = live.hub
+    # A wait sent again with the version the hub just woke it with: the hub's copy is
+    # the current one (it re-reads the counters on every hint and every recheck), so
+    # no cache read per watcher, and no second fetch when the figures moved meanwhile.
+    fresh = hub.current(stat)
+    if fresh is not None and fresh.etag in tags:
+        current = fresh.rendered
+    else:
+        current = rendered(stat)
+        if current["etag"] not in tags:
+            return respond(current)
+    allowed = min(wait, live.max_wait)
     if allowed <= 0 or not hub.usable() or not live.slots.take():
         return respond(current)  # the client polls instead
     try:
@@ -84,16 +97,28 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
         changed = hub.wait_for(stat, baseline, deadline, client_gone)
     finally:
         live.slots.give()
-    _still_allowed()
+    _still_allowed(live.rechecks)
     version = hub.version(stat)
     if changed and version is not None and version.digest != baseline:
         # The hub fetched it after the change that woke us: no second lookup per watcher.
-        return respond({"etag": version.etag, "body": f"{version.body}\n"})
+        return respond(version.rendered)
     return respond(rendered(stat))
 
 
-def _still_allowed() -> None:
-    """The token and the role again, as they are now: 401/403 instead of figures."""
-    actor = authenticate()
-    if actor.rol not in STAFF:
+def _still_allowed(rechecks: Rechecks) -> None:
+    """The token and the role as they are now, after the wake: 401/403 instead of figures.
+
+    Read together with every other wait woken at the same moment (live/recheck.py).
+    """
+    woke = time.monotonic()
+    claims = get_jwt()
+    if float(claims.get("exp", 0)) <= time.time():
+        abort(401, message="The access token has expired.", headers=BEARER)
+    standing = rechecks.standing(str(claims.get("jti") or ""), g.actor.id, woke)
+    db.session.close()
+    if standing == REVOKED:
+        abort(401, message="The access token has been revoked.", headers=BEARER)
+    if standing == INACTIVE:
+        abort(401, message="This account is inactive or no longer exists.", headers=BEARER)
+    if standing not in STAFF:
         abort(403, message="You do not have permission to do this.")

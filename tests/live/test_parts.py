@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
 
 from electro_isla.live.hub import Version, digest_of
+from electro_isla.live.recheck import Rechecks
 from electro_isla.live.stream import parse_resume, resume_token
 from electro_isla.live.wait import requested_wait
 
@@ -46,3 +49,34 @@ def test_resume_tokens_round_trip_and_foreign_ones_are_ignored():
     assert parse_resume(resume_token(digests)) == digests
     for foreign in ("", "abc", "2-" + "-".join(["a" * 12] * 4), "1-" + "-".join(["Z" * 12] * 4)):
         assert parse_resume(foreign) == {}
+
+
+def test_rechecks_share_a_reading_that_started_after_each_asked():
+    started: list[float] = []
+
+    def read(holders):  # noqa: ANN001, ANN202
+        started.append(time.monotonic())
+        time.sleep(0.05)
+        return {h: str(len(started) - 1) for h in holders}  # which reading answered
+
+    rechecks = Rechecks(read)
+    answers: list[tuple[float, str]] = []
+
+    def ask(i: int) -> None:
+        since = time.monotonic()
+        answers.append((since, rechecks.standing(f"jti{i % 4}", i % 4, since)))
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(answers) == 20
+    assert rechecks.reads <= 3  # the first alone, the others queued behind it
+    # No answer came from a reading that started before its caller asked.
+    for since, reading in answers:
+        assert started[int(reading)] >= since
+    # An older reading is not reused for a later `since`.
+    later = time.monotonic()
+    assert rechecks.standing("jti0", 0, later) == str(len(started) - 1)
+    assert started[-1] >= later

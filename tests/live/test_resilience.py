@@ -120,7 +120,10 @@ def watch_and_order(site: Site, disrupt, orders: int = 6) -> None:  # noqa: ANN0
                     time.sleep(0.2)
             placed += 1
         expected = base + placed
-        assert counted(site) == expected
+        # A bump the old master refused (READONLY while it was demoted) waits in the
+        # outbox: every worker drains it within CACHE_PENDING_CHECK_MS (README, "What
+        # survives what"), so a plain read is fresh within that, not at once.
+        wait_for(lambda: counted(site) == expected, 0.25 + 1.0, "a fresh plain read")
         reader.until(lambda e: e.name == "reporte" and total(e) == expected, timeout=3)
         wait_for(lambda: seen_by_wait and seen_by_wait[-1] == expected, 6, "the wait loop")
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
+import redis
 import requests
 
 from tests.live.conftest import Running
@@ -151,3 +152,35 @@ def test_beyond_live_max_waiters_a_wait_answers_at_once_and_ordinary_requests_st
     assert all(r.status_code == 304 for r, _ in answers)
     assert 0 < len(held) <= 36
     assert len(at_once) >= 9 and all(s < 1.5 for _, s in at_once)
+
+
+def test_waits_woken_together_re_check_their_tokens_together(live: Running):
+    # 12 waits woken by one order re-check token and role after the wake, but not one
+    # Redis round trip each (live/recheck.py): a reading per worker covers the waits
+    # that woke with it. Seen failing with one check per wait (13 ZMSCORE and more).
+    site = live.site
+    first = site.stat("reporte")
+    before = first.json()["resumen"]["total_pedidos"]
+    answers: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def wait() -> None:
+        r = site.stat("reporte", extra=wait_headers(etag_of(first), 20), timeout=30)
+        with lock:
+            answers.append(r)
+
+    threads = [threading.Thread(target=wait) for _ in range(12)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)  # every wait held (its own check at the start done)
+    client = redis.Redis.from_url(live.redis.url)
+    client.config_resetstat()
+    site.order()  # its POST checks the cliente's token: one ZMSCORE
+    for t in threads:
+        t.join(timeout=25)
+    assert len(answers) == 12
+    assert all(r.status_code == 200 for r in answers), [r.status_code for r in answers]
+    assert all(r.json()["resumen"]["total_pedidos"] == before + 1 for r in answers)
+    checks = client.info("commandstats").get("cmdstat_zmscore", {}).get("calls", 0)
+    # At most 3 readings per worker (the first woken reads alone, the rest queue), + the POST.
+    assert checks <= 3 * 3 + 1, f"{checks} ZMSCORE for 12 woken waits"
