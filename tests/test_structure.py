@@ -4,6 +4,7 @@ derived column lists."""
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -167,3 +168,20 @@ def test_a_new_field_is_watched_and_an_undeclared_computed_one_is_refused():
         "precio",
         "descuento",
     }
+
+
+# marshmallow's documented hook for a custom field (its docs: "override _serialize").
+LIBRARY_HOOKS = {"super()._serialize("}
+
+
+def test_no_private_name_of_a_library_is_used():
+    """Issue 17: `grep -rn "\\._[a-z]" electro_isla` finds none on a library object."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#", 1)[0]
+            for hit in re.finditer(r"(\S*)\._[a-z]\w*\(?", code):
+                if hit.group(1).endswith(("self", "cls")) or hit.group(0) in LIBRARY_HOOKS:
+                    continue
+                found.append(f"{path.relative_to(PACKAGE)}:{number}: {line.strip()}")
+    assert found == []

@@ -81,7 +81,6 @@ def roles_required(*roles: str) -> Callable[[F], F]:
                 abort(403, message="You do not have permission to do this.")
             return view(*args, **kwargs)
 
-        wrapper._roles = roles  # type: ignore[attr-defined]  # read by the OpenAPI docs
         return wrapper  # type: ignore[return-value]
 
     return decorator

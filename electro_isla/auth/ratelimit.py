@@ -215,8 +215,11 @@ class LoginLimiter:
 
 def login_limiter(app: Flask | None = None) -> LoginLimiter:
     """This app's login limiter, created on first use."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or current_app
     limiter = app.extensions.get(EXTENSION_KEY)
     if limiter is None:
-        limiter = app.extensions.setdefault(EXTENSION_KEY, LoginLimiter(app))
+        limiter = app.extensions.setdefault(
+            EXTENSION_KEY,
+            LoginLimiter(app.app_context().app),  # the app, not a proxy
+        )
     return limiter

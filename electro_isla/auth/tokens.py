@@ -224,10 +224,13 @@ class RevocationStore:
 
 def revocations(app: Flask | None = None) -> RevocationStore:
     """This app's revocation store, created on first use."""
-    app = app or current_app._get_current_object()  # type: ignore[attr-defined]
+    app = app or current_app
     store = app.extensions.get(EXTENSION_KEY)
     if store is None:
-        store = app.extensions.setdefault(EXTENSION_KEY, RevocationStore(app))
+        store = app.extensions.setdefault(
+            EXTENSION_KEY,
+            RevocationStore(app.app_context().app),  # the app, not a proxy
+        )
     return store
 
 

@@ -8,6 +8,7 @@ login limits share one client with the same short timeouts.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from cachelib.serializers import JSONSerializer as _JSONSerializer
@@ -17,6 +18,8 @@ from flask_caching.backends.simplecache import SimpleCache
 
 from electro_isla.json import dumps, loads
 from electro_isla.shared_store import shared_redis
+
+log = logging.getLogger("electro_isla.cache")
 
 
 class JSONSerializer(_JSONSerializer):
@@ -30,7 +33,7 @@ class JSONSerializer(_JSONSerializer):
         try:
             return dumps(value).encode()
         except (TypeError, ValueError) as exc:
-            self._warn(exc)
+            log.warning("cache value not stored: %s", exc)
             return None
 
     def loads(self, bvalue: Any, *args: Any, **kwargs: Any) -> Any:
@@ -39,7 +42,7 @@ class JSONSerializer(_JSONSerializer):
         try:
             return loads(bvalue)
         except ValueError as exc:
-            self._warn(exc)
+            log.warning("cache value unreadable, treated as a miss: %s", exc)
             return None
 
 

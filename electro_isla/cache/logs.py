@@ -24,8 +24,8 @@ class CacheLogHandler(RotatingFileHandler):
     _since_check = 0
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:  # noqa: N802
-        if self.stream is None:
-            self.stream = self._open()
+        if self.stream is None:  # nothing written yet (delay=True): emit() opens it
+            return False
         self._since_check += 1
         if self._since_check < self.CHECK_EVERY:
             return False
