@@ -301,6 +301,16 @@ def test_two_open_consoles_cost_at_most_one_statistics_fetch_per_change(console)
             api.place_order()
             for driver in (first, second):
                 assert wait_until(lambda d=driver, n=n: total_pedidos(d) == str(start + n), 8)
+            # Every statistic's fetch for this change has ended before the next order:
+            # a fetch still running when the next COMMIT lands stores under the old
+            # generation (harmless) and the change after it is fetched again, which is
+            # not a console costing a fetch of its own.
+            assert wait_until(
+                lambda n=n: all(
+                    statistics_fetches(api)[name] - before[name] >= n for name in STAT_NAMES
+                ),
+                8,
+            )
         wait_until(lambda: False, 3.5)
         after = statistics_fetches(api)
     added = {name: after[name] - before[name] for name in STAT_NAMES}
