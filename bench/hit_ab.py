@@ -151,8 +151,10 @@ def main() -> None:
     parser.add_argument("--profile", help="directory for one cProfile per tree and endpoint")
     args = parser.parse_args()
 
+    import psycopg
     import redis as redis_py
 
+    from electro_isla_testing.databases import libpq_url
     from electro_isla_testing.servers import PostgresServer, RedisServer
 
     pg, redis = PostgresServer(), RedisServer().start()
@@ -164,11 +166,18 @@ def main() -> None:
             ).stdout
             subprocess.run(["tar", "-x", "-C", base_dir], input=archive, check=True)
             trees = {"base": base_dir, "head": str(PROJECT)}
-            db_url = pg.start()
-            seed(PROJECT, db_url, redis.url)
+            pg.start()
+            # One database per tree, migrated and seeded by that tree's own code: the
+            # schema moves (0008 replaced tables older code reads).
+            urls = {}
+            for key, tree in trees.items():
+                with psycopg.connect(libpq_url(pg.url("postgres")), autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "bench_hit_{key}"')
+                urls[key] = pg.url(f"bench_hit_{key}")
+                seed(Path(tree), urls[key], redis.url)
             for key, tree in trees.items():
                 procs[key] = subprocess.Popen(
-                    [sys.executable, __file__, "--worker", db_url, redis.url],
+                    [sys.executable, __file__, "--worker", urls[key], redis.url],
                     cwd=tree,
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
