@@ -242,7 +242,7 @@ def cpu_seconds(pids: list[int]) -> float:
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except FileNotFoundError:
+        except OSError:  # gone (or going) meanwhile
             continue
         total += int(fields[11]) + int(fields[12])
     return total / TICK

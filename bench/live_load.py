@@ -6,37 +6,16 @@ of their own (electro_isla_testing/watchers.py).
 
 from __future__ import annotations
 
-import os
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import requests
+from cache_hit import children, cpu_seconds
 
 from electro_isla_testing.gunicorn import GunicornServer
 from electro_isla_testing.live import STATS, token_headers
 from electro_isla_testing.servers import PostgresServer, RedisServer
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / TICK
-
-
-def children(pid: int) -> list[int]:
-    out = subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True, check=False
-    ).stdout
-    return [int(p) for p in out.split()]
 
 
 class Meter:
