@@ -262,13 +262,15 @@ class Outbox:
         query = select(table.c.id, table.c.kind, table.c.target, table.c.expires_at).where(
             table.c.prefix == self.prefix
         )
+        # Applied by this process, delete under way. Taken *before* the read: a delete
+        # that ends during the read leaves the row in the result but not in the set.
+        mine = self.deleter.unfinished()
         try:
             with self._engine().connect() as conn:
                 found = conn.execute(query).all()
         except SQLAlchemyError as exc:
             log.warning("ERROR outbox read: %s", type(exc).__name__)
             return [], []
-        mine = self.deleter.unfinished()  # applied by this process, delete under way
         unknown = {r.kind for r in found} - set(_APPLIERS)
         if unknown:  # e.g. a newer release's kind during a rolling deploy: left to it
             log.warning("outbox: rows of kind(s) %s left to a process that applies them", unknown)
@@ -300,7 +302,7 @@ class Outbox:
             return 0
         table = _table()
         query = select(func.count()).select_from(table).where(table.c.prefix == self.prefix)
-        mine = self.deleter.unfinished()
+        mine = self.deleter.unfinished()  # before the read, as in rows()
         if mine:
             query = query.where(table.c.id.not_in(sorted(mine)))
         try:

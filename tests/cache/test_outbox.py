@@ -82,6 +82,43 @@ def test_the_writer_does_not_wait_for_its_rows_to_be_deleted(app):
     assert outbox_rows(app) == []  # deleted all the same, once the thread has run
 
 
+def test_a_row_whose_delete_ends_during_the_drain_read_is_not_applied_again(app):
+    """The drain's read may see a row this process is deleting; when that delete
+    ends before the read is filtered, the row must still count as this process's
+    (seen in CI: a test's own earlier write re-invalidated during its first read)."""
+    outbox = manager_of(app).outbox
+    release = threading.Event()
+    delete_now = outbox.deleter.delete_now
+
+    def held(ids: list[int]) -> None:
+        release.wait(5)
+        delete_now(ids)
+
+    outbox.deleter.delete_now = held
+    try:
+        add_producto(app, "10.00")  # applied; its rows wait in the deleter
+        assert outbox.deleter.unfinished()
+        reader = threading.get_ident()
+
+        def delete_ends_now(conn, cursor, statement, *args) -> None:  # noqa: ANN001
+            if threading.get_ident() == reader and "SELECT cache_pending.id" in statement:
+                release.set()
+                assert outbox.deleter.settle()
+
+        with app.app_context():
+            engine = db.engine
+            event.listen(engine, "after_cursor_execute", delete_ends_now)
+            try:
+                ids, effects = outbox.rows()
+            finally:
+                event.remove(engine, "after_cursor_execute", delete_ends_now)
+        assert release.is_set()  # the read did run while the delete was under way
+        assert (ids, effects) == ([], [])
+    finally:
+        release.set()
+        outbox.deleter.delete_now = delete_now
+
+
 def test_a_rollback_discards_the_rows_with_the_write(app):
     producto_id = add_producto(app, "10.00")
     with app.app_context():
