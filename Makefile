@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format fuzz bench soak screenshot clean
+.PHONY: run test browser lint format fuzz bench soak screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,8 +26,22 @@ run: $(STAMP)
 	@echo ""
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# The operator console's browser tests drive Debian's Chromium through its chromedriver:
+# installed here when missing (as root), else a clear request to install them.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 || ! [ -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" -eq 0 ]; then \
+	    echo "make test: installing Debian's chromium and chromium-driver for the browser tests"; \
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; \
+	  else \
+	    echo "make test: the browser tests need Debian's chromium and chromium-driver:" \
+	      "sudo apt-get install chromium chromium-driver" >&2; \
+	    exit 1; \
+	  fi; \
+	fi
 
 # Thousands of schemathesis cases: FUZZ_MAX_EXAMPLES per operation and role (the
 # suite uses 3), FUZZ_STATEFUL_EXAMPLES scenarios per role (the suite uses 8).
