@@ -50,10 +50,6 @@ class SharedStore:
         self.health = RedisHealth(self.client, self.breaker)
 
     @property
-    def configured(self) -> bool:
-        return self.client is not None
-
-    @property
     def connected(self) -> bool:
         """True while this process uses the configured Redis: built and circuit closed."""
         return self.client is not None and self.client.built and self.breaker.closed

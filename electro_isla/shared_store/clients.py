@@ -60,12 +60,6 @@ def cluster_password(raw: str) -> str | None:
     return unquote(first.password) if first.password else None
 
 
-def cluster_auth(client: RedisCluster) -> dict[str, Any]:
-    """The password the cluster client uses, for another client of the same nodes."""
-    password = client.nodes_manager.connection_kwargs.get("password")
-    return {"password": password} if password else {}
-
-
 def configured(config: dict[str, Any]) -> bool:
     """True when a shared Redis is configured (a URL, or sentinels in sentinel mode)."""
     if config.get("REDIS_MODE") == "sentinel":
