@@ -2,11 +2,13 @@
 
     .venv/bin/python bench/estadisticas_ab.py [--base 3e70ac8] [--pedidos 100000] [--reps 60]
 
-Starts a private PostgreSQL and Redis (electro_isla_testing/servers.py), migrates and seeds one
-database with `flask seed-demo` (as bench/estadisticas.py does, plus VACUUM
-ANALYZE), then runs two worker processes on the same virtualenv: `base` imports
-the code of the commit given by --base (a `git archive` export in a temp dir),
-`head` this working tree. Each has its own cache key prefix. For every rep and
+Starts a private PostgreSQL and Redis (electro_isla_testing/servers.py) and
+runs two worker processes on the same virtualenv: `base` imports the code of the
+commit given by --base (a `git archive` export in a temp dir), `head` this
+working tree. Each tree has its own database, migrated by its own migrations and
+seeded by its own `flask seed-demo` with the same arguments (then VACUUM
+ANALYZE; electro_isla_testing/trees.py): the schema moves between commits (0008
+replaced tables 3e70ac8 reads). Each has its own cache key prefix. For every rep and
 every statistic, in a shuffled order, each worker invalidates the entry and
 times one GET /api/admin/estadisticas/<name>/ through its test client (a MISS:
 auth, rollup SQL, caching, rendering). Printed: median wall and CPU (the worker's
@@ -27,7 +29,7 @@ import time
 import uuid
 from pathlib import Path
 
-from miss import miss_app  # bench/miss.py, beside this file
+from miss import ADMIN_USERNAME, miss_app  # bench/miss.py, beside this file
 
 PROJECT = Path(__file__).resolve().parents[1]
 NAMES = {
@@ -67,30 +69,10 @@ def worker(tree: str, db_url: str, redis_url: str) -> None:
         print(f"{wall} {cpu}", flush=True)
 
 
-def seed(tree: Path, db_url: str, redis_url: str, pedidos: int) -> None:
-    env = {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}
-    code = (
-        "import sys, flask_migrate\n"
-        "from electro_isla import create_app\n"
-        "from electro_isla.config import Config\n"
-        "class C(Config):\n"
-        "    SECRET_KEY = 'bench-secret-key-that-is-long-enough-for-hs256'\n"
-        f"app = create_app(C, {{'SQLALCHEMY_DATABASE_URI': {db_url!r}, 'REDIS_URL': {redis_url!r}}})\n"
-        "from electro_isla.extensions import db\n"
-        "from electro_isla.usuarios.models import Usuario\n"
-        "with app.app_context():\n"
-        "    flask_migrate.upgrade()\n"
-        "r = app.test_cli_runner().invoke(args=sys.argv[1:])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "with app.app_context():\n"
-        "    u = Usuario(username='bench-admin', email='bench@x.test', rol='admin')\n"
-        "    u.set_password('bench-password')\n"
-        "    db.session.add(u)\n"
-        "    db.session.commit()\n"
-    )
+def seed_args(pedidos: int) -> list[str]:
+    """`flask seed-demo` for `pedidos` pedidos: the same arguments for both trees."""
     args = ["seed-demo", "--pedidos", str(pedidos), "--usuarios", str(max(60, pedidos // 10))]
-    args += ["--productos", str(max(80, pedidos // 200)), "--meses", "12", "--seed", "42"]
-    subprocess.run([sys.executable, "-c", code, *args], cwd=tree, env=env, check=True)
+    return args + ["--productos", str(max(80, pedidos // 200)), "--meses", "12", "--seed", "42"]
 
 
 def main() -> None:
@@ -102,33 +84,46 @@ def main() -> None:
 
     import psycopg
 
+    # Imported here, not at the top: the workers run this file with a base tree
+    # first on the path, and need none of it.
+    from electro_isla_testing.databases import libpq_url
     from electro_isla_testing.servers import PostgresServer, RedisServer
+    from electro_isla_testing.trees import exported, tree_database
 
     pg, redis = PostgresServer(), RedisServer().start()
     procs: dict[str, subprocess.Popen] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-ab-base-") as base_dir:
+    with exported(args.base) as base_dir:
         try:
-            archive = subprocess.run(
-                ["git", "-C", str(PROJECT), "archive", args.base], check=True, capture_output=True
-            ).stdout
-            subprocess.run(["tar", "-x", "-C", base_dir], input=archive, check=True)
-            trees = {"base": base_dir, "head": str(PROJECT)}
-            db_url = pg.start()
-            started = time.perf_counter()
-            seed(PROJECT, db_url, redis.url, args.pedidos)
-            plain = db_url.replace("postgresql+psycopg", "postgresql")
-            with psycopg.connect(plain, autocommit=True) as conn:
-                conn.execute("VACUUM ANALYZE")
-            print(f"# {args.pedidos:,} pedidos seeded in {time.perf_counter() - started:.1f} s")
+            trees = {"base": base_dir, "head": PROJECT}
+            pg.start()
+            # One database per tree, migrated and seeded by that tree's own code: the
+            # schema moves (0008 replaced tables older code reads).
+            urls = {}
+            for key, tree in trees.items():
+                started = time.perf_counter()
+                urls[key] = tree_database(
+                    pg,
+                    f"bench_ab_{key}",
+                    tree,
+                    redis.url,
+                    cli=seed_args(args.pedidos),
+                    admin=ADMIN_USERNAME,
+                )
+                with psycopg.connect(libpq_url(urls[key]), autocommit=True) as conn:
+                    conn.execute("VACUUM ANALYZE")
+                seconds = time.perf_counter() - started
+                print(
+                    f"# {key}: {args.pedidos:,} pedidos seeded by its own code in {seconds:.1f} s"
+                )
             for key, tree in trees.items():
                 procs[key] = subprocess.Popen(
-                    [sys.executable, __file__, "--worker", tree, db_url, redis.url],
+                    [sys.executable, __file__, "--worker", str(tree), urls[key], redis.url],
                     cwd=tree,
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL,
                     text=True,
-                    env={"PYTHONPATH": tree, "PATH": "/usr/bin:/bin"},
+                    env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
                 )
                 assert procs[key].stdout.readline().strip() == "ready", key
             seen = {k: {n: ([], []) for n in NAMES} for k in trees}

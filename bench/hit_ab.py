@@ -38,6 +38,8 @@ import time
 import uuid
 from pathlib import Path
 
+from miss import ADMIN_USERNAME, BENCH_SECRET_KEY  # bench/miss.py, beside this file
+
 PROJECT = Path(__file__).resolve().parents[1]
 ENDPOINTS = {
     "detail": ("/api/productos/7/", False),
@@ -45,7 +47,6 @@ ENDPOINTS = {
     "statistics": ("/api/admin/estadisticas/reporte/", True),
     "perfil": ("/api/perfil/", True),
 }
-SECRET = "bench-secret-key-that-is-long-enough-for-hs256"  # noqa: S105
 
 
 def worker(db_url: str, redis_url: str) -> None:
@@ -62,7 +63,7 @@ def worker(db_url: str, redis_url: str) -> None:
     from electro_isla.usuarios.models import Usuario
 
     class BenchConfig(Config):
-        SECRET_KEY = SECRET
+        SECRET_KEY = BENCH_SECRET_KEY
 
     app = create_app(
         BenchConfig,
@@ -76,7 +77,7 @@ def worker(db_url: str, redis_url: str) -> None:
     )
     with app.app_context():
         admin = db.session.scalars(
-            db.select(Usuario).where(Usuario.username == "bench-admin")
+            db.select(Usuario).where(Usuario.username == ADMIN_USERNAME)
         ).one()
         auth = {"Authorization": f"Bearer {issue_access_token(admin)}"}
         db.session.remove()
@@ -110,31 +111,8 @@ def worker(db_url: str, redis_url: str) -> None:
         print(f"{cpu} {wall}", flush=True)
 
 
-def seed(tree: Path, db_url: str, redis_url: str) -> None:
-    """Migrate and seed the one database (head's code), plus the admin the requests use."""
-    env = {"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}
-    code = (
-        "import sys, flask_migrate\n"
-        "from electro_isla import create_app\n"
-        "from electro_isla.config import Config\n"
-        "class C(Config):\n"
-        f"    SECRET_KEY = {SECRET!r}\n"
-        f"app = create_app(C, {{'SQLALCHEMY_DATABASE_URI': {db_url!r}, 'REDIS_URL': {redis_url!r}}})\n"
-        "from electro_isla.extensions import db\n"
-        "from electro_isla.usuarios.models import Usuario\n"
-        "with app.app_context():\n"
-        "    flask_migrate.upgrade()\n"
-        "r = app.test_cli_runner().invoke(args=sys.argv[1:])\n"
-        "assert r.exit_code == 0, r.output\n"
-        "with app.app_context():\n"
-        "    u = Usuario(username='bench-admin', email='bench@x.test', rol='admin')\n"
-        "    u.set_password('bench-password')\n"
-        "    db.session.add(u)\n"
-        "    db.session.commit()\n"
-    )
-    args = ["seed-demo", "--pedidos", "3000", "--usuarios", "300", "--productos", "200"]
-    args += ["--meses", "12", "--seed", "42"]
-    subprocess.run([sys.executable, "-c", code, *args], cwd=tree, env=env, check=True)
+SEED = ["seed-demo", "--pedidos", "3000", "--usuarios", "300", "--productos", "200"]
+SEED += ["--meses", "12", "--seed", "42"]
 
 
 def commands(client: object) -> int:
@@ -151,30 +129,27 @@ def main() -> None:
     parser.add_argument("--profile", help="directory for one cProfile per tree and endpoint")
     args = parser.parse_args()
 
-    import psycopg
     import redis as redis_py
 
-    from electro_isla_testing.databases import libpq_url
+    # Imported here, not at the top: the workers run this file with a base tree
+    # first on the path, and need none of it.
     from electro_isla_testing.servers import PostgresServer, RedisServer
+    from electro_isla_testing.trees import exported, tree_database
 
     pg, redis = PostgresServer(), RedisServer().start()
     procs: dict[str, subprocess.Popen] = {}
-    with tempfile.TemporaryDirectory(prefix="bench-hit-base-") as base_dir:
+    with exported(args.base) as base_dir:
         try:
-            archive = subprocess.run(
-                ["git", "-C", str(PROJECT), "archive", args.base], check=True, capture_output=True
-            ).stdout
-            subprocess.run(["tar", "-x", "-C", base_dir], input=archive, check=True)
-            trees = {"base": base_dir, "head": str(PROJECT)}
+            trees = {"base": base_dir, "head": PROJECT}
             pg.start()
             # One database per tree, migrated and seeded by that tree's own code: the
             # schema moves (0008 replaced tables older code reads).
-            urls = {}
-            for key, tree in trees.items():
-                with psycopg.connect(libpq_url(pg.url("postgres")), autocommit=True) as conn:
-                    conn.execute(f'CREATE DATABASE "bench_hit_{key}"')
-                urls[key] = pg.url(f"bench_hit_{key}")
-                seed(Path(tree), urls[key], redis.url)
+            urls = {
+                key: tree_database(
+                    pg, f"bench_hit_{key}", tree, redis.url, cli=SEED, admin=ADMIN_USERNAME
+                )
+                for key, tree in trees.items()
+            }
             for key, tree in trees.items():
                 procs[key] = subprocess.Popen(
                     [sys.executable, __file__, "--worker", urls[key], redis.url],
@@ -182,7 +157,7 @@ def main() -> None:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     text=True,
-                    env={"PYTHONPATH": tree, "PATH": "/usr/bin:/bin"},
+                    env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
                 )
                 assert procs[key].stdout.readline().strip() == "ready", key
 
