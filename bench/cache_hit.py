@@ -109,34 +109,40 @@ def bench_app():  # noqa: ANN201
 
 
 # -- setup ------------------------------------------------------------------------------------
-SEED_SQL = [
-    """INSERT INTO productos (nombre, descripcion, precio, descuento, stock, categoria,
-           imagen_url, activo, created_at, updated_at)
-       SELECT 'Producto ' || i, 'Descripción del producto ' || i, 10 + (i % 90) * 7.25, i % 30,
-           i % 50, (ARRAY['electrodomesticos','energia_tecnologia','herramientas',
-           'hogar_entretenimiento','otros'])[1 + i % 5], '', true, now(), now()
-       FROM generate_series(1, 200) i""",
-    """INSERT INTO usuarios (username, email, password_hash, first_name, last_name, rol,
-           is_active, date_joined, telefono, direccion)
-       SELECT 'u' || i, 'u' || i || '@bench.test', '!', 'Nombre', 'Apellido',
-           CASE WHEN i = 1 THEN 'admin' ELSE 'cliente' END, true,
-           now() - (i % 360) * interval '1 day', '', ''
-       FROM generate_series(1, 3000) i""",
-    """INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, direccion_entrega, telefono,
-           notas, created_at, updated_at)
-       SELECT 1 + i % 3000, (ARRAY['pendiente','confirmado','en_preparacion','en_camino',
-           'entregado','cancelado'])[1 + i % 6], (ARRAY['efectivo','tarjeta',
-           'transferencia'])[1 + i % 3], 0, 'Calle ' || i, '555', '',
-           now() - (i % 360) * interval '1 day', now()
-       FROM generate_series(1, 60000) i""",
-    """INSERT INTO detalles_pedido (pedido_id, producto_id, producto_nombre, cantidad,
-           precio_unitario, subtotal)
-       SELECT p.id, 1 + (p.id * k) % 200, 'Producto', 1 + k, 10, 10 * (1 + k)
-       FROM pedidos p, generate_series(1, 2) k""",
-    "UPDATE pedidos SET total = s.t FROM (SELECT pedido_id, sum(subtotal) t FROM detalles_pedido"
-    " GROUP BY pedido_id) s WHERE s.pedido_id = pedidos.id",
-    "ANALYZE",
-]
+def seed_sql(now: str = "now()") -> list[str]:
+    """The catalogue and sales every HTTP bench seeds; `now` is the SQL of its instant
+    (a literal gives two databases the same rows to the microsecond)."""
+    return [
+        sql.format(now=now)
+        for sql in (
+            """INSERT INTO productos (nombre, descripcion, precio, descuento, stock, categoria,
+                   imagen_url, activo, created_at, updated_at)
+               SELECT 'Producto ' || i, 'Descripción del producto ' || i, 10 + (i % 90) * 7.25, i % 30,
+                   i % 50, (ARRAY['electrodomesticos','energia_tecnologia','herramientas',
+                   'hogar_entretenimiento','otros'])[1 + i % 5], '', true, {now}, {now}
+               FROM generate_series(1, 200) i""",
+            """INSERT INTO usuarios (username, email, password_hash, first_name, last_name, rol,
+                   is_active, date_joined, telefono, direccion)
+               SELECT 'u' || i, 'u' || i || '@bench.test', '!', 'Nombre', 'Apellido',
+                   CASE WHEN i = 1 THEN 'admin' ELSE 'cliente' END, true,
+                   {now} - (i % 360) * interval '1 day', '', ''
+               FROM generate_series(1, 3000) i""",
+            """INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, direccion_entrega, telefono,
+                   notas, created_at, updated_at)
+               SELECT 1 + i % 3000, (ARRAY['pendiente','confirmado','en_preparacion','en_camino',
+                   'entregado','cancelado'])[1 + i % 6], (ARRAY['efectivo','tarjeta',
+                   'transferencia'])[1 + i % 3], 0, 'Calle ' || i, '555', '',
+                   {now} - (i % 360) * interval '1 day', {now}
+               FROM generate_series(1, 60000) i""",
+            """INSERT INTO detalles_pedido (pedido_id, producto_id, producto_nombre, cantidad,
+                   precio_unitario, subtotal)
+               SELECT p.id, 1 + (p.id * k) % 200, 'Producto', 1 + k, 10, 10 * (1 + k)
+               FROM pedidos p, generate_series(1, 2) k""",
+            "UPDATE pedidos SET total = s.t FROM (SELECT pedido_id, sum(subtotal) t FROM detalles_pedido"
+            " GROUP BY pedido_id) s WHERE s.pedido_id = pedidos.id",
+            "ANALYZE",
+        )
+    ]
 
 
 def prepare_database(pg: PostgresServer) -> str:
@@ -148,7 +154,7 @@ def prepare_database(pg: PostgresServer) -> str:
     db_url = create_database(pg, "bench")
     engine = create_engine(db_url)
     with engine.begin() as conn:
-        for sql in SEED_SQL:
+        for sql in seed_sql():
             conn.execute(text(sql))
     engine.dispose()
     return db_url

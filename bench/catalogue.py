@@ -3,23 +3,26 @@
     .venv/bin/python bench/catalogue.py [--base 4c1db6e] [--seconds 30] [--rounds 5]
                                         [--hit-seconds 4] [--shoppers 40] [--workers 4]
 
-Starts private PostgreSQL and Redis servers (electro_isla_testing/servers.py), seeds the catalogue
-and sales of bench/cache_hit.py (200 productos, 3000 usuarios, 60000 pedidos), and
+Starts private PostgreSQL and Redis servers (electro_isla_testing/servers.py) and
 serves two gunicorns side by side on loopback, with the project's gunicorn.conf.py
 and the same virtualenv: `base` runs the code of the commit given by --base (a
-`git archive` export in a temp dir), `head` this working tree. Each has its own
-cache key prefix on the one Redis and reads the one database.
+`git archive` export in a temp dir), `head` this working tree. Each tree has its
+own database, migrated by its own migrations (electro_isla_testing/trees.py: the
+schema moves, 0008 replaced tables 3e70ac8 reads) and filled by the same SQL, the
+catalogue and sales of bench/cache_hit.py (200 productos, 3000 usuarios, 60000
+pedidos); each server has its own cache key prefix on the one Redis.
 
-1. `mix` (per server, one after the other, same seed): shoppers browse catalogue
-   pages (the first page of each category, the first pages of the whole
-   catalogue, a few searches) with a short pause, while orders arrive at 5/s
-   (open loop, POST /api/pedidos/, 1-3 productos each). Reported: the catalogue
-   hit ratio (X-Cache of every page answered: HIT / (HIT + MISS)), requests,
-   p50/p95, orders placed.
-2. `hit` (both servers, interleaved round by round): requests/s of a list HIT
+1. `hit` (both servers, interleaved round by round, first, while both databases
+   hold the same rows; both answers are compared): requests/s of a list HIT
    (GET /api/productos/), a detail HIT (GET /api/productos/7/) and a statistics
    HIT (GET /api/admin/estadisticas/reporte/, as the admin), nothing writing, and
    the Redis round trips per request. Ratios head/base per round, median.
+2. `mix` (per server, one after the other, same seed, from empty caches):
+   shoppers browse catalogue pages (the first page of each category, the first
+   pages of the whole catalogue, a few searches) with a short pause, while orders
+   arrive at 5/s (open loop, POST /api/pedidos/, 1-3 productos each). Reported:
+   the catalogue hit ratio (X-Cache of every page answered: HIT / (HIT + MISS)),
+   requests, p50/p95, orders placed.
 """
 
 from __future__ import annotations
@@ -30,23 +33,26 @@ import os
 import queue
 import random
 import statistics
-import subprocess
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import psycopg
 import redis
 import requests
-from cache_hit import children, cpu_seconds, load, prepare_database, production_env
+from cache_hit import children, cpu_seconds, load, production_env, seed_sql
 
 from electro_isla.catalogo.models import CATEGORIAS
+from electro_isla_testing.databases import libpq_url
 from electro_isla_testing.gunicorn import GunicornServer, serve_for_measuring
 from electro_isla_testing.servers import PostgresServer, RedisServer
+from electro_isla_testing.trees import exported, tree_database
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,55 +65,59 @@ PAGES = (
 ORDERS_PER_SECOND = 5.0
 
 
-def export(commit: str) -> Path:
-    """The code of `commit`, outside every worktree (read-only use)."""
-    folder = Path(tempfile.mkdtemp(prefix=f"ei-bench-{commit[:8]}-"))
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", commit], capture_output=True, check=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
-    return folder
-
-
 @dataclass
 class Stage:
-    """One private PostgreSQL + Redis, the base and head trees, their servers."""
+    """One private PostgreSQL + Redis, the base and head trees, a database each, their servers."""
 
-    db_url: str
+    db_urls: dict[str, str]
     common: dict[str, str]
     trees: dict[str, Path]
     redis: RedisServer
     servers: dict[str, GunicornServer] = field(default_factory=dict)
+
+    def env(self, tree: str, prefix: str) -> dict[str, str]:
+        """What a server of `tree` runs with: its tree's database, its own key prefix."""
+        return {**self.common, "DATABASE_URL": self.db_urls[tree], "CACHE_KEY_PREFIX": prefix}
 
 
 @contextmanager
 def base_beside_head(base: str, stock_sql: str) -> Iterator[Stage]:
     """The shared set-up of the base-vs-head benches, and its teardown whatever happens.
 
-    `stock_sql` runs once on the seeded data (e.g. stock no order can exhaust).
+    Each tree gets its own database, migrated by its own migrations (the schema
+    moves: 0008 replaced tables 3e70ac8's statistics read), then filled by the same
+    `seed_sql` (at one instant) and `stock_sql` (e.g. stock no order can exhaust):
+    the same rows, with what each tree's triggers derive from them. `common` (for
+    minting tokens) names head's database.
     """
-    import psycopg
-
     pg = PostgresServer()
-    pg.start()
     rs = RedisServer().start()
-    trees = {"base": export(base), "head": ROOT}
-    log_dir = tempfile.mkdtemp(prefix="ei-bench-logs-")
     stage = None
     try:
-        db_url = prepare_database(pg)
-        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
-            conn.execute(stock_sql)
-        stage = Stage(db_url, production_env(db_url, log_dir, REDIS_URL=rs.url), trees, rs)
-        yield stage
+        pg.start()
+        with (
+            exported(base) as base_tree,
+            tempfile.TemporaryDirectory(prefix="ei-bench-logs-") as log_dir,
+        ):
+            try:
+                trees = {"base": base_tree, "head": ROOT}
+                # One instant for both databases' rows, so both trees answer the same.
+                now = f"'{datetime.now(UTC).isoformat()}'::timestamptz"
+                db_urls = {}
+                for name, tree in trees.items():
+                    db_urls[name] = tree_database(pg, f"bench_{name}", tree, rs.url)
+                    with psycopg.connect(libpq_url(db_urls[name]), autocommit=True) as conn:
+                        for sql in [*seed_sql(now), stock_sql]:
+                            conn.execute(sql)
+                common = production_env(db_urls["head"], log_dir, REDIS_URL=rs.url)
+                stage = Stage(db_urls, common, trees, rs)
+                yield stage
+            finally:
+                for server in stage.servers.values() if stage else ():
+                    server.stop()
     finally:
-        for server in stage.servers.values() if stage else ():
-            server.stop()
         rs.stop()
         pg.cleanup()
-        shutil_rmtree(log_dir)
-        if trees["base"] != ROOT:
-            shutil_rmtree(str(trees["base"]))
 
 
 def tokens(env: dict[str, str], ids: list[int]) -> list[dict[str, str]]:
@@ -228,24 +238,20 @@ def main() -> None:
     # Orders never run out of stock.
     with base_beside_head(args.base, "UPDATE productos SET stock = 1000000") as stage:
         common, trees, servers, rs = stage.common, stage.trees, stage.servers, stage.redis
+        # Minted by head's code on head's database; the same users (same ids) are in
+        # base's, and the servers share `common`'s signing key.
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 22)))
         admin = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, [1])[0]  # usuario 1: admin
         for name, tree in trees.items():
-            env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}
+            env = stage.env(name, f"bench-{name}")
             servers[name] = serve_for_measuring(env, args.workers, tree=tree)
         print(f"load average before measuring: {os.getloadavg()}; {os.cpu_count()} cores")
 
         results: dict = {"mix": {}, "hit": {}}
-        for name, server in servers.items():
-            for url in PAGES:  # warm: every page cached once before the clock starts
-                requests.get(server.url + url, timeout=30).raise_for_status()
-            results["mix"][name] = mix(server.url, args.seconds, args.shoppers, clientes)
-            print(f"mix {name}: {json.dumps(results['mix'][name])}")
-
         client = redis.Redis.from_url(rs.url)
-        # Each server's orders changed stock the other's cache never heard of (two
-        # prefixes, one database): start the HIT phase from empty caches.
-        client.flushall()
+        # The HIT phase first, while both databases still hold the same rows (the
+        # mix's orders change each server's own database), so both answers can be
+        # compared; the mix after it, from empty caches.
         endpoints = {
             "list": ("/api/productos/", {}),
             "detail": ("/api/productos/7/", {}),
@@ -277,6 +283,9 @@ def main() -> None:
                 for s in servers:
                     Path(f"/tmp/ei-bench-{s}-{e}.body").write_bytes(bodies[(s, e)][0])
                 raise AssertionError(f"{e}: base and head answer differently")
+        for server in servers.values():  # untimed: every worker and connection warm
+            for path, headers in endpoints.values():
+                load(server.url + path, headers, 1.0, args.connections)
         for r in range(args.rounds):
             for e, (path, headers) in endpoints.items():
                 for s, server in servers.items():
@@ -291,6 +300,13 @@ def main() -> None:
                     print(
                         f"  round {r + 1} {key:<12} {got:8.1f} req/s {cpu[key][-1]:7.0f} CPU us/req"
                     )
+
+        client.flushall()
+        for name, server in servers.items():
+            for url in PAGES:  # warm: every page cached once before the clock starts
+                requests.get(server.url + url, timeout=30).raise_for_status()
+            results["mix"][name] = mix(server.url, args.seconds, args.shoppers, clientes)
+            print(f"mix {name}: {json.dumps(results['mix'][name])}")
         for key in rps:
             results["hit"][key] = {
                 "median_rps": round(statistics.median(rps[key]), 1),
@@ -316,12 +332,6 @@ def main() -> None:
             for e in endpoints
         }
         print(json.dumps(results, indent=2))
-
-
-def shutil_rmtree(path: str | Path) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
 
 
 if __name__ == "__main__":

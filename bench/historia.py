@@ -94,21 +94,16 @@ def main() -> None:
 
     from electro_isla.extensions import db
     from electro_isla.usuarios.models import Usuario
+    from electro_isla_testing.trees import exported
 
     results: dict[str, dict[str, dict[str, list[float]]]] = {}
     with (
         servers() as (admin, redis_url),
         tempfile.TemporaryDirectory() as logdir,
-        tempfile.TemporaryDirectory() as old,
+        exported(BASE_COMMIT) as old,
         database(admin, "bench_historia", False) as (url, _),
     ):
-        archive = subprocess.run(
-            ["git", "-C", str(PROJECT), "archive", BASE_COMMIT],
-            capture_output=True,
-            check=True,
-        ).stdout
-        subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
-        trees = {"this tree": PROJECT, BASE_COMMIT: Path(old)}
+        trees = {"this tree": PROJECT, BASE_COMMIT: old}
         app = bench_app(url, redis_url, logdir, "UTC")
         with app.app_context():
             flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"])

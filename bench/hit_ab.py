@@ -38,7 +38,7 @@ import time
 import uuid
 from pathlib import Path
 
-from miss import ADMIN_USERNAME, BENCH_SECRET_KEY  # bench/miss.py, beside this file
+from miss import ADMIN_USERNAME, miss_app  # bench/miss.py, beside this file
 
 PROJECT = Path(__file__).resolve().parents[1]
 ENDPOINTS = {
@@ -56,31 +56,12 @@ def worker(db_url: str, redis_url: str) -> None:
     """
     import cProfile
 
-    from electro_isla import create_app
-    from electro_isla.auth.service import issue_access_token
-    from electro_isla.config import Config
-    from electro_isla.extensions import db
-    from electro_isla.usuarios.models import Usuario
-
-    class BenchConfig(Config):
-        SECRET_KEY = BENCH_SECRET_KEY
-
-    app = create_app(
-        BenchConfig,
-        {
-            "SQLALCHEMY_DATABASE_URI": db_url,
-            "REDIS_URL": redis_url,
-            "CACHE_KEY_PREFIX": f"hit{uuid.uuid4().hex[:6]}",
-            "LOG_DIR": tempfile.mkdtemp(prefix="bench-hit-"),
-            "REDIS_SOCKET_TIMEOUT": 5.0,
-        },
+    app, auth = miss_app(
+        db_url,
+        redis_url,
+        prefix=f"hit{uuid.uuid4().hex[:6]}",
+        log_dir=tempfile.mkdtemp(prefix="bench-hit-"),
     )
-    with app.app_context():
-        admin = db.session.scalars(
-            db.select(Usuario).where(Usuario.username == ADMIN_USERNAME)
-        ).one()
-        auth = {"Authorization": f"Bearer {issue_access_token(admin)}"}
-        db.session.remove()
     client = app.test_client()
 
     def get(endpoint: str) -> None:

@@ -1,8 +1,9 @@
-"""An in-process app for timing a statistics MISS, and an admin's headers for it.
+"""An in-process app for timing a request (a statistics MISS, a HIT), and an admin's headers.
 
-bench/estadisticas_ab.py and bench/historia.py run this in a subprocess with
-PYTHONPATH on a base commit's tree: `electro_isla` is then whichever tree comes
-first on sys.path, so it is imported here inside the function, never at the top.
+bench/estadisticas_ab.py, bench/hit_ab.py and bench/historia.py run this in a
+subprocess with PYTHONPATH on a base commit's tree: `electro_isla` is then
+whichever tree comes first on sys.path, so it is imported here inside the
+function, never at the top.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ ADMIN_USERNAME = "bench-admin"
 
 
 def miss_app(
-    database_url: str, redis_url: str, *, prefix: str, log_dir: str, timezone: str
+    database_url: str, redis_url: str, *, prefix: str, log_dir: str, timezone: str | None = None
 ) -> tuple[Any, dict[str, str]]:
-    """The app on the seeded database (ADMIN_USERNAME exists) and that admin's headers."""
+    """The app on the seeded database (ADMIN_USERNAME exists) and that admin's headers.
+
+    `timezone` None keeps the configured TIMEZONE."""
     from electro_isla import create_app
     from electro_isla.auth.service import issue_access_token
     from electro_isla.config import Config
@@ -34,7 +37,7 @@ def miss_app(
             "CACHE_KEY_PREFIX": prefix,
             "LOG_DIR": log_dir,
             "REDIS_SOCKET_TIMEOUT": 5.0,
-            "TIMEZONE": timezone,
+            **({"TIMEZONE": timezone} if timezone else {}),
         },
     )
     with app.app_context():

@@ -2,14 +2,15 @@
 
     .venv/bin/python bench/outbox.py [--base fdfee28] [--rounds 7] [--orders 60] [--workers 2]
 
-Starts private PostgreSQL and Redis servers, seeds the data of bench/cache_hit.py
-(200 productos, 3000 usuarios, 60000 pedidos; migrated by this tree), and serves
+Starts private PostgreSQL and Redis servers, a database per tree migrated by its
+own migrations and filled with the data of bench/cache_hit.py (200 productos, 3000
+usuarios, 60000 pedidos; `base_beside_head` in bench/catalogue.py), and serves
 three gunicorns side by side with the project's gunicorn.conf.py: `base` runs
 the code of --base (bumps applied after COMMIT, nothing recorded; a `git
 archive` export), `head` this tree (bumps recorded in the order's transaction,
 applied, then the rows deleted off the request path), and `sin-outbox` this
 tree with its rows turned off (bench/sin_outbox.py: bumps applied after COMMIT,
-nothing recorded). Each has its own key prefix on the one Redis.
+nothing recorded; on head's database). Each has its own key prefix on the one Redis.
 
 head / sin-outbox is what the outbox costs a write (the issue's target, <= 1.1);
 head / base is that plus everything else that changed since --base (e.g. the
@@ -35,6 +36,7 @@ import psycopg
 import requests
 from catalogue import base_beside_head, tokens
 
+from electro_isla_testing.databases import libpq_url
 from electro_isla_testing.gunicorn import serve_for_measuring
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,12 +73,13 @@ def main() -> None:
     # Stock no order can exhaust, every producto orderable.
     stock = "UPDATE productos SET stock = 1000000, activo = true"
     with base_beside_head(args.base, stock) as stage:
-        db_url, common, trees, servers = stage.db_url, stage.common, stage.trees, stage.servers
+        common, trees, servers = stage.common, stage.trees, stage.servers
         clientes = tokens({**common, "CACHE_KEY_PREFIX": "tokens"}, list(range(2, 12)))
         for name, tree in trees.items():
-            env = {**common, "CACHE_KEY_PREFIX": f"bench-{name}"}
-            servers[name] = serve_for_measuring(env, args.workers, tree=tree)
-        env = {**common, "CACHE_KEY_PREFIX": "bench-sin-outbox"}
+            servers[name] = serve_for_measuring(
+                stage.env(name, f"bench-{name}"), args.workers, tree=tree
+            )
+        env = stage.env("head", "bench-sin-outbox")  # head's code, head's database
         servers["sin-outbox"] = serve_for_measuring(
             env, args.workers, tree=ROOT, app="bench.sin_outbox:app"
         )
@@ -115,7 +118,7 @@ def main() -> None:
                 + ", ".join(f"{k} {v[-1]:.3f}" for k, v in ratios.items())
             )
         time.sleep(1.0)  # the last order's rows go once its response was sent
-        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
+        with psycopg.connect(libpq_url(stage.db_urls["head"]), autocommit=True) as conn:
             left = conn.execute(
                 "SELECT count(*) FROM cache_pending WHERE prefix = 'bench-head'"
             ).fetchone()[0]
