@@ -7,7 +7,7 @@ runs two worker processes on the same virtualenv: `base` imports the code of the
 commit given by --base (a `git archive` export in a temp dir), `head` this
 working tree. Each tree has its own database, migrated by its own migrations and
 seeded by its own `flask seed-demo` with the same arguments (then VACUUM
-ANALYZE; electro_isla_testing/trees.py): the schema moves between commits (0008
+ANALYZE; bench/beside.py): the schema moves between commits (0008
 replaced tables 3e70ac8 reads). Each has its own cache key prefix. For every rep and
 every statistic, in a shuffled order, each worker invalidates the entry and
 times one GET /api/admin/estadisticas/<name>/ through its test client (a MISS:
@@ -22,16 +22,13 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
-from miss import ADMIN_USERNAME, miss_app  # bench/miss.py, beside this file
+from miss import miss_app  # bench/miss.py, beside this file
 
-PROJECT = Path(__file__).resolve().parents[1]
 NAMES = {
     "ventas": "estadisticas_ventas",
     "usuarios": "estadisticas_usuarios",
@@ -40,7 +37,7 @@ NAMES = {
 }
 
 
-def worker(tree: str, db_url: str, redis_url: str) -> None:
+def worker(db_url: str, redis_url: str) -> None:
     """One tree's MISS on command: an endpoint per stdin line, 'wall cpu' seconds out.
 
     The tree's package comes first on the path through PYTHONPATH (set by main).
@@ -82,88 +79,42 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=60)
     args = parser.parse_args()
 
-    import psycopg
-
     # Imported here, not at the top: the workers run this file with a base tree
     # first on the path, and need none of it.
-    from electro_isla_testing.databases import libpq_url
-    from electro_isla_testing.servers import PostgresServer, RedisServer
-    from electro_isla_testing.trees import exported, tree_database
+    from beside import workers_beside
 
-    pg, redis = PostgresServer(), RedisServer().start()
-    procs: dict[str, subprocess.Popen] = {}
-    with exported(args.base) as base_dir:
-        try:
-            trees = {"base": base_dir, "head": PROJECT}
-            pg.start()
-            # One database per tree, migrated and seeded by that tree's own code: the
-            # schema moves (0008 replaced tables older code reads).
-            urls = {}
-            for key, tree in trees.items():
-                started = time.perf_counter()
-                urls[key] = tree_database(
-                    pg,
-                    f"bench_ab_{key}",
-                    tree,
-                    redis.url,
-                    cli=seed_args(args.pedidos),
-                    admin=ADMIN_USERNAME,
-                )
-                with psycopg.connect(libpq_url(urls[key]), autocommit=True) as conn:
-                    conn.execute("VACUUM ANALYZE")
-                seconds = time.perf_counter() - started
-                print(
-                    f"# {key}: {args.pedidos:,} pedidos seeded by its own code in {seconds:.1f} s"
-                )
-            for key, tree in trees.items():
-                procs[key] = subprocess.Popen(
-                    [sys.executable, __file__, "--worker", str(tree), urls[key], redis.url],
-                    cwd=tree,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    text=True,
-                    env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
-                )
-                assert procs[key].stdout.readline().strip() == "ready", key
-            seen = {k: {n: ([], []) for n in NAMES} for k in trees}
-            rng = random.Random(17)
-            for _ in range(args.reps):
-                for name in NAMES:
-                    order = list(trees)
-                    rng.shuffle(order)
-                    for key in order:
-                        procs[key].stdin.write(name + "\n")
-                        procs[key].stdin.flush()
-                        wall, cpu = map(float, procs[key].stdout.readline().split())
-                        seen[key][name][0].append(wall)
-                        seen[key][name][1].append(cpu)
-            print(f"base {args.base} beside head, {args.reps} MISSes each, interleaved")
-            print(
-                "| statistic | base MISS ms (wall / CPU) | head MISS ms (wall / CPU) "
-                "| head/base wall | head/base CPU |"
-            )
-            print("|---|---:|---:|---:|---:|")
-            ratios = {}
+    seed = seed_args(args.pedidos)
+    with workers_beside(__file__, args.base, "bench_ab", seed, vacuum=True) as (workers, _):
+        seen = {k: {n: ([], []) for n in NAMES} for k in workers}
+        rng = random.Random(17)
+        for _ in range(args.reps):
             for name in NAMES:
-                b = [statistics.median(x) * 1000 for x in seen["base"][name]]
-                h = [statistics.median(x) * 1000 for x in seen["head"][name]]
-                ratios[name] = {"wall": round(h[0] / b[0], 3), "cpu": round(h[1] / b[1], 3)}
-                print(
-                    f"| {name} | {b[0]:.2f} / {b[1]:.2f} | {h[0]:.2f} / {h[1]:.2f} "
-                    f"| {ratios[name]['wall']:.3f} | {ratios[name]['cpu']:.3f} |"
-                )
-            print(json.dumps({"ratios": ratios}))
-        finally:
-            for proc in procs.values():
-                proc.stdin.close()
-                proc.wait(timeout=60)
-            redis.stop()
-            pg.cleanup()
+                order = list(workers)
+                rng.shuffle(order)
+                for key in order:
+                    wall, cpu = map(float, workers[key].ask(name))
+                    seen[key][name][0].append(wall)
+                    seen[key][name][1].append(cpu)
+    print(f"base {args.base} beside head, {args.reps} MISSes each, interleaved")
+    print(
+        "| statistic | base MISS ms (wall / CPU) | head MISS ms (wall / CPU) "
+        "| head/base wall | head/base CPU |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    ratios = {}
+    for name in NAMES:
+        b = [statistics.median(x) * 1000 for x in seen["base"][name]]
+        h = [statistics.median(x) * 1000 for x in seen["head"][name]]
+        ratios[name] = {"wall": round(h[0] / b[0], 3), "cpu": round(h[1] / b[1], 3)}
+        print(
+            f"| {name} | {b[0]:.2f} / {b[1]:.2f} | {h[0]:.2f} / {h[1]:.2f} "
+            f"| {ratios[name]['wall']:.3f} | {ratios[name]['cpu']:.3f} |"
+        )
+    print(json.dumps({"ratios": ratios}))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        worker(*sys.argv[2:5])
+        worker(*sys.argv[2:4])
     else:
         main()

@@ -4,11 +4,12 @@
 
 The HTTP bench (catalogue.py) swings ±15 % per round on a shared 2-core machine;
 this one leaves out gunicorn, sockets and the client, and measures what the app
-itself spends on a HIT. Starts a private PostgreSQL and Redis, migrates and seeds
-one small database with `flask seed-demo`, then runs two worker processes on the
-same virtualenv: `base` imports the code of the commit given by --base (a `git
-archive` export in a temp dir), `head` this working tree, each with its own key
-prefix on the one Redis. Each worker serves requests through its WSGI app
+itself spends on a HIT. Starts a private PostgreSQL and Redis and runs two
+worker processes on the same virtualenv (bench/beside.py): `base` imports the
+code of the commit given by --base (a `git archive` export in a temp dir), `head`
+this working tree, each on a small database of its own (migrated by its own
+migrations, seeded by its own `flask seed-demo`, same arguments) and with its own
+key prefix on the one Redis. Each worker serves requests through its WSGI app
 (`app.test_client()`); after a warm-up every request below is a HIT:
 
     detail      GET /api/productos/7/
@@ -31,16 +32,14 @@ import argparse
 import json
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-from miss import ADMIN_USERNAME, miss_app  # bench/miss.py, beside this file
+from miss import miss_app  # bench/miss.py, beside this file
 
-PROJECT = Path(__file__).resolve().parents[1]
 ENDPOINTS = {
     "detail": ("/api/productos/7/", False),
     "list": ("/api/productos/", False),
@@ -114,92 +113,60 @@ def main() -> None:
 
     # Imported here, not at the top: the workers run this file with a base tree
     # first on the path, and need none of it.
-    from electro_isla_testing.servers import PostgresServer, RedisServer
-    from electro_isla_testing.trees import exported, tree_database
+    from beside import workers_beside
 
-    pg, redis = PostgresServer(), RedisServer().start()
-    procs: dict[str, subprocess.Popen] = {}
-    with exported(args.base) as base_dir:
-        try:
-            trees = {"base": base_dir, "head": PROJECT}
-            pg.start()
-            # One database per tree, migrated and seeded by that tree's own code: the
-            # schema moves (0008 replaced tables older code reads).
-            urls = {
-                key: tree_database(
-                    pg, f"bench_hit_{key}", tree, redis.url, cli=SEED, admin=ADMIN_USERNAME
-                )
-                for key, tree in trees.items()
-            }
-            for key, tree in trees.items():
-                procs[key] = subprocess.Popen(
-                    [sys.executable, __file__, "--worker", urls[key], redis.url],
-                    cwd=tree,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    text=True,
-                    env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
-                )
-                assert procs[key].stdout.readline().strip() == "ready", key
+    with workers_beside(__file__, args.base, "bench_hit", SEED) as (workers, redis_url):
 
-            def batch(key: str, endpoint: str, n: int, profile: str = "") -> float:
-                procs[key].stdin.write(f"{endpoint} {n} {profile}\n")
-                procs[key].stdin.flush()
-                return float(procs[key].stdout.readline().split()[0]) / n * 1e6
+        def batch(key: str, endpoint: str, n: int, profile: str = "") -> float:
+            return float(workers[key].ask(f"{endpoint} {n} {profile}")[0]) / n * 1e6
 
-            counter = redis_py.Redis.from_url(redis.url)
-            per_request: dict[str, dict[str, float]] = {k: {} for k in trees}
-            for key in trees:
-                for endpoint in ENDPOINTS:
-                    before = commands(counter)
-                    batch(key, endpoint, 50)
-                    per_request[key][endpoint] = (commands(counter) - before) / 50
-            if args.profile:
-                Path(args.profile).mkdir(parents=True, exist_ok=True)
-                for key in trees:
-                    for endpoint in ENDPOINTS:
-                        batch(key, endpoint, args.batch, f"{args.profile}/{key}-{endpoint}.prof")
-            seen: dict[str, dict[str, list[float]]] = {k: {e: [] for e in ENDPOINTS} for k in trees}
-            rng = random.Random(17)
-            for _ in range(args.reps):
-                for endpoint in ENDPOINTS:
-                    order = list(trees)
-                    rng.shuffle(order)
-                    for key in order:
-                        seen[key][endpoint].append(batch(key, endpoint, args.batch))
-            print(f"base {args.base} beside head: {args.reps} batches of {args.batch} HITs each")
-            print(
-                "| HIT | base CPU µs/req | head CPU µs/req | head/base CPU "
-                "| per CPU-second head/base | Redis commands/req base / head |"
-            )
-            print("|---|---:|---:|---:|---:|---:|")
-            figures: dict[str, dict[str, float]] = {}
+        counter = redis_py.Redis.from_url(redis_url)
+        per_request: dict[str, dict[str, float]] = {k: {} for k in workers}
+        for key in workers:
             for endpoint in ENDPOINTS:
-                b, h = seen["base"][endpoint], seen["head"][endpoint]
-                ratio = statistics.median(y / x for x, y in zip(b, h, strict=True))
-                figures[endpoint] = {
-                    "base_us": round(statistics.median(b), 1),
-                    "head_us": round(statistics.median(h), 1),
-                    "cpu_ratio": round(ratio, 3),
-                    "per_cpu": round(1 / ratio, 3),
-                }
-                print(
-                    f"| {endpoint} | {figures[endpoint]['base_us']} | {figures[endpoint]['head_us']}"
-                    f" | {ratio:.3f} | {1 / ratio:.3f} | {per_request['base'][endpoint]:g} / "
-                    f"{per_request['head'][endpoint]:g} |"
-                )
-            for key in trees:
-                pairs = zip(seen[key]["perfil"], seen[key]["statistics"], strict=True)
-                ratio = statistics.median(p / s for p, s in pairs)
-                figures[f"{key}_statistics_vs_perfil"] = {"per_cpu": round(ratio, 3)}
-                print(f"{key}: statistics HIT per CPU-second / perfil's = {ratio:.3f}")
-            print(json.dumps(figures))
-        finally:
-            for proc in procs.values():
-                proc.stdin.close()
-                proc.wait(timeout=60)
-            redis.stop()
-            pg.cleanup()
+                before = commands(counter)
+                batch(key, endpoint, 50)
+                per_request[key][endpoint] = (commands(counter) - before) / 50
+        if args.profile:
+            Path(args.profile).mkdir(parents=True, exist_ok=True)
+            for key in workers:
+                for endpoint in ENDPOINTS:
+                    batch(key, endpoint, args.batch, f"{args.profile}/{key}-{endpoint}.prof")
+        seen: dict[str, dict[str, list[float]]] = {k: {e: [] for e in ENDPOINTS} for k in workers}
+        rng = random.Random(17)
+        for _ in range(args.reps):
+            for endpoint in ENDPOINTS:
+                order = list(workers)
+                rng.shuffle(order)
+                for key in order:
+                    seen[key][endpoint].append(batch(key, endpoint, args.batch))
+        print(f"base {args.base} beside head: {args.reps} batches of {args.batch} HITs each")
+        print(
+            "| HIT | base CPU µs/req | head CPU µs/req | head/base CPU "
+            "| per CPU-second head/base | Redis commands/req base / head |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        figures: dict[str, dict[str, float]] = {}
+        for endpoint in ENDPOINTS:
+            b, h = seen["base"][endpoint], seen["head"][endpoint]
+            ratio = statistics.median(y / x for x, y in zip(b, h, strict=True))
+            figures[endpoint] = {
+                "base_us": round(statistics.median(b), 1),
+                "head_us": round(statistics.median(h), 1),
+                "cpu_ratio": round(ratio, 3),
+                "per_cpu": round(1 / ratio, 3),
+            }
+            print(
+                f"| {endpoint} | {figures[endpoint]['base_us']} | {figures[endpoint]['head_us']}"
+                f" | {ratio:.3f} | {1 / ratio:.3f} | {per_request['base'][endpoint]:g} / "
+                f"{per_request['head'][endpoint]:g} |"
+            )
+        for key in workers:
+            pairs = zip(seen[key]["perfil"], seen[key]["statistics"], strict=True)
+            ratio = statistics.median(p / s for p, s in pairs)
+            figures[f"{key}_statistics_vs_perfil"] = {"per_cpu": round(ratio, 3)}
+            print(f"{key}: statistics HIT per CPU-second / perfil's = {ratio:.3f}")
+        print(json.dumps(figures))
 
 
 if __name__ == "__main__":
