@@ -11,10 +11,11 @@ at the top: a worker runs the bench's file with a base tree first on the path.
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -83,3 +84,17 @@ def workers_beside(
     finally:
         redis.stop()
         pg.cleanup()
+
+
+def interleaved(
+    workers: Iterable[str], items: Sequence[str], reps: int
+) -> Iterator[tuple[str, str]]:
+    """(worker, item) pairs: rep by rep, item by item, the workers in a shuffled order
+    (seeded), so drift on the shared machine hits both trees alike."""
+    rng = random.Random(17)
+    for _ in range(reps):
+        for item in items:
+            order = list(workers)
+            rng.shuffle(order)
+            for key in order:
+                yield key, item

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import tempfile
@@ -81,20 +80,15 @@ def main() -> None:
 
     # Imported here, not at the top: the workers run this file with a base tree
     # first on the path, and need none of it.
-    from beside import workers_beside
+    from beside import interleaved, workers_beside
 
     seed = seed_args(args.pedidos)
     with workers_beside(__file__, args.base, "bench_ab", seed, vacuum=True) as (workers, _):
         seen = {k: {n: ([], []) for n in NAMES} for k in workers}
-        rng = random.Random(17)
-        for _ in range(args.reps):
-            for name in NAMES:
-                order = list(workers)
-                rng.shuffle(order)
-                for key in order:
-                    wall, cpu = map(float, workers[key].ask(name))
-                    seen[key][name][0].append(wall)
-                    seen[key][name][1].append(cpu)
+        for key, name in interleaved(workers, list(NAMES), args.reps):
+            wall, cpu = map(float, workers[key].ask(name))
+            seen[key][name][0].append(wall)
+            seen[key][name][1].append(cpu)
     print(f"base {args.base} beside head, {args.reps} MISSes each, interleaved")
     print(
         "| statistic | base MISS ms (wall / CPU) | head MISS ms (wall / CPU) "

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import sys
 import tempfile
@@ -113,7 +112,7 @@ def main() -> None:
 
     # Imported here, not at the top: the workers run this file with a base tree
     # first on the path, and need none of it.
-    from beside import workers_beside
+    from beside import interleaved, workers_beside
 
     with workers_beside(__file__, args.base, "bench_hit", SEED) as (workers, redis_url):
 
@@ -133,13 +132,8 @@ def main() -> None:
                 for endpoint in ENDPOINTS:
                     batch(key, endpoint, args.batch, f"{args.profile}/{key}-{endpoint}.prof")
         seen: dict[str, dict[str, list[float]]] = {k: {e: [] for e in ENDPOINTS} for k in workers}
-        rng = random.Random(17)
-        for _ in range(args.reps):
-            for endpoint in ENDPOINTS:
-                order = list(workers)
-                rng.shuffle(order)
-                for key in order:
-                    seen[key][endpoint].append(batch(key, endpoint, args.batch))
+        for key, endpoint in interleaved(workers, list(ENDPOINTS), args.reps):
+            seen[key][endpoint].append(batch(key, endpoint, args.batch))
         print(f"base {args.base} beside head: {args.reps} batches of {args.batch} HITs each")
         print(
             "| HIT | base CPU µs/req | head CPU µs/req | head/base CPU "
