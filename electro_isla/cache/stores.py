@@ -119,8 +119,10 @@ def page_in_steps(store: Any, name: str, params: str) -> PageFound:
 class LocalStore(BackendValues):
     """Values, generations, locks and counters for the in-process cache (one process only).
 
-    Like Redis' counters, a generation expires `gen_ttl` seconds after it was last
-    used and is re-seeded from the clock; idle locks are dropped. A sweep every
+    A generation expires `gen_ttl` seconds after it was last read or bumped and is
+    re-seeded from the clock; idle locks are dropped. (Redis' counters expire
+    `gen_ttl` after they were seeded, whatever used them since: a name read all
+    day is read cold once per `gen_ttl`. Never stale either way.) A sweep every
     `gen_ttl` keeps both bounded by what was used within the longest TTL, and
     `max_keys` by count: past it the least recently used generation goes (like
     Redis' eviction: a counter re-seeded from the clock is above every number it
