@@ -1,13 +1,14 @@
-"""Backend CPU per order spent in the statistics triggers: 0007 beside head, one client.
+"""Backend CPU per order spent in the statistics triggers: an older schema beside head.
 
-    .venv/bin/python bench/coste_disparadores.py [--orders 3000] [--rounds 4] [--pedidos 5000]
+    .venv/bin/python bench/coste_disparadores.py [--orders 3000] [--rounds 4] [--pedidos 5000] \
+        [--base 0007_rollups_sin_fila_caliente]
 
 Throughput on this shared 2-core machine swings with the other sessions' load;
 the CPU time the server backend itself spends per order (utime + stime of its
 /proc/<pid>/stat, read before and after a batch) is steadier, and at 64 clients on
 a CPU-bound server it is what sets the with / without ratio. One private
 PostgreSQL, two databases seeded alike (`seed-demo --pedidos N`), one at
-0007_rollups_sin_fila_caliente and one at head; the same order as
+`--base` (a revision, default 0007_rollups_sin_fila_caliente) and one at head; the same order as
 bench/pgbench/pedido.sql (a confirmado pedido + one line, one transaction, simple
 protocol) is sent `--orders` times per cell from one connection per database,
 triggers on and off (`ALTER TABLE ... ENABLE/DISABLE TRIGGER USER`), cells
@@ -29,7 +30,7 @@ import filas_calientes  # bench/filas_calientes.py, beside this file
 import psycopg
 from estadisticas import bench_app, database, servers
 
-SCHEMAS = {"0007": "0007_rollups_sin_fila_caliente", "head": "head"}
+SCHEMAS = ("base", "head")
 PEDIDO = (
     "INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, direccion_entrega, "
     "telefono, notas, created_at, updated_at) VALUES (%s, 'confirmado', %s, 10.50, "
@@ -84,19 +85,22 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--pedidos", type=int, default=5000)
+    parser.add_argument("--base", default="0007_rollups_sin_fila_caliente")
     args = parser.parse_args()
+    revisions = {"base": args.base, "head": "head"}
+    print(f"# base = {args.base}")
     cpu: dict[tuple[str, bool], list[float]] = {}
     funcs: dict[str, list[list[tuple[str, int, float, float]]]] = {s: [] for s in SCHEMAS}
     with (
         servers() as (admin, redis_url),
-        database(admin, "bench_coste_0007", False) as (url_0007, _),
+        database(admin, "bench_coste_base", False) as (url_base, _),
         database(admin, "bench_coste_head", False) as (url_head, _),
     ):
-        urls = {"0007": url_0007, "head": url_head}
+        urls = {"base": url_base, "head": url_head}
         conninfo: dict[str, str] = {}
         conns: dict[str, Any] = {}
         bounds: dict[str, dict[str, int]] = {}
-        for schema, revision in SCHEMAS.items():
+        for schema, revision in revisions.items():
             app = bench_app(urls[schema], redis_url, "/tmp", "UTC")  # noqa: S108
             bounds[schema] = filas_calientes.seed(app, revision, args.pedidos)
             conninfo[schema] = admin.set(

@@ -403,3 +403,70 @@ def test_one_delta_per_pedido_migrates_both_ways_with_unfolded_deltas(empty_pg_u
     assert schema_differences(app) == []
     with app.app_context():
         db.engine.dispose()
+
+
+def test_row_triggers_migrate_both_ways_with_unfolded_deltas(empty_pg_url, tmp_path):
+    """0009 folds what 0008's statement triggers wrote and swaps in row triggers (and
+    the bulk-mode statement triggers); its downgrade folds again and puts 0008's back."""
+    from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
+
+    from electro_isla.estadisticas.operaciones import comparar_rollups
+    from electro_isla.estadisticas.ventana import meses
+    from tests.estadisticas.estadisticas_data import build_shop, insert_shop
+
+    app = migrated_app(empty_pg_url, tmp_path)
+    app.config["TIMEZONE"] = "Asia/Kathmandu"
+    flask_db(app, "upgrade", "0008_un_delta_por_pedido")
+    with app.app_context():
+        insert_shop(build_shop(7, datetime.now(UTC), ZoneInfo("Asia/Kathmandu")))
+        db.session.remove()
+
+    def sql(statement: str) -> int | None:
+        with app.app_context():
+            result = db.session.execute(text(statement))
+            n = result.scalar() if result.returns_rows else None
+            db.session.commit()
+            db.session.remove()
+            return n
+
+    def exact() -> dict:
+        seen = _rollups_equal_raw(app)
+        with app.app_context():
+            assert comparar_rollups(meses())[1] == []
+            db.session.remove()
+        return seen
+
+    row_triggers = (
+        "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgtype & 1 = 1 "
+        "AND tgname ~ '^estadisticas_(pedidos|detalles|usuarios)_(ins|upd|del)$'"
+    )
+    cancel = (
+        "UPDATE pedidos SET estado = 'cancelado' WHERE id = "
+        "(SELECT min(id) FROM pedidos WHERE estado IN ('confirmado', 'entregado'))"
+    )
+    sql("SELECT estadisticas_plegar()")
+    sql(cancel)  # 0008: unfolded deltas
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") > 0
+    assert sql(row_triggers) == 0
+    before = exact()
+
+    flask_db(app, "upgrade")
+    assert sql(row_triggers) == 9
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") == 0  # folded first
+    assert exact() == before
+    sql(cancel)  # a row delta per changed pedido
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") == 2
+    after_write = exact()
+
+    flask_db(app, "downgrade", "0008_un_delta_por_pedido")
+    assert sql(row_triggers) == 0
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") == 0
+    assert exact() == after_write
+    sql(cancel)  # 0008's statement triggers are back
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") > 0
+    assert exact() != after_write
+    flask_db(app, "upgrade")
+    assert schema_differences(app) == []
+    with app.app_context():
+        db.engine.dispose()

@@ -45,6 +45,13 @@ def _deltas(app) -> int:
         return n
 
 
+def _pedidos_deltas(app) -> int:
+    with app.app_context():
+        n = _db.session.scalar(text("SELECT count(*) FROM estadisticas_pedidos_delta"))
+        _db.session.remove()
+        return n
+
+
 def _order(app, headers: dict[str, str], producto: int, cantidad: int = 1) -> None:
     """One order through the API (its triggers write the statistics)."""
     response = app.test_client().post(
@@ -204,8 +211,10 @@ def test_sixty_four_parallel_orders_leave_the_rollups_exact(app, seed):
 
 
 def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
-    """A statement of >= 1000 rows writes the rollups itself (no deltas to fold);
-    the small writes' deltas before and after it still add up exactly."""
+    """In bulk mode (seed-demo's COPY, or `SET LOCAL estadisticas.masivo = 'on'`) a
+    statement writes the rollups itself (no deltas to fold); without it a large
+    statement writes row deltas (0009); the small writes' deltas before and after
+    still add up exactly."""
     app.config["TIMEZONE"] = "Asia/Kathmandu"
     args = ["seed-demo", "--pedidos", "1500", "--usuarios", "150", "--productos", "30"]
     result = app.test_cli_runner().invoke(args=[*args, "--seed", "3"])  # one COPY: bulk
@@ -221,15 +230,86 @@ def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
         _order(app, buyer, producto)
     assert _deltas(app) > 0
     _exact(app)
+    before = _pedidos_deltas(app)
     with app.app_context():
+        _db.session.execute(text("SET LOCAL estadisticas.masivo = 'on'"))
         changed = _db.session.execute(
             text("UPDATE pedidos SET estado = 'cancelado' WHERE id % 3 <> 0")
         ).rowcount
         _db.session.commit()
         _db.session.remove()
     assert changed >= 1000
+    assert _pedidos_deltas(app) == before  # upserted, no delta
+    _exact(app)
+    with app.app_context():  # the same kind of statement, not in bulk mode: row deltas
+        changed = _db.session.execute(
+            text("UPDATE pedidos SET estado = 'entregado' WHERE id % 3 = 1")
+        ).rowcount
+        _db.session.commit()
+        _db.session.remove()
+    assert changed >= 300
+    assert _pedidos_deltas(app) > before
     raw = _exact(app)
     assert raw["reporte"]["resumen"]["total_pedidos"] == 1503
     folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
     assert folded.exit_code == 0, folded.output
     assert _exact(app) == raw
+
+
+MUCHOS = text(
+    "INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, direccion_entrega, telefono, "
+    "notas, created_at, updated_at) SELECT :u, 'confirmado', 'efectivo', 1.25 * i, '', '', '', "
+    ":t, :t FROM generate_series(1, :n) i"
+)
+
+
+def test_a_fold_between_two_rows_of_one_statement_keeps_every_figure_exact(app):
+    """Row triggers (0009) tick the fold counter per row: the fold can run after some
+    rows of a statement and before the others. It runs at most once per transaction
+    (a fold rescans the deltas its transaction deleted), and the figures stay exact."""
+    app.config["TIMEZONE"] = "UTC"
+    usuarios = [user_with_role(app, "cliente")[0] for _ in range(2)]
+    with app.app_context():
+        _db.session.execute(text("SELECT estadisticas_plegar()"))
+        # The next ticks: 2, 3, ... so rows 255 and 511 are due to fold.
+        _db.session.execute(text("SELECT setval('estadisticas_deltas_seq', 1)"))
+        _db.session.commit()
+        _db.session.execute(MUCHOS, {"u": usuarios[0], "t": datetime.now(UTC), "n": 300})
+        _db.session.execute(MUCHOS, {"u": usuarios[1], "t": datetime.now(UTC), "n": 300})
+        _db.session.commit()
+        _db.session.remove()
+    assert _pedidos_deltas(app) == 600 - 255  # one fold, at row 255; none at row 511
+    raw = _exact(app)
+    assert raw["reporte"]["resumen"]["total_pedidos"] == 600
+    assert raw["usuarios"]["usuarios_recurrentes"] == 2
+    with app.app_context():
+        _db.session.execute(text("SELECT estadisticas_plegar()"))
+        _db.session.commit()
+        _db.session.remove()
+    assert _exact(app) == raw
+
+
+def test_an_update_of_no_counted_column_writes_no_delta(app):
+    """The row triggers' WHEN: changing notas, updated_at or a line's name counts nothing."""
+    app.config["TIMEZONE"] = "UTC"
+    usuario, _ = user_with_role(app, "cliente")
+    with app.app_context():
+        producto = ProductoFactory(stock=10).id
+        with _db.engine.begin() as conn:
+            pid = conn.execute(
+                PEDIDO, {"u": usuario, "e": "confirmado", "t": datetime.now(UTC)}
+            ).scalar_one()
+            conn.execute(LINEA, {"p": pid, "producto": producto})
+        _db.session.execute(text("SELECT estadisticas_plegar()"))
+        _db.session.commit()
+        _db.session.execute(
+            text("UPDATE pedidos SET notas = 'x', updated_at = now() WHERE id = :p"), {"p": pid}
+        )
+        _db.session.execute(
+            text("UPDATE detalles_pedido SET producto_nombre = 'y' WHERE pedido_id = :p"),
+            {"p": pid},
+        )
+        _db.session.commit()
+        _db.session.remove()
+    assert _deltas(app) == 0
+    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 1
