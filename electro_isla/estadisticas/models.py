@@ -1,15 +1,15 @@
 """Rollup tables the statistics read instead of scanning the orders.
 
 They are written only by database triggers (migrations 0002_estadisticas_rollups,
-0007_rollups_sin_fila_caliente and 0008_un_delta_por_pedido), in the same
-transaction as the write to pedidos, detalles_pedido or usuarios, so raw SQL, COPY
+0007_rollups_sin_fila_caliente, 0008_un_delta_por_pedido and 0009_deltas_por_fila),
+in the same transaction as the write to pedidos, detalles_pedido or usuarios, so raw SQL, COPY
 and imports keep them exact too. Never write them from the ORM: the cache registry lists the source tables,
 whose writes invalidate the figures.
 
-On PostgreSQL a trigger only INSERTs its changes into a delta table (no row
-another writer waits on): one `estadisticas_pedidos_delta` row per changed
-(day, estado, metodo_pago, usuario) carries the deltas of three rollups at once,
-the others have a `<rollup>_delta` table each. `estadisticas_plegar()` folds the
+On PostgreSQL a row trigger only INSERTs its row's change into a delta table (no
+row another writer waits on; bulk loaders opt into statement upserts instead): one
+`estadisticas_pedidos_delta` row per changed pedido carries the deltas of three
+rollups at once, the others have a `<rollup>_delta` table each. `estadisticas_plegar()` folds the
 committed deltas into the rollup rows now and then, and a reader adds the rollup
 and its unfolded deltas (estadisticas/rollups.py, through `delta_de`). On SQLite,
 whose writers are serial, the row triggers write the rollups directly and the
