@@ -229,6 +229,12 @@ def _create_row_triggers() -> None:
                 f"CREATE TRIGGER {stem}_{suffix} AFTER {op_name} ON {table} FOR EACH ROW "
                 f"WHEN ({_when(op_name, cols)}) EXECUTE FUNCTION {function}()"
             )
+            op.execute(
+                f"COMMENT ON TRIGGER {stem}_{suffix} ON {table} IS 'Statistics deltas of each "
+                f"row after {op_name} ({function}), unless in bulk mode (estadisticas.masivo)"
+                + (" or no counted column changed" if op_name == "UPDATE" else "")
+                + ".'"
+            )
 
 
 def _create_bulk_triggers() -> None:
@@ -255,6 +261,11 @@ def _create_bulk_triggers() -> None:
                 f"CREATE TRIGGER {function} AFTER {op_name} ON {table} "
                 f"{m0007._pg_referencing(op_name)} FOR EACH STATEMENT "
                 f"WHEN ({EN_BLOQUE}) EXECUTE FUNCTION {function}()"
+            )
+            op.execute(
+                f"COMMENT ON TRIGGER {function} ON {table} IS 'Bulk mode only "
+                f"(estadisticas.masivo): upserts the statistics rollups for the statement''s "
+                f"rows after {op_name} ({function}).'"
             )
 
 
