@@ -63,6 +63,9 @@ class Config:
     # How often each process re-reads the statistics' generations whatever the
     # notifications say (a lost one then delays an update by this much at most).
     LIVE_RECHECK_MS = 500
+    # A statistic read in a process this recently is refreshed there after each change
+    # (at most once per LIVE_MIN_INTERVAL_MS), so polls find it stored; 0: only watched ones.
+    LIVE_READ_REFRESH_SECONDS = 5.0
     LIVE_HEARTBEAT_SECONDS = 10.0
     # How often a stream re-checks its token and role (ends within this of a logout).
     LIVE_AUTH_CHECK_SECONDS = 2.0
@@ -136,6 +139,7 @@ class Config:
         "LIVE_MAX_WAITERS": ("LIVE_MAX_WAITERS", int),
         "LIVE_STREAMS_PER_USUARIO": ("LIVE_STREAMS_PER_USUARIO", int),
         "LIVE_RECHECK_MS": ("LIVE_RECHECK_MS", int),
+        "LIVE_READ_REFRESH_SECONDS": ("LIVE_READ_REFRESH_SECONDS", float),
         "LIVE_HEARTBEAT_SECONDS": ("LIVE_HEARTBEAT_SECONDS", float),
         "LIVE_AUTH_CHECK_SECONDS": ("LIVE_AUTH_CHECK_SECONDS", float),
         "LIVE_ORDINARY_THREADS": ("LIVE_ORDINARY_THREADS", int),

@@ -14,6 +14,16 @@ wakes nobody. So a lost message, a Sentinel failover or a Cluster node restart
 Waiters and streams block on one Condition; they never touch Redis or the
 database while they wait.
 
+Plain reads count too: a statistic read in this process within the last
+`LIVE_READ_REFRESH_SECONDS` is refreshed after a change like a watched one, so
+the dashboards that poll it find it stored (a HIT) instead of each change's
+first poll computing it. Such a read-only refresh runs at most once per
+`LIVE_MIN_INTERVAL_MS` per statistic (later changes wait for the next one) and
+goes through the same single-flight cache lock: still one computation per change
+for every process of every host. A statistic nobody watches or read lately is
+not fetched at all (its hub version is then behind, and `current()` says so);
+a process where no statistic is ever read never starts the hub.
+
 With the shared store unusable (circuit open, counters unreadable), holding a
 request would mean promising a wake-up nobody can give: `usable()` is False and
 waits answer at once. Open streams keep delivering instead: the hub then
@@ -29,7 +39,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,8 +106,16 @@ class LiveHub:
         # Set by gunicorn.conf.py: False once the worker is told to stop (SIGTERM,
         # max_requests), so held requests answer and streams end at once.
         self.alive: Callable[[], bool] = lambda: True
-        self._gens: dict[str, Any] = {}
-        self._mes: str | None = None
+        # stat -> (generation, month) its version was fetched at; a stat whose
+        # counter moved without being fetched (nobody wants it) is in `_behind`.
+        self._seen: dict[str, tuple[Any, str]] = {}
+        self._behind: frozenset[str] = frozenset()
+        self.read_window = max(0.0, float(app.config["LIVE_READ_REFRESH_SECONDS"]))
+        self.min_interval = max(0, int(app.config["LIVE_MIN_INTERVAL_MS"])) / 1000
+        self._read_at: dict[str, float] = {}  # stat -> monotonic time of its last read here
+        self._fetched_at: dict[str, float] = {}  # stat -> when this hub last fetched it
+        self._waiting: dict[str, int] = dict.fromkeys(STATS, 0)  # held requests per stat
+        self.due = 0.0  # a deferred read-only refresh is due then (0: none)
         self._last_read = 0.0  # monotonic time of the last good read of the counters
         self._last_sweep = 0.0
         self._refresh_lock = threading.Lock()
@@ -139,12 +158,42 @@ class LiveHub:
         """
         if not self._last_read or time.monotonic() - self._last_read > 2 * self.recheck:
             return None
+        if stat in self._behind:
+            return None
         return self.versions.get(stat)
 
     def digest(self, rendered: dict[str, str]) -> str:
         """The figures' digest of a rendering, without parsing it when the hub has seen it."""
         known = self._digests.get(rendered["etag"])
         return known if known is not None else digest_of(rendered["body"].strip())
+
+    def noted_read(self, stat: str) -> None:
+        """A request read `stat` here: refresh it after changes for a while (a poll then HITs)."""
+        if self.read_window <= 0:
+            return
+        self._read_at[stat] = time.monotonic()
+        self.ensure_running()
+
+    @contextmanager
+    def watching(self, stat: str) -> Iterator[None]:
+        """A held request on `stat`: it is refreshed on every change while this lasts."""
+        with self.changed:
+            self._waiting[stat] += 1
+        try:
+            yield
+        finally:
+            with self.changed:
+                self._waiting[stat] -= 1
+
+    def behind(self, stat: str) -> bool:
+        """True when the counters moved past this hub's version of `stat` (nobody wanted it)."""
+        return stat in self._behind
+
+    def watched(self, stat: str) -> bool:
+        return self.streams > 0 or self._waiting[stat] > 0
+
+    def read_lately(self, stat: str, now: float) -> bool:
+        return now - self._read_at.get(stat, -1e9) <= self.read_window
 
     def stream_opened(self) -> None:
         with self._start_lock:
@@ -189,22 +238,34 @@ class LiveHub:
             return None
         return dict(zip(keys, values, strict=True))
 
+    def _wanted(self, moved: list[str], now: float) -> list[str]:
+        """Of the statistics that moved, those to fetch now: watched ones, and ones read
+        lately whose last fetch here is LIVE_MIN_INTERVAL_MS old (else `due` says when)."""
+        wanted = []
+        for stat in moved:
+            if self.watched(stat):
+                wanted.append(stat)
+            elif self.read_lately(stat, now):
+                ready_at = self._fetched_at.get(stat, -1e9) + self.min_interval
+                if ready_at <= now:
+                    wanted.append(stat)
+                else:
+                    self.due = ready_at if not self.due else min(self.due, ready_at)
+        return wanted
+
     def refresh(self) -> bool:
         """Fetch what moved; wake everyone when some figures changed. True if any did."""
         with self._refresh_lock, self.app.app_context():
             mes = meses().actual  # a new month is a new window, without any bump
             gens = self._read_generations()
             now = time.monotonic()
+            self.due = 0.0
             if gens is not None:
                 self._last_read = now
-                stale = [
-                    stat
-                    for stat in STATS
-                    if stat not in self.versions
-                    or gens[stat] != self._gens.get(stat)
-                    or mes != self._mes
-                ]
-            elif not self.versions or (
+                moved = [s for s in STATS if self._seen.get(s) != (gens[s], mes)]
+                stale = self._wanted(moved, now)
+                self._behind = frozenset(moved) - frozenset(stale)
+            elif (self.streams > 0 and not self.versions) or (
                 self.streams > 0 and now - self._last_sweep >= DEGRADED_SWEEP_SECONDS
             ):
                 # Degraded: nobody will say what changed; streams are served by a
@@ -216,13 +277,14 @@ class LiveHub:
             changed = False
             try:
                 for stat in stale:
+                    self._fetched_at[stat] = time.monotonic()
                     version = Version.of(self.fetch(stat))
                     self.fetches += 1
                     old = self.versions.get(stat)
                     if old is None or old.etag != version.etag:
                         self.versions[stat] = version
                     if gens is not None:
-                        self._gens[stat] = gens[stat]
+                        self._seen[stat] = (gens[stat], mes)
                     if len(self._digests) > 64:
                         self._digests.clear()
                     self._digests[version.etag] = version.digest
@@ -236,7 +298,6 @@ class LiveHub:
                     # Streams once per refresh: each sends every statistic that moved in one write.
                     with self.changed:
                         self.changed.notify_all()
-            self._mes = mes
         return changed
 
     def sync(self) -> None:
@@ -315,6 +376,8 @@ class LiveHub:
                 except REDIS_ERRORS as exc:
                     log.warning("LIVE subscribe failed: %s", type(exc).__name__)
                     retry_at = now + RESUBSCRIBE_SECONDS
+            if self.due:
+                next_check = min(next_check, self.due)  # a deferred read-only refresh
             timeout = max(0.0, min(next_check - now, self.recheck))
             hinted = False
             if pubsub is not None:

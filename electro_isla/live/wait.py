@@ -68,10 +68,11 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     started = time.monotonic()
     wait = requested_wait(request.headers.get("Prefer"))
     tags = request.if_none_match
-    if not wait or not tags:
-        return respond(rendered(stat))
     live = live_of(current_app)
     hub = live.hub
+    hub.noted_read(stat)  # read here lately: the hub keeps it fresh (a poll then HITs)
+    if not wait or not tags:
+        return respond(rendered(stat))
     # A wait sent again with the version the hub just woke it with: the hub's copy is
     # the current one (it re-reads the counters on every hint and every recheck), so
     # no cache read per watcher, and no second fetch when the figures moved meanwhile.
@@ -88,13 +89,14 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     try:
         g.live_preference_applied = f"wait={allowed}"
         baseline = hub.digest(current)
-        known = hub.version(stat)
-        if known is None or known.digest != baseline:
-            hub.sync()  # the hub may be behind what this request just read
-        deadline = started + allowed - random.uniform(0, allowed / 16)
-        db.session.close()  # no pooled connection held while waiting
-        live.leave_ordinary()
-        changed = hub.wait_for(stat, baseline, deadline, client_gone)
+        with hub.watching(stat):  # fetched on every change while held
+            known = hub.version(stat)
+            if known is None or known.digest != baseline or hub.behind(stat):
+                hub.sync()  # the hub may be behind what this request just read
+            deadline = started + allowed - random.uniform(0, allowed / 16)
+            db.session.close()  # no pooled connection held while waiting
+            live.leave_ordinary()
+            changed = hub.wait_for(stat, baseline, deadline, client_gone)
     finally:
         live.slots.give()
     _still_allowed(live.rechecks)
