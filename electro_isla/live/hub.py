@@ -39,6 +39,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,6 +101,9 @@ class LiveHub:
         self.changed = threading.Condition(lock)
         self.changed_stat = {stat: threading.Condition(lock) for stat in STATS}
         self._digests: dict[str, str] = {}  # etag -> digest of the versions seen lately
+        # stat -> tags of the versions this hub replaced lately (each older than the current)
+        self._replaced: dict[str, deque[str]] = {stat: deque(maxlen=16) for stat in STATS}
+        self._refresh_started = 0.0  # monotonic time the latest refresh read the counters
         self.versions: dict[str, Version] = {}
         self.streams = 0  # open streams of this process (kept by live.limits.Slots)
         self.stopping = False
@@ -161,6 +165,10 @@ class LiveHub:
         if stat in self._behind:
             return None
         return self.versions.get(stat)
+
+    def superseded(self, stat: str, tags: Any) -> bool:
+        """True when `tags` names a version of `stat` this hub has since replaced."""
+        return any(tag in tags for tag in self._replaced[stat])
 
     def digest(self, rendered: dict[str, str]) -> str:
         """The figures' digest of a rendering, without parsing it when the hub has seen it."""
@@ -256,6 +264,7 @@ class LiveHub:
     def refresh(self) -> bool:
         """Fetch what moved; wake everyone when some figures changed. True if any did."""
         with self._refresh_lock, self.app.app_context():
+            self._refresh_started = time.monotonic()
             mes = meses().actual  # a new month is a new window, without any bump
             gens = self._read_generations()
             now = time.monotonic()
@@ -283,6 +292,8 @@ class LiveHub:
                     old = self.versions.get(stat)
                     if old is None or old.etag != version.etag:
                         self.versions[stat] = version
+                        if old is not None:
+                            self._replaced[stat].append(old.etag)
                     if gens is not None:
                         self._seen[stat] = (gens[stat], mes)
                     if len(self._digests) > 64:
@@ -300,10 +311,25 @@ class LiveHub:
                         self.changed.notify_all()
         return changed
 
-    def sync(self) -> None:
-        """Refresh now in the caller's thread (a new watcher must not start behind)."""
+    def sync(self, stat: str | None = None, since: float = 0.0) -> None:
+        """Refresh now in the caller's thread (a new watcher must not start behind).
+
+        With `since`: not when a refresh that read the counters at or after `since`
+        has already fetched `stat` (what the caller read before `since` is then no
+        newer than the hub's version): the waits a change sends back at once queue
+        behind one refresh, not one each.
+        """
         self.ensure_running()
         try:
+            if stat is not None:
+                with self._refresh_lock:
+                    covered = (
+                        self._refresh_started >= since
+                        and stat in self.versions
+                        and stat not in self._behind
+                    )
+                if covered:
+                    return
             self.refresh()
         except Exception:  # noqa: BLE001  the database or the cache failing: watchers see it
             log.exception("LIVE refresh failed")

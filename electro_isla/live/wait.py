@@ -77,10 +77,16 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     # the current one (it re-reads the counters on every hint and every recheck), so
     # no cache read per watcher, and no second fetch when the figures moved meanwhile.
     fresh = hub.current(stat)
+    read_at = started
     if fresh is not None and fresh.etag in tags:
         current = fresh.rendered
+    elif fresh is not None and hub.superseded(stat, tags):
+        # A tag this hub has replaced since (the client was woken by an earlier change):
+        # the hub's version is newer and current, as above.
+        return respond(fresh.rendered)
     else:
         current = rendered(stat)
+        read_at = time.monotonic()  # a refresh from now on sees at least what was read
         if current["etag"] not in tags:
             return respond(current)
     allowed = min(wait, live.max_wait)
@@ -92,7 +98,7 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
         with hub.watching(stat):  # fetched on every change while held
             known = hub.version(stat)
             if known is None or known.digest != baseline or hub.behind(stat):
-                hub.sync()  # the hub may be behind what this request just read
+                hub.sync(stat, read_at)  # the hub may be behind what this request just read
             deadline = started + allowed - random.uniform(0, allowed / 16)
             db.session.close()  # no pooled connection held while waiting
             live.leave_ordinary()

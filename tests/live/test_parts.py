@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from electro_isla.live.hub import Version, digest_of
+from electro_isla.live.hub import LiveHub, Version, digest_of
 from electro_isla.live.recheck import Rechecks
 from electro_isla.live.stream import parse_resume, resume_token
 from electro_isla.live.wait import requested_wait
@@ -80,3 +80,28 @@ def test_rechecks_share_a_reading_that_started_after_each_asked():
     later = time.monotonic()
     assert rechecks.standing("jti0", 0, later) == str(len(started) - 1)
     assert started[-1] >= later
+
+
+def test_the_hub_fetches_only_wanted_statistics_and_a_covered_sync_refreshes_nothing(app):
+    fetched: list[str] = []
+
+    def fetch(stat: str) -> dict[str, str]:
+        fetched.append(stat)
+        return {"etag": f"e-{stat}", "body": json.dumps({"stat": stat})}
+
+    hub = LiveHub(app, fetch)
+    hub.alive = lambda: False  # no background thread: only the calls below refresh
+    refreshes: list[float] = []
+    refresh = hub.refresh
+    hub.refresh = lambda: refreshes.append(time.monotonic()) or refresh()  # type: ignore[method-assign]
+    with hub.watching("ventas"):
+        before = time.monotonic()
+        hub.sync("ventas", before)
+        assert len(refreshes) == 1
+        assert fetched == ["ventas"], "nobody watches or read the others"
+        assert hub.behind("usuarios") and not hub.behind("ventas")
+        hub.sync("ventas", before)  # read before that refresh: covered by it
+        assert len(refreshes) == 1
+        hub.sync("ventas", time.monotonic())  # read after it: refresh again
+        assert len(refreshes) == 2
+    assert fetched == ["ventas"], "nothing moved since"

@@ -1,0 +1,44 @@
+"""A wait sent again with a tag the hub has replaced: answered from the hub, no cache read.
+
+One worker, so the hub that woke the first wait is the one the second reaches.
+Seen failing before the shortcut (the answer came from a cache read: X-Cache HIT).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+
+from electro_isla_testing.live import seed
+from electro_isla_testing.servers import RedisServer
+from tests.live.conftest import start
+
+
+def test_a_replaced_tag_is_answered_from_the_hub_with_the_current_version(fresh_db):
+    redis = RedisServer().start()
+    server = start(fresh_db, redis.url, workers=1)
+    try:
+        site = seed(fresh_db, server.url)
+        first = site.stat("reporte")
+        old = first.headers["ETag"]
+        woken: list[requests.Response] = []
+        held = {"If-None-Match": old, "Prefer": "wait=10"}
+        watcher = threading.Thread(target=lambda: woken.append(site.stat("reporte", extra=held)))
+        watcher.start()
+        time.sleep(0.5)
+        site.order()
+        watcher.join(timeout=15)
+        assert woken[0].status_code == 200
+        assert woken[0].headers["ETag"] != old
+        again = site.stat("reporte", extra=held)  # the old tag once more
+        assert again.status_code == 200
+        assert "Preference-Applied" not in again.headers
+        assert "X-Cache" not in again.headers, "no cache lookup: the hub knows it is replaced"
+        assert (again.text, again.headers["ETag"]) == (woken[0].text, woken[0].headers["ETag"])
+        now = site.stat("reporte")
+        assert (now.text, now.headers["ETag"]) == (again.text, again.headers["ETag"])
+    finally:
+        server.stop()
+        redis.stop()
