@@ -14,15 +14,9 @@ wakes nobody. So a lost message, a Sentinel failover or a Cluster node restart
 Waiters and streams block on one Condition; they never touch Redis or the
 database while they wait.
 
-Plain reads count too: a statistic read in this process within the last
-`LIVE_READ_REFRESH_SECONDS` is refreshed after a change like a watched one, so
-the dashboards that poll it find it stored (a HIT) instead of each change's
-first poll computing it. Such a read-only refresh runs at most once per
-`LIVE_MIN_INTERVAL_MS` per statistic (later changes wait for the next one) and
-goes through the same single-flight cache lock: still one computation per change
-for every process of every host. A statistic nobody watches or read lately is
-not fetched at all (its hub version is then behind, and `current()` says so);
-a process where no statistic is ever read never starts the hub.
+Only the statistics someone here wants are fetched: watched ones, and ones read
+lately, so that polls HIT (live/interest.py); the others stay `behind`. A process
+where no statistic is ever read never starts its hub.
 
 With the shared store unusable (circuit open, counters unreadable), holding a
 request would mean promising a wake-up nobody can give: `usable()` is False and
@@ -40,8 +34,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +44,7 @@ from flask import Flask
 from electro_isla.cache import EXTENSION_KEY, REDIS_ERRORS, CacheManager, shared_redis
 from electro_isla.estadisticas.registro import CACHEADOS
 from electro_isla.estadisticas.ventana import meses
+from electro_isla.live.interest import Interest
 
 log = logging.getLogger("electro_isla.live")
 
@@ -105,7 +100,6 @@ class LiveHub:
         self._replaced: dict[str, deque[str]] = {stat: deque(maxlen=16) for stat in STATS}
         self._refresh_started = 0.0  # monotonic time the latest refresh read the counters
         self.versions: dict[str, Version] = {}
-        self.streams = 0  # open streams of this process (kept by live.limits.Slots)
         self.stopping = False
         # Set by gunicorn.conf.py: False once the worker is told to stop (SIGTERM,
         # max_requests), so held requests answer and streams end at once.
@@ -114,12 +108,11 @@ class LiveHub:
         # counter moved without being fetched (nobody wants it) is in `_behind`.
         self._seen: dict[str, tuple[Any, str]] = {}
         self._behind: frozenset[str] = frozenset()
-        self.read_window = max(0.0, float(app.config["LIVE_READ_REFRESH_SECONDS"]))
-        self.min_interval = max(0, int(app.config["LIVE_MIN_INTERVAL_MS"])) / 1000
-        self._read_at: dict[str, float] = {}  # stat -> monotonic time of its last read here
-        self._fetched_at: dict[str, float] = {}  # stat -> when this hub last fetched it
-        self._waiting: dict[str, int] = dict.fromkeys(STATS, 0)  # held requests per stat
-        self.due = 0.0  # a deferred read-only refresh is due then (0: none)
+        self.interest = Interest(
+            STATS,
+            float(app.config["LIVE_READ_REFRESH_SECONDS"]),
+            int(app.config["LIVE_MIN_INTERVAL_MS"]) / 1000,
+        )
         self._last_read = 0.0  # monotonic time of the last good read of the counters
         self._last_sweep = 0.0
         self._refresh_lock = threading.Lock()
@@ -177,39 +170,27 @@ class LiveHub:
 
     def noted_read(self, stat: str) -> None:
         """A request read `stat` here: refresh it after changes for a while (a poll then HITs)."""
-        if self.read_window <= 0:
-            return
-        self._read_at[stat] = time.monotonic()
-        self.ensure_running()
+        if self.interest.noted_read(stat):
+            self.ensure_running()
 
-    @contextmanager
-    def watching(self, stat: str) -> Iterator[None]:
+    def watching(self, stat: str) -> AbstractContextManager[None]:
         """A held request on `stat`: it is refreshed on every change while this lasts."""
-        with self.changed:
-            self._waiting[stat] += 1
-        try:
-            yield
-        finally:
-            with self.changed:
-                self._waiting[stat] -= 1
+        return self.interest.watching(stat)
 
     def behind(self, stat: str) -> bool:
         """True when the counters moved past this hub's version of `stat` (nobody wanted it)."""
         return stat in self._behind
 
-    def watched(self, stat: str) -> bool:
-        return self.streams > 0 or self._waiting[stat] > 0
-
-    def read_lately(self, stat: str, now: float) -> bool:
-        return now - self._read_at.get(stat, -1e9) <= self.read_window
+    @property
+    def streams(self) -> int:
+        """Open streams of this process."""
+        return self.interest.streams
 
     def stream_opened(self) -> None:
-        with self._start_lock:
-            self.streams += 1
+        self.interest.stream(+1)
 
     def stream_closed(self) -> None:
-        with self._start_lock:
-            self.streams -= 1
+        self.interest.stream(-1)
 
     def poke(self) -> None:
         """A local hint (in-process notification, no Redis)."""
@@ -246,21 +227,6 @@ class LiveHub:
             return None
         return dict(zip(keys, values, strict=True))
 
-    def _wanted(self, moved: list[str], now: float) -> list[str]:
-        """Of the statistics that moved, those to fetch now: watched ones, and ones read
-        lately whose last fetch here is LIVE_MIN_INTERVAL_MS old (else `due` says when)."""
-        wanted = []
-        for stat in moved:
-            if self.watched(stat):
-                wanted.append(stat)
-            elif self.read_lately(stat, now):
-                ready_at = self._fetched_at.get(stat, -1e9) + self.min_interval
-                if ready_at <= now:
-                    wanted.append(stat)
-                else:
-                    self.due = ready_at if not self.due else min(self.due, ready_at)
-        return wanted
-
     def refresh(self) -> bool:
         """Fetch what moved; wake everyone when some figures changed. True if any did."""
         with self._refresh_lock, self.app.app_context():
@@ -268,14 +234,13 @@ class LiveHub:
             mes = meses().actual  # a new month is a new window, without any bump
             gens = self._read_generations()
             now = time.monotonic()
-            self.due = 0.0
             if gens is not None:
                 self._last_read = now
                 moved = [s for s in STATS if self._seen.get(s) != (gens[s], mes)]
-                stale = self._wanted(moved, now)
+                stale = self.interest.wanted(moved, now)
                 self._behind = frozenset(moved) - frozenset(stale)
-            elif (self.streams > 0 and not self.versions) or (
-                self.streams > 0 and now - self._last_sweep >= DEGRADED_SWEEP_SECONDS
+            elif self.streams > 0 and (
+                not self.versions or now - self._last_sweep >= DEGRADED_SWEEP_SECONDS
             ):
                 # Degraded: nobody will say what changed; streams are served by a
                 # recomputation from the database at most once a second.
@@ -286,7 +251,7 @@ class LiveHub:
             changed = False
             try:
                 for stat in stale:
-                    self._fetched_at[stat] = time.monotonic()
+                    self.interest.fetched_at[stat] = time.monotonic()
                     version = Version.of(self.fetch(stat))
                     self.fetches += 1
                     old = self.versions.get(stat)
@@ -402,8 +367,8 @@ class LiveHub:
                 except REDIS_ERRORS as exc:
                     log.warning("LIVE subscribe failed: %s", type(exc).__name__)
                     retry_at = now + RESUBSCRIBE_SECONDS
-            if self.due:
-                next_check = min(next_check, self.due)  # a deferred read-only refresh
+            if self.interest.due:
+                next_check = min(next_check, self.interest.due)  # a deferred read-only refresh
             timeout = max(0.0, min(next_check - now, self.recheck))
             hinted = False
             if pubsub is not None:
