@@ -250,12 +250,7 @@ class LiveHub:
                 stale = []
             changed = False
             try:
-                # Each process starts at another statistic (by pid: gunicorn's workers
-                # have consecutive ones), so the processes' hubs compute different
-                # statistics at once instead of queueing on the same lock in turn.
-                first = self._pid % len(STATS)
-                order = list(STATS)[first:] + list(STATS)[:first]
-                for stat in sorted(stale, key=order.index):
+                for stat in stale:
                     self.interest.fetched_at[stat] = time.monotonic()
                     version = Version.of(self.fetch(stat))
                     self.fetches += 1
