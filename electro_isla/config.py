@@ -168,6 +168,10 @@ class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-signing-key-long-enough-for-hs256-0123456789"  # noqa: S105
     SQLALCHEMY_DATABASE_URI = "sqlite://"
+    # In-process test apps: a plain read starts no hub thread refreshing the statistics
+    # behind the test's back (their tests count MISSes and fetches); tests/live runs
+    # real servers with the default and checks that refresh.
+    LIVE_READ_REFRESH_SECONDS = 0.0
 
 
 PRODUCTION_METRICS_ALLOW = "127.0.0.1,::1"
