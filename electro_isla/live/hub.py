@@ -99,6 +99,8 @@ class LiveHub:
         # stat -> tags of the versions this hub replaced lately (each older than the current)
         self._replaced: dict[str, deque[str]] = {stat: deque(maxlen=16) for stat in STATS}
         self._refresh_started = 0.0  # monotonic time the latest refresh read the counters
+        # stat -> start of the latest refresh whose counter read found its version current
+        self._confirmed: dict[str, float] = {}
         self.versions: dict[str, Version] = {}
         self.stopping = False
         # Set by gunicorn.conf.py: False once the worker is told to stop (SIGTERM,
@@ -239,6 +241,8 @@ class LiveHub:
                 moved = [s for s in STATS if self._seen.get(s) != (gens[s], mes)]
                 stale = self.interest.wanted(moved, now)
                 self._behind = frozenset(moved) - frozenset(stale)
+                for stat in self.versions.keys() - set(moved):  # unmoved: still current
+                    self._confirmed[stat] = self._refresh_started
             elif self.streams > 0 and (
                 not self.versions or now - self._last_sweep >= DEGRADED_SWEEP_SECONDS
             ):
@@ -261,6 +265,7 @@ class LiveHub:
                             self._replaced[stat].append(old.etag)
                     if gens is not None:
                         self._seen[stat] = (gens[stat], mes)
+                        self._confirmed[stat] = self._refresh_started
                     if len(self._digests) > 64:
                         self._digests.clear()
                     self._digests[version.etag] = version.digest
@@ -276,6 +281,18 @@ class LiveHub:
                         self.changed.notify_all()
         return changed
 
+    def confirmed(self, stat: str, since: float) -> Version | None:
+        """`stat`'s version if a counter read begun at or after `since` found it current."""
+        with self._refresh_lock:
+            if self._confirmed.get(stat, 0.0) >= since and stat not in self._behind:
+                return self.versions.get(stat)
+        return None
+
+    def synced(self, stat: str, since: float) -> Version | None:
+        """`stat`'s version from a counter read begun at or after `since` (one if needed)."""
+        self.sync(stat, since)
+        return self.confirmed(stat, since)
+
     def sync(self, stat: str | None = None, since: float = 0.0) -> None:
         """Refresh now in the caller's thread (a new watcher must not start behind).
 
@@ -286,15 +303,8 @@ class LiveHub:
         """
         self.ensure_running()
         try:
-            if stat is not None:
-                with self._refresh_lock:
-                    covered = (
-                        self._refresh_started >= since
-                        and stat in self.versions
-                        and stat not in self._behind
-                    )
-                if covered:
-                    return
+            if stat is not None and self.confirmed(stat, since) is not None:
+                return
             self.refresh()
         except Exception:  # noqa: BLE001  the database or the cache failing: watchers see it
             log.exception("LIVE refresh failed")

@@ -80,10 +80,12 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     read_at = started
     if fresh is not None and fresh.etag in tags:
         current = fresh.rendered
-    elif fresh is not None and hub.superseded(stat, tags):
+    elif fresh is not None and hub.superseded(stat, tags) and (latest := hub.synced(stat, started)):
         # A tag this hub has replaced since (the client was woken by an earlier change):
-        # the hub's version is newer and current, as above.
-        return respond(fresh.rendered)
+        # answered from the hub once it read the counters after this request began, so
+        # a write answered before the request was sent is in it (one refresh serves a
+        # burst of such waits).
+        return respond(latest.rendered)
     else:
         current = rendered(stat)
         read_at = time.monotonic()  # a refresh from now on sees at least what was read

@@ -42,3 +42,36 @@ def test_a_replaced_tag_is_answered_from_the_hub_with_the_current_version(fresh_
     finally:
         server.stop()
         redis.stop()
+
+
+def test_a_replaced_tag_sent_right_after_a_write_counts_that_write(fresh_db):
+    """The shortcut must not beat freshness: a wait re-sent with a replaced tag just
+    after an order was answered counts that order, even when the hub has not heard of
+    it yet (every notification lost: PUBLISH renamed away, the hub learns by recheck)."""
+    redis = RedisServer(args=("--rename-command", "PUBLISH", "")).start()
+    server = start(fresh_db, redis.url, workers=1)
+    try:
+        site = seed(fresh_db, server.url)
+        first = site.stat("reporte")
+        old = first.headers["ETag"]
+        placed = first.json()["resumen"]["total_pedidos"]
+        held = {"If-None-Match": old, "Prefer": "wait=10"}
+        woken: list[requests.Response] = []
+        watcher = threading.Thread(target=lambda: woken.append(site.stat("reporte", extra=held)))
+        watcher.start()
+        time.sleep(0.5)
+        site.order()
+        placed += 1
+        watcher.join(timeout=15)
+        assert woken[0].status_code == 200  # the hub has replaced `old` (by its recheck)
+        seen = []
+        for _ in range(5):
+            site.order()
+            placed += 1
+            again = site.stat("reporte", extra=held)
+            assert again.status_code == 200
+            seen.append(again.json()["resumen"]["total_pedidos"])
+        assert seen == list(range(placed - 4, placed + 1)), "each answer counts the order before it"
+    finally:
+        server.stop()
+        redis.stop()
