@@ -286,8 +286,14 @@ def test_an_expired_session_refreshes_once_then_shows_the_login_form(console) ->
             )
 
 
-def test_two_open_consoles_cost_at_most_one_statistics_fetch_per_change(console) -> None:
-    """Each order changes the statistics once; two live consoles compute each change once."""
+def test_two_open_consoles_cost_at_most_one_statistics_fetch_per_change(serve) -> None:
+    """Each order changes the statistics once; two live consoles compute each change once.
+
+    Measured without the fault paths that fetch again by design (a lock wait given up
+    after CACHE_LOCK_WAIT_SECONDS, a Redis call slower than REDIS_SOCKET_TIMEOUT
+    opening the breaker), which a loaded CI machine can reach: seen once in a CI run.
+    """
+    console, _ = serve(CACHE_LOCK_WAIT_SECONDS="5", REDIS_SOCKET_TIMEOUT="2")
     api = Api(console.url, *ADMIN)
     orders = 3
     with chromium() as first, chromium() as second:
@@ -316,7 +322,12 @@ def test_two_open_consoles_cost_at_most_one_statistics_fetch_per_change(console)
     added = {name: after[name] - before[name] for name in STAT_NAMES}
     # reporte_general changes with every order: it is computed once per order, not per console.
     assert added["reporte_general"] >= 1
-    assert all(n <= orders for n in added.values()), added
+    faults = [
+        line
+        for line in console.log_path.read_text().splitlines()
+        if "LOCK wait timed out" in line or "ERROR" in line or "BYPASS" in line
+    ]
+    assert all(n <= orders for n in added.values()), (added, faults[-20:])
 
 
 def test_a_wrong_password_is_said_in_words_and_the_form_stays(console) -> None:
