@@ -66,6 +66,9 @@ class Config:
     # A statistic read in a process this recently is refreshed there after each change
     # (at most once per LIVE_MIN_INTERVAL_MS), so polls find it stored; 0: only watched ones.
     LIVE_READ_REFRESH_SECONDS = 5.0
+    # The statistics one change moved are fetched this many at once (1: in turn), so
+    # a poll finds them stored sooner; each holds a database connection meanwhile.
+    LIVE_FETCH_THREADS = 4
     LIVE_HEARTBEAT_SECONDS = 10.0
     # How often a stream re-checks its token and role (ends within this of a logout).
     LIVE_AUTH_CHECK_SECONDS = 2.0
@@ -140,6 +143,7 @@ class Config:
         "LIVE_STREAMS_PER_USUARIO": ("LIVE_STREAMS_PER_USUARIO", int),
         "LIVE_RECHECK_MS": ("LIVE_RECHECK_MS", int),
         "LIVE_READ_REFRESH_SECONDS": ("LIVE_READ_REFRESH_SECONDS", float),
+        "LIVE_FETCH_THREADS": ("LIVE_FETCH_THREADS", int),
         "LIVE_HEARTBEAT_SECONDS": ("LIVE_HEARTBEAT_SECONDS", float),
         "LIVE_AUTH_CHECK_SECONDS": ("LIVE_AUTH_CHECK_SECONDS", float),
         "LIVE_ORDINARY_THREADS": ("LIVE_ORDINARY_THREADS", int),

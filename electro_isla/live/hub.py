@@ -44,6 +44,7 @@ from flask import Flask
 from electro_isla.cache import EXTENSION_KEY, REDIS_ERRORS, CacheManager, shared_redis
 from electro_isla.estadisticas.registro import CACHEADOS
 from electro_isla.estadisticas.ventana import meses
+from electro_isla.live.fetcher import Fetcher
 from electro_isla.live.interest import Interest
 
 log = logging.getLogger("electro_isla.live")
@@ -88,6 +89,7 @@ class LiveHub:
     def __init__(self, app: Flask, fetch: Callable[[str], dict[str, str]]) -> None:
         self.app = app
         self.fetch = fetch
+        self.fetcher = Fetcher(app, fetch, int(app.config["LIVE_FETCH_THREADS"]))
         self.channel = f"{app.config['CACHE_KEY_PREFIX']}:live"
         self.recheck = max(0.05, int(app.config["LIVE_RECHECK_MS"]) / 1000)
         # One lock, two kinds of waiting: streams wake on any statistic's change,
@@ -256,7 +258,8 @@ class LiveHub:
             try:
                 for stat in stale:
                     self.interest.fetched_at[stat] = time.monotonic()
-                    version = Version.of(self.fetch(stat))
+                for stat, fetched in self.fetcher.each(stale):
+                    version = Version.of(fetched)
                     self.fetches += 1
                     old = self.versions.get(stat)
                     if old is None or old.etag != version.etag:

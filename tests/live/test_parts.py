@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from electro_isla.live.hub import LiveHub, Version, digest_of
+from electro_isla.live.hub import STATS, LiveHub, Version, digest_of
 from electro_isla.live.recheck import Rechecks
 from electro_isla.live.stream import parse_resume, resume_token
 from electro_isla.live.wait import requested_wait
@@ -105,3 +105,28 @@ def test_the_hub_fetches_only_wanted_statistics_and_a_covered_sync_refreshes_not
         hub.sync("ventas", time.monotonic())  # read after it: refresh again
         assert len(refreshes) == 2
     assert fetched == ["ventas"], "nothing moved since"
+
+
+def test_the_statistics_one_change_moved_are_fetched_at_once(app):
+    """Each fetch below returns only when all four run together: fetched in turn,
+    the first would wait for the others forever (here: the barrier's 5 s)."""
+    together = threading.Barrier(len(STATS), timeout=5)
+    threads: set[str] = set()
+
+    def fetch(stat: str) -> dict[str, str]:
+        threads.add(threading.current_thread().name)
+        together.wait()
+        return {"etag": f"e-{stat}", "body": json.dumps({"stat": stat})}
+
+    hub = LiveHub(app, fetch)
+    hub.alive = lambda: False  # no background thread: only the call below refreshes
+    watching = [hub.watching(stat) for stat in STATS]
+    for held in watching:
+        held.__enter__()
+    try:
+        assert hub.refresh()
+    finally:
+        for held in watching:
+            held.__exit__(None, None, None)
+    assert {stat: hub.version(stat).etag for stat in STATS} == {s: f"e-{s}" for s in STATS}
+    assert len(threads) == len(STATS)
