@@ -1,7 +1,8 @@
 """Rollup tables the statistics read instead of scanning the orders.
 
 They are written only by database triggers (migrations 0002_estadisticas_rollups,
-0007_rollups_sin_fila_caliente, 0008_un_delta_por_pedido and 0009_deltas_por_fila),
+0007_rollups_sin_fila_caliente, 0008_un_delta_por_pedido, 0009_deltas_por_fila and
+0010_totales_por_clave),
 in the same transaction as the write to pedidos, detalles_pedido or usuarios, so raw SQL, COPY
 and imports keep them exact too. Never write them from the ORM: the cache registry lists the source tables,
 whose writes invalidate the figures.
@@ -99,6 +100,30 @@ usuarios_dia = Table(
 )
 
 
+def _total(rollup: Table, nombre: str, clave: str) -> Table:
+    """The rollup summed over every day, one row per `clave` (migration 0010: kept by
+    triggers on the rollup itself, so whatever writes the rollup keeps it)."""
+    valores = [c.name for c in rollup.columns if c.name not in ("dia", "slot", clave)]
+    return Table(
+        nombre,
+        db.metadata,
+        Column(clave, String(20), primary_key=True),
+        *(Column(v, BigInteger, nullable=False) for v in valores),
+    )
+
+
+# All-history totals per estado, metodo_pago and rol: a reader adds them and the
+# rollup's unfolded deltas instead of summing every day of history.
+pedidos_estado = _total(pedidos_dia, "estadisticas_pedidos_estado", "estado")
+ventas_metodo = _total(ventas_dia, "estadisticas_ventas_metodo", "metodo_pago")
+usuarios_rol = _total(usuarios_dia, "estadisticas_usuarios_rol", "rol")
+TOTAL_DE: dict[str, Table] = {
+    pedidos_dia.name: pedidos_estado,
+    ventas_dia.name: ventas_metodo,
+    usuarios_dia.name: usuarios_rol,
+}
+
+
 def _delta(rollup: Table) -> Table:
     """The rollup's delta table: its columns but `slot`, no key (INSERT only)."""
     return Table(
@@ -161,6 +186,7 @@ ROLLUPS = (
     retencion,
     usuarios_dia,
     *DELTAS,
+    *TOTAL_DE.values(),  # after their rollups: emptied last, refilled by their triggers
 )
 
 # What each rollup column is computed from, {rollup: {column: {source table: columns}}}
@@ -200,6 +226,8 @@ DERIVACION: dict[str, dict[str, dict[str, frozenset[str]]]] = {
 # A delta's columns are derived as its rollup's. pedidos_delta's rows exist for every
 # estado: the ventas reader filters on its estado column, which is its "*".
 DERIVACION.update({t.name: DERIVACION[t.name.removesuffix("_delta")] for t in DELTAS[1:]})
+# A total's columns are derived as its rollup's (it has no dia).
+DERIVACION.update({t.name: DERIVACION[rollup] for rollup, t in TOTAL_DE.items()})
 DERIVACION[pedidos_delta.name] = {
     "dia": {"pedidos": frozenset({"created_at"})},
     "estado": {"pedidos": frozenset({"estado"})},

@@ -2,10 +2,11 @@
 
 Every read adds a rollup's rows and its unfolded deltas (`vivo`), in one
 statement, so one snapshot sees a fold either wholly or not at all. A MISS reads
-the daily rows of the window's days only (totals over all history are summed in
-SQL), the top tens through their indexes merged with the few keys that have
-deltas, and, for the month boundaries that fall inside a UTC day, the raw rows of
-the shorter side of that day through the `created_at`/`date_joined` index
+the daily rows of the window's days only, the all-history totals from one row per
+key (`total_vivo`, models.TOTAL_DE, so neither grows with history), the top tens
+through their indexes merged with the few keys that have deltas, and, for the
+month boundaries that fall inside a UTC day, the raw rows of the shorter side of
+that day through the `created_at`/`date_joined` index
 (estadisticas/ventana.py). The figures are exactly those of estadisticas/crudo.py,
 which `flask estadisticas-check` verifies.
 """
@@ -61,6 +62,17 @@ def vivo(rollup: Table, *columnas: str) -> Subquery:
     ).subquery(f"{rollup.name}_vivo")
 
 
+def total_vivo(rollup: Table, clave: str, *valores: str) -> Subquery:
+    """The rollup's all-history totals per `clave` (models.TOTAL_DE, a row per key) and
+    its unfolded deltas: sum them per key. No scan of the daily rows, however long
+    the history."""
+    total, delta = r.TOTAL_DE[rollup.name], r.delta_de(rollup, clave, *valores)
+    names = (clave, *valores)
+    return union_all(
+        select(*(total.c[n] for n in names)), select(*(delta.c[n] for n in names))
+    ).subquery(f"{total.name}_vivo")
+
+
 def en_ventana(dia: Any, ventana: Meses) -> Any:
     """The UTC days that can hold a window instant (the rest would be dropped)."""
     return and_(dia >= primer_dia(ventana), dia <= ultimo_dia(ventana))
@@ -70,15 +82,21 @@ def por_dia_y_por_clave(
     rollup: Table, clave: str, valores: Sequence[str], ventana: Meses
 ) -> tuple[list[Sequence[Any]], dict[Any, Sequence[Any]]]:
     """In one statement: (dia, Σ valores) per window day, and {clave: Σ valores} over
-    all history (summed by the database, so a long history costs no Python rows)."""
-    v = vivo(rollup, "dia", clave, *valores)
-    sums = [func.sum(v.c[x]).label(x) for x in valores]
+    all history (from the totals per key, so a long history costs nothing)."""
+    v = vivo(rollup, "dia", *valores)
     dias = (
-        select(v.c.dia, cast(null(), rollup.c[clave].type).label(clave), *sums)
+        select(
+            v.c.dia,
+            cast(null(), rollup.c[clave].type).label(clave),
+            *(func.sum(v.c[x]).label(x) for x in valores),
+        )
         .where(en_ventana(v.c.dia, ventana))
         .group_by(v.c.dia)
     )
-    claves = select(cast(null(), Date).label("dia"), v.c[clave], *sums).group_by(v.c[clave])
+    t = total_vivo(rollup, clave, *valores)
+    claves = select(
+        cast(null(), Date).label("dia"), t.c[clave], *(func.sum(t.c[x]).label(x) for x in valores)
+    ).group_by(t.c[clave])
     por_dia, por_clave = [], {}
     for dia, key, *values in db.session.execute(union_all(dias, claves)):
         if dia is None:
@@ -321,11 +339,12 @@ def reporte(ventana: Meses) -> dict[str, Any]:
     actual = MESES - 1
     # Only the current month's two boundaries matter here.
     cuts = {dia: c for dia, c in cortes(ventana).items() if actual in (c.mes_crudo, c.mes_resto)}
-    pd, vd = vivo(r.pedidos_dia), vivo(r.ventas_dia, "dia", "total_centimos")
+    pd, vd = vivo(r.pedidos_dia, "dia", "pedidos"), vivo(r.ventas_dia, "dia", "total_centimos")
+    pe = total_vivo(r.pedidos_dia, "estado", "pedidos")
     por_estado = {
         estado: int(n)
         for estado, n in db.session.execute(
-            select(pd.c.estado, func.sum(pd.c.pedidos)).group_by(pd.c.estado)
+            select(pe.c.estado, func.sum(pe.c.pedidos)).group_by(pe.c.estado)
         )
     }
     desde, hasta = ventana.inicio_mes_actual.date(), ventana.fin.date()
@@ -349,12 +368,13 @@ def reporte(ventana: Meses) -> dict[str, Any]:
     pedidos_mes = repartir(ventana, cuts, dias, dict(todos), 1)
     dias_ventas = [(dia, None, (de_centimos(c),)) for dia, c in ventas_dias]
     ingresos_mes = repartir(ventana, cuts, dias_ventas, dict(ingresos_crudos), 1)
-    ud = vivo(r.usuarios_dia, "usuarios")
+    ur = total_vivo(r.usuarios_dia, "rol", "usuarios")
+    vm = total_vivo(r.ventas_dia, "metodo_pago", "total_centimos")
     total_usuarios, total_productos, ingresos_centimos = db.session.execute(
         select(
-            select(func.coalesce(func.sum(ud.c.usuarios), 0)).scalar_subquery(),
+            select(func.coalesce(func.sum(ur.c.usuarios), 0)).scalar_subquery(),
             select(func.count(Producto.id)).where(Producto.activo.is_(True)).scalar_subquery(),
-            select(func.sum(vd.c.total_centimos)).scalar_subquery(),
+            select(func.sum(vm.c.total_centimos)).scalar_subquery(),
         )
     ).one()
     return doc.documento_reporte(
