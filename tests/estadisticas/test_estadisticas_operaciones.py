@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from electro_isla.catalogo.models import Producto
 from electro_isla.estadisticas import operaciones
-from electro_isla.estadisticas.models import ROLLUPS
+from electro_isla.estadisticas.models import ROLLUPS, TOTAL_DE
 from electro_isla.estadisticas.registro import ESTADISTICAS, rendered
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
@@ -239,6 +239,16 @@ def _pedidos_delta_split(rows: dict[str, list]) -> dict[str, list]:
         if estado in ESTADOS_VENTA:
             split["estadisticas_ventas_dia"].append((dia, metodo, 0, pedidos, centimos))
         split["estadisticas_usuarios_pedidos"].append((usuario, pedidos))
+    # A total per key (0010) is its rollup's rows summed over days: its unfolded deltas
+    # are its rollup's, without the dia.
+    deltas = {**split, "estadisticas_usuarios_dia": rows["estadisticas_usuarios_dia_delta"]}
+    for rollup, total in TOTAL_DE.items():
+        source = _columns(rollup) if rollup in split else _columns(f"{rollup}_delta")
+        wanted = _columns(total.name)
+        picked = [
+            [dict(zip(source, row, strict=True))[c] for c in wanted] for row in deltas[rollup]
+        ]
+        out[total.name] = out[total.name] + [tuple(row) for row in picked]
     for table, values in split.items():
         out[table] = out[table] + values
     return out
