@@ -1,6 +1,7 @@
 """A statistics MISS as history grows 10x by a bulk import, this tree vs commit fdfee28.
 
     .venv/bin/python bench/historia.py [--base 100000] [--extra 900000] [--reps 3]
+        [--contra COMMIT]
 
 TIMEZONE=UTC. One private PostgreSQL and Redis, one database at head:
 `seed-demo --pedidos BASE --meses 12` then VACUUM ANALYZE (phase "base"), then
@@ -10,8 +11,8 @@ EXTRA/200), measured right after the import with no VACUUM or ANALYZE
 
 In each phase the MISS of ventas, usuarios and reporte (a full request through
 the Flask test client after the entry was invalidated; median) is measured by
-this tree's code and by the code of commit fdfee28 (`git archive`, run with
-PYTHONPATH on it) on the same database, rounds interleaved. The deltas are folded
+this tree's code and by the code of commit fdfee28 (or `--contra COMMIT`, e.g.
+main's, for a before/after; `git archive`, run with PYTHONPATH on it) on the same database, rounds interleaved. The deltas are folded
 first (`estadisticas_plegar()`), so the old code, which reads the rollup tables
 alone, sees the same figures; its reads are the reads of fdfee28.
 """
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--extra", type=int, default=900_000)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--contra", default=BASE_COMMIT, help="the code to compare with")
     args = parser.parse_args()
     import flask_migrate
     from estadisticas import bench_app, database, servers
@@ -100,10 +102,10 @@ def main() -> None:
     with (
         servers() as (admin, redis_url),
         tempfile.TemporaryDirectory() as logdir,
-        exported(BASE_COMMIT) as old,
+        exported(args.contra) as old,
         database(admin, "bench_historia", False) as (url, _),
     ):
-        trees = {"this tree": PROJECT, BASE_COMMIT: old}
+        trees = {"this tree": PROJECT, args.contra: old}
         app = bench_app(url, redis_url, logdir, "UTC")
         with app.app_context():
             flask_migrate.upgrade(directory=app.config["MIGRATIONS_DIR"])
@@ -140,7 +142,7 @@ def main() -> None:
                     + " / ".join(f"{statistics.median(seen[t][e]) * 1000:.1f}" for t in trees)
                     for e in ENDPOINTS
                 )
-                + f" ms (this tree / {BASE_COMMIT}); load {os.getloadavg()[0]:.1f}",
+                + f" ms (this tree / {args.contra}); load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
 
