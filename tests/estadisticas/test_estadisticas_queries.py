@@ -1,4 +1,5 @@
-"""A fixed, small number of SQL statements per endpoint, whatever the data size."""
+"""A fixed, small number of SQL statements per endpoint, whatever the data size, and
+no scan of the daily rollups beyond the window's days, whatever the history."""
 
 from __future__ import annotations
 
@@ -100,3 +101,63 @@ def test_tables_a_miss_reads_are_declared_in_the_registry(app, endpoint):
     assert any(t in FUENTES for t in read) or endpoint == "productos", read
     sources = set().union(*(FUENTES.get(t, {t}) for t in read))
     assert sources <= REGISTRY[name].tables, (read, REGISTRY[name].tables)
+
+
+# The rollups with a row per UTC day: ten years of history are ten times their rows.
+DAILY = {"estadisticas_pedidos_dia", "estadisticas_ventas_dia", "estadisticas_usuarios_dia"}
+
+
+def _scans(plan: dict) -> Iterator[dict]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _scans(child)
+
+
+@pytest.mark.parametrize("endpoint", ["ventas", "usuarios", "reporte"])
+def test_a_miss_reads_the_daily_rollups_of_the_window_days_only(app, endpoint):
+    """History before the window costs a MISS nothing: every scan of a daily rollup is
+    bounded by dia (all-history totals come from a row per key, migration 0010), so a
+    10x longer history does not grow the rows a MISS reads."""
+    name = ENDPOINTS[endpoint][0]
+    app.config["TIMEZONE"] = "UTC"
+    tz = ZoneInfo("UTC")
+    with app.app_context():
+        insert_shop(build_shop(1, NOW, tz))
+        # Six years before the window: rows the window never shows, but totals count.
+        insert_shop(build_shop(2, NOW.replace(year=2020), tz, scale=3, first_id=100_001))
+    headers = auth_headers(app, 1)
+    client = app.test_client()
+    url = f"/api/admin/estadisticas/{endpoint}/"
+    client.get(url, headers=headers)
+    with app.app_context():
+        cache_manager.invalidate(names=[name])
+    seen: list[tuple[str, object]] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        seen.append((statement, parameters))
+
+    with app.app_context():
+        engine = db.engine
+    writes_settled(app)
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert client.get(url, headers=headers).headers["X-Cache"] == "MISS"
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    daily_scans = []
+    with app.app_context():
+        conn = db.session.connection()
+        for statement, parameters in seen:
+            if not any(t in statement for t in DAILY):
+                continue
+            (plan,) = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters).one()
+            for node in _scans(plan[0]["Plan"]):
+                if node.get("Relation Name") in DAILY:
+                    bounds = " ".join(
+                        node.get(k, "") for k in ("Filter", "Index Cond", "Recheck Cond")
+                    )
+                    daily_scans.append((node["Relation Name"], bounds))
+        db.session.remove()
+    assert daily_scans
+    unbounded = [t for t, bounds in daily_scans if not re.search(r"\bdia\b", bounds)]
+    assert unbounded == [], daily_scans
