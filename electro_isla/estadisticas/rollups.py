@@ -16,13 +16,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     Date,
+    Select,
     Subquery,
     Table,
     and_,
+    bindparam,
     case,
     cast,
     func,
@@ -73,16 +76,14 @@ def total_vivo(rollup: Table, clave: str, *valores: str) -> Subquery:
     ).subquery(f"{total.name}_vivo")
 
 
-def en_ventana(dia: Any, ventana: Meses) -> Any:
-    """The UTC days that can hold a window instant (the rest would be dropped)."""
-    return and_(dia >= primer_dia(ventana), dia <= ultimo_dia(ventana))
+# The window's first and last UTC day, bound at execution: the statements below are
+# built once (functools.cache), so a MISS spends no time building SQLAlchemy
+# constructs or computing their cache keys from scratch.
+DESDE, HASTA = bindparam("desde", type_=Date), bindparam("hasta", type_=Date)
 
 
-def por_dia_y_por_clave(
-    rollup: Table, clave: str, valores: Sequence[str], ventana: Meses
-) -> tuple[list[Sequence[Any]], dict[Any, Sequence[Any]]]:
-    """In one statement: (dia, Σ valores) per window day, and {clave: Σ valores} over
-    all history (from the totals per key, so a long history costs nothing)."""
+@cache
+def _por_dia_y_por_clave(rollup: Table, clave: str, valores: tuple[str, ...]) -> Any:
     v = vivo(rollup, "dia", *valores)
     dias = (
         select(
@@ -90,15 +91,26 @@ def por_dia_y_por_clave(
             cast(null(), rollup.c[clave].type).label(clave),
             *(func.sum(v.c[x]).label(x) for x in valores),
         )
-        .where(en_ventana(v.c.dia, ventana))
+        .where(v.c.dia >= DESDE, v.c.dia <= HASTA)
         .group_by(v.c.dia)
     )
     t = total_vivo(rollup, clave, *valores)
     claves = select(
         cast(null(), Date).label("dia"), t.c[clave], *(func.sum(t.c[x]).label(x) for x in valores)
     ).group_by(t.c[clave])
+    return union_all(dias, claves)
+
+
+def por_dia_y_por_clave(
+    rollup: Table, clave: str, valores: tuple[str, ...], ventana: Meses
+) -> tuple[list[Sequence[Any]], dict[Any, Sequence[Any]]]:
+    """In one statement: (dia, Σ valores) per window day, and {clave: Σ valores} over
+    all history (from the totals per key, so a long history costs nothing)."""
     por_dia, por_clave = [], {}
-    for dia, key, *values in db.session.execute(union_all(dias, claves)):
+    stmt = _por_dia_y_por_clave(rollup, clave, valores)
+    # The UTC days that can hold a window instant (the rest would be dropped).
+    dias = {"desde": primer_dia(ventana), "hasta": ultimo_dia(ventana)}
+    for dia, key, *values in db.session.execute(stmt, dias):
         if dia is None:
             por_clave[key] = values
         else:
@@ -106,8 +118,9 @@ def por_dia_y_por_clave(
     return por_dia, por_clave
 
 
+@cache
 def top_exacto(
-    rollup: Table, clave: str, orden: str, otras: Sequence[str] = (), n: int = doc.TOP
+    rollup: Table, clave: str, orden: str, otras: tuple[str, ...] = (), n: int = doc.TOP
 ) -> Subquery:
     """The n keys with the largest `orden` > 0 (ties by key), rollup + deltas.
 
@@ -289,8 +302,8 @@ def usuarios_mas_activos() -> list[dict[str, Any]]:
     return doc.mas_activos(top, "pedidos")
 
 
-def retencion() -> tuple[int, int]:
-    """(usuarios with orders, usuarios with more than one)."""
+@cache
+def _retencion() -> Select:
     # The folded counters, corrected for the usuarios whose count has unfolded deltas.
     up = r.usuarios_pedidos
     delta = r.delta_de(up, "usuario_id", "pedidos")
@@ -312,14 +325,17 @@ def retencion() -> tuple[int, int]:
         joined = d.outerjoin(up, up.c.usuario_id == d.c.usuario_id)
         return select(cruza(umbral)).select_from(joined).scalar_subquery()
 
-    con, rec, mas_con, mas_rec = db.session.execute(
-        select(
-            func.sum(r.retencion.c.con_pedidos),
-            func.sum(r.retencion.c.recurrentes),
-            ajuste(0),
-            ajuste(1),
-        )
-    ).one()
+    return select(
+        func.sum(r.retencion.c.con_pedidos),
+        func.sum(r.retencion.c.recurrentes),
+        ajuste(0),
+        ajuste(1),
+    )
+
+
+def retencion() -> tuple[int, int]:
+    """(usuarios with orders, usuarios with more than one)."""
+    con, rec, mas_con, mas_rec = db.session.execute(_retencion()).one()
     return int(con or 0) + int(mas_con), int(rec or 0) + int(mas_rec)
 
 
@@ -334,30 +350,40 @@ def usuarios(ventana: Meses) -> dict[str, Any]:
 # -- reporte -------------------------------------------------------------------
 
 
+@cache
+def _reporte() -> tuple[Select, Select, Select, Select]:
+    """reporte's statements: orders per estado; orders and sales per day of the
+    current month (DESDE..HASTA); total usuarios, active productos and income."""
+    pd, vd = vivo(r.pedidos_dia, "dia", "pedidos"), vivo(r.ventas_dia, "dia", "total_centimos")
+    pe = total_vivo(r.pedidos_dia, "estado", "pedidos")
+    ur = total_vivo(r.usuarios_dia, "rol", "usuarios")
+    vm = total_vivo(r.ventas_dia, "metodo_pago", "total_centimos")
+    return (
+        select(pe.c.estado, func.sum(pe.c.pedidos)).group_by(pe.c.estado),
+        select(pd.c.dia, func.sum(pd.c.pedidos))
+        .where(pd.c.dia >= DESDE, pd.c.dia <= HASTA)
+        .group_by(pd.c.dia),
+        select(vd.c.dia, func.sum(vd.c.total_centimos))
+        .where(vd.c.dia >= DESDE, vd.c.dia <= HASTA)
+        .group_by(vd.c.dia),
+        select(
+            select(func.coalesce(func.sum(ur.c.usuarios), 0)).scalar_subquery(),
+            select(func.count(Producto.id)).where(Producto.activo.is_(True)).scalar_subquery(),
+            select(func.sum(vm.c.total_centimos)).scalar_subquery(),
+        ),
+    )
+
+
 def reporte(ventana: Meses) -> dict[str, Any]:
     generado_en = utcnow()
     actual = MESES - 1
     # Only the current month's two boundaries matter here.
     cuts = {dia: c for dia, c in cortes(ventana).items() if actual in (c.mes_crudo, c.mes_resto)}
-    pd, vd = vivo(r.pedidos_dia, "dia", "pedidos"), vivo(r.ventas_dia, "dia", "total_centimos")
-    pe = total_vivo(r.pedidos_dia, "estado", "pedidos")
-    por_estado = {
-        estado: int(n)
-        for estado, n in db.session.execute(
-            select(pe.c.estado, func.sum(pe.c.pedidos)).group_by(pe.c.estado)
-        )
-    }
-    desde, hasta = ventana.inicio_mes_actual.date(), ventana.fin.date()
-    dias_mes = db.session.execute(
-        select(pd.c.dia, func.sum(pd.c.pedidos))
-        .where(pd.c.dia >= desde, pd.c.dia <= hasta)
-        .group_by(pd.c.dia)
-    ).all()
-    ventas_dias = db.session.execute(
-        select(vd.c.dia, func.sum(vd.c.total_centimos))
-        .where(vd.c.dia >= desde, vd.c.dia <= hasta)
-        .group_by(vd.c.dia)
-    ).all()
+    por_estado_q, dias_mes_q, ventas_dias_q, totales_q = _reporte()
+    por_estado = {estado: int(n) for estado, n in db.session.execute(por_estado_q)}
+    mes = {"desde": ventana.inicio_mes_actual.date(), "hasta": ventana.fin.date()}
+    dias_mes = db.session.execute(dias_mes_q, mes).all()
+    ventas_dias = db.session.execute(ventas_dias_q, mes).all()
     crudos = crudo_pedidos(cuts)
     todos: dict[tuple[date, None], Valores] = defaultdict(lambda: [0])
     ingresos_crudos: dict[tuple[date, None], Valores] = defaultdict(lambda: [ZERO])
@@ -368,15 +394,7 @@ def reporte(ventana: Meses) -> dict[str, Any]:
     pedidos_mes = repartir(ventana, cuts, dias, dict(todos), 1)
     dias_ventas = [(dia, None, (de_centimos(c),)) for dia, c in ventas_dias]
     ingresos_mes = repartir(ventana, cuts, dias_ventas, dict(ingresos_crudos), 1)
-    ur = total_vivo(r.usuarios_dia, "rol", "usuarios")
-    vm = total_vivo(r.ventas_dia, "metodo_pago", "total_centimos")
-    total_usuarios, total_productos, ingresos_centimos = db.session.execute(
-        select(
-            select(func.coalesce(func.sum(ur.c.usuarios), 0)).scalar_subquery(),
-            select(func.count(Producto.id)).where(Producto.activo.is_(True)).scalar_subquery(),
-            select(func.sum(vm.c.total_centimos)).scalar_subquery(),
-        )
-    ).one()
+    total_usuarios, total_productos, ingresos_centimos = db.session.execute(totales_q).one()
     return doc.documento_reporte(
         generado_en,
         total_usuarios=int(total_usuarios),
