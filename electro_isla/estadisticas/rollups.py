@@ -65,14 +65,14 @@ def vivo(rollup: Table, *columnas: str) -> Subquery:
     ).subquery(f"{rollup.name}_vivo")
 
 
-def total_vivo(rollup: Table, clave: str, *valores: str) -> Subquery:
-    """The rollup's all-history totals per `clave` (models.TOTAL_DE, a row per key) and
-    its unfolded deltas: sum them per key. No scan of the daily rows, however long
-    the history."""
-    total, delta = r.TOTAL_DE[rollup.name], r.delta_de(rollup, clave, *valores)
-    names = (clave, *valores)
+def total_vivo(rollup: Table, *columnas: str) -> Subquery:
+    """The rollup's all-history totals (models.TOTAL_DE, a row per key) and its
+    unfolded deltas, as rows of `columnas` to sum (per key when the key is one of
+    them): no scan of the daily rows, however long the history. Only the columns
+    asked for are read, so a cached figure depends on no other."""
+    total, delta = r.TOTAL_DE[rollup.name], r.delta_de(rollup, *columnas)
     return union_all(
-        select(*(total.c[n] for n in names)), select(*(delta.c[n] for n in names))
+        select(*(total.c[n] for n in columnas)), select(*(delta.c[n] for n in columnas))
     ).subquery(f"{total.name}_vivo")
 
 
@@ -356,8 +356,8 @@ def _reporte() -> tuple[Select, Select, Select, Select]:
     current month (DESDE..HASTA); total usuarios, active productos and income."""
     pd, vd = vivo(r.pedidos_dia, "dia", "pedidos"), vivo(r.ventas_dia, "dia", "total_centimos")
     pe = total_vivo(r.pedidos_dia, "estado", "pedidos")
-    ur = total_vivo(r.usuarios_dia, "rol", "usuarios")
-    vm = total_vivo(r.ventas_dia, "metodo_pago", "total_centimos")
+    ur = total_vivo(r.usuarios_dia, "usuarios")
+    vm = total_vivo(r.ventas_dia, "total_centimos")
     return (
         select(pe.c.estado, func.sum(pe.c.pedidos)).group_by(pe.c.estado),
         select(pd.c.dia, func.sum(pd.c.pedidos))
