@@ -142,6 +142,11 @@ def upgrade():
                     f"{_pg_referencing(event)} FOR EACH STATEMENT "
                     f"EXECUTE FUNCTION {total}_mantener()"
                 )
+                op.execute(
+                    f"COMMENT ON TRIGGER {total}_{event.lower()} ON {rollup} IS 'Statement "
+                    f"after {event} on {rollup}: keeps {total} (its sums per {clave} over "
+                    "every day) in step, whoever writes the rollup (fold, bulk, rebuild).'"
+                )
         else:
             for event in EVENTS:
                 op.execute(_sqlite_trigger(rollup, total, clave, valores, event))
