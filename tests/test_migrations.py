@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -292,19 +293,21 @@ def _rollups_equal_raw(app: Flask) -> dict:
     return seen
 
 
-def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url, tmp_path):
-    """0007 collapses 0002's pid slots into slot 0 and switches the triggers to deltas;
-    its downgrade folds the deltas and puts 0002's upserting triggers back."""
+def shop_at(
+    url: str, tmp_path: Path, revision: str, zone: str, seed: int
+) -> tuple[Flask, Callable[[str], int | None]]:
+    """An app migrated to `revision` holding a generated shop (store in `zone`), and a
+    runner of one committed statement that answers its scalar, if any."""
     from datetime import UTC, datetime
     from zoneinfo import ZoneInfo
 
     from tests.estadisticas.estadisticas_data import build_shop, insert_shop
 
-    app = migrated_app(empty_pg_url, tmp_path)
-    app.config["TIMEZONE"] = "America/Havana"
-    flask_db(app, "upgrade", "0006_refresh_families")
+    app = migrated_app(url, tmp_path)
+    app.config["TIMEZONE"] = zone
+    flask_db(app, "upgrade", revision)
     with app.app_context():
-        insert_shop(build_shop(4, datetime.now(UTC), ZoneInfo("America/Havana")))
+        insert_shop(build_shop(seed, datetime.now(UTC), ZoneInfo(zone)))
         db.session.remove()
 
     def sql(statement: str) -> int | None:
@@ -314,6 +317,14 @@ def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url
             db.session.commit()
             db.session.remove()
             return n
+
+    return app, sql
+
+
+def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url, tmp_path):
+    """0007 collapses 0002's pid slots into slot 0 and switches the triggers to deltas;
+    its downgrade folds the deltas and puts 0002's upserting triggers back."""
+    app, sql = shop_at(empty_pg_url, tmp_path, "0006_refresh_families", "America/Havana", seed=4)
 
     cancel = (
         "UPDATE pedidos SET estado = 'cancelado' WHERE id = "
@@ -346,27 +357,12 @@ def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url
 def test_one_delta_per_pedido_migrates_both_ways_with_unfolded_deltas(empty_pg_url, tmp_path):
     """0008 folds the deltas 0007 wrote (none is lost) before replacing three delta tables
     by one; its downgrade folds the new deltas and puts 0007's tables and triggers back."""
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
-
     from electro_isla.estadisticas.operaciones import comparar_rollups
     from electro_isla.estadisticas.ventana import meses
-    from tests.estadisticas.estadisticas_data import build_shop, insert_shop
 
-    app = migrated_app(empty_pg_url, tmp_path)
-    app.config["TIMEZONE"] = "Europe/Madrid"
-    flask_db(app, "upgrade", "0007_rollups_sin_fila_caliente")
-    with app.app_context():
-        insert_shop(build_shop(6, datetime.now(UTC), ZoneInfo("Europe/Madrid")))
-        db.session.remove()
-
-    def sql(statement: str) -> int | None:
-        with app.app_context():
-            result = db.session.execute(text(statement))
-            n = result.scalar() if result.returns_rows else None
-            db.session.commit()
-            db.session.remove()
-            return n
+    app, sql = shop_at(
+        empty_pg_url, tmp_path, "0007_rollups_sin_fila_caliente", "Europe/Madrid", seed=6
+    )
 
     cancel = (
         "UPDATE pedidos SET estado = 'cancelado' WHERE id = "
@@ -408,27 +404,10 @@ def test_one_delta_per_pedido_migrates_both_ways_with_unfolded_deltas(empty_pg_u
 def test_row_triggers_migrate_both_ways_with_unfolded_deltas(empty_pg_url, tmp_path):
     """0009 folds what 0008's statement triggers wrote and swaps in row triggers (and
     the bulk-mode statement triggers); its downgrade folds again and puts 0008's back."""
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
-
     from electro_isla.estadisticas.operaciones import comparar_rollups
     from electro_isla.estadisticas.ventana import meses
-    from tests.estadisticas.estadisticas_data import build_shop, insert_shop
 
-    app = migrated_app(empty_pg_url, tmp_path)
-    app.config["TIMEZONE"] = "Asia/Kathmandu"
-    flask_db(app, "upgrade", "0008_un_delta_por_pedido")
-    with app.app_context():
-        insert_shop(build_shop(7, datetime.now(UTC), ZoneInfo("Asia/Kathmandu")))
-        db.session.remove()
-
-    def sql(statement: str) -> int | None:
-        with app.app_context():
-            result = db.session.execute(text(statement))
-            n = result.scalar() if result.returns_rows else None
-            db.session.commit()
-            db.session.remove()
-            return n
+    app, sql = shop_at(empty_pg_url, tmp_path, "0008_un_delta_por_pedido", "Asia/Kathmandu", seed=7)
 
     def exact(at: str = "0008_un_delta_por_pedido") -> dict:
         seen = _rollups_equal_raw(app)
