@@ -35,6 +35,7 @@ Create Date: 2026-12-05
 """
 
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import op
@@ -108,15 +109,28 @@ def _lineas(pedido: str, s: str) -> str:
             FROM detalles_pedido WHERE pedido_id = {pedido};"""
 
 
-PG_PEDIDOS_FILA = f"""
-CREATE FUNCTION estadisticas_pedidos_fila() RETURNS trigger LANGUAGE plpgsql AS $$
+def _row_function(name: str, delta: Callable[[str, str], str], update: str = "") -> str:
+    """A row trigger's function: the old row's delta out, the new row's in, then
+    `update` (on UPDATE only) and the fold tick."""
+    return f"""
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP <> 'INSERT' THEN  -- the old row leaves estadisticas_pedidos_delta's sums
-        {_pedido("OLD", "-1")}
+    IF TG_OP <> 'INSERT' THEN  -- the old row leaves the sums
+        {delta("OLD", "-1")}
     END IF;
     IF TG_OP <> 'DELETE' THEN  -- the new row enters them
-        {_pedido("NEW", "1")}
-    END IF;
+        {delta("NEW", "1")}
+    END IF;{update}
+    {TICK}
+    RETURN NULL;
+END;
+$$"""
+
+
+PG_PEDIDOS_FILA = _row_function(
+    "estadisticas_pedidos_fila",
+    _pedido,
+    update=f"""
     -- Only an UPDATE moves existing lines in or out of a sale: a new pedido has no
     -- lines yet (the foreign key), a deleted one lost them before (0002's BEFORE
     -- DELETE trigger). The lines are read as the statement left them.
@@ -127,11 +141,8 @@ BEGIN
         IF NEW.estado IN {VENTA} AND NOT (NEW.id = OLD.id AND OLD.estado IN {VENTA}) THEN
             {_lineas("NEW.id", "1")}
         END IF;
-    END IF;
-    {TICK}
-    RETURN NULL;
-END;
-$$"""
+    END IF;""",
+)
 
 
 def _linea(r: str, s: str) -> str:
@@ -143,19 +154,7 @@ def _linea(r: str, s: str) -> str:
         FROM pedidos p WHERE p.id = {r}.pedido_id AND p.estado IN {VENTA};"""
 
 
-PG_DETALLES_FILA = f"""
-CREATE FUNCTION estadisticas_detalles_fila() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        {_linea("OLD", "-1")}
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        {_linea("NEW", "1")}
-    END IF;
-    {TICK}
-    RETURN NULL;
-END;
-$$"""
+PG_DETALLES_FILA = _row_function("estadisticas_detalles_fila", _linea)
 
 
 def _usuario(r: str, s: str) -> str:
@@ -164,19 +163,7 @@ def _usuario(r: str, s: str) -> str:
         VALUES (({r}.date_joined AT TIME ZONE 'UTC')::date, {r}.rol, {s});"""
 
 
-PG_USUARIOS_FILA = f"""
-CREATE FUNCTION estadisticas_usuarios_fila() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'INSERT' THEN
-        {_usuario("OLD", "-1")}
-    END IF;
-    IF TG_OP <> 'DELETE' THEN
-        {_usuario("NEW", "1")}
-    END IF;
-    {TICK}
-    RETURN NULL;
-END;
-$$"""
+PG_USUARIOS_FILA = _row_function("estadisticas_usuarios_fila", _usuario)
 
 # (table, function name stem, row function, columns an UPDATE must change to count, what)
 PG_FILAS = (
