@@ -76,6 +76,18 @@ def test_statement_count_does_not_grow_with_the_data(app, endpoint):
     assert small == large == (expected_statements, 0)
 
 
+def _next_read_misses(app, endpoint: str):  # noqa: ANN001, ANN202
+    """(client, url, an admin's headers) after one read of `endpoint` whose entry was
+    then invalidated: the next GET is a MISS."""
+    headers = auth_headers(app, 1)
+    client = app.test_client()
+    url = f"/api/admin/estadisticas/{endpoint}/"
+    client.get(url, headers=headers)
+    with app.app_context():
+        cache_manager.invalidate(names=[ENDPOINTS[endpoint][0]])
+    return client, url, headers
+
+
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_tables_a_miss_reads_are_declared_in_the_registry(app, endpoint):
     """Rollups count as the tables their triggers read: a write there invalidates."""
@@ -87,12 +99,7 @@ def test_tables_a_miss_reads_are_declared_in_the_registry(app, endpoint):
     with app.app_context():
         insert_shop(build_shop(1, NOW, ZoneInfo("America/Havana")))
         known = set(db.metadata.tables)
-    headers = auth_headers(app, 1)
-    client = app.test_client()
-    url = f"/api/admin/estadisticas/{endpoint}/"
-    client.get(url, headers=headers)
-    with app.app_context():
-        cache_manager.invalidate(names=[name])
+    client, url, headers = _next_read_misses(app, endpoint)
     with counting(app) as statements:
         assert client.get(url, headers=headers).headers["X-Cache"] == "MISS"
     # Every word that names a table (a column named like one only makes this stricter).
@@ -118,19 +125,13 @@ def test_a_miss_reads_the_daily_rollups_of_the_window_days_only(app, endpoint):
     """History before the window costs a MISS nothing: every scan of a daily rollup is
     bounded by dia (all-history totals come from a row per key, migration 0010), so a
     10x longer history does not grow the rows a MISS reads."""
-    name = ENDPOINTS[endpoint][0]
     app.config["TIMEZONE"] = "UTC"
     tz = ZoneInfo("UTC")
     with app.app_context():
         insert_shop(build_shop(1, NOW, tz))
         # Six years before the window: rows the window never shows, but totals count.
         insert_shop(build_shop(2, NOW.replace(year=2020), tz, scale=3, first_id=100_001))
-    headers = auth_headers(app, 1)
-    client = app.test_client()
-    url = f"/api/admin/estadisticas/{endpoint}/"
-    client.get(url, headers=headers)
-    with app.app_context():
-        cache_manager.invalidate(names=[name])
+    client, url, headers = _next_read_misses(app, endpoint)
     seen: list[tuple[str, object]] = []
 
     def record(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
