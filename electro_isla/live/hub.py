@@ -76,11 +76,12 @@ class Version:
     body: str  # compact JSON on one line
     digest: str
     rendered: dict[str, str]  # as the cache gave it: every waiter it wakes answers with it
+    at: float  # monotonic time this hub had it: when the change reached this process
 
     @classmethod
     def of(cls, rendered: dict[str, str]) -> Version:
         body = rendered["body"].strip()
-        return cls(rendered["etag"], body, digest_of(body), rendered)
+        return cls(rendered["etag"], body, digest_of(body), rendered, time.monotonic())
 
 
 class LiveHub:

@@ -38,7 +38,7 @@ from electro_isla.auth.permissions import STAFF, current_actor, staff_required
 from electro_isla.blueprint import Blueprint
 from electro_isla.extensions import db
 from electro_isla.live import Live, live_of
-from electro_isla.live.hub import STATS
+from electro_isla.live.hub import STATS, LiveHub, Version
 
 log = logging.getLogger("electro_isla.live")
 
@@ -84,13 +84,37 @@ def _next_tick(every: float) -> float:
     return (math.floor(time.monotonic() / every) + 1) * every
 
 
+class Pacing:
+    """When a stream may send each statistic: a change that follows the last change
+    it sent by less than `interval` goes out at that interval's end, as one event
+    with the latest figures; a later one goes at once.
+
+    Measured between changes (when each reached the process, `Version.at`), not
+    from when an event was written: on a busy CPU a late write would otherwise hold
+    back the next change by its own lateness, and with changes about `interval`
+    apart every later one by the largest lateness so far.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self.last: dict[str, float] = {}  # stat -> when its last sent change reached the hub
+
+    def due(self, stat: str) -> float:
+        """The earliest time `stat`'s next event may go (0: at once)."""
+        last = self.last.get(stat)
+        return 0.0 if last is None else last + self.interval
+
+    def sent(self, stat: str, version: Version) -> None:
+        self.last[stat] = version.at
+
+
 def events(
     live: Live, have: dict[str, str], expires_at: float, holder: tuple[str, int]
 ) -> Iterator[str]:
     """The stream's text: first what the client lacks, then each change, until it must end."""
     hub = live.hub
     sent = dict(have)
-    last_sent: dict[str, float] = {}
+    pacing = Pacing(live.min_interval)
     yield f"retry: {RETRY_MS}\n\n"
     hub.sync()
     now = time.monotonic()
@@ -101,23 +125,18 @@ def events(
         if hub.stopping or not hub.alive() or time.time() >= expires_at:
             return
         wake_at = min(next_beat, next_auth, now + max(0.0, expires_at - time.time()))
-        ready: list[str] = []
+        chunk = []
         for stat in STATS:
             version = hub.version(stat)
             if version is None or version.digest == sent.get(stat):
                 continue
-            due = last_sent.get(stat, 0.0) + live.min_interval
+            due = pacing.due(stat)
             if due <= now:
-                ready.append(stat)
+                sent[stat] = version.digest
+                pacing.sent(stat, version)
+                chunk.append(_event(stat, version.body, sent))
             else:
                 wake_at = min(wake_at, due)  # coalesce: the latest figures at `due`
-        chunk = []
-        for stat in ready:
-            version = hub.version(stat)
-            assert version is not None
-            sent[stat] = version.digest
-            last_sent[stat] = now
-            chunk.append(_event(stat, version.body, sent))
         if chunk:
             yield "".join(chunk)  # every statistic that moved, in one write
             continue
@@ -131,20 +150,16 @@ def events(
             next_beat = now + live.heartbeat
             continue
         with hub.changed:
-            if not _any_ready(live, sent, last_sent):
+            if not _any_ready(hub, sent, pacing):
                 hub.changed.wait(max(0.0, min(wake_at - time.monotonic(), 1.0)))
 
 
-def _any_ready(live: Live, sent: dict[str, str], last_sent: dict[str, float]) -> bool:
+def _any_ready(hub: LiveHub, sent: dict[str, str], pacing: Pacing) -> bool:
     """A change this stream may send now (checked under the hub's lock: no lost wake-up)."""
     now = time.monotonic()
     for stat in STATS:
-        version = live.hub.version(stat)
-        if (
-            version is not None
-            and version.digest != sent.get(stat)
-            and last_sent.get(stat, 0.0) + live.min_interval <= now
-        ):
+        version = hub.version(stat)
+        if version is not None and version.digest != sent.get(stat) and pacing.due(stat) <= now:
             return True
     return False
 
