@@ -134,6 +134,11 @@ def test_unhandled_error_traceback_is_logged_redacted(tmp_path, capsys):
         (f"jwt {TOKEN} rejected", TOKEN),
         ("[parameters: ('ana', 'scrypt:32768:8:1$c2FsdA$aGFzaA')]", "aGFzaA"),
         (f"SECRET_KEY={PASSWORD}", PASSWORD),
+        (f"AUTHORIZATION: BEARER {TOKEN}", TOKEN),
+        (f"ApiKey: {PASSWORD}", PASSWORD),
+        ("bcrypt $2b$12$" + "a" * 53, "a" * 53),
+        # Not ASCII: IGNORECASE also takes "ſ" for "s", which str.lower() does not.
+        (f"ſecret={PASSWORD} – €", PASSWORD),
     ],
 )
 def test_redact_masks_each_pattern(text, gone):
