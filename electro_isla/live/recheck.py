@@ -9,22 +9,29 @@ largest part of a held client's server CPU (bench/live.py, py-spy).
 Here the clients that need a check at the same moment share one reading, like a
 group commit: the first becomes the reader, the ones arriving while it reads
 queue for the next reading, which then covers all of them. A reading covers a
-client only if it STARTED after the client asked (`since`), so a wait woken by a
-change sees the token and role as they are after its wake, as before. The
-revocations of every queued token are one ZMSCORE (auth/tokens.py), each usuario
-is read once however many of its clients wait, and the token is not decoded
-again: its signature and claims were checked when the request came in, and only
-its expiry depends on time.
+client only if it STARTED after the client asked (`since`): for a wait woken by
+a change, after that change reached the process, so it sees the token and role
+as they are after the change that woke it. The held waits are known (`held`),
+so the first one a change wakes reads for all of them: one reading per change,
+not one for the first waker and a second for everyone who woke while it read.
+
+The revocations of every queued token are one ZMSCORE (auth/tokens.py) and the
+usuarios one query, however many there are (a cache lookup per usuario took
+~40 ms of each change's wake on a busy worker: bench/live.py with a trace). The
+token is not decoded again: its signature and claims were checked when the
+request came in, and only its expiry depends on time.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 
-from electro_isla.auth.permissions import load_acceso
 from electro_isla.auth.tokens import revocations
+from electro_isla.usuarios.service import posturas
 
 REVOKED = "revoked"
 INACTIVE = "inactive"
@@ -38,11 +45,9 @@ def read_now(holders: Iterable[Holder]) -> dict[Holder, str]:
     holders = set(holders)
     tokens = {jti for jti, _ in holders if jti}
     revoked = {jti for jti, _ in holders if not jti} | revocations().revoked_among(tokens)
-    roles: dict[int, str] = {}
-    for usuario_id in {u for jti, u in holders if jti not in revoked}:
-        acceso = load_acceso(usuario_id)
-        roles[usuario_id] = acceso["rol"] if acceso and acceso["is_active"] else INACTIVE
-    return {(jti, u): REVOKED if jti in revoked else roles[u] for jti, u in holders}
+    found = posturas(u for jti, u in holders if jti not in revoked)
+    roles = {u: rol if active else INACTIVE for u, (rol, active) in found.items()}
+    return {(jti, u): REVOKED if jti in revoked else roles.get(u, INACTIVE) for jti, u in holders}
 
 
 class Rechecks:
@@ -57,7 +62,22 @@ class Rechecks:
         self._batch: set[Holder] = set()  # in the reading under way, started at _batch_started
         self._batch_started = 0.0
         self._reading = False
+        self._held: Counter[Holder] = Counter()  # the holders of the waits held now
         self.reads = 0  # readings made (tests)
+
+    @contextmanager
+    def held(self, jti: str, usuario_id: int) -> Iterator[None]:
+        """A wait of this holder is held: every reading while it lasts covers it too."""
+        holder = (jti, usuario_id)
+        with self._lock:
+            self._held[holder] += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held[holder] -= 1
+                if self._held[holder] <= 0:
+                    del self._held[holder]
 
     def standing(self, jti: str, usuario_id: int, since: float) -> str:
         """REVOKED, INACTIVE or the role, from a reading started at or after `since`."""
@@ -74,7 +94,7 @@ class Rechecks:
                 self._done.wait(1.0)
             self._reading = True
             started = time.monotonic()
-            batch = self._queued | {holder}
+            batch = self._queued | {holder} | self._held.keys()
             self._batch, self._batch_started, self._queued = batch, started, set()
         result: dict[Holder, str] = {}
         try:

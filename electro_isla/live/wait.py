@@ -94,10 +94,12 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     allowed = min(wait, live.max_wait)
     if allowed <= 0 or not hub.usable() or not live.slots.take():
         return respond(current)  # the client polls instead
+    holder = (str(get_jwt().get("jti") or ""), g.actor.id)
     try:
         g.live_preference_applied = f"wait={allowed}"
         baseline = hub.digest(current)
-        with hub.watching(stat):  # fetched on every change while held
+        # Fetched on every change while held; its token and role read with the others'.
+        with hub.watching(stat), live.rechecks.held(*holder):
             known = hub.version(stat)
             if known is None or known.digest != baseline or hub.behind(stat):
                 hub.sync(stat, read_at)  # the hub may be behind what this request just read
@@ -107,24 +109,23 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
             changed = hub.wait_for(stat, baseline, deadline, client_gone)
     finally:
         live.slots.give()
-    _still_allowed(live.rechecks)
     version = hub.version(stat)
-    if changed and version is not None and version.digest != baseline:
+    woken = changed and version is not None and version.digest != baseline
+    # Woken by a change: the token and role as they were once it reached this process
+    # (one reading for every wait it wakes); otherwise as they are now.
+    _still_allowed(live.rechecks, holder, version.at if woken else time.monotonic())
+    if woken:
         # The hub fetched it after the change that woke us: no second lookup per watcher.
         return respond(version.rendered)
     return respond(rendered(stat))
 
 
-def _still_allowed(rechecks: Rechecks) -> None:
-    """The token and the role as they are now, after the wake: 401/403 instead of figures.
-
-    Read together with every other wait woken at the same moment (live/recheck.py).
-    """
-    woke = time.monotonic()
-    claims = get_jwt()
-    if float(claims.get("exp", 0)) <= time.time():
+def _still_allowed(rechecks: Rechecks, holder: tuple[str, int], since: float) -> None:
+    """The token and the role from a reading begun at or after `since`: 401/403 instead
+    of figures. Read together with every other held wait (live/recheck.py)."""
+    if float(get_jwt().get("exp", 0)) <= time.time():
         abort(401, message="The access token has expired.", headers=BEARER)
-    standing = rechecks.standing(str(claims.get("jti") or ""), g.actor.id, woke)
+    standing = rechecks.standing(*holder, since)
     db.session.close()
     if standing == REVOKED:
         abort(401, message="The access token has been revoked.", headers=BEARER)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask_smorest import abort
@@ -29,6 +30,16 @@ def acceso_data(usuario_id: int) -> dict[str, Any] | None:
     """What the cached `acceso_usuario_<id>` entry holds: who the caller is, and may be."""
     usuario = db.session.get(Usuario, usuario_id)
     return None if usuario is None else ACCESO.dump(usuario)
+
+
+def posturas(usuario_ids: Iterable[int]) -> dict[int, tuple[str, bool]]:
+    """(rol, is_active) of each usuario that still exists, in one query: the live
+    re-checks read many usuarios at once (live/recheck.py)."""
+    ids = sorted(set(usuario_ids))
+    if not ids:
+        return {}
+    stmt = select(Usuario.id, Usuario.rol, Usuario.is_active).where(Usuario.id.in_(ids))
+    return {row.id: (row.rol, bool(row.is_active)) for row in db.session.execute(stmt)}
 
 
 def obtener_perfil(usuario_id: int) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import ExitStack
 
 import pytest
 
@@ -130,3 +131,41 @@ def test_the_statistics_one_change_moved_are_fetched_at_once(app):
             held.__exit__(None, None, None)
     assert {stat: hub.version(stat).etag for stat in STATS} == {s: f"e-{s}" for s in STATS}
     assert len(threads) == len(STATS)
+
+
+def _wake_together(rechecks: Rechecks, hold: bool) -> list[str]:
+    """20 held waits woken by one change at `since`: the first asks at once, the others
+    while its reading is under way (as woken threads queue for the GIL)."""
+    holders = [(f"jti{i}", i) for i in range(20)]
+    since = time.monotonic()
+    answers: list[str] = []
+
+    def wake(i: int) -> None:
+        if i:
+            time.sleep(0.02)
+        answers.append(rechecks.standing(*holders[i], since))
+
+    with ExitStack() as held:
+        if hold:
+            for holder in holders:
+                held.enter_context(rechecks.held(*holder))
+        threads = [threading.Thread(target=wake, args=(i,)) for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    return answers
+
+
+def test_one_reading_covers_every_held_wait_a_change_wakes():
+    def read(holders):  # noqa: ANN001, ANN202
+        time.sleep(0.05)
+        return {h: "admin" for h in holders}
+
+    held = Rechecks(read)
+    assert _wake_together(held, hold=True) == ["admin"] * 20
+    assert held.reads == 1
+    # Unknown holders: the first waker's reading covers only itself, so a second one.
+    unknown = Rechecks(read)
+    assert _wake_together(unknown, hold=False) == ["admin"] * 20
+    assert unknown.reads == 2
