@@ -1,6 +1,6 @@
 """Orders/s with and without the statistics triggers, before and after 0007 (no hot row).
 
-    .venv/bin/python bench/filas_calientes.py [--seconds 8] [--rounds 2] \
+    .venv/bin/python bench/filas_calientes.py [--seconds 8] [--rounds 2] [--antes REV] \
         [--clients 1,16,64] [--pedidos 20000] [--no-api]
 
 One private PostgreSQL (electro_isla_testing/servers.PostgresServer) and Redis. Two databases
@@ -143,7 +143,14 @@ def main() -> None:
     parser.add_argument("--clients", default="1,16,64")
     parser.add_argument("--pedidos", type=int, default=20_000)
     parser.add_argument("--no-api", action="store_true")
+    parser.add_argument(
+        "--antes",
+        default=SCHEMAS["antes"],
+        help="the revision `antes` is migrated to (e.g. 0010_totales_por_clave to set one "
+        "trigger change beside head)",
+    )
     args = parser.parse_args()
+    revisions = {**SCHEMAS, "antes": args.antes}
     clients = [int(c) for c in args.clients.split(",")]
     # (schema, clients, enabled) -> [(tps, lock share, xid share, load)]
     cells: dict[tuple[str, int, bool], list[tuple[float, float, float, float]]] = {}
@@ -157,7 +164,7 @@ def main() -> None:
         urls = {"antes": url_antes, "despues": url_despues}
         apps = {s: bench_app(u, redis_url, logdir, "UTC") for s, u in urls.items()}
         bounds = {}
-        for schema, revision in SCHEMAS.items():
+        for schema, revision in revisions.items():
             started = time.perf_counter()
             bounds[schema] = seed(apps[schema], revision, args.pedidos)
             print(f"# {schema}: {revision}, seeded in {time.perf_counter() - started:.1f} s")
