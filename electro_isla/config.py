@@ -54,8 +54,9 @@ class Config:
     # How often a worker looks for invalidations another host could not apply.
     CACHE_PENDING_CHECK_MS = 250
     # Live statistics (electro_isla/live): the longest hold a `Prefer: wait` gets (capped
-    # at 60), the shortest gap between two events of one statistic on a stream, and the
-    # held requests plus streams one process takes (gunicorn.conf.py adds as many threads).
+    # at 60), the gap under which a stream holds a statistic's change until that long
+    # after the last change it sent (one event, the latest figures), and the held
+    # requests plus streams one process takes (gunicorn.conf.py adds as many threads).
     LIVE_MAX_WAIT = 30
     LIVE_MIN_INTERVAL_MS = 200
     LIVE_MAX_WAITERS = 100
