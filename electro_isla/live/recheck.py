@@ -30,6 +30,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
+from flask_jwt_extended import get_jwt
+
+from electro_isla.auth.permissions import current_actor
 from electro_isla.auth.tokens import revocations
 from electro_isla.usuarios.service import posturas
 
@@ -38,6 +41,11 @@ INACTIVE = "inactive"
 KEEP_SECONDS = 10.0  # readings older than this are forgotten (no reader asks that far back)
 
 Holder = tuple[str, int]  # (jti, usuario_id)
+
+
+def current_holder() -> Holder:
+    """The holder of the request being answered: its token's jti and its usuario."""
+    return (str(get_jwt().get("jti") or ""), current_actor().id)
 
 
 def read_now(holders: Iterable[Holder]) -> dict[Holder, str]:

@@ -39,6 +39,7 @@ from electro_isla.blueprint import Blueprint
 from electro_isla.extensions import db
 from electro_isla.live import Live, live_of
 from electro_isla.live.hub import STATS, LiveHub, Version
+from electro_isla.live.recheck import current_holder
 
 log = logging.getLogger("electro_isla.live")
 
@@ -231,7 +232,7 @@ class EstadisticasStream(MethodView):
                 headers={"Retry-After": str(QUOTA_RETRY_AFTER)},
             )
         have = parse_resume(request.headers.get("Last-Event-ID"))
-        holder = (str(get_jwt().get("jti") or ""), actor.id)
+        holder = current_holder()
         hub = live.hub
         hub.stream_opened()
         db.session.close()

@@ -27,7 +27,7 @@ from flask_smorest import abort
 from electro_isla.auth.permissions import STAFF
 from electro_isla.extensions import db
 from electro_isla.live import live_of
-from electro_isla.live.recheck import INACTIVE, REVOKED, Rechecks
+from electro_isla.live.recheck import INACTIVE, REVOKED, Rechecks, current_holder
 from electro_isla.rendering import respond
 
 MAX_PREFER_LENGTH = 200
@@ -94,7 +94,7 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     allowed = min(wait, live.max_wait)
     if allowed <= 0 or not hub.usable() or not live.slots.take():
         return respond(current)  # the client polls instead
-    holder = (str(get_jwt().get("jti") or ""), g.actor.id)
+    holder = current_holder()
     try:
         g.live_preference_applied = f"wait={allowed}"
         baseline = hub.digest(current)
