@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 
 import electro_isla.cache.signals as signals
@@ -63,7 +64,7 @@ class Invalidation:
             return
         self.parts.breaker.success()
 
-    def apply_committed(self, effects: list[Effect], ids: list[int]) -> None:
+    def apply_committed(self, effects: list[Effect]) -> None:
         """After COMMIT: apply what the transaction recorded; its rows go to the deleter.
 
         What Redis does not take stays recorded; the drain applies it.
@@ -75,24 +76,37 @@ class Invalidation:
             return
         # No drain first: it would apply this commit's own rows a second time.
         if not self.parts.breaker.allow():
-            self._left(effects, ids)
+            self._left(effects)
             return
         try:
-            self.outbox.apply(effects, ids)
+            self.outbox.apply(effects)
         except REDIS_ERRORS as exc:
             self.parts.counting.failed("invalidate", ",".join(e.target for e in effects[:5]), exc)
-            self._left(effects, ids)
+            self._left(effects)
             return
         self.parts.breaker.success()
 
     def apply_bumps(self, effects: list[Effect]) -> None:
-        """The outbox's applier of "bump" effects (raises a Redis error)."""
-        keys = sorted({e.target for e in effects})
-        self.parts.store.bump(keys)
-        self.applied(keys)
+        """The outbox's applier of "bump" effects (raises a Redis error).
+
+        A bump applied twice (a drain racing the writer's own apply) moves its
+        generation once: the store marks each row it applied. Only the keys that
+        moved are announced, so one change wakes its watchers once.
+        """
+        rows: dict[str, list[int]] = defaultdict(list)
+        for e in effects:
+            rows[e.target] += [] if e.row is None else [e.row]
+        try:
+            moved = self.parts.store.bump(sorted(rows), rows)
+        except ReplicationLag as lag:  # the master moved them: watchers may re-read now
+            self.applied(lag.done)
+            raise
+        self.applied(moved)
 
     def applied(self, keys: list[str]) -> None:
-        """Every bump that reached the store passes here (post-commit and replays)."""
+        """Every bump that moved a generation passes here (post-commit and replays)."""
+        if not keys:
+            return
         names = set()
         for key in keys:
             name = self.parts.keys.name_of(key)
@@ -100,8 +114,8 @@ class Invalidation:
             self.parts.counting.invalidated(name, key)
         signals.generations_bumped.send(self.parts.app, names=frozenset(names), keys=tuple(keys))
 
-    def _left(self, effects: list[Effect], ids: list[int]) -> None:
-        if ids:
+    def _left(self, effects: list[Effect]) -> None:
+        if any(e.row is not None for e in effects):
             self.outbox.waiting()  # this process drains them as soon as Redis answers
         log.warning("INVALIDATE pending (cache unavailable) %d effect(s)", len(effects))
 

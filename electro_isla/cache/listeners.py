@@ -39,7 +39,7 @@ from electro_isla.cache.outbox import Effect
 from electro_isla.cache.registry import EXTENSION_KEY, targets
 
 PENDING = "electro_isla.cache.pending"
-RECORDED = "electro_isla.cache.recorded"  # (effects, outbox row ids) of the COMMIT under way
+RECORDED = "electro_isla.cache.recorded"  # the effects (with their rows) of the COMMIT under way
 COMMITTED = "electro_isla.cache.committed"  # what a COMMIT owes, applied when it has ended
 WHOLE_TABLE = object()
 ROW_ADDED_OR_REMOVED = "*"  # a change note meaning INSERT or DELETE (membership)
@@ -233,9 +233,7 @@ def _recording(session: Session) -> None:
     pending = _all_notes(session)
     if not pending:
         return
-    effects = _effects(manager, pending)
-    ids = manager.outbox.record(session.connection(), effects)
-    session.info[RECORDED] = (effects, ids)
+    session.info[RECORDED] = manager.outbox.record(session.connection(), _effects(manager, pending))
     session.info.pop(PENDING, None)  # recorded: only what is noted from now on is left
 
 
@@ -249,7 +247,7 @@ def _committed(session: Session) -> None:
             if released:
                 _merge(notes.setdefault(_key(nested.parent), {}), released)
         return
-    recorded, ids = session.info.pop(RECORDED, ([], []))
+    recorded = session.info.pop(RECORDED, [])
     pending = _all_notes(session)
     session.info.pop(PENDING, None)
     manager = _manager()
@@ -260,7 +258,7 @@ def _committed(session: Session) -> None:
     late = _effects(manager, pending) if pending else []
     # Applied once the transaction has ended and given its connection back:
     # deleting the rows takes one, and a writer must never hold two.
-    session.info[COMMITTED] = (manager, recorded + late, ids)
+    session.info[COMMITTED] = (manager, recorded + late)
 
 
 def _rolled_back(session: Session) -> None:
@@ -279,8 +277,8 @@ def _ended(session: Session, transaction: SessionTransaction) -> None:
         session.info.pop(RECORDED, None)
         committed = session.info.pop(COMMITTED, None)
         if committed is not None:
-            manager, effects, ids = committed
-            manager.apply_committed(effects, ids)
+            manager, effects = committed
+            manager.apply_committed(effects)
     notes = session.info.get(PENDING)
     if not notes:
         return

@@ -196,8 +196,8 @@ class CacheManager:
     ) -> list[Effect]:
         return self.invalidation.bump_effects(names, rows)
 
-    def apply_committed(self, effects: list[Effect], ids: list[int]) -> None:
-        self.invalidation.apply_committed(effects, ids)
+    def apply_committed(self, effects: list[Effect]) -> None:
+        self.invalidation.apply_committed(effects)
 
     def catch_up(self) -> bool:
         """The breaker lets us in and what the outbox held is applied: Redis may be trusted."""

@@ -16,9 +16,10 @@ what it knew, and asks the table at most once per `check_seconds`
 this process itself left rows behind). A row is therefore drained at most `check_seconds` after its
 COMMIT by any process that is using Redis (sooner by its writer).
 
-Applying twice is harmless (a generation only moves forward; a revocation is
-a set member with its expiry), so a drain may race the writer's own apply, and
-a delete that is lost costs one more apply. So the writer deletes its rows in
+Applying twice is harmless (a revocation is a set member with its expiry; a
+bump carries its row id, and Redis moves a generation once per row however
+often it is applied: redis_store.py), so a drain may race the writer's own
+apply, and a delete that is lost costs one more apply. So the writer deletes its rows in
 one autocommitted statement that does not wait for the disk (PostgreSQL), and
 a failed delete is only logged. On PostgreSQL that statement runs off the
 request path: a per-process thread (`RowDeleter`) deletes applied rows in
@@ -55,6 +56,7 @@ class Effect(NamedTuple):
     kind: str
     target: str
     expires_at: float | None = None  # epoch seconds, for effects that lapse (revocations)
+    row: int | None = None  # its outbox row, once recorded
 
 
 # kind -> (app -> function applying a batch of that kind; raises a Redis error on failure)
@@ -149,10 +151,12 @@ class Outbox:
 
     # -- in the writer's transaction ---------------------------------------------
 
-    def record(self, connection: Connection, effects: Iterable[Effect]) -> list[int]:
-        """Insert `effects` on the writer's connection (its open transaction); their ids."""
-        if not self.durable:
-            return []
+    def record(self, connection: Connection, effects: Iterable[Effect]) -> list[Effect]:
+        """Insert `effects` on the writer's connection (its open transaction); the
+        effects as recorded, each with its row id. Not durable: `effects` as given."""
+        effects = sorted(effects)
+        if not self.durable or not effects:
+            return effects
         now = utcnow()
         rows = [
             {
@@ -162,13 +166,15 @@ class Outbox:
                 "expires_at": _when(e.expires_at),
                 "created_at": now,
             }
-            for e in sorted(effects)
+            for e in effects
         ]
-        if not rows:
-            return []
         table = _table()
+        ids = connection.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+        ).scalars()
         return [
-            int(i) for i in connection.execute(insert(table).returning(table.c.id), rows).scalars()
+            Effect(e.kind, e.target, e.expires_at, int(i))
+            for e, i in zip(effects, ids, strict=True)
         ]
 
     def add(self, effects: Iterable[Effect]) -> bool:
@@ -189,8 +195,8 @@ class Outbox:
 
     # -- applying ------------------------------------------------------------------
 
-    def apply(self, effects: Iterable[Effect], ids: Iterable[int] = ()) -> None:
-        """Apply `effects` (every kind), then delete rows `ids`; a Redis error leaves the rows."""
+    def apply(self, effects: Iterable[Effect]) -> None:
+        """Apply `effects` (every kind), then delete their rows; a Redis error leaves the rows."""
         by_kind: dict[str, list[Effect]] = defaultdict(list)
         for effect in effects:
             by_kind[effect.kind].append(effect)
@@ -200,7 +206,7 @@ class Outbox:
                 log.error("ERROR outbox: nobody applies %r effects; rows kept", kind)
                 return
             factory(self.app)(batch)
-        self.delete(ids)
+        self.delete(e.row for batch in by_kind.values() for e in batch if e.row is not None)
 
     def delete(self, ids: Iterable[int]) -> None:
         """Delete applied rows: on PostgreSQL by the deleter thread, elsewhere now."""
@@ -277,7 +283,12 @@ class Outbox:
         found = [r for r in found if int(r.id) not in mine and r.kind in _APPLIERS]
         ids = [int(r.id) for r in found]
         effects = [
-            Effect(r.kind, r.target, None if r.expires_at is None else r.expires_at.timestamp())
+            Effect(
+                r.kind,
+                r.target,
+                None if r.expires_at is None else r.expires_at.timestamp(),
+                int(r.id),
+            )
             for r in found
         ]
         return ids, effects
@@ -288,7 +299,7 @@ class Outbox:
         if not ids:
             self._nonempty = False
             return 0
-        self.apply(set(effects), ids)
+        self.apply(effects)
         self._next_check = 0.0  # look again soon: rows may have arrived meanwhile
         return len(ids)
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from redis import Redis
 from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 import electro_isla.cache.scripts as scripts
 from electro_isla.cache.ahead import identity
@@ -23,6 +24,11 @@ from electro_isla.cache.keys import KeySpace, KeySpec
 from electro_isla.cache.registry import REGISTRY
 from electro_isla.cache.stores import BackendValues, Found, KeyLock, PageFound, page_in_steps
 from electro_isla.shared_store import ReplicationLag
+
+# How long a bump's outbox row stays marked as applied. What it guards is a drain
+# reading the row between its COMMIT and its delete (milliseconds, longer only when
+# a delete fails); a mark that lapsed costs one more bump, never a lost one.
+APPLIED_MARK_SECONDS = 60
 
 
 class RedisStore(BackendValues):
@@ -45,6 +51,8 @@ class RedisStore(BackendValues):
         self.wait_replicas, self.wait_ms = wait
         self.lookup_script = client.register_script(scripts.LOOKUP)
         self.page_script: Any = client.register_script(scripts.PAGE_LOOKUP)
+        # Its digest only (no round trip: a worker may boot while Redis is down).
+        self.bump_sha = client.register_script(scripts.BUMP).sha
 
     # -- values (get/set/get_many/set_many: BackendValues) --------------------------
 
@@ -150,32 +158,72 @@ class RedisStore(BackendValues):
             values = self.client.mget(keys)
         return [int(v) for v in values]
 
-    def bump(self, keys: Iterable[str]) -> None:
-        # A missing counter is seeded from the clock first: INCR alone would restart
-        # it at 1, a number whose old values may still be stored.
-        seed = time.time_ns()
+    def bump(self, keys: Iterable[str], rows: Mapping[str, list[int]] | None = None) -> list[str]:
+        """Move each generation of `keys` once, in one pipeline; the keys that moved.
 
-        def fill(pipe: Any) -> None:
-            for k in keys:
-                pipe.set(k, seed, nx=True, ex=self.gen_ttl)
-                pipe.incr(k)
+        A key given outbox `rows` moves only if one of them was never applied
+        (scripts.BUMP marks each): the writer's apply and a drain racing it move it
+        once. A missing counter is seeded from the clock first: INCR alone would
+        restart it at 1, a number whose old values may still be stored. Too few
+        replicas acknowledging raises ReplicationLag naming the keys that moved.
+        """
+        rows = rows or {}
+        calls = [[k, *(self.keys.applied_key(k, r) for r in rows.get(k, ()))] for k in keys]
+        args = (time.time_ns(), self.gen_ttl, APPLIED_MARK_SECONDS)
 
-        self.write(fill, "bump")
+        def fill(todo: list[list[str]]) -> Callable[[Any], None]:
+            def queue(pipe: Any) -> None:
+                for call in todo:
+                    pipe.evalsha(self.bump_sha, len(call), *call, *args)
+
+            return queue
+
+        replies, acked = self.pipelined(fill(calls), raise_on_error=False)
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if lost:  # a restarted server (or a new node) forgot the script: load it, run those
+            self.client.script_load(scripts.BUMP)
+            retried, acked_again = self.pipelined(fill([calls[i] for i in lost]), False)
+            for i, reply in zip(lost, retried, strict=True):
+                replies[i] = reply
+            if acked is not None and acked_again is not None:
+                acked = min(acked, acked_again)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        moved = [call[0] for call, done in zip(calls, replies, strict=True) if int(done)]
+        self.acknowledged(acked, "bump", moved)
+        return moved
 
     def write(self, fill: Callable[[Any], None], what: str = "write") -> list[Any]:
         """Run the commands `fill` queues in one pipeline, acknowledged by `wait_replicas`."""
+        replies, acked = self.pipelined(fill)
+        self.acknowledged(acked, what)
+        return replies
+
+    def pipelined(
+        self, fill: Callable[[Any], None], raise_on_error: bool = True
+    ) -> tuple[list[Any], int | None]:
+        """`fill`'s commands in one pipeline, then WAIT on the same connection (it covers
+        exactly them): their replies (an error in its place when not `raise_on_error`)
+        and how many replicas acknowledged them (None: no replica is asked for)."""
         pipe = self.client.pipeline(transaction=False)
         fill(pipe)
-        if self.wait_replicas:
-            # Same connection as the writes: WAIT covers exactly them.
-            pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
-        replies = pipe.execute()
-        if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
+        if not self.wait_replicas:
+            return pipe.execute(raise_on_error=raise_on_error), None
+        pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms)
+        replies = pipe.execute(raise_on_error=raise_on_error)
+        if isinstance(replies[-1], Exception):
+            raise replies[-1]
+        return replies[:-1], int(replies[-1])
+
+    def acknowledged(self, acked: int | None, what: str, done: list[str] | None = None) -> None:
+        """Raise ReplicationLag (carrying `done`) when fewer replicas than asked acknowledged."""
+        if acked is not None and acked < self.wait_replicas:
             raise ReplicationLag(
-                f"{what} acknowledged by {replies[-1]} of {self.wait_replicas} replica(s) "
-                f"within {self.wait_ms} ms"
+                f"{what} acknowledged by {acked} of {self.wait_replicas} replica(s) "
+                f"within {self.wait_ms} ms",
+                done=done or [],
             )
-        return replies
 
     def lock(self, key: str, timeout: float) -> KeyLock:
         return self.client.lock(key, timeout=timeout, thread_local=False)

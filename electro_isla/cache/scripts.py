@@ -1,4 +1,5 @@
-"""The two Lua lookups, each one round trip: a plain value, and a composed page.
+"""The Lua scripts: two lookups, each one round trip (a plain value, a composed
+page), and the bump that moves a generation once per outbox row.
 
 Both read generations (seeding a missing one from the server clock, never from
 a number an evicted or expired counter may have used, and with an expiry: a
@@ -130,3 +131,18 @@ if ARGV[4] == '1' then count(stats, hit, now) end
 return result
 """
 )
+
+# KEYS: one generation key, then the applied marks of the outbox rows that bump it
+# (keys.applied_key: the same slot). ARGV: a missing counter's seed, its lifetime, a
+# mark's lifetime. Moves the generation unless every row's mark was already there
+# (a drain racing the writer's own apply); no rows: always. Returns 1 if it moved.
+BUMP = """
+local fresh = #KEYS == 1
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[3]) then fresh = true end
+end
+if not fresh then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
+redis.call('INCR', KEYS[1])
+return 1
+"""

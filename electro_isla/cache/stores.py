@@ -214,11 +214,14 @@ class LocalStore(BackendValues):
             self._sweep(now)
             return [self._generation(k, now) for k in keys]
 
-    def bump(self, keys: Iterable[str]) -> None:
+    def bump(self, keys: Iterable[str], rows: Mapping[str, list[int]] | None = None) -> list[str]:
+        """Move every generation of `keys` (no outbox here: `rows` is always empty)."""
         now = time.monotonic()
+        keys = list(keys)
         with self._guard:
             for k in keys:
                 self._gens[k] = (self._generation(k, now) + 1, now + self.gen_ttl)
+        return keys
 
     def lock(self, key: str, timeout: float) -> KeyLock:
         with self._guard:

@@ -31,8 +31,13 @@ class ReplicationLag(RedisError):
     """A write the master applied but too few replicas acknowledged in time.
 
     A failover could promote a replica without it, so the caller keeps it to
-    apply again; the server itself answered, so it is no outage.
+    apply again; the server itself answered, so it is no outage. `done`: what
+    the master did apply (a bump's moved keys), for the caller to announce.
     """
+
+    def __init__(self, message: str, done: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.done = done or []
 
 
 def is_outage(error: BaseException | None) -> bool:

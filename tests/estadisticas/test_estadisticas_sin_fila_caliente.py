@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from electro_isla.estadisticas import operaciones
 from electro_isla.estadisticas.models import DELTAS
@@ -58,17 +60,43 @@ TICKS = text(
 )
 
 
-def _seed_ticks(conn, rows: int, wanted) -> list[int]:  # noqa: ANN001
-    """Seed this connection's random() (0011: each statistics row trigger folds when its
-    draw is < 1/256) so that the rows among the next `rows` whose draw ticks satisfy
-    `wanted`; returns those rows (1-based)."""
+def _seed_for(conn, rows: int, wanted) -> tuple[float, list[int]]:  # noqa: ANN001
+    """A random() seed after which the rows among the next `rows` whose draw ticks
+    (0011: a statistics row trigger folds when its draw is < 1/256) satisfy `wanted`;
+    the seed and those rows (1-based). Leaves `conn` seeded with it."""
     for k in range(1, 2000):
         conn.execute(text("SELECT setseed(:s)"), {"s": k / 2000})
         ticks = list(conn.scalars(TICKS, {"n": rows}))
         if wanted(ticks):
             conn.execute(text("SELECT setseed(:s)"), {"s": k / 2000})
-            return ticks
+            return k / 2000, ticks
     raise AssertionError("no seed gives such ticks")
+
+
+def _seed_ticks(conn, rows: int, wanted) -> list[int]:  # noqa: ANN001
+    """Seed this connection's random() so that the next `rows` draws tick as `wanted`."""
+    return _seed_for(conn, rows, wanted)[1]
+
+
+@contextmanager
+def _no_fold_due(app) -> Iterator[None]:
+    """Every connection the app checks out is seeded so that its next 64 random() draws
+    do not tick: an order placed through the API then leaves its deltas unfolded."""
+    with app.app_context():
+        engine = _db.engine
+    with engine.connect() as conn:
+        seed, _ = _seed_for(conn, 64, lambda ticks: not ticks)
+
+    def seeded(dbapi_conn, _record, _proxy) -> None:  # noqa: ANN001
+        cursor = dbapi_conn.cursor()
+        cursor.execute("SELECT setseed(%s)", (seed,))
+        cursor.close()
+
+    event.listen(engine, "checkout", seeded)
+    try:
+        yield
+    finally:
+        event.remove(engine, "checkout", seeded)
 
 
 def _order(app, headers: dict[str, str], producto: int, cantidad: int = 1) -> None:
@@ -152,8 +180,9 @@ def test_the_fold_moves_the_deltas_and_no_figure(app):
     buyers = [user_with_role(app, "cliente")[1] for _ in range(3)]
     with app.app_context():
         producto = ProductoFactory(stock=100).id
-    for i in range(5):
-        _order(app, buyers[i % 3], producto)
+    with _no_fold_due(app):
+        for i in range(5):
+            _order(app, buyers[i % 3], producto)
     before = _exact(app)
     assert _deltas(app) > 0  # the orders' triggers wrote deltas, not the rollup rows
     folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
@@ -242,11 +271,17 @@ def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
         pedidos_deltas = _db.session.scalar(text("SELECT count(*) FROM estadisticas_pedidos_delta"))
         _db.session.remove()
     assert pedidos_deltas == 0
-    buyer = user_with_role(app, "cliente")[1]
+    buyer = user_with_role(app, "cliente")[0]
     with app.app_context():
         producto = ProductoFactory(stock=50).id
-    for _ in range(3):
-        _order(app, buyer, producto)
+        with _db.engine.begin() as conn:  # three small orders, no fold due (draws seeded):
+            _seed_ticks(conn, 6, lambda ticks: not ticks)  # a fold would leave no delta
+            for _ in range(3):
+                pid = conn.execute(
+                    PEDIDO, {"u": buyer, "e": "confirmado", "t": datetime.now(UTC)}
+                ).scalar_one()
+                conn.execute(LINEA, {"p": pid, "producto": producto})
+        _db.session.remove()
     assert _deltas(app) > 0
     _exact(app)
     before = _pedidos_deltas(app)
