@@ -136,6 +136,8 @@ def test_unhandled_error_traceback_is_logged_redacted(tmp_path, capsys):
         (f"SECRET_KEY={PASSWORD}", PASSWORD),
         (f"AUTHORIZATION: BEARER {TOKEN}", TOKEN),
         (f"ApiKey: {PASSWORD}", PASSWORD),
+        (f"X-API-Key: {PASSWORD}", PASSWORD),
+        (f"GET /api/x/?api_key={PASSWORD} 200", PASSWORD),
         ("bcrypt $2b$12$" + "a" * 53, "a" * 53),
         # Not ASCII: IGNORECASE also takes "ſ" for "s", which str.lower() does not.
         (f"ſecret={PASSWORD} – €", PASSWORD),
