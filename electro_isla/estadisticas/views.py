@@ -21,7 +21,7 @@ from flask.views import MethodView
 from electro_isla.auth.permissions import staff_required
 from electro_isla.blueprint import Blueprint
 from electro_isla.estadisticas.registro import ESTADISTICAS, Estadistica, rendered
-from electro_isla.live.wait import answer
+from electro_isla.live.wait import answer, held_on_the_hubs_tag
 
 blp = Blueprint(
     "estadisticas",
@@ -68,11 +68,13 @@ def _asking_ahead(
 ) -> Callable[..., Response]:
     """The statistic's lookup goes in the token check's round trip (cache/ahead.py):
     a HIT is then one round trip, the check, the role and the figures; the role is
-    still checked before the figures are answered."""
+    still checked before the figures are answered. Not for a wait the hub's copy
+    answers (a watcher sending its wait again after a change): nothing to look up."""
 
     @wraps(view)
     def asking(*args: Any, **kwargs: Any) -> Response:
-        estadistica.ask_ahead()
+        if not held_on_the_hubs_tag(estadistica.nombre):
+            estadistica.ask_ahead()
         return view(*args, **kwargs)
 
     return asking

@@ -63,6 +63,16 @@ def client_gone() -> bool:
         return True
 
 
+def held_on_the_hubs_tag(stat: str) -> bool:
+    """A wait sent again with the tag the hub holds now: `answer` holds it from the
+    hub's copy, so a cache lookup of the statistic would be read for nothing."""
+    tags = request.if_none_match
+    if not tags or not requested_wait(request.headers.get("Prefer")):
+        return False
+    fresh = live_of(current_app).hub.current(stat)
+    return fresh is not None and fresh.etag in tags
+
+
 def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     """A statistic's GET: at once, or held while the client's tag stays current."""
     started = time.monotonic()

@@ -10,6 +10,7 @@ import threading
 import time
 
 import requests
+from redis import Redis
 
 from electro_isla_testing.live import seed
 from electro_isla_testing.servers import RedisServer
@@ -75,3 +76,39 @@ def test_a_replaced_tag_sent_right_after_a_write_counts_that_write(fresh_db):
     finally:
         server.stop()
         redis.stop()
+
+
+def test_a_wait_sent_again_with_the_hubs_tag_looks_nothing_up(fresh_db):
+    """The watcher's next wait after a change carries the tag the hub holds: `answer`
+    holds it from the hub and a change answers it from the hub's fetch, so the token
+    check's round trip looks the statistic up for nothing (it did: one Lua lookup and
+    one JSON parse of the figures per watcher per change)."""
+    redis = RedisServer().start()
+    server = start(fresh_db, redis.url, workers=1)
+    try:
+        site = seed(fresh_db, server.url)
+        first = site.stat("reporte")
+        tag, placed = first.headers["ETag"], first.json()["resumen"]["total_pedidos"]
+        assert site.stat("reporte", extra=_held(tag, 1)).status_code == 304  # the hub holds it
+        stats = Redis.from_url(redis.url)
+        key = f"{server.prefix}:stats:{{reporte_general}}"
+        before = sum(int(stats.hget(key, f) or 0) for f in ("hits", "misses"))
+        woken: list[requests.Response] = []
+        watcher = threading.Thread(
+            target=lambda: woken.append(site.stat("reporte", extra=_held(tag, 10)))
+        )
+        watcher.start()
+        time.sleep(0.5)
+        site.order()
+        watcher.join(timeout=15)
+        assert woken[0].status_code == 200
+        assert woken[0].json()["resumen"]["total_pedidos"] == placed + 1
+        lookups = sum(int(stats.hget(key, f) or 0) for f in ("hits", "misses")) - before
+        assert lookups == 1, f"{lookups} lookups of reporte_general (the hub's fetch is one)"
+    finally:
+        server.stop()
+        redis.stop()
+
+
+def _held(tag: str, seconds: int) -> dict[str, str]:
+    return {"If-None-Match": tag, "Prefer": f"wait={seconds}"}
