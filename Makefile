@@ -26,8 +26,11 @@ run: $(STAMP)
 	@echo ""
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
+# pytest exits 5 when it collected no test: say so (make itself then exits 2, a failure).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest ran no test; that is a failure" >&2; fi; \
+	exit $$status
 
 # The operator console's browser tests drive Debian's Chromium through its chromedriver:
 # installed here when missing (as root), else a clear request to install them.
