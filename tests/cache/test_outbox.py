@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import jwt as pyjwt
@@ -31,6 +33,24 @@ def outbox_rows(app) -> list[tuple[str, str]]:
 def dies_after_commit(app, monkeypatch) -> None:
     """This 'process' commits, then never applies anything (as if killed right after COMMIT)."""
     monkeypatch.setattr(manager_of(app), "apply_committed", lambda effects: None)
+
+
+@contextmanager
+def deletes_held(outbox: Outbox) -> Iterator[threading.Event]:
+    """The deleter thread holds every batch until the yielded event is set (or 5 s)."""
+    release = threading.Event()
+    delete_now = outbox.deleter.delete_now
+
+    def held(ids: list[int]) -> None:
+        release.wait(5)
+        delete_now(ids)
+
+    outbox.deleter.delete_now = held
+    try:
+        yield release
+    finally:
+        release.set()
+        outbox.deleter.delete_now = delete_now
 
 
 def test_the_rows_are_written_in_the_writers_transaction_and_deleted_once_applied(app):
@@ -87,15 +107,7 @@ def test_a_row_whose_delete_ends_during_the_drain_read_is_not_applied_again(app)
     ends before the read is filtered, the row must still count as this process's
     (seen in CI: a test's own earlier write re-invalidated during its first read)."""
     outbox = manager_of(app).outbox
-    release = threading.Event()
-    delete_now = outbox.deleter.delete_now
-
-    def held(ids: list[int]) -> None:
-        release.wait(5)
-        delete_now(ids)
-
-    outbox.deleter.delete_now = held
-    try:
+    with deletes_held(outbox) as release:
         add_producto(app, "10.00")  # applied; its rows wait in the deleter
         assert outbox.deleter.unfinished()
         reader = threading.get_ident()
@@ -114,9 +126,6 @@ def test_a_row_whose_delete_ends_during_the_drain_read_is_not_applied_again(app)
                 event.remove(engine, "after_cursor_execute", delete_ends_now)
         assert release.is_set()  # the read did run while the delete was under way
         assert (ids, effects) == ([], [])
-    finally:
-        release.set()
-        outbox.deleter.delete_now = delete_now
 
 
 def _generation(app, key: str) -> int:
@@ -155,24 +164,13 @@ def test_a_drain_that_reads_rows_the_writer_applied_bumps_nothing_again(make_app
     producto_id = add_producto(writer, "10.00")
     outbox = manager_of(writer).outbox
     gen_key = manager_of(writer).gen_key("producto", producto_id)
-    release = threading.Event()
-    delete_now = outbox.deleter.delete_now
-
-    def held(ids: list[int]) -> None:
-        release.wait(5)
-        delete_now(ids)
-
-    outbox.deleter.delete_now = held
-    try:
+    with deletes_held(outbox):
         with writer.app_context():
             db.session.get(Producto, producto_id).precio = Decimal("20.00")
             db.session.commit()
         after_writer = _generation(writer, gen_key)
         assert manager_of(other).outbox.drain() > 0  # read before the writer's delete
         assert _generation(writer, gen_key) == after_writer
-    finally:
-        release.set()
-        outbox.deleter.delete_now = delete_now
     assert outbox_rows(writer) == []
 
 
