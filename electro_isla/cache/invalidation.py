@@ -2,11 +2,14 @@
 
 A commit's bumps are first recorded in its own transaction (outbox.py, by
 listeners.py); after COMMIT `apply_committed` applies them and hands the rows
-to the outbox's deleter thread. One Redis did not take stays recorded, and `catch_up` (the drain, an
-explicit step of every read) applies it in whichever process next reaches
+to the outbox's deleter thread. One Redis did not take stays recorded, and
+`catch_up` (the drain, an explicit step of every read) applies it in whichever process next reaches
 Redis. A direct `invalidate` (outside a transaction) goes through the same
-applier. Every applied bump passes `applied`: counted, logged, and sent as
-`signals.generations_bumped`, the seam live statistics hang on.
+applier. Every bump that moved a generation passes `applied`: counted, logged,
+and sent as `signals.generations_bumped`, the seam live statistics hang on. A
+row applied a second time moves nothing (redis_store.py) and sends nothing; a
+bump whose script ran but whose reply was lost (a dropped connection) is sent by
+no one, and live watchers see it at the hub's next recheck (≤ 1 s).
 """
 
 from __future__ import annotations
@@ -93,11 +96,11 @@ class Invalidation:
         generation once: the store marks each row it applied. Only the keys that
         moved are announced, so one change wakes its watchers once.
         """
-        rows: dict[str, list[int]] = defaultdict(list)
+        marks: dict[str, list[str]] = defaultdict(list)
         for e in effects:
-            rows[e.target] += [] if e.row is None else [e.row]
+            marks[e.target] += [] if e.mark is None else [e.mark]
         try:
-            moved = self.parts.store.bump(sorted(rows), rows)
+            moved = self.parts.store.bump(sorted(marks), marks)
         except ReplicationLag as lag:  # the master moved them: watchers may re-read now
             self.applied(lag.done)
             raise

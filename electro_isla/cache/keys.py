@@ -72,9 +72,9 @@ class KeySpace:
     def name_of(self, gen_key: str) -> str:
         return gen_key.removeprefix(f"{self.prefix}:gen:{{").split("}", 1)[0]
 
-    def applied_key(self, gen_key: str, row: int) -> str:
-        """The mark that outbox row `row` moved `gen_key` (the same hash tag: one slot)."""
-        return f"{self.prefix}:applied:{{{self.name_of(gen_key)}}}:{row}"
+    def applied_key(self, gen_key: str, mark: str) -> str:
+        """The mark that an outbox row (outbox.Effect.mark) moved `gen_key` (same slot)."""
+        return f"{self.prefix}:applied:{{{self.name_of(gen_key)}}}:{mark}"
 
     def stats_key(self, name: str | None = None) -> str:
         """A name's counters (its slot), or with no name the counters of operations."""

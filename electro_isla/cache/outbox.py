@@ -36,7 +36,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from flask import Flask
@@ -49,6 +49,8 @@ from electro_isla.db_types import utcnow
 
 log = logging.getLogger("electro_isla.cache")
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 class Effect(NamedTuple):
     """One thing a commit owes Redis: `kind` names who applies it."""
@@ -57,6 +59,18 @@ class Effect(NamedTuple):
     target: str
     expires_at: float | None = None  # epoch seconds, for effects that lapse (revocations)
     row: int | None = None  # its outbox row, once recorded
+    at: int | None = None  # the row's created_at in µs since the epoch: with `row`, its mark
+
+    @property
+    def mark(self) -> str | None:
+        """What names this recorded row for good: its id and when it was written (SQLite
+        gives a deleted row's id to the next row)."""
+        return None if self.row is None else f"{self.row}.{self.at}"
+
+
+def micros(when: datetime) -> int:
+    """`when` in whole microseconds since the epoch (no float rounding)."""
+    return (when - EPOCH) // timedelta(microseconds=1)
 
 
 # kind -> (app -> function applying a batch of that kind; raises a Redis error on failure)
@@ -172,8 +186,9 @@ class Outbox:
         ids = connection.execute(
             insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
         ).scalars()
+        at = micros(now)
         return [
-            Effect(e.kind, e.target, e.expires_at, int(i))
+            Effect(e.kind, e.target, e.expires_at, int(i), at)
             for e, i in zip(effects, ids, strict=True)
         ]
 
@@ -265,9 +280,9 @@ class Outbox:
     def rows(self) -> tuple[list[int], list[Effect]]:
         """(ids, effects) of the rows of this prefix this process can apply now."""
         table = _table()
-        query = select(table.c.id, table.c.kind, table.c.target, table.c.expires_at).where(
-            table.c.prefix == self.prefix
-        )
+        query = select(
+            table.c.id, table.c.kind, table.c.target, table.c.expires_at, table.c.created_at
+        ).where(table.c.prefix == self.prefix)
         # Applied by this process, delete under way. Taken *before* the read: a delete
         # that ends during the read leaves the row in the result but not in the set.
         mine = self.deleter.unfinished()
@@ -288,6 +303,7 @@ class Outbox:
                 r.target,
                 None if r.expires_at is None else r.expires_at.timestamp(),
                 int(r.id),
+                micros(r.created_at),
             )
             for r in found
         ]

@@ -158,17 +158,17 @@ class RedisStore(BackendValues):
             values = self.client.mget(keys)
         return [int(v) for v in values]
 
-    def bump(self, keys: Iterable[str], rows: Mapping[str, list[int]] | None = None) -> list[str]:
+    def bump(self, keys: Iterable[str], marks: Mapping[str, list[str]] | None = None) -> list[str]:
         """Move each generation of `keys` once, in one pipeline; the keys that moved.
 
-        A key given outbox `rows` moves only if one of them was never applied
-        (scripts.BUMP marks each): the writer's apply and a drain racing it move it
-        once. A missing counter is seeded from the clock first: INCR alone would
+        A key given the `marks` of its outbox rows (outbox.Effect.mark) moves only
+        if one of them was never applied (scripts.BUMP sets each): the writer's
+        apply and a drain racing it move it once. A missing counter is seeded from the clock first: INCR alone would
         restart it at 1, a number whose old values may still be stored. Too few
         replicas acknowledging raises ReplicationLag naming the keys that moved.
         """
-        rows = rows or {}
-        calls = [[k, *(self.keys.applied_key(k, r) for r in rows.get(k, ()))] for k in keys]
+        marks = marks or {}
+        calls = [[k, *(self.keys.applied_key(k, m) for m in marks.get(k, ()))] for k in keys]
         args = (time.time_ns(), self.gen_ttl, APPLIED_MARK_SECONDS)
 
         def fill(todo: list[list[str]]) -> Callable[[Any], None]:

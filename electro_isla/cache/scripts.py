@@ -136,13 +136,15 @@ return result
 # (keys.applied_key: the same slot). ARGV: a missing counter's seed, its lifetime, a
 # mark's lifetime. Moves the generation unless every row's mark was already there
 # (a drain racing the writer's own apply); no rows: always. Returns 1 if it moved.
+# The marks are set after the INCR: a failing INCR (a key of another type) leaves
+# none, so the row is applied again rather than taken as done.
 BUMP = """
-local fresh = #KEYS == 1
-for i = 2, #KEYS do
-  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[3]) then fresh = true end
-end
+local fresh = #KEYS == 1 or redis.call('EXISTS', unpack(KEYS, 2)) < #KEYS - 1
 if not fresh then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
 redis.call('INCR', KEYS[1])
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], '1', 'EX', ARGV[3])
+end
 return 1
 """

@@ -214,8 +214,8 @@ class LocalStore(BackendValues):
             self._sweep(now)
             return [self._generation(k, now) for k in keys]
 
-    def bump(self, keys: Iterable[str], rows: Mapping[str, list[int]] | None = None) -> list[str]:
-        """Move every generation of `keys` (no outbox here: `rows` is always empty)."""
+    def bump(self, keys: Iterable[str], marks: Mapping[str, list[str]] | None = None) -> list[str]:
+        """Move every generation of `keys` (no outbox here: `marks` is always empty)."""
         now = time.monotonic()
         keys = list(keys)
         with self._guard:

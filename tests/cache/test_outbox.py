@@ -187,6 +187,23 @@ def test_a_server_that_forgot_the_bump_script_still_takes_every_bump(app):
     assert outbox_rows(app) == []
 
 
+def test_sqlite_with_redis_moves_every_commit_though_it_gives_row_ids_again(
+    make_sqlite_app, redis_url
+):
+    """SQLite gives a deleted outbox row's id to the next row: a mark naming the id
+    alone took a later commit's bump for one already applied (A, then B, then A: the
+    third left A's generation where the first had put it)."""
+    app = make_sqlite_app(REDIS_URL=redis_url)
+    first, second = add_producto(app, "10.00"), add_producto(app, "11.00")
+    gen_key = manager_of(app).gen_key("producto", first)
+    before = _generation(app, gen_key)
+    for n, (producto, precio) in enumerate([(first, "20.00"), (second, "21.00"), (first, "22.00")]):
+        with app.app_context():
+            db.session.get(Producto, producto).precio = Decimal(precio)
+            db.session.commit()
+        assert _generation(app, gen_key) == before + (1 if n < 2 else 2), n
+
+
 def test_a_rollback_discards_the_rows_with_the_write(app):
     producto_id = add_producto(app, "10.00")
     with app.app_context():
