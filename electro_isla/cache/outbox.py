@@ -17,10 +17,10 @@ this process itself left rows behind). A row is therefore drained at most `check
 COMMIT by any process that is using Redis (sooner by its writer).
 
 Applying twice is harmless (a revocation is a set member with its expiry; a
-bump carries its row id, and Redis moves a generation once per row however
+bump carries its row's mark, and Redis moves a generation once per row however
 often it is applied: redis_store.py), so a drain may race the writer's own
-apply, and a delete that is lost costs one more apply. So the writer deletes its rows in
-one autocommitted statement that does not wait for the disk (PostgreSQL), and
+apply, and a delete that is lost costs one more apply. So the writer deletes
+its rows in one autocommitted statement that does not wait for the disk (PostgreSQL), and
 a failed delete is only logged. On PostgreSQL that statement runs off the
 request path: a per-process thread (`RowDeleter`) deletes applied rows in
 batches, so a write answers once Redis has its bumps, not after two more round

@@ -163,9 +163,10 @@ class RedisStore(BackendValues):
 
         A key given the `marks` of its outbox rows (outbox.Effect.mark) moves only
         if one of them was never applied (scripts.BUMP sets each): the writer's
-        apply and a drain racing it move it once. A missing counter is seeded from the clock first: INCR alone would
-        restart it at 1, a number whose old values may still be stored. Too few
-        replicas acknowledging raises ReplicationLag naming the keys that moved.
+        apply and a drain racing it move it once. A missing counter is seeded from
+        the clock first: INCR alone would restart it at 1, a number whose old
+        values may still be stored. Too few replicas acknowledging raises
+        ReplicationLag naming the keys that moved.
         """
         marks = marks or {}
         calls = [[k, *(self.keys.applied_key(k, m) for m in marks.get(k, ()))] for k in keys]
