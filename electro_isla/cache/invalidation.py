@@ -3,8 +3,8 @@
 A commit's bumps are first recorded in its own transaction (outbox.py, by
 listeners.py); after COMMIT `apply_committed` applies them and hands the rows
 to the outbox's deleter thread. One Redis did not take stays recorded, and
-`catch_up` (the drain, an explicit step of every read) applies it in whichever process next reaches
-Redis. A direct `invalidate` (outside a transaction) goes through the same
+`catch_up` (the drain, an explicit step of every read) applies it in whichever
+process next reaches Redis. A direct `invalidate` (outside a transaction) goes through the same
 applier. Every bump that moved a generation passes `applied`: counted, logged,
 and sent as `signals.generations_bumped`, the seam live statistics hang on. A
 row applied a second time moves nothing (redis_store.py) and sends nothing; a

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import jwt as pyjwt
 import pytest
+import redis as redis_lib
 from sqlalchemy import event, select
 
 from electro_isla.cache.models import OutboxEntry
@@ -202,6 +203,21 @@ def test_sqlite_with_redis_moves_every_commit_though_it_gives_row_ids_again(
             db.session.get(Producto, producto).precio = Decimal(precio)
             db.session.commit()
         assert _generation(app, gen_key) == before + (1 if n < 2 else 2), n
+
+
+def test_a_bump_that_fails_in_redis_leaves_its_rows_to_move_the_generation_later(app):
+    """The script marks a row only once the INCR went through: a failing INCR (a key of
+    another type) must not leave the row taken for applied when it is applied again."""
+    manager = manager_of(app)
+    key = manager.gen_key("producto", 424242)
+    with app.app_context():
+        redis = raw_redis(app)
+        redis.hset(key, "not", "a counter")
+        with pytest.raises(redis_lib.ResponseError):
+            manager.store.bump([key], {key: ["7.1"]})
+        redis.delete(key)
+        assert manager.store.bump([key], {key: ["7.1"]}) == [key]
+        assert manager.store.bump([key], {key: ["7.1"]}) == []  # now applied: once
 
 
 def test_a_rollback_discards_the_rows_with_the_write(app):

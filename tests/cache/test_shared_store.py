@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 
+import electro_isla.cache.signals as signals
 from electro_isla.shared_store import shared_store
 from electro_isla_testing.servers import RedisClusterServers
 from tests.auth.support import bearer, login, make_usuario
@@ -122,6 +123,28 @@ def test_a_wait_no_replica_acknowledges_does_not_open_the_breaker(make_app, own_
         assert login(client, "ana", WRONG).status_code == 401
     assert login(other_client, "ana", WRONG).status_code == 429
     assert breaker.closed
+
+
+def test_a_bump_no_replica_acknowledged_is_still_announced(make_app, own_redis):
+    """The master moved the generations (only the replicas lag): live watchers are told
+    now, not when the replay finds the rows already applied and moves nothing."""
+    app = make_app(REDIS_URL=own_redis.url, CACHE_WAIT_REPLICAS=1, CACHE_WAIT_TIMEOUT_MS=50)
+    producto_id = add_producto(app, "10.00")
+    _, admin = user_with_role(app, "admin")
+    announced: list[frozenset[str]] = []
+
+    def heard(_sender, names, keys) -> None:  # noqa: ANN001
+        announced.append(names)
+
+    signals.generations_bumped.connect(heard, weak=False)
+    try:
+        patch = app.test_client().patch(
+            f"/api/admin/productos/{producto_id}/", json={"precio": 12}, headers=admin
+        )
+        assert patch.status_code == 200, patch.json
+    finally:
+        signals.generations_bumped.disconnect(heard)
+    assert any("producto" in names for names in announced), announced
 
 
 def test_registering_a_script_connects_nowhere(make_app):

@@ -15,6 +15,7 @@ from redis import Redis
 from electro_isla_testing.live import seed
 from electro_isla_testing.servers import RedisServer
 from tests.live.conftest import start
+from tests.live.test_wait import etag_of, wait_headers
 
 
 def test_a_replaced_tag_is_answered_from_the_hub_with_the_current_version(fresh_db):
@@ -88,14 +89,14 @@ def test_a_wait_sent_again_with_the_hubs_tag_looks_nothing_up(fresh_db):
     try:
         site = seed(fresh_db, server.url)
         first = site.stat("reporte")
-        tag, placed = first.headers["ETag"], first.json()["resumen"]["total_pedidos"]
-        assert site.stat("reporte", extra=_held(tag, 1)).status_code == 304  # the hub holds it
+        tag, placed = etag_of(first), first.json()["resumen"]["total_pedidos"]
+        assert site.stat("reporte", extra=wait_headers(tag, 1)).status_code == 304  # hub holds it
         stats = Redis.from_url(redis.url)
         key = f"{server.prefix}:stats:{{reporte_general}}"
         before = sum(int(stats.hget(key, f) or 0) for f in ("hits", "misses"))
         woken: list[requests.Response] = []
         watcher = threading.Thread(
-            target=lambda: woken.append(site.stat("reporte", extra=_held(tag, 10)))
+            target=lambda: woken.append(site.stat("reporte", extra=wait_headers(tag, 10)))
         )
         watcher.start()
         time.sleep(0.5)
@@ -108,7 +109,3 @@ def test_a_wait_sent_again_with_the_hubs_tag_looks_nothing_up(fresh_db):
     finally:
         server.stop()
         redis.stop()
-
-
-def _held(tag: str, seconds: int) -> dict[str, str]:
-    return {"If-None-Match": tag, "Prefer": f"wait={seconds}"}
