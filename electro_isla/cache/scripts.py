@@ -136,10 +136,18 @@ return result
 # (keys.applied_key: the same slot). ARGV: a missing counter's seed, its lifetime, a
 # mark's lifetime. Moves the generation unless every row's mark was already there
 # (a drain racing the writer's own apply); no rows: always. Returns 1 if it moved.
-# The marks are set after the INCR: a failing INCR (a key of another type) leaves
-# none, so the row is applied again rather than taken as done.
+# The marks are tested one by one: a backlog after an outage holds thousands of rows
+# for one key, and Lua's unpack stops at about 8,000 values. They are set after the
+# INCR: a failing INCR (a key of another type) leaves none, so the row is applied
+# again rather than taken as done.
 BUMP = """
-local fresh = #KEYS == 1 or redis.call('EXISTS', unpack(KEYS, 2)) < #KEYS - 1
+local fresh = #KEYS == 1
+for i = 2, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then
+    fresh = true
+    break
+  end
+end
 if not fresh then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2])
 redis.call('INCR', KEYS[1])
