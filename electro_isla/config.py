@@ -86,6 +86,9 @@ class Config:
     REFRESH_TOKEN_EXPIRES = timedelta(hours=2)
     LOGIN_MAX_FAILURES = 5
     LOGIN_WINDOW_SECONDS = 60
+    # Accounts one IP may register per window (anonymous writes stay bounded).
+    REGISTER_MAX_PER_IP = 10
+    REGISTER_WINDOW_SECONDS = 3600
 
     MAX_CONTENT_LENGTH = 1024 * 1024
     # Who may read /metrics (IPs/CIDRs). Empty: everyone, outside production only;
@@ -127,6 +130,8 @@ class Config:
         "CACHE_WAIT_TIMEOUT_MS": ("CACHE_WAIT_TIMEOUT_MS", int),
         "CACHE_PENDING_CHECK_MS": ("CACHE_PENDING_CHECK_MS", int),
         "REDIS_SOCKET_TIMEOUT": ("REDIS_SOCKET_TIMEOUT", float),
+        "REGISTER_MAX_PER_IP": ("REGISTER_MAX_PER_IP", int),
+        "REGISTER_WINDOW_SECONDS": ("REGISTER_WINDOW_SECONDS", int),
         "CACHE_CIRCUIT_RESET_SECONDS": ("CACHE_CIRCUIT_RESET_SECONDS", float),
         "CACHE_KEY_PREFIX": ("CACHE_KEY_PREFIX", str),
         "CACHE_ENABLED": ("CACHE_ENABLED", bool),

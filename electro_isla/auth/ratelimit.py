@@ -1,4 +1,9 @@
-"""Login throttling: 5 failed attempts within 60 s per account or per IP -> 429.
+"""Throttling in moving windows: login failures and registrations -> 429.
+
+Login: 5 failed attempts within 60 s per account or per IP. Registration: 10
+accounts per hour from one IP (REGISTER_MAX_PER_IP, REGISTER_WINDOW_SECONDS), so
+an anonymous client cannot create accounts without bound; a refused (409)
+registration keeps its place, so it cannot probe for taken emails faster either.
 
 Each attempt *reserves* a place in both windows (the account's and the IP's)
 before the password hash is checked, in one atomic step: when either window
@@ -11,8 +16,9 @@ through a limit of 5.
 
 Windows are moving: every entry leaves the window `LOGIN_WINDOW_SECONDS`
 after its attempt, and a 429 says when the oldest one will. With
-a shared Redis (any REDIS_MODE) they are sorted sets under `<prefix>:ratelimit:{login}:`, reserved
-by one Lua script (both windows at once) and shared by every worker process;
+a shared Redis (any REDIS_MODE) they are sorted sets under `<prefix>:ratelimit:{<name>}:`,
+reserved by one Lua script (all of a request's windows at once) and shared by every
+worker process;
 without Redis, or while Redis is unreachable, each process keeps its own
 windows under a lock (degraded, but login keeps working and stays throttled).
 
@@ -40,6 +46,7 @@ from electro_isla.shared_store import REDIS_ERRORS, RedisHealth, redis_health, s
 log = logging.getLogger("electro_isla.auth")
 
 EXTENSION_KEY = "electro_isla.auth.limiter"
+REGISTER_EXTENSION_KEY = "electro_isla.auth.register_limiter"
 LOCAL_SWEEP_EVERY = 256
 
 # KEYS: the windows to reserve in. ARGV: now (epoch s), window (s), maximum, member.
@@ -146,14 +153,16 @@ class LocalWindows:
         return len(self._windows)
 
 
-class LoginLimiter:
-    def __init__(self, app: Flask) -> None:
+class WindowLimiter:
+    """At most `maximum` places per `window` seconds in each of a request's windows."""
+
+    def __init__(self, app: Flask, name: str, maximum: int, window: float) -> None:
         self.app = app
-        self.maximum = int(app.config["LOGIN_MAX_FAILURES"])
-        self.window = float(app.config["LOGIN_WINDOW_SECONDS"])
-        # One hash tag for every login window: on Redis Cluster the account's and
-        # the IP's windows share a slot, so one script reserves both.
-        self.prefix = f"{app.config['CACHE_KEY_PREFIX']}:ratelimit:{{login}}"
+        self.maximum = maximum
+        self.window = window
+        # One hash tag per limiter: on Redis Cluster all of a request's windows share
+        # a slot (the login's account and IP), so one script reserves them together.
+        self.prefix = f"{app.config['CACHE_KEY_PREFIX']}:ratelimit:{{{name}}}"
         self.local = LocalWindows()
         self.client: Any = None
         self.script: Any = None
@@ -176,9 +185,8 @@ class LoginLimiter:
         self.health.failed(f"ratelimit {action}", f"{self.prefix}:*", exc)
         log.warning("RATELIMIT %s on this process, Redis unavailable: %s", action, exc)
 
-    def reserve(self, account: str, ip: str) -> Attempt | Block:
-        """Take a place in both windows, or say how long until one frees up."""
-        keys = [self.key("account", account), self.key("ip", ip)]
+    def take(self, keys: list[str]) -> tuple[str, bool] | Block:
+        """A place in every window of `keys` ((member, in Redis?)), or how long to wait."""
         member = uuid.uuid4().hex
         now = time.time()
         if self._shared_usable():
@@ -188,13 +196,23 @@ class LoginLimiter:
                 self._redis_failed("reserving", exc)
             else:
                 self.health.worked()
-                if wait is not None:
-                    return _block(float(wait))
-                return Attempt(account, ip, member, shared=True)
+                return (member, True) if wait is None else _block(float(wait))
         wait = self.local.reserve(keys, now, self.window, self.maximum, member)
-        if wait is not None:
-            return _block(wait)
-        return Attempt(account, ip, member, shared=False)
+        return (member, False) if wait is None else _block(wait)
+
+
+class LoginLimiter(WindowLimiter):
+    def __init__(self, app: Flask) -> None:
+        maximum, window = app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_SECONDS"]
+        super().__init__(app, "login", int(maximum), float(window))
+
+    def reserve(self, account: str, ip: str) -> Attempt | Block:
+        """Take a place in both windows, or say how long until one frees up."""
+        taken = self.take([self.key("account", account), self.key("ip", ip)])
+        if isinstance(taken, Block):
+            return taken
+        member, shared = taken
+        return Attempt(account, ip, member, shared=shared)
 
     def succeeded(self, attempt: Attempt) -> None:
         """The password was right: clear the account's window, give the IP place back."""
@@ -221,5 +239,18 @@ def login_limiter(app: Flask | None = None) -> LoginLimiter:
         limiter = app.extensions.setdefault(
             EXTENSION_KEY,
             LoginLimiter(app.app_context().app),  # the app, not a proxy
+        )
+    return limiter
+
+
+def register_limiter(app: Flask | None = None) -> WindowLimiter:
+    """This app's registration limiter (one window per IP), created on first use."""
+    app = app or current_app
+    limiter = app.extensions.get(REGISTER_EXTENSION_KEY)
+    if limiter is None:
+        real = app.app_context().app  # the app, not a proxy
+        maximum, window = real.config["REGISTER_MAX_PER_IP"], real.config["REGISTER_WINDOW_SECONDS"]
+        limiter = app.extensions.setdefault(
+            REGISTER_EXTENSION_KEY, WindowLimiter(real, "register", int(maximum), float(window))
         )
     return limiter

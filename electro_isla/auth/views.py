@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 from electro_isla.auth import service
 from electro_isla.auth import tokens as _tokens  # noqa: F401  (installs the JWT callbacks)
 from electro_isla.auth.permissions import current_actor, login_required
-from electro_isla.auth.ratelimit import Block, account_key, login_limiter
+from electro_isla.auth.ratelimit import Block, account_key, login_limiter, register_limiter
 from electro_isla.auth.schemas import (
     LoginBlockedSchema,
     LoginResponseSchema,
@@ -95,8 +95,20 @@ class Register(MethodView):
     @blp.arguments(RegisterSchema)
     @blp.response(201, RegisterResponseSchema)
     @blp.alt_response(409, response="CONFLICT")
+    @blp.alt_response(
+        429, response="TOO_MANY_REQUESTS", headers={"Retry-After": {"schema": {"type": "integer"}}}
+    )
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
-        """Create an account (always rol `cliente`)"""
+        """Create an account (always rol `cliente`); at most REGISTER_MAX_PER_IP per window"""
+        limiter = register_limiter()
+        taken = limiter.take([limiter.key("ip", request.remote_addr or "unknown")])
+        if isinstance(taken, Block):
+            abort(
+                429,
+                message=f"Too many accounts registered from this address; "
+                f"try again in {taken.seconds} s.",
+                headers={"Retry-After": str(taken.seconds)},
+            )
         try:
             usuario = service.register_usuario(data)
         except service.DuplicateUsuario as exc:
