@@ -92,12 +92,24 @@ def listar_usuarios(
 
 
 def actualizar_usuario(actor: Actor, usuario_id: int, cambios: dict[str, Any]) -> Usuario:
-    """Staff edit of a usuario. A trabajador can neither touch an admin nor make one."""
+    """Staff edit of a usuario. A trabajador can neither touch an admin nor make one.
+
+    Nobody deactivates their own account or changes their own role: the only admin
+    doing so would lock every admin out, and nothing in the API could undo it.
+    """
     usuario = db.session.get(Usuario, usuario_id)
     if usuario is None:
         abort(404, message="Usuario not found.")
     if actor.rol != "admin" and (usuario.rol == "admin" or cambios.get("rol") == "admin"):
         abort(403, message="Only an admin can edit an admin or grant the admin role.")
+    if usuario.id == actor.id and (
+        cambios.get("rol", usuario.rol) != usuario.rol
+        or cambios.get("is_active", usuario.is_active) != usuario.is_active
+    ):
+        abort(
+            403,
+            message="You cannot deactivate your own account or change its role; another admin can.",
+        )
     for field, value in cambios.items():
         setattr(usuario, field, value)
     db.session.commit()

@@ -49,7 +49,9 @@ class UsuarioById(MethodView):
     @blp.response(200, UsuarioSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")
     @blp.alt_response(
-        403, schema="Error", description="Not staff, or a trabajador touching an admin"
+        403,
+        schema="Error",
+        description="Not staff, a trabajador touching an admin, or one's own role or activation",
     )
     @blp.alt_response(404, schema="Error", description="Unknown usuario")
     def patch(self, cambios: dict[str, Any], usuario_id: int):

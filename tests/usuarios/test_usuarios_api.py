@@ -202,6 +202,23 @@ def test_trabajador_may_not_edit_an_admin_nor_grant_admin(app, client):
     assert snapshot(app, cliente) == before_cliente
 
 
+@pytest.mark.parametrize("rol", ["admin", "trabajador"])
+def test_nobody_deactivates_or_demotes_their_own_account(app, client, rol):
+    """The only admin deactivating or demoting themselves locked every admin out, with
+    nothing in the API to undo it (found by a new-user probe)."""
+    me, headers = user_with_role(app, rol, first_name="Yo")
+    before = snapshot(app, me)
+    for body in ({"is_active": False}, {"rol": "cliente"}, {"rol": "mensajero", "first_name": "X"}):
+        response = client.patch(f"/api/admin/users/{me}/", json=body, headers=headers)
+        assert response.status_code == 403, (body, response.json)
+        assert "your own account" in response.json["message"]
+    assert snapshot(app, me) == before
+    # Their own names, and values left as they are, can still be sent.
+    body = {"first_name": "Nueva", "rol": rol, "is_active": True}
+    assert client.patch(f"/api/admin/users/{me}/", json=body, headers=headers).status_code == 200
+    assert snapshot(app, me)["first_name"] == "Nueva"
+
+
 @pytest.mark.parametrize(("rol", "status"), [("mensajero", 403), ("cliente", 403), (None, 401)])
 def test_patch_user_denied(app, client, rol, status):
     target = make_usuario(app, rol="cliente", first_name="Igual")
