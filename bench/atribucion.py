@@ -19,8 +19,9 @@ seeded as filas_calientes seeds it, bench/pgbench/pedido.sql at `--clients` for
 
 Each variant's functions are swapped with CREATE OR REPLACE in the throwaway
 database and put back after the cell. Per cell: tps, and the server's CPU per
-order (the postmaster's reaped children: every backend of the cell, autovacuum,
-the WAL writer) when its data directory is readable.
+order (the postmaster's children that exited during the cell: every backend of
+the cell and autovacuum workers, not the WAL writer or checkpointer, which live
+on) when its data directory is readable.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def main() -> None:
                         conn.execute("SELECT estadisticas_plegar()")  # the next cell starts alike
                         print(
                             f"  round {r} {variant:<14} {tps:8.1f} tps"
-                            + (f"  {cpu:5.0f} µs server CPU per order" if cpu else "")
+                            + (f"  {cpu:5.0f} µs server CPU per order" if cpu is not None else "")
                             + f"  load {load:.1f}",
                             flush=True,
                         )

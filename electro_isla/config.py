@@ -161,6 +161,12 @@ class Config:
         uri = config["SQLALCHEMY_DATABASE_URI"]
         if uri.startswith("sqlite:///") and uri != "sqlite://":
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        for name in ("LOGIN_MAX_FAILURES", "REGISTER_MAX_PER_IP"):
+            if int(config[name]) < 1:  # 0 would refuse nobody's place: every request a 500
+                raise ValueError(f"{name} must be at least 1, not {config[name]!r}")
+        for name in ("LOGIN_WINDOW_SECONDS", "REGISTER_WINDOW_SECONDS"):
+            if float(config[name]) <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds")
         if not config.get("SECRET_KEY"):
             warnings.warn(
                 "SECRET_KEY is not set: using a random key; tokens die with the process",

@@ -96,7 +96,10 @@ class Register(MethodView):
     @blp.response(201, RegisterResponseSchema)
     @blp.alt_response(409, response="CONFLICT")
     @blp.alt_response(
-        429, response="TOO_MANY_REQUESTS", headers={"Retry-After": {"schema": {"type": "integer"}}}
+        429,
+        schema="Error",
+        description="Too many accounts registered from this address (REGISTER_MAX_PER_IP)",
+        headers={"Retry-After": {"schema": {"type": "integer"}}},
     )
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create an account (always rol `cliente`); at most REGISTER_MAX_PER_IP per window"""

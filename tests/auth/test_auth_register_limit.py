@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+from electro_isla import create_app
 from electro_isla.cache import shared_redis
-from electro_isla.config import Config
+from electro_isla.config import Config, TestConfig
 from electro_isla.usuarios.models import Usuario
 from tests.auth.support import count
 
@@ -69,3 +72,29 @@ def test_without_redis_each_process_still_throttles(make_sqlite_app):
     assert register(client, 1, "10.23.0.1").status_code == 201
     assert_429(register(client, 2, "10.23.0.1"), 3600)
     assert count(app, Usuario) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REGISTER_MAX_PER_IP", "0"),
+        ("LOGIN_MAX_FAILURES", "0"),
+        ("REGISTER_WINDOW_SECONDS", "0"),
+    ],
+)
+def test_a_limit_that_would_refuse_no_place_is_refused_at_start(monkeypatch, name, value):
+    """0 looked like a way to close registration; it made every registration a 500
+    (and, with Redis, opened the cache's breaker): found in review."""
+    if name.startswith("REGISTER"):
+        monkeypatch.setenv(name, value)  # as an operator would set it
+        overrides = {}
+    else:
+        overrides = {name: int(value)}  # not read from the environment
+    with pytest.raises(ValueError, match=name):
+        create_app(TestConfig, overrides)
+
+
+def test_the_429_and_its_retry_after_are_in_the_openapi_document(app):
+    doc = app.test_client().get("/api/openapi.json").json
+    refused = doc["paths"]["/api/auth/register/"]["post"]["responses"]["429"]
+    assert "Retry-After" in refused.get("headers", {}), refused
