@@ -50,6 +50,8 @@ from electro_isla.db_types import utcnow
 log = logging.getLogger("electro_isla.cache")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Rows a drain reads and applies at a time.
+DRAIN_PAGE = 5_000
 
 
 class Effect(NamedTuple):
@@ -279,19 +281,30 @@ class Outbox:
 
     def rows(self) -> tuple[list[int], list[Effect]]:
         """(ids, effects) of the rows of this prefix this process can apply now."""
-        table = _table()
-        query = select(
-            table.c.id, table.c.kind, table.c.target, table.c.expires_at, table.c.created_at
-        ).where(table.c.prefix == self.prefix)
         # Applied by this process, delete under way. Taken *before* the read: a delete
         # that ends during the read leaves the row in the result but not in the set.
         mine = self.deleter.unfinished()
+        found = self._read()
+        return self._applicable(found or [], mine)
+
+    def _read(self, after: int = 0, limit: int | None = None) -> list[Any] | None:
+        """This prefix's rows after id `after`, in id order, at most `limit`; None on error."""
+        table = _table()
+        query = (
+            select(table.c.id, table.c.kind, table.c.target, table.c.expires_at, table.c.created_at)
+            .where(table.c.prefix == self.prefix, table.c.id > after)
+            .order_by(table.c.id)
+            .limit(limit)
+        )
         try:
             with self._engine().connect() as conn:
-                found = conn.execute(query).all()
+                return list(conn.execute(query).all())
         except SQLAlchemyError as exc:
             log.warning("ERROR outbox read: %s", type(exc).__name__)
-            return [], []
+            return None
+
+    def _applicable(self, found: list[Any], mine: set[int]) -> tuple[list[int], list[Effect]]:
+        """The rows read that are not this process's deletes under way, of known kinds."""
         unknown = {r.kind for r in found} - set(_APPLIERS)
         if unknown:  # e.g. a newer release's kind during a rolling deploy: left to it
             log.warning("outbox: rows of kind(s) %s left to a process that applies them", unknown)
@@ -310,14 +323,30 @@ class Outbox:
         return ids, effects
 
     def drain(self) -> int:
-        """Apply and delete what is waiting (raises a Redis error, leaving it); how many."""
-        ids, effects = self.rows()
-        if not ids:
+        """Apply and delete what is waiting, DRAIN_PAGE rows at a time (raises a Redis
+        error, leaving the rest); how many were applied.
+
+        Paged so that a long outage's backlog is never held whole in a worker's memory
+        nor sent to Redis as one script call.
+        """
+        applied, after = 0, 0
+        while True:
+            mine = self.deleter.unfinished()  # before the read, as in rows()
+            found = self._read(after, DRAIN_PAGE)
+            if found is None:
+                break
+            ids, effects = self._applicable(found, mine)
+            if ids:
+                self.apply(effects)
+                applied += len(ids)
+            if len(found) < DRAIN_PAGE:
+                break
+            after = int(found[-1].id)
+        if not applied:
             self._nonempty = False
             return 0
-        self.apply(effects)
         self._next_check = 0.0  # look again soon: rows may have arrived meanwhile
-        return len(ids)
+        return applied
 
     def count(self) -> int:
         """Rows of this prefix waiting now (for stats and tests; one query).

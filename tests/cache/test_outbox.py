@@ -12,6 +12,7 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import event, select
 
+from electro_isla.cache import outbox as outbox_module
 from electro_isla.cache.models import OutboxEntry
 from electro_isla.cache.outbox import Effect, Outbox, register_applier
 from electro_isla.catalogo.models import Producto
@@ -220,11 +221,12 @@ def test_a_bump_that_fails_in_redis_leaves_its_rows_to_move_the_generation_later
         assert manager.store.bump([key], {key: ["7.1"]}) == []  # now applied: once
 
 
-def test_a_backlog_of_rows_for_one_generation_drains_in_one_bump(app):
+def test_a_backlog_of_rows_for_one_generation_drains_in_one_bump(app, monkeypatch):
     """Every order bumps the same name-level generations, so a Redis outage of a few
     minutes leaves thousands of rows for one key. Redis's Lua cannot `unpack` 8,000
     values: the script must test the marks one by one, or that backlog never drains
     and the breaker keeps the cache bypassed (found in review)."""
+    monkeypatch.setattr(outbox_module, "DRAIN_PAGE", 10_000, raising=False)  # one page
     manager = manager_of(app)
     gen_key = manager.gen_key("producto", 515151)
     with app.app_context():
@@ -233,6 +235,25 @@ def test_a_backlog_of_rows_for_one_generation_drains_in_one_bump(app):
         assert manager.outbox.drain() == 8_000
         manager.outbox.deleter.settle()
         assert int(raw_redis(app).get(gen_key)) == 6
+    assert outbox_rows(app) == []
+
+
+def test_a_backlog_is_drained_a_page_at_a_time(app, monkeypatch):
+    """A long outage's backlog is read and sent to Redis in pages, not all at once
+    (one worker held every row in memory and sent Redis one script call per key)."""
+    monkeypatch.setattr(outbox_module, "DRAIN_PAGE", 10, raising=False)
+    manager = manager_of(app)
+    keys = [manager.gen_key("producto", 616100 + n) for n in range(25)]
+    batches: list[int] = []
+    previous = register_applier("bump", lambda a: lambda batch: batches.append(len(batch)))
+    try:
+        with app.app_context():
+            manager.outbox.add([Effect("bump", key) for key in keys])
+            assert manager.outbox.drain() == 25
+            manager.outbox.deleter.settle()
+    finally:
+        register_applier("bump", previous)
+    assert batches == [10, 10, 5]
     assert outbox_rows(app) == []
 
 
