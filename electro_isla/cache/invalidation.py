@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import electro_isla.cache.signals as signals
-from electro_isla.cache.outbox import Effect, Outbox
+from electro_isla.cache.outbox import Effect, Outbox, OutboxUnreadable
 from electro_isla.cache.stores import Parts
 from electro_isla.shared_store import REDIS_ERRORS, ReplicationLag
 
@@ -145,6 +145,8 @@ class Invalidation:
         except REDIS_ERRORS as exc:
             self.parts.counting.failed("invalidate", "pending", exc)
             return False
+        except OutboxUnreadable:
+            return False  # the database's trouble, not Redis's: the breaker is left alone
         self.parts.breaker.success()
         if drained:
             log.info("INVALIDATE replayed %d pending effect(s)", drained)

@@ -54,6 +54,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DRAIN_PAGE = 5_000
 
 
+class OutboxUnreadable(Exception):
+    """The table could not be read: what it holds is unknown, so Redis is not trusted."""
+
+
 class Effect(NamedTuple):
     """One thing a commit owes Redis: `kind` names who applies it."""
 
@@ -323,18 +327,19 @@ class Outbox:
         return ids, effects
 
     def drain(self) -> int:
-        """Apply and delete what is waiting, DRAIN_PAGE rows at a time (raises a Redis
-        error, leaving the rest); how many were applied.
+        """Apply and delete what is waiting, DRAIN_PAGE rows at a time; how many.
 
-        Paged so that a long outage's backlog is never held whole in a worker's memory
-        nor sent to Redis as one script call.
+        Raises a Redis error, or OutboxUnreadable when a page cannot be read, leaving
+        the rest for the next drain. Paged so that a long outage's backlog is never
+        held whole in a worker's memory nor sent to Redis as one script call.
         """
         applied, after = 0, 0
         while True:
             mine = self.deleter.unfinished()  # before the read, as in rows()
             found = self._read(after, DRAIN_PAGE)
             if found is None:
-                break
+                self._next_check = 0.0
+                raise OutboxUnreadable(f"{applied} row(s) applied before the read failed")
             ids, effects = self._applicable(found, mine)
             if ids:
                 self.apply(effects)

@@ -11,6 +11,7 @@ import jwt as pyjwt
 import pytest
 import redis as redis_lib
 from sqlalchemy import event, select
+from sqlalchemy import exc as sqlalchemy_exc
 
 from electro_isla.cache import outbox as outbox_module
 from electro_isla.cache.models import OutboxEntry
@@ -254,6 +255,37 @@ def test_a_backlog_is_drained_a_page_at_a_time(app, monkeypatch):
     finally:
         register_applier("bump", previous)
     assert batches == [10, 10, 5]
+    assert outbox_rows(app) == []
+
+
+def test_a_page_that_cannot_be_read_leaves_redis_untrusted(app, monkeypatch):
+    """Page 1 applied, page 2's read fails: the drain must not pass for complete, or
+    the caller trusts Redis with bumps and revocations still in the table (found in
+    review: it returned 10 and catch_up said True)."""
+    monkeypatch.setattr(outbox_module, "DRAIN_PAGE", 10, raising=False)
+    manager = manager_of(app)
+    keys = [manager.gen_key("producto", 626200 + n) for n in range(25)]
+    with app.app_context():
+        engine = db.engine
+        manager.outbox.add([Effect("bump", key) for key in keys])
+    reads: list[str] = []
+
+    def second_read_fails(conn, cursor, statement, *args) -> None:  # noqa: ANN001, ANN002
+        if "FROM cache_pending" in statement and "ORDER BY" in statement:  # a page
+            reads.append(statement)
+            if len(reads) == 2:
+                raise sqlalchemy_exc.OperationalError(statement, {}, Exception("gone"))
+
+    event.listen(engine, "before_cursor_execute", second_read_fails)
+    try:
+        with app.app_context():
+            assert manager.invalidation.catch_up() is False
+    finally:
+        event.remove(engine, "before_cursor_execute", second_read_fails)
+    assert len(reads) == 2 and len(outbox_rows(app)) == 15  # page 1 was applied
+    with app.app_context():
+        assert manager.invalidation.catch_up() is True  # the next one finishes the drain
+        manager.outbox.deleter.settle()
     assert outbox_rows(app) == []
 
 
