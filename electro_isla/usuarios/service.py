@@ -110,10 +110,30 @@ def actualizar_usuario(actor: Actor, usuario_id: int, cambios: dict[str, Any]) -
             403,
             message="You cannot deactivate your own account or change its role; another admin can.",
         )
+    if usuario.rol == "admin" and usuario.is_active and not _sigue_admin(cambios):
+        _otro_admin_activo(usuario.id)
     for field, value in cambios.items():
         setattr(usuario, field, value)
     db.session.commit()
     return usuario
+
+
+def _sigue_admin(cambios: dict[str, Any]) -> bool:
+    return cambios.get("rol", "admin") == "admin" and cambios.get("is_active", True) is True
+
+
+def _otro_admin_activo(usuario_id: int) -> None:
+    """409 unless another active admin remains. The active admins are locked until
+    COMMIT, so two admins deactivating each other at once cannot both pass: the
+    second waits, then sees the first's change."""
+    activos = db.session.scalars(
+        select(Usuario.id)
+        .where(Usuario.rol == "admin", Usuario.is_active.is_(True))
+        .with_for_update()
+    ).all()
+    if not set(activos) - {usuario_id}:
+        db.session.rollback()
+        abort(409, message="The last active admin cannot be deactivated or demoted.")
 
 
 def actualizar_perfil(usuario_id: int, cambios: dict[str, Any]) -> Usuario:

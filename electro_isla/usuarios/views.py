@@ -54,6 +54,7 @@ class UsuarioById(MethodView):
         description="Not staff, a trabajador touching an admin, or one's own role or activation",
     )
     @blp.alt_response(404, schema="Error", description="Unknown usuario")
+    @blp.alt_response(409, schema="Error", description="It would leave no active admin")
     def patch(self, cambios: dict[str, Any], usuario_id: int):
         """Change a usuario's role, activation or name (staff)."""
         return service.actualizar_usuario(current_actor(), usuario_id, cambios)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from sqlalchemy import text
 
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
@@ -217,6 +220,32 @@ def test_nobody_deactivates_or_demotes_their_own_account(app, client, rol):
     body = {"first_name": "Nueva", "rol": rol, "is_active": True}
     assert client.patch(f"/api/admin/users/{me}/", json=body, headers=headers).status_code == 200
     assert snapshot(app, me)["first_name"] == "Nueva"
+
+
+def test_two_admins_deactivating_each_other_at_once_leave_one_active(app, client):
+    """A deactivates B while B deactivates A: each passes the self check, and without
+    a lock both commit and no admin is left. Here A's change is an open transaction
+    committed half a second into B's request: B's request must wait for it and refuse."""
+    a, _ = user_with_role(app, "admin")
+    b, b_headers = user_with_role(app, "admin")
+    with app.app_context():
+        engine = _db.engine
+    conn = engine.connect()
+    a_request = conn.begin()
+    conn.execute(text("UPDATE usuarios SET is_active = false WHERE id = :b"), {"b": b})
+    commit_later = threading.Timer(0.5, a_request.commit)
+    commit_later.start()
+    try:
+        response = client.patch(
+            f"/api/admin/users/{a}/", json={"is_active": False}, headers=b_headers
+        )
+    finally:
+        commit_later.join()
+        conn.close()
+    assert response.status_code == 409, response.json
+    assert "last active admin" in response.json["message"]
+    assert snapshot(app, a)["is_active"] is True
+    assert snapshot(app, b)["is_active"] is False
 
 
 @pytest.mark.parametrize(("rol", "status"), [("mensajero", 403), ("cliente", 403), (None, 401)])
