@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import text
@@ -224,8 +225,9 @@ def test_nobody_deactivates_or_demotes_their_own_account(app, client, rol):
 
 def test_two_admins_deactivating_each_other_at_once_leave_one_active(app, client):
     """A deactivates B while B deactivates A: each passes the self check, and without
-    a lock both commit and no admin is left. Here A's change is an open transaction
-    committed half a second into B's request: B's request must wait for it and refuse."""
+    a lock both commit and no admin is left. Here A's change is an open transaction,
+    committed once B's request waits on a lock (or after 5 s: the old code never
+    waits): B's request must then see it and refuse."""
     a, _ = user_with_role(app, "admin")
     b, b_headers = user_with_role(app, "admin")
     with app.app_context():
@@ -233,7 +235,19 @@ def test_two_admins_deactivating_each_other_at_once_leave_one_active(app, client
     conn = engine.connect()
     a_request = conn.begin()
     conn.execute(text("UPDATE usuarios SET is_active = false WHERE id = :b"), {"b": b})
-    commit_later = threading.Timer(0.5, a_request.commit)
+
+    def commit_once_waited_on() -> None:
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not watcher.execute(waiting).scalar():
+                time.sleep(0.02)
+        a_request.commit()
+
+    commit_later = threading.Thread(target=commit_once_waited_on)
     commit_later.start()
     try:
         response = client.patch(
