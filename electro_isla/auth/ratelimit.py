@@ -35,6 +35,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -233,24 +234,23 @@ class LoginLimiter(WindowLimiter):
 
 def login_limiter(app: Flask | None = None) -> LoginLimiter:
     """This app's login limiter, created on first use."""
-    app = app or current_app
-    limiter = app.extensions.get(EXTENSION_KEY)
-    if limiter is None:
-        limiter = app.extensions.setdefault(
-            EXTENSION_KEY,
-            LoginLimiter(app.app_context().app),  # the app, not a proxy
-        )
-    return limiter
+    return _per_app(app, EXTENSION_KEY, LoginLimiter)
 
 
 def register_limiter(app: Flask | None = None) -> WindowLimiter:
     """This app's registration limiter (one window per IP), created on first use."""
-    app = app or current_app
-    limiter = app.extensions.get(REGISTER_EXTENSION_KEY)
-    if limiter is None:
-        real = app.app_context().app  # the app, not a proxy
+
+    def make(real: Flask) -> WindowLimiter:
         maximum, window = real.config["REGISTER_MAX_PER_IP"], real.config["REGISTER_WINDOW_SECONDS"]
-        limiter = app.extensions.setdefault(
-            REGISTER_EXTENSION_KEY, WindowLimiter(real, "register", int(maximum), float(window))
-        )
+        return WindowLimiter(real, "register", int(maximum), float(window))
+
+    return _per_app(app, REGISTER_EXTENSION_KEY, make)
+
+
+def _per_app(app: Flask | None, key: str, make: Callable[[Flask], Any]) -> Any:
+    """app.extensions[key], made from the app (not a proxy) the first time."""
+    app = app or current_app
+    limiter = app.extensions.get(key)
+    if limiter is None:
+        limiter = app.extensions.setdefault(key, make(app.app_context().app))
     return limiter

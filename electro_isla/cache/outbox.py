@@ -285,13 +285,24 @@ class Outbox:
 
     def rows(self) -> tuple[list[int], list[Effect]]:
         """(ids, effects) of the rows of this prefix this process can apply now."""
+        page = self._page()
+        return ([], []) if page is None else page[1:]
+
+    def _page(
+        self, after: int = 0, limit: int | None = None
+    ) -> tuple[int | None, list[int], list[Effect]] | None:
+        """(last id read, if `limit` rows were read, else None; ids; effects) of the
+        rows after id `after` this process can apply now; None if the read failed."""
         # Applied by this process, delete under way. Taken *before* the read: a delete
         # that ends during the read leaves the row in the result but not in the set.
         mine = self.deleter.unfinished()
-        found = self._read()
-        return self._applicable(found or [], mine)
+        found = self._read(after, limit)
+        if found is None:
+            return None
+        full = limit is not None and len(found) == limit
+        return (int(found[-1].id) if full else None, *self._applicable(found, mine))
 
-    def _read(self, after: int = 0, limit: int | None = None) -> list[Any] | None:
+    def _read(self, after: int, limit: int | None) -> list[Any] | None:
         """This prefix's rows after id `after`, in id order, at most `limit`; None on error."""
         table = _table()
         query = (
@@ -334,19 +345,15 @@ class Outbox:
         held whole in a worker's memory nor sent to Redis as one script call.
         """
         applied, after = 0, 0
-        while True:
-            mine = self.deleter.unfinished()  # before the read, as in rows()
-            found = self._read(after, DRAIN_PAGE)
-            if found is None:
+        while after is not None:
+            page = self._page(after, DRAIN_PAGE)
+            if page is None:
                 self._next_check = 0.0
                 raise OutboxUnreadable(f"{applied} row(s) applied before the read failed")
-            ids, effects = self._applicable(found, mine)
+            after, ids, effects = page
             if ids:
                 self.apply(effects)
                 applied += len(ids)
-            if len(found) < DRAIN_PAGE:
-                break
-            after = int(found[-1].id)
         if not applied:
             self._nonempty = False
             return 0
