@@ -34,6 +34,10 @@ class Config:
     REDIS_SENTINELS = ""
     REDIS_SENTINEL_MASTER = "mymaster"
     REDIS_SENTINEL_PASSWORD: str | None = None
+    # How often each process asks the sentinels where the master is (0: only when
+    # a connection opens, as plain redis-py): a warm pool must not keep reading an
+    # old master that stays up after a failover (shared_store/sentinel.py).
+    REDIS_SENTINEL_CHECK_MS = 500
     REDIS_PASSWORD: str | None = None
     REDIS_DB = 0
     # Short timeouts: a hung Redis must cost milliseconds per request, not seconds.
@@ -124,6 +128,7 @@ class Config:
         "REDIS_SENTINELS": ("REDIS_SENTINELS", str),
         "REDIS_SENTINEL_MASTER": ("REDIS_SENTINEL_MASTER", str),
         "REDIS_SENTINEL_PASSWORD": ("REDIS_SENTINEL_PASSWORD", str),
+        "REDIS_SENTINEL_CHECK_MS": ("REDIS_SENTINEL_CHECK_MS", int),
         "REDIS_PASSWORD": ("REDIS_PASSWORD", str),
         "REDIS_DB": ("REDIS_DB", int),
         "CACHE_WAIT_REPLICAS": ("CACHE_WAIT_REPLICAS", int),

@@ -46,6 +46,7 @@ from electro_isla.estadisticas.registro import CACHEADOS
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.live.fetcher import Fetcher
 from electro_isla.live.interest import Interest
+from electro_isla.shared_store import shared_store
 
 log = logging.getLogger("electro_isla.live")
 
@@ -113,6 +114,7 @@ class LiveHub:
         # counter moved without being fetched (nobody wants it) is in `_behind`.
         self._seen: dict[str, tuple[Any, str]] = {}
         self._behind: frozenset[str] = frozenset()
+        self._switches = 0  # Sentinel master changes seen by the last refresh
         self.interest = Interest(
             STATS,
             float(app.config["LIVE_READ_REFRESH_SECONDS"]),
@@ -237,6 +239,13 @@ class LiveHub:
         with self._refresh_lock, self.app.app_context():
             self._refresh_started = time.monotonic()
             mes = meses().actual  # a new month is a new window, without any bump
+            switches = shared_store(self.app).master_switches()
+            if switches != self._switches:
+                # A Sentinel failover this process followed: a fetch around it may have
+                # paired the new master's counters with the old master's figures, so
+                # everything counts as moved once (a HIT each when nothing did).
+                self._switches = switches
+                self._seen.clear()
             gens = self._read_generations()
             now = time.monotonic()
             if gens is not None:
@@ -370,12 +379,19 @@ class LiveHub:
         pubsub = None
         retry_at = 0.0
         next_check = 0.0
+        subscribed_at = 0  # the master switches when the subscription was made
         while not self.stopping:
             if not self.alive():
                 self.stop()
                 break
             now = time.monotonic()
+            switches = shared_store(self.app).master_switches()
+            if pubsub is not None and switches != subscribed_at:
+                # Subscribed on the old master: the new one's messages do not reach it.
+                self._close(pubsub)
+                pubsub, retry_at = None, now
             if self.shared and pubsub is None and now >= retry_at:
+                subscribed_at = switches
                 try:
                     pubsub = self._subscribe()
                 except REDIS_ERRORS as exc:

@@ -54,6 +54,13 @@ class SharedStore:
         """True while this process uses the configured Redis: built and circuit closed."""
         return self.client is not None and self.client.built and self.breaker.closed
 
+    def master_switches(self) -> int:
+        """Sentinel master changes this process followed (0 in other modes, or not built)."""
+        if self.client is None or not self.client.built:
+            return 0
+        pool = getattr(self.client.resolve(), "connection_pool", None)
+        return int(getattr(pool, "switches", 0))
+
 
 def register_shared_store(app: Flask) -> SharedStore:
     """Create this app's shared store (nothing connects yet)."""

@@ -2,7 +2,8 @@
 
 - `standalone`: `REDIS_URL`.
 - `sentinel`: `REDIS_SENTINELS=host:port,…` and `REDIS_SENTINEL_MASTER` (no
-  `REDIS_URL`), with `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`, `REDIS_DB`.
+  `REDIS_URL`), with `REDIS_PASSWORD`, `REDIS_SENTINEL_PASSWORD`, `REDIS_DB`; the
+  pool asks the sentinels again every `REDIS_SENTINEL_CHECK_MS` (sentinel.py).
 - `cluster`: `REDIS_URL` naming one or more startup nodes, as `redis://h:p[/0]`,
   `redis://h:p,h:p` or plain `h:p,h:p` (a cluster has only db 0).
 
@@ -26,6 +27,7 @@ from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from electro_isla.shared_store.lazy import LazyClient
+from electro_isla.shared_store.sentinel import FollowingPool
 
 MODES = ("standalone", "sentinel", "cluster")
 
@@ -91,6 +93,8 @@ def build_client(config: dict[str, Any]) -> Redis | RedisCluster | None:
         return sentinel.master_for(
             config["REDIS_SENTINEL_MASTER"],
             redis_class=Redis,
+            connection_pool_class=FollowingPool,
+            check_every=int(config.get("REDIS_SENTINEL_CHECK_MS", 500)) / 1000,
             db=int(config.get("REDIS_DB") or 0),
             password=password,
             retry=_no_retry(),

@@ -15,7 +15,7 @@ import redis as redis_lib
 from electro_isla.cache import cache_manager, shared_redis
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
-from electro_isla.shared_store import ReplicationLag
+from electro_isla.shared_store import ReplicationLag, shared_store
 from electro_isla_testing.servers import SentinelSet
 from tests.auth.support import failed_logins_through_two_apps
 from tests.cache.support import add_producto, manager_of
@@ -175,6 +175,9 @@ def test_bumps_on_the_old_master_during_a_failover_are_not_lost(make_app, tmp_pa
             "REDIS_SENTINEL_MASTER": servers.service,
             "CACHE_CIRCUIT_RESET_SECONDS": 0.3,
             "CACHE_WAIT_TIMEOUT_MS": 100,
+            # The pools stay on the old master (they would follow it within this
+            # interval otherwise): what a process meets before it notices the move.
+            "REDIS_SENTINEL_CHECK_MS": 0,
         }
         real = make_app(
             **common, CACHE_KEY_PREFIX=f"{tmp_path.name}r", CACHE_PENDING_DIR=str(tmp_path / "r")
@@ -227,6 +230,44 @@ def test_bumps_on_the_old_master_during_a_failover_are_not_lost(make_app, tmp_pa
             return manager_of(real).pending_invalidations == 0
 
         _wait_for(replayed, 10, "the replay acknowledged")
+    finally:
+        servers.stop()
+
+
+@pytest.mark.slow
+def test_a_warm_pool_follows_a_failover_that_the_old_master_survives(make_app):
+    """SENTINEL FAILOVER leaves the old master up, and a master, for about 10 s.
+
+    A pool that only asks the sentinels when it opens a connection keeps reading
+    the old master all that time: here it would read "before" where the new
+    master has "after" (a bump another process made there, in real life). The
+    pool asks every REDIS_SENTINEL_CHECK_MS and follows within about that.
+    """
+    servers = SentinelSet().start()
+    try:
+        app = make_app(
+            REDIS_URL=None,
+            REDIS_MODE="sentinel",
+            REDIS_SENTINELS=servers.sentinel_hosts,
+            REDIS_SENTINEL_MASTER=servers.service,
+            REDIS_SENTINEL_CHECK_MS=200,
+        )
+        client = shared_redis(app)
+        client.set("figures", "before")  # a connection to the old master, idle in the pool
+        old_master, old_replica = servers.master.port, servers.replica.port
+        redis_lib.Redis(port=servers.sentinels[0].port, socket_timeout=2).execute_command(
+            "SENTINEL", "FAILOVER", servers.service
+        )
+        _wait_for(lambda: servers.master_port() == old_replica, 20, "the promotion")
+        redis_lib.Redis(port=old_replica).set("figures", "after")
+        started = time.monotonic()
+        _wait_for(lambda: client.get("figures") == b"after", 5, "the pool on the new master")
+        followed = time.monotonic() - started
+        old_role = redis_lib.Redis(port=old_master, socket_timeout=1).execute_command("ROLE")[0]
+        assert old_role == b"master", "the old master was demoted already: nothing was shown"
+        assert followed < 1.5, f"followed after {followed:.2f}s"
+        assert client.connection_pool.switches == 1
+        assert shared_store(app).master_switches() == 1
     finally:
         servers.stop()
 

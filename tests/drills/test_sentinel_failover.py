@@ -7,8 +7,9 @@ completed, every product is read back and compared with the database: 0 stale,
 no 5xx, no request over 1 s outside the election, HITs again within seconds.
 
 Both drills fail without the WAIT (CACHE_WAIT_REPLICAS=0 in the environment):
-36 of 40 products served stale as HIT after SENTINEL FAILOVER (the PATCHes
-the old master took after the promotion, thrown away by its resync), and the
+16 of 40 products served stale as HIT after SENTINEL FAILOVER (the PATCHes
+the old master took after the promotion, thrown away by its resync; 36 before
+the pools asked the sentinels every REDIS_SENTINEL_CHECK_MS), and the
 PATCHed product stale after kill -9 with a lagging replica.
 """
 

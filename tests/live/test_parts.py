@@ -13,6 +13,7 @@ from electro_isla.live.hub import STATS, LiveHub, Version, digest_of
 from electro_isla.live.recheck import Rechecks
 from electro_isla.live.stream import parse_resume, resume_token
 from electro_isla.live.wait import requested_wait
+from electro_isla.shared_store import SharedStore
 
 
 @pytest.mark.parametrize(
@@ -131,6 +132,33 @@ def test_the_statistics_one_change_moved_are_fetched_at_once(app):
             held.__exit__(None, None, None)
     assert {stat: hub.version(stat).etag for stat in STATS} == {s: f"e-{s}" for s in STATS}
     assert len(threads) == len(STATS)
+
+
+def test_a_sentinel_master_switch_makes_the_hub_fetch_again(app, monkeypatch):
+    """Around a failover a refresh can read the new master's counters and fetch the old
+    master's figures; no counter moves afterwards to correct that. Once this process
+    has followed the switch (shared_store/sentinel.py), every watched statistic is
+    fetched once more."""
+    figures = {"n": 1}
+
+    def fetch(stat: str) -> dict[str, str]:
+        return {"etag": f"e{figures['n']}", "body": json.dumps({"n": figures["n"]})}
+
+    switches = {"n": 0}
+    # raising=False: on code without the method the hub simply never sees a switch.
+    monkeypatch.setattr(SharedStore, "master_switches", lambda _self: switches["n"], raising=False)
+    hub = LiveHub(app, fetch)
+    hub.alive = lambda: False  # no background thread: only the calls below refresh
+    with hub.watching("reporte"):
+        hub.refresh()
+        assert json.loads(hub.version("reporte").body) == {"n": 1}
+        figures["n"] = 2  # the figures now differ from what was fetched; no counter moved
+        assert not hub.refresh()
+        assert json.loads(hub.version("reporte").body) == {"n": 1}, "nothing moved: no fetch"
+        switches["n"] = 1
+        assert hub.refresh()
+        assert json.loads(hub.version("reporte").body) == {"n": 2}
+        assert not hub.refresh(), "once per switch"
 
 
 def _wake_together(rechecks: Rechecks, hold: bool) -> list[str]:
