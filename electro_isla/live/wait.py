@@ -31,11 +31,14 @@ from electro_isla.live.recheck import INACTIVE, REVOKED, Rechecks, current_holde
 from electro_isla.rendering import respond
 
 MAX_PREFER_LENGTH = 200
+LONGEST_ASKED = 86_400  # a larger wait asks for nothing more (the cap is far below)
 BEARER = {"WWW-Authenticate": "Bearer"}
 
 
 def requested_wait(header: str | None) -> int | None:
-    """Seconds asked by `Prefer: wait=N` (RFC 7240), None when absent or malformed."""
+    """Seconds asked by `Prefer: wait=N` (RFC 7240), None when absent or malformed.
+
+    A huge N is still a wait (capped later), not a reason to answer at once."""
     if not header or len(header) > MAX_PREFER_LENGTH:
         return None
     for preference in header.split(","):
@@ -43,7 +46,8 @@ def requested_wait(header: str | None) -> int | None:
         name, _, value = token.partition("=")
         if name.strip().lower() == "wait":
             value = value.strip().strip('"')
-            return int(value) if value.isdigit() and len(value) <= 6 else None
+            # Any number is a valid wait (RFC 7240); the view caps it at LIVE_MAX_WAIT.
+            return min(int(value), LONGEST_ASKED) if value.isdigit() else None
     return None
 
 
