@@ -9,6 +9,7 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -152,11 +153,7 @@ class StreamReader:
             if r.status != 200:
                 return
             name, ident, data = None, None, []
-            while True:
-                raw = r.readline()
-                if not raw:
-                    self.clean_end = True
-                    return
+            for raw in self._lines(r):
                 line = raw.decode().rstrip("\r\n")
                 if line.startswith(":"):
                     self.comments += 1
@@ -178,6 +175,24 @@ class StreamReader:
             self.ended_at = time.monotonic()
             self._opened.set()
             self.ended.set()
+
+    def _lines(self, r: http.client.HTTPResponse) -> Iterator[bytes]:
+        """The body's lines as they arrive; `clean_end` once the last chunk came.
+
+        Not `readline()`: on a chunked body it returns b"" for a connection cut
+        mid-stream as for a proper end (it swallows the IncompleteRead), where
+        `read1()` raises it.
+        """
+        pending = b""
+        while True:
+            data = r.read1(65536)
+            if not data:
+                self.clean_end = True
+                return
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                yield line + b"\n"
 
     @property
     def local_port(self) -> int:

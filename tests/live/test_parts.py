@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from contextlib import ExitStack
@@ -14,6 +15,7 @@ from electro_isla.live.recheck import Rechecks
 from electro_isla.live.stream import parse_resume, resume_token
 from electro_isla.live.wait import requested_wait
 from electro_isla.shared_store import SharedStore
+from electro_isla_testing.live import StreamReader
 
 
 @pytest.mark.parametrize(
@@ -197,3 +199,32 @@ def test_one_reading_covers_every_held_wait_a_change_wakes():
     unknown = Rechecks(read)
     assert _wake_together(unknown, hold=False) == ["admin"] * 20
     assert unknown.reads == 2
+
+
+@pytest.mark.parametrize("last_chunk", [True, False])
+def test_the_stream_reader_tells_a_cut_stream_from_an_ended_one(last_chunk):
+    """test_recycling.py trusts `clean_end`: a server that cuts a chunked body must not
+    read as one that sent its last chunk (`readline()` returned b"" for both)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        event = b"event: reporte\ndata: {}\n\n"
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Type: text/event-stream\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (len(event), event)
+            + (b"0\r\n\r\n" if last_chunk else b"")
+        )
+        conn.shutdown(socket.SHUT_RDWR)
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    reader = StreamReader(f"http://127.0.0.1:{listener.getsockname()[1]}", {}).start()
+    try:
+        assert reader.next(timeout=5).name == "reporte"
+        assert reader.ended.wait(5)
+        assert reader.clean_end is last_chunk
+    finally:
+        listener.close()
