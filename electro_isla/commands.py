@@ -1,5 +1,8 @@
 """Application CLI (`flask --app wsgi <command>`): users and demo data.
 
+`create-user` makes a usuario with any role; `set-user` changes an existing one's
+role or activation (the API lets nobody change their own).
+
 `seed-demo` writes the rows of electro_isla/demo.py: built for volume, in bulk,
 with COPY on PostgreSQL, so a million pedidos is a matter of a minute or two.
 """
@@ -35,7 +38,12 @@ from electro_isla.demo import (
 from electro_isla.extensions import db
 from electro_isla.pedidos.models import DetallePedido, Pedido
 from electro_isla.usuarios.models import ROLES, Usuario, normalize_email
-from electro_isla.usuarios.service import crear_usuario, existe_usuario
+from electro_isla.usuarios.service import (
+    UltimoAdmin,
+    ajustar_usuario,
+    crear_usuario,
+    existe_usuario,
+)
 
 app_cli = Blueprint("app_cli", __name__, cli_group=None)
 
@@ -93,6 +101,26 @@ def create_user(
         raise click.ClickException(f"e-mail {email!r} already belongs to another usuario")
     usuario = crear_usuario(username, email, password, rol, first_name, last_name)
     click.echo(f"Created usuario {usuario.username!r} (id {usuario.id}, rol {usuario.rol}).")
+
+
+@app_cli.cli.command("set-user")
+@click.argument("username")
+@click.option("--rol", type=click.Choice(ROLES), help="The usuario's new role.")
+@click.option(
+    "--active/--inactive", "activo", default=None, help="Reactivate or deactivate the usuario."
+)
+def set_user(username: str, rol: str | None, activo: bool | None) -> None:
+    """Change an existing usuario's role or activation (an admin locked out gets back in)."""
+    if rol is None and activo is None:
+        raise click.UsageError("say what to change: --rol, --active or --inactive")
+    try:
+        usuario = ajustar_usuario(username, rol, activo)
+    except UltimoAdmin as exc:
+        raise click.ClickException(str(exc)) from exc
+    if usuario is None:
+        raise click.ClickException(f"no usuario {username.strip()!r}")
+    estado = "active" if usuario.is_active else "inactive"
+    click.echo(f"Usuario {usuario.username!r} (id {usuario.id}): rol {usuario.rol}, {estado}.")
 
 
 # -- seed-demo -----------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The application CLI: create-user and seed-demo, on the real PostgreSQL test database."""
+"""The application CLI: create-user, set-user and seed-demo, on the real PostgreSQL test database."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import CATEGORIAS, Producto
 from electro_isla.pedidos.models import DetallePedido, Pedido
 from electro_isla.usuarios.models import Usuario
-from electro_isla_testing.factories import UsuarioFactory
+from electro_isla_testing.factories import UsuarioFactory, auth_headers
 
 SMALL = ["--usuarios", "20", "--productos", "30", "--pedidos", "200"]
 FROZEN = datetime(2026, 6, 15, 10, 30, tzinfo=UTC)
@@ -100,6 +100,70 @@ def test_create_user_if_missing(runner, db):
     )  # fmt: skip
     assert result.exit_code == 0
     assert count(db, Usuario) == 2
+
+
+# -- set-user --------------------------------------------------------------------
+
+
+def estado(db, username: str) -> tuple[str, bool]:
+    db.session.rollback()  # see what the CLI committed
+    usuario = db.session.scalar(select(Usuario).where(Usuario.username == username))
+    return usuario.rol, usuario.is_active
+
+
+def test_set_user_lets_an_operator_back_in(app, runner, db):
+    """The only admin deactivated (by hand in the database, or by a since-fixed bug):
+    nothing in the API can undo it, and create-user --if-missing leaves it as it is."""
+    jefa = UsuarioFactory(username="Jefa", rol="admin", is_active=False)
+    headers = auth_headers(app, jefa.id)
+    client = app.test_client()
+    assert client.get("/api/perfil/", headers=headers).status_code == 401
+    result = invoke(runner, "set-user", "jefa", "--active")  # any case, as at login
+    assert result.exit_code == 0, result.output
+    assert "rol admin, active" in result.output
+    assert estado(db, "Jefa") == ("admin", True)
+    assert client.get("/api/perfil/", headers=headers).status_code == 200
+
+
+def test_set_user_changes_the_role_and_access_follows_at_once(app, runner, db):
+    UsuarioFactory(username="jefa", rol="admin")
+    pepe = UsuarioFactory(username="pepe", rol="cliente")
+    headers = auth_headers(app, pepe.id)
+    client = app.test_client()
+    assert client.get("/api/admin/users/", headers=headers).status_code == 403
+    assert invoke(runner, "set-user", "pepe", "--rol", "trabajador").exit_code == 0
+    assert client.get("/api/admin/users/", headers=headers).status_code == 200  # not cached
+    assert invoke(runner, "set-user", "pepe", "--inactive").exit_code == 0
+    assert estado(db, "pepe") == ("trabajador", False)
+    assert client.get("/api/admin/users/", headers=headers).status_code == 401
+
+
+def test_set_user_keeps_the_last_active_admin(runner, db):
+    UsuarioFactory(username="jefa", rol="admin")
+    for args in (["--inactive"], ["--rol", "trabajador"]):
+        result = invoke(runner, "set-user", "jefa", *args)
+        assert result.exit_code == 1
+        assert "last active admin" in result.output
+        assert estado(db, "jefa") == ("admin", True)
+    UsuarioFactory(username="otra", rol="admin")
+    assert invoke(runner, "set-user", "jefa", "--rol", "trabajador").exit_code == 0
+    assert estado(db, "jefa") == ("trabajador", True)
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["nadie", "--active"], 1, "no usuario 'nadie'"),
+        (["jefa"], 2, "say what to change"),
+        (["jefa", "--rol", "jefe"], 2, "Invalid value for '--rol'"),
+    ],
+)
+def test_set_user_rejects_bad_input(runner, db, args, code, message):
+    UsuarioFactory(username="jefa", rol="admin")
+    result = invoke(runner, "set-user", *args)
+    assert result.exit_code == code
+    assert message in result.output
+    assert estado(db, "jefa") == ("admin", True)
 
 
 # -- seed-demo -------------------------------------------------------------------

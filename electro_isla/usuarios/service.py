@@ -15,6 +15,13 @@ from electro_isla.pagination import paginate
 from electro_isla.usuarios.models import Usuario, normalize_email
 from electro_isla.usuarios.schemas import UsuarioSchema
 
+ULTIMO_ADMIN = "The last active admin cannot be deactivated or demoted."
+
+
+class UltimoAdmin(Exception):
+    """A change that would leave no active admin (the CLI's 409)."""
+
+
 # The cached entries hold what the API shows, dumped by the one schema that says it.
 PERFIL = UsuarioSchema()
 ACCESO = UsuarioSchema(only=("id", "username", "email", "nombre", "rol", "is_active"))
@@ -110,8 +117,10 @@ def actualizar_usuario(actor: Actor, usuario_id: int, cambios: dict[str, Any]) -
             403,
             message="You cannot deactivate your own account or change its role; another admin can.",
         )
-    if usuario.rol == "admin" and usuario.is_active and not _sigue_admin(cambios):
-        _otro_admin_activo(usuario.id)
+    try:
+        _conserva_un_admin(usuario, cambios)
+    except UltimoAdmin as exc:
+        abort(409, message=str(exc))
     for field, value in cambios.items():
         setattr(usuario, field, value)
     db.session.commit()
@@ -122,18 +131,40 @@ def _sigue_admin(cambios: dict[str, Any]) -> bool:
     return cambios.get("rol", "admin") == "admin" and cambios.get("is_active", True) is True
 
 
-def _otro_admin_activo(usuario_id: int) -> None:
-    """409 unless another active admin remains. The active admins are locked until
-    COMMIT, so two admins deactivating each other at once cannot both pass: the
-    second waits, then sees the first's change."""
+def _conserva_un_admin(usuario: Usuario, cambios: dict[str, Any]) -> None:
+    """UltimoAdmin (the transaction rolled back) when `cambios` would leave no active
+    admin. The active admins are locked until COMMIT, so two admins deactivating
+    each other at once cannot both pass: the second waits, then sees the first's change."""
+    if usuario.rol != "admin" or not usuario.is_active or _sigue_admin(cambios):
+        return
     activos = db.session.scalars(
         select(Usuario.id)
         .where(Usuario.rol == "admin", Usuario.is_active.is_(True))
         .with_for_update()
     ).all()
-    if not set(activos) - {usuario_id}:
+    if not set(activos) - {usuario.id}:
         db.session.rollback()
-        abort(409, message="The last active admin cannot be deactivated or demoted.")
+        raise UltimoAdmin(ULTIMO_ADMIN)
+
+
+def ajustar_usuario(username: str, rol: str | None, activo: bool | None) -> Usuario | None:
+    """The CLI's change of a usuario's role or activation, None when no such username.
+
+    The operator's way back in (the API lets nobody change their own role or
+    activation), under the API's rule: the last active admin stays one
+    (UltimoAdmin). Through the ORM, so the cached access and figures follow.
+    """
+    usuario = db.session.scalar(
+        select(Usuario).where(db.func.lower(Usuario.username) == username.strip().lower())
+    )
+    if usuario is None:
+        return None
+    cambios = {k: v for k, v in (("rol", rol), ("is_active", activo)) if v is not None}
+    _conserva_un_admin(usuario, cambios)
+    for field, value in cambios.items():
+        setattr(usuario, field, value)
+    db.session.commit()
+    return usuario
 
 
 def actualizar_perfil(usuario_id: int, cambios: dict[str, Any]) -> Usuario:
