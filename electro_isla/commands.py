@@ -21,6 +21,7 @@ from werkzeug.security import generate_password_hash
 
 from electro_isla.auth.schemas import USERNAME_PATTERN
 from electro_isla.cache import invalidate_after_commit
+from electro_isla.cache.commands import warn_if_in_process
 from electro_isla.catalogo.models import Producto
 from electro_isla.db_types import money, utcnow
 from electro_isla.demo import (
@@ -121,6 +122,8 @@ def set_user(username: str, rol: str | None, activo: bool | None) -> None:
         raise click.ClickException(f"no usuario {username.strip()!r}")
     estado = "active" if usuario.is_active else "inactive"
     click.echo(f"Usuario {usuario.username!r} (id {usuario.id}): rol {usuario.rol}, {estado}.")
+    # A running server's cached access (acceso_usuario, 60 s) then lags by up to that.
+    warn_if_in_process("this change invalidates only")
 
 
 # -- seed-demo -----------------------------------------------------------------

@@ -150,6 +150,17 @@ def test_set_user_keeps_the_last_active_admin(runner, db):
     assert estado(db, "jefa") == ("trabajador", True)
 
 
+def test_set_user_says_a_running_servers_in_process_cache_is_not_reached(sqlite_app):
+    """No REDIS_URL: the CLI's commit invalidates its own, empty cache; a running
+    server keeps its cached access (acceso_usuario) until it expires."""
+    with sqlite_app.app_context():
+        UsuarioFactory(username="pepe", rol="cliente")
+    result = sqlite_app.test_cli_runner().invoke(args=["set-user", "pepe", "--inactive"])
+    assert result.exit_code == 0, result.output
+    assert "rol cliente, inactive" in result.stdout
+    assert "in-process" in result.stderr and "only this process's own cache" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
