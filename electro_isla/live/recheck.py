@@ -73,6 +73,12 @@ class Rechecks:
         self._held: Counter[Holder] = Counter()  # the holders of the waits held now
         self.reads = 0  # readings made (tests)
 
+    @property
+    def queued(self) -> int:
+        """Holders waiting for the next reading (tests)."""
+        with self._lock:
+            return len(self._queued)
+
     @contextmanager
     def held(self, jti: str, usuario_id: int) -> Iterator[None]:
         """A wait of this holder is held: every reading while it lasts covers it too."""

@@ -196,8 +196,20 @@ def test_one_reading_covers_every_held_wait_a_change_wakes():
     assert _wake_together(held, hold=True) == ["admin"] * 20
     assert held.reads == 1
     # Unknown holders: the first waker's reading covers only itself, so a second one.
-    unknown = Rechecks(read)
+    # That first reading lasts until the 19 others have queued (a fixed 50 ms let a
+    # waker that a loaded machine started late miss it, and a third reading followed).
+    readings: list[int] = []
+
+    def first_waits_for_the_others(holders):  # noqa: ANN001, ANN202
+        readings.append(len(holders))
+        deadline = time.monotonic() + 5
+        while len(readings) == 1 and unknown.queued < 19 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        return {h: "admin" for h in holders}
+
+    unknown = Rechecks(first_waits_for_the_others)
     assert _wake_together(unknown, hold=False) == ["admin"] * 20
+    assert readings == [1, 19]
     assert unknown.reads == 2
 
 
