@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from flask_jwt_extended import create_access_token
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -27,7 +27,7 @@ from electro_isla.auth.refresh import (
 from electro_isla.cache.listeners import effect_after_commit
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db
-from electro_isla.usuarios.models import Usuario, normalize_email
+from electro_isla.usuarios.models import Usuario, mismo_username, normalize_email
 
 __all__ = ["RefreshRejected", "issue_refresh_token", "rotate_refresh_token"]
 
@@ -62,7 +62,7 @@ def register_usuario(data: dict[str, Any]) -> Usuario:
     email = normalize_email(data["email"])
     taken = db.session.execute(
         select(Usuario.username, Usuario.email).where(
-            or_(func.lower(Usuario.username) == username.lower(), Usuario.email == email)
+            or_(mismo_username(username), Usuario.email == email)
         )
     ).first()
     if taken is not None:
@@ -97,7 +97,7 @@ def find_for_login(identifier: str) -> Usuario | None:
     if "@" in identifier:
         condition = Usuario.email == normalize_email(identifier)
     else:
-        condition = func.lower(Usuario.username) == identifier.lower()
+        condition = mismo_username(identifier)
     return db.session.scalars(select(Usuario).where(condition)).first()
 
 

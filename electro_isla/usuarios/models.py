@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Index, String, Text, func
+from sqlalchemy import Boolean, CheckConstraint, ColumnElement, Index, String, Text, func
 from sqlalchemy.orm import Mapped, mapped_column
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -67,3 +67,8 @@ class Usuario(db.Model):
 # and a case-insensitive login finds exactly one usuario.
 Index("uq_usuarios_lower_username", func.lower(Usuario.username), unique=True)
 Index("uq_usuarios_lower_email", func.lower(Usuario.email), unique=True)
+
+
+def mismo_username(username: str) -> ColumnElement[bool]:
+    """The usuario named `username` in any case: the comparison that index serves."""
+    return func.lower(Usuario.username) == username.lower()

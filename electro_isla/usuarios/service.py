@@ -12,7 +12,7 @@ from electro_isla.auth.actor import Actor
 from electro_isla.cache import cache_manager
 from electro_isla.extensions import db
 from electro_isla.pagination import paginate
-from electro_isla.usuarios.models import Usuario, normalize_email
+from electro_isla.usuarios.models import Usuario, mismo_username, normalize_email
 from electro_isla.usuarios.schemas import UsuarioSchema
 
 ULTIMO_ADMIN = "The last active admin cannot be deactivated or demoted."
@@ -121,6 +121,11 @@ def actualizar_usuario(actor: Actor, usuario_id: int, cambios: dict[str, Any]) -
         _conserva_un_admin(usuario, cambios)
     except UltimoAdmin as exc:
         abort(409, message=str(exc))
+    return _guardar(usuario, cambios)
+
+
+def _guardar(usuario: Usuario, cambios: dict[str, Any]) -> Usuario:
+    """Apply `cambios` and COMMIT (the mapper events invalidate what it changed)."""
     for field, value in cambios.items():
         setattr(usuario, field, value)
     db.session.commit()
@@ -154,27 +159,19 @@ def ajustar_usuario(username: str, rol: str | None, activo: bool | None) -> Usua
     activation), under the API's rule: the last active admin stays one
     (UltimoAdmin). Through the ORM, so the cached access and figures follow.
     """
-    usuario = db.session.scalar(
-        select(Usuario).where(db.func.lower(Usuario.username) == username.strip().lower())
-    )
+    usuario = db.session.scalar(select(Usuario).where(mismo_username(username.strip())))
     if usuario is None:
         return None
     cambios = {k: v for k, v in (("rol", rol), ("is_active", activo)) if v is not None}
     _conserva_un_admin(usuario, cambios)
-    for field, value in cambios.items():
-        setattr(usuario, field, value)
-    db.session.commit()
-    return usuario
+    return _guardar(usuario, cambios)
 
 
 def actualizar_perfil(usuario_id: int, cambios: dict[str, Any]) -> Usuario:
     usuario = db.session.get(Usuario, usuario_id)
     if usuario is None:
         abort(404, message="Usuario not found.")
-    for field, value in cambios.items():
-        setattr(usuario, field, value)
-    db.session.commit()
-    return usuario
+    return _guardar(usuario, cambios)
 
 
 def crear_usuario(
@@ -207,7 +204,7 @@ def crear_usuario(
 def existe_usuario(username: str | None = None, email: str | None = None) -> bool:
     conditions = []
     if username is not None:
-        conditions.append(db.func.lower(Usuario.username) == username.lower())
+        conditions.append(mismo_username(username))
     if email is not None:
         conditions.append(db.func.lower(Usuario.email) == email.lower())
     if not conditions:
