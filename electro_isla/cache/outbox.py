@@ -34,6 +34,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
@@ -103,8 +104,14 @@ class RowDeleter:
     """Deletes applied rows on its own thread, in batches: a write does not wait for it.
 
     One thread per process, started on first use (after gunicorn's fork) and
-    flushed at exit. `settle()` waits until what was submitted is deleted.
+    flushed at exit. `settle()` waits until what was submitted is deleted. The
+    thread holds the deleter only while it deletes, and the exit hook weakly: a
+    dropped app (a test session builds hundreds) is freed with its engine and
+    cache, and its thread ends within `IDLE_LOOK` seconds of that, instead of
+    keeping them all alive for good.
     """
+
+    IDLE_LOOK = 1.0  # seconds: how often an idle thread looks whether its deleter was freed
 
     def __init__(self, delete_now: Callable[[list[int]], None]) -> None:
         self.delete_now = delete_now
@@ -118,8 +125,11 @@ class RowDeleter:
             if self._pid != os.getpid():  # first use in this process (or a forked child)
                 self._pid = os.getpid()
                 self._queued, self._deleting = [], []
-                threading.Thread(target=self._run, name="outbox-deleter", daemon=True).start()
-                atexit.register(self.settle, 2.0)
+                me = weakref.ref(self)
+                threading.Thread(
+                    target=RowDeleter.run, args=(me, self._cond), name="outbox-deleter", daemon=True
+                ).start()
+                atexit.register(settle_at_exit, me)
             self._queued.extend(ids)
             self._cond.notify_all()
 
@@ -133,19 +143,43 @@ class RowDeleter:
         with self._cond:
             return self._cond.wait_for(lambda: not self._queued and not self._deleting, timeout)
 
-    def _run(self) -> None:
-        while True:
+    def take(self) -> list[int]:
+        """The queued ids, now being deleted (empty when none are queued)."""
+        with self._cond:
+            self._deleting, self._queued = self._queued, []
+            return list(self._deleting)
+
+    def delete(self, ids: list[int]) -> None:
+        try:
+            self.delete_now(ids)
+        except Exception:  # never let the thread die: the drain re-applies what is left
+            log.exception("ERROR outbox deleter")
+        finally:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._queued))
-                self._deleting, self._queued = self._queued, []
-            try:
-                self.delete_now(self._deleting)
-            except Exception:  # never let the thread die: the drain re-applies what is left
-                log.exception("ERROR outbox deleter")
-            finally:
-                with self._cond:
-                    self._deleting = []
-                    self._cond.notify_all()
+                self._deleting = []
+                self._cond.notify_all()
+
+    @staticmethod
+    def run(ref: weakref.ref[RowDeleter], cond: threading.Condition) -> None:
+        """The deleter thread: it holds its deleter only while there is work to do."""
+        while True:
+            with cond:  # submit() queues under it too: no wake-up is missed
+                deleter = ref()
+                if deleter is None:
+                    return
+                ids = deleter.take()
+                if not ids:
+                    del deleter
+                    cond.wait(RowDeleter.IDLE_LOOK)
+                    continue
+            deleter.delete(ids)
+            del deleter
+
+
+def settle_at_exit(ref: weakref.ref[RowDeleter]) -> None:
+    deleter = ref()
+    if deleter is not None:
+        deleter.settle(2.0)
 
 
 class Outbox:

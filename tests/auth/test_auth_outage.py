@@ -6,9 +6,13 @@ from __future__ import annotations
 import time
 
 import jwt as pyjwt
+import pytest
 
 from electro_isla.cache import shared_redis
 from tests.auth.support import bearer, login, make_usuario
+
+# Timed: a full garbage collection must not land inside a measured request.
+pytestmark = pytest.mark.usefixtures("no_gc_pauses")
 
 WRONG = "no-es-la-clave"
 RESET = 0.3  # circuit-breaker interval for these apps

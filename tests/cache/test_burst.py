@@ -5,8 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from electro_isla.cache import cache_manager
 from tests.cache.support import manager_of, raw_redis
+
+# Timed: a full garbage collection must not land inside a measured request.
+pytestmark = pytest.mark.usefixtures("no_gc_pauses")
 
 BURST = 40
 

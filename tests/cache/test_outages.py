@@ -12,6 +12,9 @@ from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
 from tests.cache.support import add_probe, add_producto, manager_of
 
+# Timed: a full garbage collection must not land inside a measured request.
+pytestmark = pytest.mark.usefixtures("no_gc_pauses")
+
 RESET = 0.5  # circuit breaker interval used here (production: 2 s)
 CHECK_MS = 250  # how soon any process drains the outbox (production's default)
 

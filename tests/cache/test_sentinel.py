@@ -21,6 +21,9 @@ from tests.auth.support import failed_logins_through_two_apps
 from tests.cache.support import add_producto, manager_of
 from tests.helpers import user_with_role
 
+# Timed: a full garbage collection must not land inside a measured request.
+pytestmark = pytest.mark.usefixtures("no_gc_pauses")
+
 
 @pytest.fixture(scope="module")
 def sentinels():

@@ -16,6 +16,9 @@ from electro_isla_testing.servers import RedisClusterServers, RedisServer, Senti
 from tests.drills.test_sentinel_failover import wait_for
 from tests.live.conftest import start
 
+# Timed: a full garbage collection must not land inside a measured request.
+pytestmark = pytest.mark.usefixtures("no_gc_pauses")
+
 
 def total(event) -> int:  # noqa: ANN001
     return event.data["resumen"]["total_pedidos"]

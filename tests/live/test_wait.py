@@ -9,10 +9,14 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
 import redis
 import requests
 
 from tests.live.conftest import Running
+
+# Timed: a full garbage collection must not land inside a measured request.
+pytestmark = pytest.mark.usefixtures("no_gc_pauses")
 
 
 def wait_headers(etag: str, seconds: int) -> dict[str, str]:

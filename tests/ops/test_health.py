@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from electro_isla import create_app
 from electro_isla.config import TestConfig
 from electro_isla.extensions import db
 from electro_isla_testing.servers import free_port
+
+# Timed: a full garbage collection must not land inside a measured request.
+pytestmark = pytest.mark.usefixtures("no_gc_pauses")
 
 
 def test_healthz_answers_while_the_process_runs(client):
