@@ -19,6 +19,7 @@ from electro_isla import create_app
 from electro_isla.cache.outbox import RowDeleter
 from electro_isla.config import TestConfig
 from tests.cache.support import add_producto, manager_of
+from tests.conftest import unique_prefix
 
 
 def test_a_dropped_app_is_freed_and_its_deleter_thread_ends(
@@ -30,7 +31,7 @@ def test_a_dropped_app_is_freed_and_its_deleter_thread_ends(
         {
             "SQLALCHEMY_DATABASE_URI": _schema,
             "REDIS_URL": redis_url,
-            "CACHE_KEY_PREFIX": "ei-lifecycle",
+            "CACHE_KEY_PREFIX": unique_prefix(),
             "LOG_DIR": str(tmp_path / "logs"),
         },
     )

@@ -105,10 +105,11 @@ class RowDeleter:
 
     One thread per process, started on first use (after gunicorn's fork) and
     flushed at exit. `settle()` waits until what was submitted is deleted. The
-    thread holds the deleter only while it deletes, and the exit hook weakly: a
-    dropped app (a test session builds hundreds) is freed with its engine and
-    cache, and its thread ends within `IDLE_LOOK` seconds of that, instead of
-    keeping them all alive for good.
+    thread holds the deleter only while it looks for work or deletes, and the exit
+    hook holds it weakly: a dropped app (a test session builds hundreds) is freed
+    with its engine and cache by the next full collection (deleter and outbox
+    form a cycle), and its thread ends within `IDLE_LOOK` seconds of that,
+    instead of keeping them all alive for good.
     """
 
     IDLE_LOOK = 1.0  # seconds: how often an idle thread looks whether its deleter was freed
