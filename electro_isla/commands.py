@@ -38,7 +38,7 @@ from electro_isla.demo import (
 )
 from electro_isla.extensions import db
 from electro_isla.pedidos.models import DetallePedido, Pedido
-from electro_isla.usuarios.models import ROLES, Usuario, normalize_email
+from electro_isla.usuarios.models import ROLES, Usuario, normalize_email, normalize_username
 from electro_isla.usuarios.service import (
     UltimoAdmin,
     ajustar_usuario,
@@ -81,7 +81,7 @@ def create_user(
     if_missing: bool,
 ) -> None:
     """Create a usuario with any role (the API never lets anyone choose their own)."""
-    username = username.strip()
+    username = normalize_username(username.strip())
     email = normalize_email(email)
     if not username or len(username) > 150:
         raise click.BadParameter("1 to 150 characters.", param_hint="USERNAME")

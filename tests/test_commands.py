@@ -81,6 +81,17 @@ def test_create_user_rejects_duplicates(runner, db):
     assert count(db, Usuario) == 1
 
 
+def test_create_user_normalises_the_username_like_the_api(runner, db):
+    """NFKC, as registration does: a full-width "ａna" is the "ana" that exists already."""
+    UsuarioFactory(username="ana", email="ana@example.com")
+    result = invoke(
+        runner, "create-user", "\uff41na", "--email", "otro@example.com", "--password", "12345678"
+    )
+    assert result.exit_code == 1, result.output
+    assert "already exists" in result.output
+    assert count(db, Usuario) == 1
+
+
 def test_create_user_if_missing(runner, db):
     UsuarioFactory(username="admin", email="admin@example.com", rol="admin", password="original-1")
     result = invoke(

@@ -7,19 +7,29 @@ never read: every registration is a `cliente`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import EXCLUDE, Schema, fields, validate
 
 from electro_isla.fields import Timestamp, storable_text
+from electro_isla.usuarios.models import normalize_username
 
 # No "@": a username can never be mistaken for someone else's email at login.
 USERNAME_PATTERN = r"^[\w.+-]+\Z"  # \Z: "$" would let a trailing newline in
+
+
+class Username(fields.String):
+    """A new username, normalised before it is validated (NFKC may change its length)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return normalize_username(super()._deserialize(value, attr, data, **kwargs))
 
 
 class RegisterSchema(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    username = fields.String(
+    username = Username(
         required=True,
         validate=[
             validate.Length(min=1, max=150),

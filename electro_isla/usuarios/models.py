@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, ColumnElement, Index, String, Text, func
@@ -13,14 +14,21 @@ ROLES = ("admin", "trabajador", "mensajero", "cliente")
 STAFF_ROLES = frozenset({"admin", "trabajador"})
 
 
+def normalize_username(username: str) -> str:
+    """The one form rule for usernames (Django's): NFKC-normalised, so the Kelvin
+    sign is a K and a full-width A an A; the case is kept as typed."""
+    return unicodedata.normalize("NFKC", username)
+
+
 def normalize_email(email: str) -> str:
     """The one case rule for emails: stored trimmed and lower-cased."""
     return email.strip().lower()
 
 
 class Usuario(db.Model):
-    """A usuario. Emails are stored lower-cased; usernames as typed, but two that differ
-    only in case cannot both exist (unique indexes on lower(), migration 0003)."""
+    """A usuario. Emails are stored lower-cased; usernames NFKC-normalised in the case
+    typed, but two that differ only in case cannot both exist (unique indexes on
+    lower(), migration 0003; SQLite's lower() folds only ASCII letters)."""
 
     __tablename__ = "usuarios"
     __table_args__ = (
@@ -70,5 +78,9 @@ Index("uq_usuarios_lower_email", func.lower(Usuario.email), unique=True)
 
 
 def mismo_username(username: str) -> ColumnElement[bool]:
-    """The usuario named `username` in any case: the comparison that index serves."""
-    return func.lower(Usuario.username) == username.lower()
+    """The usuario named `username` in any case: the comparison that index serves.
+
+    Both sides are lowered by the database, as the unique index is: Python's
+    lower() folds letters SQLite's does not (Ñ), and "Ñandu" could not log in.
+    """
+    return func.lower(Usuario.username) == func.lower(normalize_username(username))

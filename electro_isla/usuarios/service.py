@@ -12,7 +12,12 @@ from electro_isla.auth.actor import Actor
 from electro_isla.cache import cache_manager
 from electro_isla.extensions import db
 from electro_isla.pagination import paginate
-from electro_isla.usuarios.models import Usuario, mismo_username, normalize_email
+from electro_isla.usuarios.models import (
+    Usuario,
+    mismo_username,
+    normalize_email,
+    normalize_username,
+)
 from electro_isla.usuarios.schemas import UsuarioSchema
 
 ULTIMO_ADMIN = "The last active admin cannot be deactivated or demoted."
@@ -184,10 +189,11 @@ def crear_usuario(
 ) -> Usuario:
     """Create a usuario (CLI and tools); the caller has validated the input.
 
-    The case rule of every write path: email lower-cased, username as given.
+    The rule of every write path: email lower-cased, username NFKC-normalised
+    (normalize_username) with its case as given.
     """
     usuario = Usuario(
-        username=username.strip(),
+        username=normalize_username(username.strip()),
         email=normalize_email(email),
         rol=rol,
         first_name=first_name,

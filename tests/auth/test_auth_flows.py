@@ -370,3 +370,37 @@ def test_text_postgresql_cannot_store_is_refused_not_a_500(app, client, path, bo
     assert 400 <= response.status_code < 500, response.get_data(as_text=True)
     assert response.json["code"] == response.status_code
     assert count(app, Usuario) == 0
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def either_app(request):
+    """The app on PostgreSQL + Redis, and on the embedded default."""
+    return request.getfixturevalue("app" if request.param == "postgresql" else "sqlite_app")
+
+
+def register(client, username: str, email: str):
+    body = {"username": username, "email": email, "password": "12345678"}
+    return client.post("/api/auth/register/", json=body)
+
+
+def test_a_username_beyond_ascii_logs_in_as_registered(either_app):
+    """SQLite's lower() folds only ASCII: compared with Python's lower(), "Ñandu" was
+    a 401 on the embedded default whatever the password."""
+    client = either_app.test_client()
+    assert register(client, "Ñandu", "nandu@example.test").status_code == 201
+    response = client.post("/api/auth/login/", json={"username": "Ñandu", "password": "12345678"})
+    assert response.status_code == 200, response.json
+    assert response.json["user"]["username"] == "Ñandu"
+
+
+def test_a_username_is_normalised_like_djangos_before_it_is_compared(either_app):
+    """NFKC, as Django's normalize_username: the Kelvin sign is a K, taken already."""
+    client = either_app.test_client()
+    assert register(client, "K", "k@example.test").status_code == 201
+    assert register(client, "\u212a", "kelvin@example.test").status_code == 409
+    full_width = register(client, "\uff41na", "ana@example.test")  # full-width a
+    assert (full_width.status_code, full_width.json["user"]["username"]) == (201, "ana")
+    response = client.post(
+        "/api/auth/login/", json={"username": "\uff41NA", "password": "12345678"}
+    )
+    assert (response.status_code, response.json["user"]["username"]) == (200, "ana")
