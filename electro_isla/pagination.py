@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from flask import request
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import Select, func, select
+from werkzeug.exceptions import UnprocessableEntity
 
 from electro_isla.extensions import db
 
@@ -63,7 +64,11 @@ def paginate(stmt: Select, page: int, page_size: int) -> tuple[int, list[Any]]:
 
 
 def with_links(count: int, results: list[Any], page: int, page_size: int) -> dict[str, Any]:
-    """Add next/previous URLs built from this request (never cached: host-specific)."""
+    """Add next/previous URLs built from this request (never cached: host-specific).
+
+    A page past the last is out of range, a 422 on `page` (API.md; DRF answers
+    404 "Invalid page."); page 1 of an empty list is an empty page, as in DRF.
+    """
 
     def url_for_page(n: int) -> str:
         args = request.args.to_dict()
@@ -73,6 +78,10 @@ def with_links(count: int, results: list[Any], page: int, page_size: int) -> dic
         return f"{request.base_url}?{query}"
 
     last_page = max(1, -(-count // page_size))
+    if page > last_page:
+        invalid = UnprocessableEntity()
+        invalid.data = {"errors": {"page": ["Invalid page."]}}
+        raise invalid
     return {
         "count": count,
         "next": url_for_page(page + 1) if page < last_page else None,
