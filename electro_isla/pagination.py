@@ -6,9 +6,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
+from flask_smorest import abort
 from marshmallow import Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import Select, func, select
-from werkzeug.exceptions import UnprocessableEntity
 
 from electro_isla.extensions import db
 
@@ -66,8 +66,9 @@ def paginate(stmt: Select, page: int, page_size: int) -> tuple[int, list[Any]]:
 def with_links(count: int, results: list[Any], page: int, page_size: int) -> dict[str, Any]:
     """Add next/previous URLs built from this request (never cached: host-specific).
 
-    A page past the last is out of range, a 422 on `page` (API.md; DRF answers
-    404 "Invalid page."); page 1 of an empty list is an empty page, as in DRF.
+    A page past the last is DRF's 404 "Invalid page." (the request is valid
+    by the schema: only the data says the page is not there); page 1 of an
+    empty list is an empty page, as in DRF.
     """
 
     def url_for_page(n: int) -> str:
@@ -79,9 +80,7 @@ def with_links(count: int, results: list[Any], page: int, page_size: int) -> dic
 
     last_page = max(1, -(-count // page_size))
     if page > last_page:
-        invalid = UnprocessableEntity()
-        invalid.data = {"errors": {"page": ["Invalid page."]}}
-        raise invalid
+        abort(404, message="Invalid page.")
     return {
         "count": count,
         "next": url_for_page(page + 1) if page < last_page else None,

@@ -50,6 +50,7 @@ class Productos(MethodView):
     @conditional(blp)
     @blp.arguments(ProductoQueryArgsSchema, location="query")
     @blp.response(200, ProductoPageSchema)
+    @documents(404)  # a page past the last
     def get(self, args: dict[str, Any]) -> Response | dict[str, Any]:
         """List active productos
 
@@ -84,6 +85,7 @@ class AdminProductos(MethodView):
     @staff_required
     @blp.arguments(ProductoAdminQueryArgsSchema, location="query")
     @blp.response(200, ProductoPageSchema)
+    @documents(404)  # a page past the last
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List every producto, inactive ones included (staff)"""
         page, page_size = args["page"], args["page_size"]

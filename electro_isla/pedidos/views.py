@@ -74,6 +74,7 @@ class AdminPedidos(MethodView):
     @staff_or_mensajero
     @blp.arguments(PedidoQueryArgsSchema, location="query")
     @blp.response(200, PedidoPageSchema)
+    @documents(404)  # a page past the last
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List orders (staff: all; mensajero: those assigned to them)"""
         page, page_size = args["page"], args["page_size"]

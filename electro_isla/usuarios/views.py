@@ -34,6 +34,7 @@ class Usuarios(MethodView):
     @blp.response(200, UsuarioPageSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")
     @blp.alt_response(403, schema="Error", description="Not staff")
+    @blp.alt_response(404, schema="Error", description="A page past the last")
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """List usuarios (staff), filtered by q, rol and activo."""
         page, page_size = args.pop("page"), args.pop("page_size")
