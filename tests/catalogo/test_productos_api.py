@@ -313,6 +313,9 @@ BAD_CREATES = [
     ({"activo": 1}, "activo"),
     ({"precio_final": 5}, "precio_final"),
     ({"id": 7}, "id"),
+    ({"imagen_url": "javascript:alert(1)"}, "imagen_url"),
+    ({"imagen_url": "data:image/png;base64,AAAA"}, "imagen_url"),
+    ({"imagen_url": "imagenes/plancha.jpg"}, "imagen_url"),
 ]
 
 
@@ -385,7 +388,17 @@ BAD_PATCHES = [
     {"nombre": "Bien", "stock": 1.5},  # one bad field: nothing changes
     {"precio_final": 1},
     {"created_at": "2020-01-01T00:00:00+00:00"},
+    {"imagen_url": "JavaScript:alert(document.cookie)"},
 ]
+
+
+@pytest.mark.parametrize(
+    "imagen_url", ["", "/media/plancha.jpg", "https://cdn.example.com/p.jpg", "http://localhost/p"]
+)
+def test_imagen_url_is_empty_an_http_url_or_a_path_from_the_root(client, admin_headers, imagen_url):
+    body = {**VALID, "imagen_url": imagen_url}
+    response = client.post("/api/admin/productos/", json=body, headers=admin_headers)
+    assert (response.status_code, response.json["imagen_url"]) == (201, imagen_url)
 
 
 def test_admin_patch_validation_writes_nothing(app, client, admin_headers):
