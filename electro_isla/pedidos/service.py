@@ -208,13 +208,18 @@ def crear_pedido(usuario_id: int, data: dict[str, Any]) -> dict[str, Any]:
     if short:
         _fail(409, "Not enough stock: " + "; ".join(short))
 
-    short_id = _take_stock({item["producto_id"]: item["cantidad"] for item in items})
+    wanted = {item["producto_id"]: item["cantidad"] for item in items}
+    short_id = _take_stock(wanted)
     if short_id is not None:
         # Someone bought it between our read and our UPDATE (SQLite takes no read lock).
         available = db.session.connection().scalar(
             select(PRODUCTOS.c.stock).where(PRODUCTOS.c.id == short_id)
         )
-        _fail(409, f"Not enough stock: {productos[short_id].nombre} (available {available})")
+        nombre = productos[short_id].nombre
+        _fail(
+            409,
+            f"Not enough stock: {nombre} (available {available}, requested {wanted[short_id]})",
+        )
     for producto in productos.values():
         db.session.expire(producto, ["stock", "updated_at"])
     pedido = Pedido(

@@ -41,3 +41,35 @@ def test_catalogue_and_orders_on_sqlite(sqlite_app):
         assert _db.session.get(Producto, pid).stock == 3
     assert client.get(f"/api/productos/{pid}/").json["stock"] == 3
     assert client.get("/api/mis-pedidos/", headers=cliente).json["count"] == 1
+
+
+def test_an_order_that_loses_the_race_for_stock_says_what_it_asked_for(sqlite_app, monkeypatch):
+    """SQLite takes no read lock: the stock read may be sold before the UPDATE. The 409
+    then names the product, what is left and what was asked, like the usual one."""
+    from sqlalchemy.orm.attributes import set_committed_value
+
+    from electro_isla.pedidos import service
+
+    with sqlite_app.app_context():
+        pid = ProductoFactory(nombre="Ventilador", precio="20.00", stock=1).id
+    _, cliente = user_with_role(sqlite_app, "cliente")
+    read = service._lock_productos
+
+    def read_before_a_sale(ids):  # noqa: ANN001, ANN202
+        productos = read(ids)
+        for producto in productos.values():
+            set_committed_value(producto, "stock", 5)  # what it read before the sale
+        return productos
+
+    monkeypatch.setattr(service, "_lock_productos", read_before_a_sale)
+    body = {
+        "items": [{"producto_id": pid, "cantidad": 3}],
+        "metodo_pago": "efectivo",
+        "direccion_entrega": "Calle 1",
+        "telefono": "555",
+    }
+    response = sqlite_app.test_client().post("/api/pedidos/", json=body, headers=cliente)
+    assert response.status_code == 409
+    assert response.json["message"] == "Not enough stock: Ventilador (available 1, requested 3)"
+    with sqlite_app.app_context():
+        assert _db.session.get(Producto, pid).stock == 1
