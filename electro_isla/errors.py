@@ -174,7 +174,10 @@ class DatabaseIdConverter(IntegerConverter):
 
     Found by the fuzzer: PATCH /api/admin/users/2147483648/ reached PostgreSQL and
     failed with "integer out of range" (500). The bound also lands in the OpenAPI document.
+    ASCII digits only, as Django's `<int:pk>`: werkzeug's digit class also took `/１/` as 1.
     """
+
+    regex = "[0-9]+"
 
     def __init__(self, map, fixed_digits=0, min=None, max=MAX_DB_ID, signed=False) -> None:  # noqa: A002, ANN001
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)

@@ -184,6 +184,15 @@ def test_detail_404s_for_inactive_missing_and_absurd_ids(app, client, path):
         assert response.json["code"] == 404
 
 
+def test_an_id_in_other_digits_is_a_404(app, client):
+    """Django's <int:pk> takes ASCII digits only; werkzeug's \\d took "１" (full width) as 1."""
+    pid = make_producto(app)
+    assert client.get(f"/api/productos/{pid}/").status_code == 200
+    wide = "".join(chr(ord("０") + int(d)) for d in str(pid))
+    response = client.get(f"/api/productos/{wide}/")
+    assert (response.status_code, response.json["code"]) == (404, 404)
+
+
 def test_deactivating_a_cached_producto_hides_it_at_once(app, client, admin_headers):
     pid = make_producto(app)
     assert client.get(f"/api/productos/{pid}/").status_code == 200
