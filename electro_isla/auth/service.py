@@ -60,14 +60,14 @@ def register_usuario(data: dict[str, Any]) -> Usuario:
     """
     username = data["username"]
     email = normalize_email(data["email"])
+    same_name = mismo_username(username)
     taken = db.session.execute(
-        select(Usuario.username, Usuario.email).where(
-            or_(mismo_username(username), Usuario.email == email)
-        )
+        select(same_name.label("same_name")).where(or_(same_name, Usuario.email == email))
     ).first()
     if taken is not None:
-        same_name = taken.username.lower() == username.lower()
-        raise DuplicateUsuario("username" if same_name else "email")
+        # Which one clashed, by the database's lower() too: Python's folds Σ, İ and
+        # (on SQLite) Ñ otherwise, and the 409 named the wrong field.
+        raise DuplicateUsuario("username" if taken.same_name else "email")
     usuario = Usuario(
         username=username,
         email=email,

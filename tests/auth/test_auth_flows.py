@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import jwt as pyjwt
 import pytest
 import time_machine
+from sqlalchemy import text
 
 from electro_isla.auth.models import RefreshToken
 from electro_isla.config import TestConfig
@@ -404,3 +405,37 @@ def test_a_username_is_normalised_like_djangos_before_it_is_compared(either_app)
         "/api/auth/login/", json={"username": "\uff41NA", "password": "12345678"}
     )
     assert (response.status_code, response.json["user"]["username"]) == (200, "ana")
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (("ñandu", "n@example.test"), ("Ñandu", "n@example.test")),  # same email
+        (("οδοσ", "a@example.test"), ("ΟΔΟΣ", "b@example.test")),  # Python lowers Σ to ς
+    ],
+)
+def test_a_duplicate_registration_names_the_field_the_database_found_taken(
+    either_app, first, second
+):
+    """The clash is found with the database's lower(); the 409 named the field by
+    Python's, which folds Ñ where SQLite (and PostgreSQL in the C locale) do not, and
+    Σ otherwise than PostgreSQL does."""
+    client = either_app.test_client()
+    assert register(client, *first).status_code == 201
+    with either_app.app_context():
+        same_name = _db.session.scalar(
+            text("SELECT lower(:a) = lower(:b)"), {"a": first[0], "b": second[0]}
+        )
+    response = register(client, *second)
+    if same_name:
+        assert (response.status_code, response.json["message"]) == (
+            409,
+            "A usuario with this username already exists.",
+        )
+    elif first[1] == second[1]:
+        assert (response.status_code, response.json["message"]) == (
+            409,
+            "A usuario with this email already exists.",
+        )
+    else:
+        assert response.status_code == 201

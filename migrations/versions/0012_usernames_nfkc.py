@@ -1,0 +1,62 @@
+"""Usernames in NFKC form: what the app now stores and looks up (Django's rule).
+
+The app normalises every username it stores or looks up with NFKC
+(usuarios.models.normalize_username), so a row stored before in another form (a
+full-width "ａna", the Kelvin sign for a K) would no longer be found by its own
+name: no login by username, no `flask set-user`. This rewrites such rows in
+place, in Python (SQLite has no normalize()). It stops, naming them, when a
+rewritten name would equal another usuario's in lower(), as 0003 does for case
+duplicates: rename or merge them, then upgrade again.
+
+The downgrade keeps the normalised names (as 0003 keeps lower-cased emails).
+
+Revision ID: 0012_usernames_nfkc
+Revises: 0011_tick_sin_secuencia
+Create Date: 2026-12-06
+"""
+
+import unicodedata
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012_usernames_nfkc"
+down_revision = "0011_tick_sin_secuencia"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    conn = op.get_bind()
+    rows = conn.execute(sa.text("SELECT id, username FROM usuarios ORDER BY id")).all()
+    renamed = {
+        id_: unicodedata.normalize("NFKC", username)
+        for id_, username in rows
+        if unicodedata.normalize("NFKC", username) != username
+    }
+    clashes = []
+    for id_, username in renamed.items():
+        other = conn.execute(
+            sa.text(
+                "SELECT username FROM usuarios WHERE lower(username) = lower(:u) AND id <> :id"
+            ),
+            {"u": username, "id": id_},
+        ).scalar()
+        if (
+            other is not None
+            or sum(1 for n in renamed.values() if n.lower() == username.lower()) > 1
+        ):
+            clashes.append(username)
+    if clashes:
+        raise RuntimeError(
+            "usuarios whose username in NFKC form is another's: "
+            f"{', '.join(sorted(set(clashes))[:20])}; rename or merge them, then upgrade again"
+        )
+    for id_, username in renamed.items():
+        conn.execute(
+            sa.text("UPDATE usuarios SET username = :u WHERE id = :id"), {"u": username, "id": id_}
+        )
+
+
+def downgrade():
+    pass
