@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from flask import Flask
+from flask import Flask, Response
 from werkzeug.exceptions import NotFound
 from werkzeug.routing import Map, MapAdapter, RequestRedirect
 
@@ -58,3 +58,11 @@ class SlashRedirectMap(Map):
 
 class App(Flask):
     url_map_class = SlashRedirectMap
+
+    def make_default_options_response(self) -> Response:
+        """OPTIONS answers JSON like every other response (Flask's is an empty text/html
+        body): the methods the path serves, as in the Allow header beside it."""
+        allowed = super().make_default_options_response().allow
+        response = self.json.response({"allowed_methods": sorted(allowed)})
+        response.allow.update(allowed)
+        return response

@@ -63,3 +63,11 @@ def test_a_path_that_is_not_there_with_a_slash_either_is_a_404(sqlite_app, path)
     response = sqlite_app.test_client().get(path)
     assert response.status_code == 404
     assert response.is_json and response.json["code"] == 404
+
+
+def test_options_answers_json_with_the_allowed_methods(client):
+    """Flask's own OPTIONS answer was an empty text/html body; DRF's is JSON too."""
+    response = client.options("/api/productos/")
+    assert (response.status_code, response.mimetype) == (200, "application/json")
+    assert response.json == {"allowed_methods": ["GET", "HEAD", "OPTIONS"]}
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS"}
