@@ -22,7 +22,9 @@ class Username(fields.String):
     """A new username, normalised before it is validated (NFKC may change its length)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return normalize_username(super()._deserialize(value, attr, data, **kwargs))
+        if not isinstance(value, str):
+            raise self.make_error("invalid")
+        return normalize_username(value)
 
 
 class RegisterSchema(Schema):
