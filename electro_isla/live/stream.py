@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections.abc import Iterator
 
@@ -238,6 +239,16 @@ class EstadisticasStream(MethodView):
         db.session.close()
         live.leave_ordinary()
 
+        released = threading.Lock()  # taken by the first release, never given back
+
+        def release() -> None:
+            """Give back what this stream took, once: from the body's end, or from the
+            response's close when the body never ran (a HEAD is closed unread)."""
+            if released.acquire(blocking=False):
+                hub.stream_closed()
+                live.slots.give()
+                live.quota.give(actor.id, lease)
+
         def body() -> Iterator[str]:
             renewed = time.monotonic()
             try:
@@ -247,11 +258,10 @@ class EstadisticasStream(MethodView):
                         renewed = time.monotonic()
                     yield chunk
             finally:
-                hub.stream_closed()
-                live.slots.give()
-                live.quota.give(actor.id, lease)
+                release()
 
         response = Response(stream_with_context(body()), mimetype="text/event-stream")
+        response.call_on_close(release)
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
         return response

@@ -113,3 +113,21 @@ def test_a_cliente_gets_403(live: Running):
     site = live.site
     r = requests.get(f"{site.base}/api/admin/estadisticas/stream/", headers=site.cliente, timeout=5)
     assert r.status_code == 403
+
+
+def test_a_head_request_gives_back_what_it_took(live: Running):
+    """HEAD is answered unread: the body's `finally` never ran, so each one kept a
+    per-usuario lease and a worker slot (a helper's probe: the 5th stream was a 429
+    with none open, and repeated HEADs switched live statistics off on a worker)."""
+    site = live.site
+    url = f"{site.base}/api/admin/estadisticas/stream/"
+    for _ in range(6):  # more than the 4 streams a usuario may hold
+        head = requests.head(url, headers=site.admin, timeout=5)
+        assert head.status_code == 200
+        assert head.headers["Content-Type"].startswith("text/event-stream")
+    reader = StreamReader(site.base, site.admin).start()
+    try:
+        assert reader.status == 200
+        assert [e.name for e in reader.take(4)] == list(STATS)
+    finally:
+        reader.close()
