@@ -199,35 +199,38 @@ def test_case_rule_migration_stops_on_existing_case_duplicates(empty_pg_url, tmp
         db.engine.dispose()
 
 
+def at_0011_with_usernames(url: str, tmp_path, *names: str) -> Flask:
+    """An app at the revision before 0012 whose usuarios are named `names`."""
+    app = migrated_app(url, tmp_path)
+    flask_db(app, "upgrade", "0011_tick_sin_secuencia")
+    with app.app_context(), db.engine.begin() as conn:
+        for n, name in enumerate(names):
+            conn.execute(text(USUARIO_SQL), {"u": name, "e": f"u{n}@example.test"})
+    return app
+
+
+def usernames(app: Flask) -> list[str]:
+    with app.app_context():
+        try:
+            return db.session.scalars(text("SELECT username FROM usuarios ORDER BY id")).all()
+        finally:
+            db.session.remove()
+            db.engine.dispose()
+
+
 def test_usernames_migration_rewrites_them_in_nfkc_so_they_log_in_again(empty_pg_url, tmp_path):
     """A full-width name stored before 0012 could not log in once lookups normalised."""
-    app = migrated_app(empty_pg_url, tmp_path)
-    flask_db(app, "upgrade", "0011_tick_sin_secuencia")
-    with app.app_context():
-        with db.engine.begin() as conn:
-            conn.execute(text(USUARIO_SQL), {"u": "\uff41dmin7", "e": "a7@example.test"})
-            conn.execute(text(USUARIO_SQL), {"u": "Ana", "e": "ana@example.test"})
-        flask_db(app, "upgrade")
-        names = db.session.scalars(text("SELECT username FROM usuarios ORDER BY id")).all()
-        assert names == ["admin7", "Ana"]
-        db.session.remove()
-        db.engine.dispose()
+    app = at_0011_with_usernames(empty_pg_url, tmp_path, "\uff41dmin7", "Ana")
+    flask_db(app, "upgrade")
+    assert usernames(app) == ["admin7", "Ana"]
 
 
 def test_usernames_migration_stops_on_a_name_another_usuario_holds(empty_pg_url, tmp_path):
-    app = migrated_app(empty_pg_url, tmp_path)
-    flask_db(app, "upgrade", "0011_tick_sin_secuencia")
-    with app.app_context():
-        with db.engine.begin() as conn:
-            conn.execute(text(USUARIO_SQL), {"u": "ANA", "e": "a1@example.test"})
-            conn.execute(text(USUARIO_SQL), {"u": "\uff41na", "e": "a2@example.test"})
-        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
-        assert result.exit_code != 0
-        assert "in NFKC form is another's: ana" in result.output + repr(result.exception)
-        names = db.session.scalars(text("SELECT username FROM usuarios ORDER BY id")).all()
-        assert names == ["ANA", "\uff41na"]  # nothing rewritten
-        db.session.remove()
-        db.engine.dispose()
+    app = at_0011_with_usernames(empty_pg_url, tmp_path, "ANA", "\uff41na")
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code != 0
+    assert "in NFKC form is another's: ana" in result.output + repr(result.exception)
+    assert usernames(app) == ["ANA", "\uff41na"]  # nothing rewritten
 
 
 def test_rollups_migration_backfills_existing_rows_and_downgrade_drops_its_triggers(
