@@ -225,12 +225,16 @@ def test_usernames_migration_rewrites_them_in_nfkc_so_they_log_in_again(empty_pg
     assert usernames(app) == ["admin7", "Ana"]
 
 
-def test_usernames_migration_stops_on_a_name_another_usuario_holds(empty_pg_url, tmp_path):
-    app = at_0011_with_usernames(empty_pg_url, tmp_path, "ANA", "\uff41na")
+@pytest.mark.parametrize(
+    "names",
+    [("ANA", "\uff41na"), ("\uff41na", "\uff41\uff4e\uff41")],  # held as is; two rewrites
+)
+def test_usernames_migration_stops_on_a_name_another_usuario_holds(empty_pg_url, tmp_path, names):
+    app = at_0011_with_usernames(empty_pg_url, tmp_path, *names)
     result = app.test_cli_runner().invoke(args=["db", "upgrade"])
     assert result.exit_code != 0
     assert "in NFKC form is another's: ana" in result.output + repr(result.exception)
-    assert usernames(app) == ["ANA", "\uff41na"]  # nothing rewritten
+    assert usernames(app) == list(names)  # nothing rewritten
 
 
 def test_rollups_migration_backfills_existing_rows_and_downgrade_drops_its_triggers(

@@ -16,6 +16,7 @@ Create Date: 2026-12-06
 """
 
 import unicodedata
+from collections import Counter
 
 import sqlalchemy as sa
 from alembic import op
@@ -28,29 +29,27 @@ depends_on = None
 
 def upgrade():
     conn = op.get_bind()
-    rows = conn.execute(sa.text("SELECT id, username FROM usuarios ORDER BY id")).all()
-    renamed = {
-        id_: unicodedata.normalize("NFKC", username)
-        for id_, username in rows
-        if unicodedata.normalize("NFKC", username) != username
-    }
-    clashes = []
-    for id_, username in renamed.items():
-        other = conn.execute(
-            sa.text(
-                "SELECT username FROM usuarios WHERE lower(username) = lower(:u) AND id <> :id"
-            ),
-            {"u": username, "id": id_},
-        ).scalar()
-        if (
-            other is not None
-            or sum(1 for n in renamed.values() if n.lower() == username.lower()) > 1
-        ):
-            clashes.append(username)
+    renamed = {}  # id -> its username in NFKC form, for the rows not in it yet
+    for id_, username in conn.execute(sa.text("SELECT id, username FROM usuarios ORDER BY id")):
+        nfkc = unicodedata.normalize("NFKC", username)
+        if nfkc != username:
+            renamed[id_] = nfkc
+    twice = Counter(n.lower() for n in renamed.values())
+    clashes = sorted(
+        {
+            username
+            for id_, username in renamed.items()
+            if twice[username.lower()] > 1
+            or conn.execute(
+                sa.text("SELECT 1 FROM usuarios WHERE lower(username) = lower(:u) AND id <> :id"),
+                {"u": username, "id": id_},
+            ).first()
+        }
+    )
     if clashes:
         raise RuntimeError(
             "usuarios whose username in NFKC form is another's: "
-            f"{', '.join(sorted(set(clashes))[:20])}; rename or merge them, then upgrade again"
+            f"{', '.join(clashes[:20])}; rename or merge them, then upgrade again"
         )
     for id_, username in renamed.items():
         conn.execute(
