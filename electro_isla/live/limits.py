@@ -14,6 +14,7 @@ lease runs out. While Redis cannot answer, each process counts its own.
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 import uuid
@@ -90,6 +91,13 @@ class StreamQuota:
 
     def _client(self):  # noqa: ANN202
         return redis_health(self.app).client()
+
+    @property
+    def retry_after(self) -> int:
+        """Seconds by which a stream that has ended has given its place back: a closed
+        one when its worker's heartbeat write fails (up to two heartbeats), a dead
+        worker's when its lease runs out (the longer of the two)."""
+        return math.ceil(self.lease_ms / 1000)
 
     def take(self, usuario_id: int) -> str | None:
         """A lease id for one more stream of `usuario_id`, or None when at the limit."""

@@ -54,7 +54,7 @@ blp = Blueprint(
 RETRY_MS = 2000
 RESUME_VERSION = "1"
 RESUME_TOKEN = re.compile(r"^1(?:-[0-9a-f]{12}){4}$")
-QUOTA_RETRY_AFTER = 15
+SLOTS_RETRY_AFTER = 15  # a held stream or wait may end at any time
 
 
 def resume_token(digests: dict[str, str]) -> str:
@@ -222,7 +222,7 @@ class EstadisticasStream(MethodView):
             abort(
                 429,
                 message="This server holds as many live clients as it can; poll instead.",
-                headers={"Retry-After": str(QUOTA_RETRY_AFTER)},
+                headers={"Retry-After": str(SLOTS_RETRY_AFTER)},
             )
         lease = live.quota.take(actor.id)
         if lease is None:
@@ -230,7 +230,7 @@ class EstadisticasStream(MethodView):
             abort(
                 429,
                 message=f"At most {live.quota.limit} open streams per usuario.",
-                headers={"Retry-After": str(QUOTA_RETRY_AFTER)},
+                headers={"Retry-After": str(live.quota.retry_after)},
             )
         have = parse_resume(request.headers.get("Last-Event-ID"))
         holder = current_holder()

@@ -6,8 +6,9 @@ import time
 
 import requests
 
-from electro_isla_testing.live import STATS, StreamReader
-from tests.live.conftest import Running, assert_resumed_with_only
+from electro_isla_testing.live import STATS, StreamReader, seed
+from electro_isla_testing.servers import RedisServer
+from tests.live.conftest import Running, assert_resumed_with_only, start
 
 
 def test_first_four_events_equal_the_four_get_bodies_then_an_order_within_1s(live: Running):
@@ -107,6 +108,32 @@ def test_a_fifth_stream_of_one_usuario_is_429(live: Running):
             break
         time.sleep(0.5)
     assert status == 200
+
+
+def test_a_refused_stream_retried_after_retry_after_gets_in(fresh_db: str):
+    """At the default heartbeat (10 s) a closed stream's worker notices at its second
+    heartbeat write, up to 20 s after the close: `Retry-After: 15` (a helper's probe)
+    sent the client back to a second 429. It is the lease's length now."""
+    redis = RedisServer().start()
+    server = start(fresh_db, redis.url, workers=1, LIVE_HEARTBEAT_SECONDS="10")
+    try:
+        site = seed(fresh_db, server.url)
+        url = f"{site.base}/api/admin/estadisticas/stream/"
+        readers = [StreamReader(site.base, site.admin).start() for _ in range(4)]
+        for reader in readers:
+            reader.take(4)
+            reader.close()
+        refused = requests.get(url, headers=site.admin, timeout=10)
+        assert refused.status_code == 429, "closed streams count until their worker notices"
+        time.sleep(int(refused.headers["Retry-After"]))
+        again = StreamReader(site.base, site.admin).start()
+        try:
+            assert again.status == 200
+        finally:
+            again.close()
+    finally:
+        server.stop()
+        redis.stop()
 
 
 def test_a_cliente_gets_403(live: Running):
