@@ -85,8 +85,11 @@ def seed_args(pedidos: int) -> list[str]:
 
 
 @contextmanager
-def servers() -> Iterator[tuple[Any, str]]:
-    """(admin URL of a PostgreSQL server, Redis URL); private ones unless given."""
+def servers(durable: bool = False) -> Iterator[tuple[Any, str]]:
+    """(admin URL of a PostgreSQL server, Redis URL); private ones unless given.
+
+    A private PostgreSQL skips fsync unless `durable` (PostgreSQL's defaults: each
+    COMMIT waits for its WAL on disk, as in production)."""
     pg = redis_server = None
     given_pg = os.environ.get("BENCH_DATABASE_URL")
     given_redis = os.environ.get("BENCH_REDIS_URL")
@@ -94,7 +97,7 @@ def servers() -> Iterator[tuple[Any, str]]:
         if given_pg:
             admin = make_url(given_pg).set(drivername="postgresql+psycopg")
         else:
-            pg = PostgresServer()
+            pg = PostgresServer(durable=durable)
             admin = make_url(pg.start())
         if given_redis:
             redis_url = given_redis

@@ -1,7 +1,7 @@
 """Orders/s with and without the statistics triggers, before and after 0007 (no hot row).
 
     .venv/bin/python bench/filas_calientes.py [--seconds 8] [--rounds 2] [--antes REV] \
-        [--clients 1,16,64] [--pedidos 20000] [--no-api]
+        [--clients 1,16,64] [--pedidos 20000] [--no-api] [--durable]
 
 One private PostgreSQL (electro_isla_testing/servers.PostgresServer) and Redis. Two databases
 seeded alike (`seed-demo --pedidos N --usuarios N/10 --productos 200 --meses 12
@@ -21,6 +21,10 @@ on a heavyweight lock (`wait_event_type = 'Lock'`, mostly `transactionid`: anoth
 transaction's row lock). API level (unless --no-api): bench/escrituras.py's 40
 concurrent buyers through the Flask app, orders/s with and without the triggers.
 The 1-minute load average is printed with each cell (the machine is shared).
+
+The private PostgreSQL runs as the test suite's does (fsync, synchronous_commit and
+full_page_writes off: CPU is all an order costs) unless `--durable`, which keeps
+PostgreSQL's defaults (every COMMIT waits for its WAL on disk), as production runs.
 """
 
 from __future__ import annotations
@@ -144,6 +148,11 @@ def main() -> None:
     parser.add_argument("--pedidos", type=int, default=20_000)
     parser.add_argument("--no-api", action="store_true")
     parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="PostgreSQL's default durability (fsync, synchronous_commit on) instead of none",
+    )
+    parser.add_argument(
         "--antes",
         default=SCHEMAS["antes"],
         help="the revision `antes` is migrated to (e.g. 0010_totales_por_clave to set one "
@@ -156,11 +165,13 @@ def main() -> None:
     cells: dict[tuple[str, int, bool], list[tuple[float, float, float, float]]] = {}
     api: dict[str, dict[str, Any]] = {}
     with (
-        servers() as (admin, redis_url),
+        servers(durable=args.durable) as (admin, redis_url),
         tempfile.TemporaryDirectory() as logdir,
         database(admin, "bench_hot_antes", False) as (url_antes, _),
         database(admin, "bench_hot_despues", False) as (url_despues, _),
     ):
+        durability = "PostgreSQL defaults (fsync on)" if args.durable else "fsync off"
+        print(f"# private PostgreSQL: {durability}")
         urls = {"antes": url_antes, "despues": url_despues}
         apps = {s: bench_app(u, redis_url, logdir, "UTC") for s, u in urls.items()}
         bounds = {}

@@ -40,7 +40,13 @@ def pg_bindir() -> Path:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    """A private PostgreSQL cluster; fast (no fsync) unless `durable`."""
+
+    # What a test server trades for speed: a crash may lose or corrupt its data.
+    FAST = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
+    def __init__(self, durable: bool = False) -> None:
+        self.durable = durable
         self.bindir = pg_bindir()
         self.root = Path(tempfile.mkdtemp(prefix="ei-pg-"))
         self.datadir = self.root / "data"
@@ -83,10 +89,9 @@ class PostgresServer:
 
     def start_again(self) -> None:
         """Start the server on its data directory (first start, or after `stop`)."""
-        opts = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not self.durable:
+            opts += f" {self.FAST}"
         log = str(self.root / "server.log")
         self._run(
             "pg_ctl", "-D", str(self.datadir), "-o", opts, "-l", log, "-w", "-t", "60", "start"
