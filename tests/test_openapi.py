@@ -1,8 +1,16 @@
 """The OpenAPI document lists every endpoint of the contract (API.md); its UI works offline."""
 
 import re
+import sys
+import unicodedata
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
+
+import jsonschema_rs
+import pytest
+
+from electro_isla.auth.schemas import USERNAME_JSON_PATTERN, USERNAME_PATTERN
 
 CONTRACT = {
     "/api/auth/register/": {"post"},
@@ -106,3 +114,63 @@ def test_live_statistics_headers_are_documented(sqlite_app):
     stream = spec["paths"]["/api/admin/estadisticas/stream/"]["get"]
     assert "Last-Event-ID" in {_resolve(spec, p)["name"] for p in stream.get("parameters", [])}
     assert "Retry-After" in stream["responses"]["429"].get("headers", {})
+
+
+def _patterns(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "pattern" and isinstance(value, str):
+                yield value
+            else:
+                yield from _patterns(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _patterns(value)
+
+
+def test_every_published_pattern_is_a_json_schema_regex(sqlite_app):
+    """A client validates with JSON Schema's (ECMA-262) regular expressions: the
+    username's Python `\\Z` was no regex there ("is not a regex" in jsonschema-rs; a
+    literal "Z" without the `u` flag), so no client could compile the document."""
+    document = sqlite_app.test_client().get("/api/openapi.json").get_json()
+    patterns = sorted(set(_patterns(document)))
+    refused = {}
+    for pattern in patterns:
+        try:
+            jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+        except jsonschema_rs.ValidationError as error:
+            refused[pattern] = str(error).splitlines()[0]
+    assert refused == {}
+    assert USERNAME_JSON_PATTERN in patterns
+
+
+@pytest.mark.parametrize(
+    ("username", "valid"),
+    [
+        ("Ñandú_9", True),
+        ("ΟΔΟΣ", True),
+        ("a.b+c-d", True),
+        ("١٢٣", True),
+        ("a b", False),
+        ("a@b", False),
+        ("a\n", False),
+        ("", False),
+        ("a/b", False),
+    ],
+)
+def test_the_published_username_pattern_says_what_the_server_checks(username, valid):
+    published = jsonschema_rs.validator_for({"type": "string", "pattern": USERNAME_JSON_PATTERN})
+    assert published.is_valid(username) is valid
+    assert bool(re.match(USERNAME_PATTERN, username)) is valid
+
+
+def test_python_word_characters_are_unicode_letters_numbers_and_underscore():
+    """Why USERNAME_JSON_PATTERN spells `\\w` as `\\p{L}\\p{N}_`: the same set, code
+    point by code point, in this Python's Unicode database."""
+    word = re.compile(r"\w")
+    differ = [
+        hex(cp)
+        for cp in range(sys.maxunicode + 1)
+        if bool(word.match(chr(cp))) != (unicodedata.category(chr(cp))[0] in "LN" or chr(cp) == "_")
+    ]
+    assert differ == []

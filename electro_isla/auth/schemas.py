@@ -16,6 +16,11 @@ from electro_isla.usuarios.models import normalize_username
 
 # No "@": a username can never be mistaken for someone else's email at login.
 USERNAME_PATTERN = r"^[\w.+-]+\Z"  # \Z: "$" would let a trailing newline in
+# The same rule as the OpenAPI document publishes it, for JSON Schema's regular
+# expressions (ECMA-262): there `\Z` is no anchor, `$` is the end of the text and
+# `\w` is ASCII only. Python's `\w` is exactly the Unicode letters and numbers and
+# "_" (tests/test_openapi.py checks both).
+USERNAME_JSON_PATTERN = r"^[\p{L}\p{N}_.+-]+$"
 
 
 class Username(fields.String):
@@ -37,6 +42,7 @@ class RegisterSchema(Schema):
             validate.Length(min=1, max=150),
             validate.Regexp(USERNAME_PATTERN, error="Letters, digits and . + - _ only."),
         ],
+        metadata={"pattern": USERNAME_JSON_PATTERN},
     )
     email = fields.Email(
         required=True,
