@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 
 import psycopg
@@ -12,10 +13,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Flask
-from sqlalchemy import CheckConstraint, inspect, make_url, text
+from sqlalchemy import CheckConstraint, inspect, make_url, select, text
 from sqlalchemy.exc import IntegrityError
 
 from electro_isla import create_app
+from electro_isla.catalogo.models import Producto
+from electro_isla.catalogo.schemas import ProductoCreateSchema
 from electro_isla.config import TestConfig
 from electro_isla.estadisticas.models import ROLLUPS
 from electro_isla.extensions import db
@@ -494,3 +497,57 @@ def test_row_triggers_migrate_both_ways_with_unfolded_deltas(empty_pg_url, tmp_p
     assert schema_differences(app) == []
     with app.app_context():
         db.engine.dispose()
+
+
+PICTURES = {  # imagen_url before 0013 -> after
+    "": "",
+    "https://cdn.example.test/a.png": "https://cdn.example.test/a.png",
+    "HTTP://cdn.example.test/b.png?w=2": "HTTP://cdn.example.test/b.png?w=2",
+    "/media/c.png": "/media/c.png",
+    "javascript:alert(1)": "",
+    "data:image/png;base64,AAAA": "",
+    " https://cdn.example.test/d.png": "",
+    "https://": "",
+    "cdn.example.test/e.png": "",
+}
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_imagen_url_migration_clears_what_the_api_refuses(backend, request, tmp_path, caplog):
+    """Values stored before the API checked imagen_url (a `javascript:` link) are
+    cleared and logged; every value it keeps, the API accepts, and no other."""
+    if backend == "postgresql":
+        url = request.getfixturevalue("empty_pg_url")
+    else:
+        url = f"sqlite:///{tmp_path / 'migr.db'}"
+    app = migrated_app(url, tmp_path)
+    flask_db(app, "upgrade", "0012_usernames_nfkc")
+    with app.app_context(), db.engine.begin() as conn:
+        for n, picture in enumerate(PICTURES):
+            conn.execute(
+                text(
+                    "INSERT INTO productos (nombre, descripcion, precio, descuento, stock, "
+                    "categoria, imagen_url, activo, created_at, updated_at) VALUES "
+                    "(:n, '', 10, 0, 1, 'otros', :u, true, :t, :t)"
+                ),
+                {"n": f"p{n}", "u": picture, "t": datetime(2025, 1, 1)},
+            )
+    with caplog.at_level("WARNING", logger="alembic.runtime.migration"):
+        flask_db(app, "upgrade")
+    with app.app_context():
+        rows = db.session.scalars(select(Producto).order_by(Producto.id)).all()
+        after = {old: p.imagen_url for old, p in zip(PICTURES, rows, strict=True)}
+        touched = {old for old, p in zip(PICTURES, rows, strict=True) if p.updated_at.year > 2025}
+        db.session.remove()
+        db.engine.dispose()
+    assert after == PICTURES
+    assert touched == {old for old, new in PICTURES.items() if new != old}
+    assert "imagen_url 'javascript:alert(1)' cleared" in caplog.text
+    assert "run `flask cache-clear`" in caplog.text
+    schema = ProductoCreateSchema()
+    accepted = {
+        old
+        for old in PICTURES
+        if not schema.validate({"nombre": "x", "precio": "1", "imagen_url": old})
+    }
+    assert accepted == {old for old, new in PICTURES.items() if new == old}
