@@ -221,11 +221,16 @@ def usernames(app: Flask) -> list[str]:
             db.engine.dispose()
 
 
-def test_usernames_migration_rewrites_them_in_nfkc_so_they_log_in_again(empty_pg_url, tmp_path):
+def test_usernames_migration_rewrites_them_in_nfkc_so_they_log_in_again(
+    empty_pg_url, tmp_path, caplog
+):
     """A full-width name stored before 0012 could not log in once lookups normalised."""
     app = at_0011_with_usernames(empty_pg_url, tmp_path, "\uff41dmin7", "Ana")
-    flask_db(app, "upgrade")
+    with caplog.at_level("WARNING", logger="alembic.runtime.migration"):
+        flask_db(app, "upgrade")
     assert usernames(app) == ["admin7", "Ana"]
+    assert "username rewritten in NFKC form as 'admin7'" in caplog.text
+    assert "usernames rewritten for 1 usuarios: run `flask cache-clear`" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,9 @@ place, in Python (SQLite has no normalize()). It stops, naming them, when a
 rewritten name would equal another usuario's in lower(), as 0003 does for case
 duplicates: rename or merge them, then upgrade again.
 
+Each rewritten row is logged; cached bodies keep the old names until their TTL,
+so when any was, run `flask cache-clear` after the upgrade.
+
 The downgrade keeps the normalised names (as 0003 keeps lower-cased emails).
 
 Revision ID: 0012_usernames_nfkc
@@ -15,6 +18,7 @@ Revises: 0011_tick_sin_secuencia
 Create Date: 2026-12-06
 """
 
+import logging
 import unicodedata
 from collections import Counter
 
@@ -25,6 +29,8 @@ revision = "0012_usernames_nfkc"
 down_revision = "0011_tick_sin_secuencia"
 branch_labels = None
 depends_on = None
+
+log = logging.getLogger("alembic.runtime.migration")
 
 
 def upgrade():
@@ -52,8 +58,15 @@ def upgrade():
             f"{', '.join(clashes[:20])}; rename or merge them, then upgrade again"
         )
     for id_, username in renamed.items():
+        log.warning("usuario %s: username rewritten in NFKC form as %r", id_, username)
         conn.execute(
             sa.text("UPDATE usuarios SET username = :u WHERE id = :id"), {"u": username, "id": id_}
+        )
+    if renamed:
+        log.warning(
+            "usernames rewritten for %d usuarios: run `flask cache-clear` "
+            "so no cached body shows the old ones",
+            len(renamed),
         )
 
 

@@ -55,7 +55,8 @@ def upgrade():
         conn.execute(update, {"now": now, "id": id_})
     if cleared:
         log.warning(
-            "%d imagen_url cleared: run `flask cache-clear` so no cached producto shows them",
+            "imagen_url cleared on %d productos: run `flask cache-clear` "
+            "so no cached body shows them",
             len(cleared),
         )
 
