@@ -30,6 +30,7 @@ guesses.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import math
 import threading
@@ -98,6 +99,23 @@ def account_key(identifier: str, usuario_id: int | None) -> str:
         return f"user:{usuario_id}"
     digest = hashlib.sha256(identifier.strip().lower().encode()).hexdigest()[:32]
     return f"name:{digest}"
+
+
+def client_key(remote_addr: str | None) -> str:
+    """What a per-address window counts: an IPv4 address, or the /64 an IPv6 one is in.
+
+    A /64 is one subscriber's or one site's network, and its host half is theirs to
+    choose: counting single IPv6 addresses would give such a client 2^64 windows
+    (fresh addresses are free), not one. IPv4-mapped addresses count as the IPv4."""
+    try:
+        address = ipaddress.ip_address((remote_addr or "").strip().strip("[]").split("%")[0])
+    except ValueError:
+        return remote_addr or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
 
 
 def _block(wait: float) -> Block:

@@ -13,7 +13,13 @@ from werkzeug.exceptions import HTTPException
 from electro_isla.auth import service
 from electro_isla.auth import tokens as _tokens  # noqa: F401  (installs the JWT callbacks)
 from electro_isla.auth.permissions import current_actor, login_required
-from electro_isla.auth.ratelimit import Block, account_key, login_limiter, register_limiter
+from electro_isla.auth.ratelimit import (
+    Block,
+    account_key,
+    client_key,
+    login_limiter,
+    register_limiter,
+)
 from electro_isla.auth.schemas import (
     LoginBlockedSchema,
     LoginResponseSchema,
@@ -104,7 +110,7 @@ class Register(MethodView):
     def post(self, data: dict[str, Any]) -> dict[str, Any]:
         """Create an account (always rol `cliente`); at most REGISTER_MAX_PER_IP per window"""
         limiter = register_limiter()
-        taken = limiter.take([limiter.key("ip", request.remote_addr or "unknown")])
+        taken = limiter.take([limiter.key("ip", client_key(request.remote_addr))])
         if isinstance(taken, Block):
             abort(
                 429,
@@ -131,7 +137,7 @@ class Login(MethodView):
         """Log in with username or email; sets the HttpOnly refreshToken cookie"""
         usuario = service.find_for_login(data["username"])
         account = account_key(data["username"], usuario.id if usuario else None)
-        ip = request.remote_addr or "unknown"
+        ip = client_key(request.remote_addr)
         limiter = login_limiter()
         # Reserved before the hash, atomically: parallel guesses cannot all get checked.
         attempt = limiter.reserve(account, ip)

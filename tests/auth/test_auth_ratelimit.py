@@ -12,6 +12,7 @@ import time_machine
 
 from electro_isla.auth import service
 from electro_isla.auth.models import RefreshToken
+from electro_isla.auth.ratelimit import client_key
 from electro_isla.cache import shared_redis
 from tests.auth.support import count, login, make_usuario
 
@@ -62,6 +63,31 @@ def test_five_failures_from_one_ip_block_that_ip(app, client, usuario_id):
     assert_429(login(client, "ana", ip="10.4.0.1"))
     # The account itself is fine from elsewhere.
     assert login(client, "ana", ip="10.4.0.2").status_code == 200
+
+
+def test_an_ipv6_client_counts_as_its_64_whatever_address_it_takes(app, client, usuario_id):
+    """The host half of an IPv6 /64 is the client's to choose: one window per address
+    let it guess without end, five per fresh address."""
+    for n in range(5):
+        assert login(client, f"nadie{n}", WRONG, ip=f"2001:db8:4:1::{n + 1:x}").status_code == 401
+    assert_429(login(client, "ana", ip="2001:db8:4:1:ffff:1:2:3"))
+    assert login(client, "ana", ip="2001:db8:4:2::1").status_code == 200  # another /64
+
+
+@pytest.mark.parametrize(
+    ("remote_addr", "key"),
+    [
+        ("10.4.0.1", "10.4.0.1"),
+        ("2001:db8:4:1:ffff:1:2:3", "2001:db8:4:1::/64"),
+        ("::ffff:10.4.0.1", "10.4.0.1"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("", "unknown"),
+        (None, "unknown"),
+        ("not-an-address", "not-an-address"),
+    ],
+)
+def test_client_key(remote_addr, key):
+    assert client_key(remote_addr) == key
 
 
 def test_success_resets_the_account_window_but_not_the_ip_window(app, client, usuario_id):

@@ -43,6 +43,16 @@ def test_one_ip_registers_at_most_the_maximum_and_the_refused_one_writes_nothing
     assert register(client, 4, "10.20.0.2").status_code == 201
 
 
+def test_an_ipv6_client_cannot_register_more_by_changing_address_in_its_64(make_app):
+    app = make_app(REGISTER_MAX_PER_IP=2, REGISTER_WINDOW_SECONDS=60)
+    client = app.test_client()
+    for n in range(2):
+        assert register(client, n, f"2001:db8:20::{n + 1}").status_code == 201
+    assert_429(register(client, 2, "2001:db8:20::abcd"), 60)
+    assert count(app, Usuario) == 2
+    assert register(client, 3, "2001:db8:21::1").status_code == 201  # another /64
+
+
 def test_a_refused_duplicate_keeps_its_place(make_app):
     """Probing for taken usernames or emails costs places like real registrations."""
     app = make_app(REGISTER_MAX_PER_IP=2, REGISTER_WINDOW_SECONDS=60)
