@@ -168,7 +168,7 @@ class LiveHub:
 
     def superseded(self, stat: str, tags: Any) -> bool:
         """True when `tags` names a version of `stat` this hub has since replaced."""
-        return any(tag in tags for tag in self._replaced[stat])
+        return any(tags.contains_weak(tag) for tag in self._replaced[stat])
 
     def digest(self, rendered: dict[str, str]) -> str:
         """The figures' digest of a rendering, without parsing it when the hub has seen it."""

@@ -74,7 +74,7 @@ def held_on_the_hubs_tag(stat: str) -> bool:
     if not tags or not requested_wait(request.headers.get("Prefer")):
         return False
     fresh = live_of(current_app).hub.current(stat)
-    return fresh is not None and fresh.etag in tags
+    return fresh is not None and tags.contains_weak(fresh.etag)
 
 
 def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
@@ -92,7 +92,7 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     # no cache read per watcher, and no second fetch when the figures moved meanwhile.
     fresh = hub.current(stat)
     read_at = started
-    if fresh is not None and fresh.etag in tags:
+    if fresh is not None and tags.contains_weak(fresh.etag):
         current = fresh.rendered
     elif fresh is not None and hub.superseded(stat, tags) and (latest := hub.synced(stat, started)):
         # A tag this hub has replaced since (the client was woken by an earlier change):
@@ -103,7 +103,7 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     else:
         current = rendered(stat)
         read_at = time.monotonic()  # a refresh from now on sees at least what was read
-        if current["etag"] not in tags:
+        if not tags.contains_weak(current["etag"]):
             return respond(current)
     allowed = min(wait, live.max_wait)
     if allowed <= 0 or not hub.usable() or not live.slots.take():
