@@ -122,6 +122,7 @@ def events(
     now = time.monotonic()
     next_beat = now + live.heartbeat
     next_auth = _next_tick(live.auth_every)
+    caught_up = False
     while True:
         now = time.monotonic()
         if hub.stopping or not hub.alive() or time.time() >= expires_at:
@@ -140,7 +141,14 @@ def events(
             else:
                 wake_at = min(wake_at, due)  # coalesce: the latest figures at `due`
         if chunk:
+            caught_up = True
             yield "".join(chunk)  # every statistic that moved, in one write
+            continue
+        if not caught_up:
+            # A resumed client that lacks nothing hears so at once: a console waits a few
+            # seconds for a first sign to tell a flowing stream from a buffering proxy.
+            caught_up = True
+            yield ": up to date\n\n"
             continue
         if now >= next_auth:
             if not _still_allowed(live, holder, next_auth):

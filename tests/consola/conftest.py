@@ -32,9 +32,17 @@ def serve(consola_db: str) -> Iterator[Callable[..., tuple[GunicornServer, Redis
     """
     started: list[tuple[GunicornServer, RedisServer]] = []
 
-    def start(**env: str) -> tuple[GunicornServer, RedisServer]:
+    def start(project_config: bool = False, **env: str) -> tuple[GunicornServer, RedisServer]:
+        """`project_config`: gunicorn.conf.py's hooks too (a stopping worker ends its streams)."""
         redis = RedisServer().start()
-        server = GunicornServer(consola_db, redis.url, workers=2, threads=8, extra_env=env)
+        server = GunicornServer(
+            consola_db,
+            redis.url,
+            workers=2,
+            threads=8,
+            extra_env=env,
+            use_project_config=project_config,
+        )
         started.append((server, redis))
         server.start(timeout=90)  # a loaded CI machine: gunicorn's import can take a while
         return server, redis

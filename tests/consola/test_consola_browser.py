@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import signal
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -148,6 +150,31 @@ def test_stream_unavailable_and_redis_stopped_the_page_polls_and_still_updates(s
         changed = wait_until(lambda: total_pedidos(driver) == str(before + 1), 5.0, 0.05)
         assert changed, f"total_pedidos still {total_pedidos(driver)} 5 s after the order"
         assert mode(driver) == "polling"
+
+
+def test_a_stream_resumed_with_nothing_new_keeps_the_page_live(serve) -> None:
+    """A reload of gunicorn ends every stream; the page resumes with Last-Event-ID and,
+    nothing having changed, the server used to send no event for a heartbeat: the page
+    took that for a buffering proxy and polled until a figure moved (a helper's probe:
+    still polling 75 s later)."""
+    server, _ = serve(project_config=True)
+    api = Api(server.url, *ADMIN)
+    with chromium() as driver:
+        log_in(driver, server.url, *ADMIN)
+        assert wait_until(lambda: loaded(driver), 15)
+        assert wait_until(lambda: mode(driver) == "live", 5), mode(driver)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGHUP)  # new workers; the old ones end their streams
+        seen = set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            seen.add(mode(driver))
+            time.sleep(0.05)
+        assert seen == {"live"}, seen
+        before = int(total_pedidos(driver))
+        api.place_order()
+        changed = wait_until(lambda: total_pedidos(driver) == str(before + 1), 3.0, 0.05)
+        assert changed, f"total_pedidos still {total_pedidos(driver)} 3 s after the order"
 
 
 def test_redis_stopped_under_a_live_page_it_keeps_updating(serve) -> None:

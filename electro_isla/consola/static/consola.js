@@ -30,6 +30,7 @@
   const POLL_MS = 3000;
   const CACHE_POLL_MS = 5000;
   const STREAM_RETRY_MS = 30000;
+  const RECONNECT_MS = [0, 500, 1500]; // after a stream that worked ends, before polling
   const FIRST_EVENT_MS = 4000; // no event this long after connecting: a buffering proxy
   const SILENCE_MS = 40000; // the server comments at least every 15 s
   const SESSION_HINT = "consola.sesion"; // a flag only: "try the refresh cookie on load"
@@ -554,7 +555,13 @@
             }
             event = { name: "message", data: [], id: null };
           } else if (line.startsWith(":")) {
-            if (delivered) alive();
+            // A comment is a sign of life too: a resumed stream that lacks nothing
+            // starts with ": up to date" and may send no event for a long while.
+            if (!delivered) since = Date.now();
+            delivered = true;
+            alive();
+            stopPolling();
+            setMode("live");
           } else {
             const colon = line.indexOf(":");
             const field = colon < 0 ? line : line.slice(0, colon);
@@ -575,7 +582,7 @@
   }
 
   async function connect(generation) {
-    let reconnected = false;
+    let retry = 0; // reconnections tried since a stream that worked ended
     while (generation === state.generation) {
       let lasted;
       try {
@@ -585,13 +592,16 @@
       }
       if (generation !== state.generation) return;
       // A stream that worked and ended (its token expired, a worker restarted):
-      // reconnect at once, still "live". Failing that, or one that never worked: poll,
-      // and try the stream again later.
-      if (lasted && (!reconnected || lasted > 10000)) {
-        reconnected = true;
+      // reconnect, still "live", at once and then after short pauses (a restarting
+      // server's old workers end a new stream at once). Failing that, or one that
+      // never worked: poll, and try the stream again later.
+      if (lasted > 10000) retry = 0;
+      if ((lasted || retry > 0) && retry < RECONNECT_MS.length) {
+        await new Promise((resolve) => later(resolve, RECONNECT_MS[retry]));
+        retry += 1;
         continue;
       }
-      reconnected = false;
+      retry = 0;
       startPolling(generation);
       await new Promise((resolve) => later(resolve, STREAM_RETRY_MS));
     }
