@@ -6,6 +6,7 @@ import time
 
 import requests
 
+from electro_isla.live.stream import RETRY_MS
 from electro_isla_testing.live import STATS, StreamReader, seed
 from electro_isla_testing.servers import RedisServer
 from tests.live.conftest import Running, assert_resumed_with_only, start
@@ -51,6 +52,28 @@ def test_last_event_id_resumes_with_only_what_changed(live: Running):
         assert [e.name for e in again.take(4)] == list(STATS)
     finally:
         again.close()
+
+
+def test_a_resume_that_lacks_nothing_is_told_so_at_once(live: Running):
+    """No event is due, so the first sign of life would be the heartbeat: a console
+    took that silence for a buffering proxy and polled (see tests/consola)."""
+    site = live.site
+    headers = site.headers_for(site.trabajador_ids[4])  # streams of its own (4 per usuario)
+    reader = StreamReader(site.base, headers).start()
+    last = reader.take(4)[-1]
+    reader.close()
+    started = time.monotonic()
+    with requests.get(
+        f"{site.base}/api/admin/estadisticas/stream/",
+        headers={**headers, "Last-Event-ID": last.id},
+        stream=True,
+        timeout=10,
+    ) as resumed:
+        lines = resumed.iter_lines(decode_unicode=True)
+        assert next(lines) == f"retry: {RETRY_MS}"
+        assert next(lines) == ""
+        assert next(lines) == ": up to date"
+    assert time.monotonic() - started < 1.0
 
 
 def test_logout_ends_the_stream_within_5s(live: Running):
