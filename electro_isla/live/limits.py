@@ -8,7 +8,9 @@ more, so ordinary requests always find a thread.
 Streams per usuario are counted across every process and host in Redis: a sorted
 set per usuario whose members are the open streams, each with a lease renewed on
 every heartbeat, so a stream whose worker died (kill -9) stops counting when its
-lease runs out. While Redis cannot answer, each process counts its own.
+lease runs out. While Redis cannot answer, each process counts its own. If Redis
+loses the set (restarted empty, flushed), each open stream puts its lease back at
+its next heartbeat.
 """
 
 from __future__ import annotations
@@ -131,7 +133,9 @@ class StreamQuota:
         key = f"{self.key_prefix}{{{usuario_id}}}"
         try:
             pipe = client.pipeline(transaction=False)
-            pipe.zadd(key, {lease: int(time.time() * 1000) + self.lease_ms}, xx=True)
+            # Not XX: a lease Redis lost (a restart, a FLUSHDB) is counted again by the
+            # next heartbeat, so the limit holds again within one heartbeat.
+            pipe.zadd(key, {lease: int(time.time() * 1000) + self.lease_ms})
             pipe.pexpire(key, self.lease_ms)
             pipe.execute()
         except REDIS_ERRORS:

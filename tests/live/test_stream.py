@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 
+import redis
 import requests
 
 from electro_isla.live.stream import RETRY_MS
 from electro_isla_testing.live import STATS, StreamReader, seed
 from electro_isla_testing.servers import RedisServer
-from tests.live.conftest import Running, assert_resumed_with_only, start
+from tests.live.conftest import LIVE_ENV, Running, assert_resumed_with_only, start
 
 
 def test_first_four_events_equal_the_four_get_bodies_then_an_order_within_1s(live: Running):
@@ -157,6 +158,30 @@ def test_a_refused_stream_retried_after_retry_after_gets_in(fresh_db: str):
     finally:
         server.stop()
         redis.stop()
+
+
+def test_after_redis_is_flushed_open_streams_count_again_within_a_heartbeat(fresh_db: str):
+    """The leases lived only in Redis and a renewal updated existing ones only: after a
+    FLUSHDB a usuario with 3 open streams could open 4 more (a helper's probe: 7 open)."""
+    redis_server = RedisServer().start()
+    server = start(fresh_db, redis_server.url, workers=1)
+    readers: list[StreamReader] = []
+    try:
+        site = seed(fresh_db, server.url)
+        readers = [StreamReader(site.base, site.admin).start() for _ in range(3)]
+        for reader in readers:
+            reader.take(4)
+        redis.Redis.from_url(redis_server.url).flushdb()
+        time.sleep(2 * float(LIVE_ENV["LIVE_HEARTBEAT_SECONDS"]))  # every stream renewed
+        readers.append(StreamReader(site.base, site.admin).start())
+        assert readers[-1].status == 200  # the 4th
+        readers.append(StreamReader(site.base, site.admin).start())
+        assert readers[-1].status == 429  # the 5th
+    finally:
+        for reader in readers:
+            reader.close()
+        server.stop()
+        redis_server.stop()
 
 
 def test_a_cliente_gets_403(live: Running):
