@@ -313,6 +313,37 @@ def test_an_expired_session_refreshes_once_then_shows_the_login_form(console) ->
             )
 
 
+def test_a_usuario_demoted_while_watching_is_told_so_and_sees_no_figure(console) -> None:
+    """The stream ends on the demotion; every request after is a 403. The page kept the
+    last figures on screen, polling, its "last update" moving on each 403 (a helper's
+    probe), where a non-staff login is shown no figure."""
+    admin = Api(console.url, *ADMIN)
+    usuario = admin.get("/api/admin/users/?q=trabajador").json()["results"][0]
+    with chromium() as driver:
+        log_in(driver, console.url, *TRABAJADOR)
+        assert wait_until(lambda: loaded(driver), 15)
+        try:
+            resp = admin.session.patch(
+                f"{console.url}/api/admin/users/{usuario['id']}/",
+                headers=admin.headers,
+                json={"rol": "cliente"},
+                timeout=10,
+            )
+            assert resp.status_code == 200, resp.text
+            told = wait_until(lambda: driver.find_element(By.ID, "sin-permiso").is_displayed(), 15)
+            assert told, "still on the dashboard after the demotion"
+            assert "ya no es del personal" in driver.find_element(By.ID, "sin-permiso-texto").text
+            assert not driver.find_element(By.ID, "tablero").is_displayed()
+            assert figures(driver) == {}
+        finally:
+            admin.session.patch(
+                f"{console.url}/api/admin/users/{usuario['id']}/",
+                headers=admin.headers,
+                json={"rol": "trabajador"},
+                timeout=10,
+            )
+
+
 def test_two_open_consoles_cost_at_most_one_statistics_fetch_per_change(serve) -> None:
     """Each order changes the statistics once; two live consoles compute each change once.
 

@@ -207,17 +207,10 @@
     $("acceso").hidden = true;
     if (!STAFF.includes(user.rol)) {
       // No figures at all for a non-staff login: drop the token and say why.
-      const token = state.token;
-      state.token = null;
-      fetch(API.logout, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { Authorization: `Bearer ${token}` },
-      }).catch(() => {});
-      $("sin-permiso-texto").textContent =
+      refuse(
         `La cuenta «${user.username}» tiene el rol «${user.rol}»: esta consola es solo para el personal ` +
-        "(admin o trabajador). Inicia sesión con una cuenta del personal.";
-      $("sin-permiso").hidden = false;
+          "(admin o trabajador). Inicia sesión con una cuenta del personal.",
+      );
       return;
     }
     sessionStorage.setItem(SESSION_HINT, "1");
@@ -227,6 +220,37 @@
     $("panel-cache").hidden = user.rol !== "admin";
     scheduleRefresh();
     start();
+  }
+
+  // Log out (the console is for staff only) and say why, instead of any figure.
+  function refuse(text) {
+    const token = state.token;
+    state.token = null;
+    sessionStorage.removeItem(SESSION_HINT);
+    fetch(API.logout, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Authorization: `Bearer ${token}` },
+    }).catch(() => {});
+    $("sin-permiso-texto").textContent = text;
+    $("sin-permiso").hidden = false;
+  }
+
+  // A 403 on the statistics while the page is open: the usuario lost its staff rights
+  // (its rol changed). The figures leave the screen with the session.
+  function rightsLost() {
+    if (!state.token) throw new SessionEnded("no longer staff"); // said already
+    const name = state.user ? state.user.username : "";
+    stop();
+    clearFigures();
+    showNotice("");
+    $("tablero").hidden = true;
+    $("sesion").hidden = true;
+    refuse(
+      `La cuenta «${name}» ya no es del personal (admin o trabajador): esta consola es solo ` +
+        "para el personal. Inicia sesión con una cuenta del personal.",
+    );
+    throw new SessionEnded("no longer staff");
   }
 
   function showLogin(message) {
@@ -527,6 +551,7 @@
       const headers = { Accept: "text/event-stream" };
       if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
       const resp = await api(API.stream, { headers, signal: controller.signal });
+      if (resp.status === 403) rightsLost();
       const type = resp.headers.get("Content-Type") || "";
       if (!resp.ok || !type.startsWith("text/event-stream")) {
         if (resp.body) resp.body.cancel().catch(() => {});
@@ -632,6 +657,7 @@
         try {
           const headers = state.etags[stat] ? { "If-None-Match": state.etags[stat] } : {};
           const resp = await api(API.stat(stat), { headers });
+          if (resp.status === 403) rightsLost();
           reached += 1;
           if (resp.status === 304) return;
           const body = await readJson(resp);
@@ -664,6 +690,10 @@
       const stats = await readJson(statsResp);
       const ready = (await readJson(readyResp)) || { database: "?", cache: "?" };
       if (generation !== state.generation) return;
+      if (statsResp.status === 403) {
+        $("panel-cache").hidden = true; // no longer admin (still staff): no cache panel
+        return;
+      }
       if (statsResp.ok) renderCache(stats, ready);
       else showNotice(`Caché: ${describe(statsResp.status, stats)}`);
     } catch (exc) {
