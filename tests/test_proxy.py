@@ -1,6 +1,9 @@
 """TRUSTED_PROXIES: X-Forwarded-For counts only when the TCP peer is a configured proxy."""
 
 import pytest
+import requests
+
+from electro_isla_testing.gunicorn import GunicornServer
 
 PROXY = "10.0.0.2"
 STRANGER = "203.0.113.5"
@@ -64,3 +67,26 @@ def test_the_configured_proxy_speaks_for_its_clients(make_app):
 def test_a_hop_count_or_a_typo_stops_the_app_at_start(make_app, value):
     with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
         make_app(TRUSTED_PROXIES=value)
+
+
+def test_gunicorn_leaves_forwarded_headers_to_the_app(_schema):
+    """gunicorn believes X-Forwarded-Proto (and -Ssl, -Protocol) from 127.0.0.1 by
+    default and sets the scheme before the app runs: with TRUSTED_PROXIES empty, a
+    local client still turned every absolute URL into https (a helper's probe)."""
+    server = GunicornServer(_schema, None, workers=1, threads=2, use_project_config=True).start()
+    try:
+        for header, value in [
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Ssl", "on"),
+            ("X-Forwarded-Protocol", "ssl"),
+        ]:
+            r = requests.get(
+                f"{server.url}/api/productos",  # no slash: redirected to an absolute URL
+                headers={header: value},
+                allow_redirects=False,
+                timeout=10,
+            )
+            assert r.status_code == 308, r.text
+            assert r.headers["Location"].startswith("http://"), (header, r.headers["Location"])
+    finally:
+        server.stop()
