@@ -96,7 +96,13 @@ class ProductoQueryArgsSchema(PaginationArgsSchema):
     """`?categoria=&q=` means no filter, as a search form sends it."""
 
     categoria = fields.String(validate=validate.OneOf(CATEGORIAS))
-    q = text(200)
+    q = text(
+        200,
+        metadata={
+            "description": "Words (split on spaces and commas; a quoted phrase is one word), "
+            "each found in nombre or descripcion, case-insensitively"
+        },
+    )
 
 
 class ProductoAdminQueryArgsSchema(ProductoQueryArgsSchema):

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask_smorest import abort
-from sqlalchemy import Select, exists, or_, select
+from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
 
 from electro_isla.cache import cache_manager
@@ -15,6 +15,7 @@ from electro_isla.catalogo.schemas import MAX_INT, ProductoSchema
 from electro_isla.extensions import db
 from electro_isla.pagination import paginate
 from electro_isla.pedidos.models import DetallePedido
+from electro_isla.search import matching
 
 PRODUCTO = ProductoSchema()
 
@@ -24,23 +25,14 @@ def producto_data(producto: Producto) -> dict[str, Any]:
     return PRODUCTO.dump(producto)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def _filtered(
     stmt: Select, categoria: str | None, q: str | None, activo: bool | None = None
 ) -> Select:
     if categoria:
         stmt = stmt.where(Producto.categoria == categoria)
-    if q and q.strip():
-        pattern = f"%{_escape_like(q.strip())}%"
-        stmt = stmt.where(
-            or_(
-                Producto.nombre.ilike(pattern, escape="\\"),
-                Producto.descripcion.ilike(pattern, escape="\\"),
-            )
-        )
+    found = matching((Producto.nombre, Producto.descripcion), q)
+    if found is not None:
+        stmt = stmt.where(found)
     if activo is not None:
         stmt = stmt.where(Producto.activo.is_(activo))
     return stmt

@@ -26,7 +26,13 @@ class UsuarioSchema(Schema):
 class UsuarioQueryArgsSchema(PaginationArgsSchema):
     """`?q=&rol=&activo=&page=1` (empty filters, the contract's own form) lists everyone."""
 
-    q = text(100)
+    q = text(
+        100,
+        metadata={
+            "description": "Words (split on spaces and commas; a quoted phrase is one word), "
+            "each found in username, email, first_name or last_name, case-insensitively"
+        },
+    )
     rol = fields.String(validate=validate.OneOf(ROLES))
     activo = fields.Boolean()
 

@@ -12,6 +12,7 @@ from electro_isla.auth.actor import Actor
 from electro_isla.cache import cache_manager
 from electro_isla.extensions import db
 from electro_isla.pagination import paginate
+from electro_isla.search import matching
 from electro_isla.usuarios.models import (
     Usuario,
     mismo_username,
@@ -62,30 +63,13 @@ def obtener_perfil(usuario_id: int) -> dict[str, Any]:
     return perfil
 
 
-def _like(term: str) -> str:
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def usuarios_query(
     q: str | None = None, rol: str | None = None, activo: bool | None = None
 ) -> Select:
     stmt = select(Usuario).order_by(Usuario.id)
-    if q and q.strip():
-        pattern = _like(q.strip())
-        stmt = stmt.where(
-            or_(
-                *(
-                    column.ilike(pattern, escape="\\")
-                    for column in (
-                        Usuario.username,
-                        Usuario.email,
-                        Usuario.first_name,
-                        Usuario.last_name,
-                    )
-                )
-            )
-        )
+    found = matching((Usuario.username, Usuario.email, Usuario.first_name, Usuario.last_name), q)
+    if found is not None:
+        stmt = stmt.where(found)
     if rol is not None:
         stmt = stmt.where(Usuario.rol == rol)
     if activo is not None:

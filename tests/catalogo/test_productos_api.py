@@ -107,6 +107,12 @@ def test_list_filters_by_categoria_and_searches_name_and_description(app, client
     assert ids("q=SOLAR&categoria=herramientas") == []
     assert len(ids("categoria=&q=")) == 3  # empty filters mean no filter
     assert ids("q=%25") == []  # a literal %, not a wildcard
+    # Every word, each in name or description, in any order (DRF's SearchFilter).
+    assert ids("q=LED televisor") == [tv]
+    assert ids("q=panel solar") == [solar]  # one word in the name, one in the description
+    assert ids("q=televisor solar") == []
+    assert ids('q="carga solar"') == [solar]  # a quoted phrase, as written
+    assert ids('q="solar carga"') == []
 
 
 BAD_QUERIES = (

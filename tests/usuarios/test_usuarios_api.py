@@ -134,6 +134,11 @@ def test_list_paginates_and_filters(app, client):
     assert usernames("q=cliente_") == ["cliente_0", "cliente_1", "cliente_2"]
     assert usernames("q=%25") == []  # a literal %, not a wildcard
     assert usernames("q=cli&rol=cliente") == ["cliente_0", "cliente_1", "cliente_2"]
+    # Every word, each in any field (DRF's SearchFilter): a full name finds its usuario.
+    assert usernames("q=Pedro Gómez") == ["pedro"]
+    assert usernames("q=gómez,pedro") == ["pedro"]
+    assert usernames("q=Pedro Ruiz") == []
+    assert usernames('q="Pedro Gómez"') == []  # a quoted phrase is one word
 
 
 @pytest.mark.parametrize(
