@@ -124,14 +124,21 @@ def _take_stock(cantidades: dict[int, int]) -> int | None:
     return None
 
 
-def _give_back_stock(cantidades: dict[int, int]) -> None:
+def _give_back_stock(cantidades: dict[int, int]) -> int | None:
+    """Put each producto's cantidad back, unless its stock would pass what the column
+    holds (an admin raised it since): returns the first such producto's id, else None
+    (the caller rolls back what was already given back)."""
     for producto_id in sorted(cantidades):
-        _execute(
+        n = cantidades[producto_id]
+        given = _execute(
             update(PRODUCTOS)
-            .where(PRODUCTOS.c.id == producto_id)
-            .values(stock=PRODUCTOS.c.stock + cantidades[producto_id])
+            .where(PRODUCTOS.c.id == producto_id, PRODUCTOS.c.stock <= MAX_INT - n)
+            .values(stock=PRODUCTOS.c.stock + n)
         )
+        if given != 1:
+            return producto_id
     invalidate_rows_after_commit(db.session, "productos", cantidades, STOCK_COLUMNS)
+    return None
 
 
 def _move_estado(pedido: Pedido, nuevo: str) -> bool:
@@ -296,7 +303,13 @@ def actualizar_pedido(pedido_id: int, actor: Actor, data: dict[str, Any]) -> dic
         if not _move_estado(pedido, nuevo):
             _fail(409, f"The order is no longer {anterior}: someone changed it meanwhile.")
         if nuevo == "cancelado":
-            _give_back_stock({d.producto_id: d.cantidad for d in pedido.detalles})
+            full = _give_back_stock({d.producto_id: d.cantidad for d in pedido.detalles})
+            if full is not None:
+                _fail(
+                    409,
+                    f"Cancelling would put producto {full}'s stock over {MAX_INT}: "
+                    "lower its stock first.",
+                )
             for producto in _productos_en_sesion(pedido):
                 db.session.expire(producto, ["stock", "updated_at"])
         if nuevo == "entregado":

@@ -391,6 +391,29 @@ def test_cancelling_gives_the_stock_back_once(app, client, cliente, admin_header
     assert stock_of(app, a, b) == [10, 4]
 
 
+def test_a_cancel_that_would_overflow_the_stock_is_409_and_changes_nothing(
+    app, client, cliente, admin_headers
+):
+    """An admin raised the stock to the column's largest value after the order: the
+    cancel was a 422 about the body ("number out of range") that no retry could fix."""
+    a = make_producto(app, stock=10)
+    b = make_producto(app, stock=10)
+    pedido_id = place(app, client, cliente[1], (a, 3), (b, 5))["id"]
+    top = 2**31 - 1
+    assert client.patch(f"/api/admin/productos/{b}/", json={"stock": top}, headers=admin_headers)
+    url = f"/api/admin/pedidos/{pedido_id}/"
+    response = client.patch(url, json={"estado": "cancelado"}, headers=admin_headers)
+    assert response.status_code == 409, response.json
+    assert response.json["message"] == (
+        f"Cancelling would put producto {b}'s stock over {top}: lower its stock first."
+    )
+    assert client.get(url, headers=admin_headers).json["estado"] == "pendiente"
+    assert stock_of(app, a, b) == [7, top]  # a's stock was not given back either
+    assert client.patch(f"/api/admin/productos/{b}/", json={"stock": 100}, headers=admin_headers)
+    assert client.patch(url, json={"estado": "cancelado"}, headers=admin_headers).status_code == 200
+    assert stock_of(app, a, b) == [10, 105]
+
+
 def test_staff_may_edit_delivery_details(app, client, cliente):
     pid = make_producto(app)
     pedido_id = place(app, client, cliente[1], (pid, 1))["id"]
