@@ -380,6 +380,7 @@ class LiveHub:
         retry_at = 0.0
         next_check = 0.0
         subscribed_at = 0  # the master switches when the subscription was made
+        failures = 0  # subscriptions refused in a row: logged at the first and on success
         while not self.stopping:
             if not self.alive():
                 self.stop()
@@ -395,8 +396,15 @@ class LiveHub:
                 try:
                     pubsub = self._subscribe()
                 except REDIS_ERRORS as exc:
-                    log.warning("LIVE subscribe failed: %s", type(exc).__name__)
+                    # Once per outage, not once a second per worker while it lasts.
+                    if not failures:
+                        log.warning("LIVE subscribe failed: %s", type(exc).__name__)
+                    failures += 1
                     retry_at = now + RESUBSCRIBE_SECONDS
+                else:
+                    if failures:
+                        log.warning("LIVE subscribed again after %d failed tries", failures)
+                    failures = 0
             if self.interest.due:
                 next_check = min(next_check, self.interest.due)  # a deferred read-only refresh
             timeout = max(0.0, min(next_check - now, self.recheck))
