@@ -10,7 +10,8 @@ set per usuario whose members are the open streams, each with a lease renewed on
 every heartbeat, so a stream whose worker died (kill -9) stops counting when its
 lease runs out. While Redis cannot answer, each process counts its own. If Redis
 loses the set (restarted empty, flushed), each open stream puts its lease back at
-its next heartbeat.
+its next heartbeat; streams opened while Redis was down keep counting in their own
+process only, until they end.
 """
 
 from __future__ import annotations
@@ -133,8 +134,11 @@ class StreamQuota:
         key = f"{self.key_prefix}{{{usuario_id}}}"
         try:
             pipe = client.pipeline(transaction=False)
-            # Not XX: a lease Redis lost (a restart, a FLUSHDB) is counted again by the
-            # next heartbeat, so the limit holds again within one heartbeat.
+            # Not XX: a lease Redis lost (a restart, a FLUSHDB) is counted again at the
+            # next keepalive, so the limit holds again within a heartbeat. (A renewal
+            # that a stalled Redis runs after this stream's ZREM, from another
+            # connection, would count a closed stream until its lease ends: a 429 too
+            # many at worst, never one too few.)
             pipe.zadd(key, {lease: int(time.time() * 1000) + self.lease_ms})
             pipe.pexpire(key, self.lease_ms)
             pipe.execute()

@@ -145,11 +145,16 @@ def events(
             yield "".join(chunk)  # every statistic that moved, in one write
             continue
         if not caught_up:
-            # A resumed client that lacks nothing hears so at once: a console waits a few
-            # seconds for a first sign to tell a flowing stream from a buffering proxy.
             caught_up = True
-            yield ": up to date\n\n"
-            continue
+            if have and all(
+                (version := hub.version(stat)) is not None and version.digest == have.get(stat)
+                for stat in STATS
+            ):
+                # A resumed client that lacks nothing hears so at once: a console waits a
+                # few seconds for a first sign to tell a flowing stream from a buffering
+                # proxy. (Not when a statistic could not be read: no figures, no comfort.)
+                yield ": up to date\n\n"
+                continue
         if now >= next_auth:
             if not _still_allowed(live, holder, next_auth):
                 return
@@ -261,9 +266,11 @@ class EstadisticasStream(MethodView):
             renewed = time.monotonic()
             try:
                 for chunk in events(live, have, expires_at, holder):
-                    if time.monotonic() - renewed >= live.heartbeat:
-                        live.quota.renew(actor.id, lease)
+                    # Every keepalive renews (they come a heartbeat apart; half of one
+                    # leaves room for the wait's and Redis's jitter).
+                    if time.monotonic() - renewed >= live.heartbeat / 2:
                         renewed = time.monotonic()
+                        live.quota.renew(actor.id, lease)
                     yield chunk
             finally:
                 release()

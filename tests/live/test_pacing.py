@@ -122,3 +122,28 @@ def test_a_statistic_changing_all_the_time_sends_about_one_event_per_interval(hu
         sent += _sent(next(events))
     assert 9 <= len(sent) <= 11, sent
     assert sent[-1][1] >= 190  # the latest figures, not a backlog
+
+
+def _resumed(hub: FakeHub, have: dict[str, str]):
+    live = types.SimpleNamespace(
+        hub=hub, min_interval=INTERVAL, heartbeat=10.0, auth_every=1000.0, rechecks=None
+    )
+    events = stream.events(live, have, time.time() + 3600, ("jti", 1))
+    assert next(events).startswith("retry:")
+    return events
+
+
+def test_a_resume_that_lacks_nothing_is_told_so_at_once(hub):
+    events = _resumed(hub, {stat: hub.versions[stat].digest for stat in STATS})
+    assert next(events) == ": up to date\n\n"
+    assert hub.now[0] == pytest.approx(100.0)
+
+
+def test_a_statistic_that_could_not_be_read_is_no_up_to_date(hub):
+    """The hub's first fetch failed (no version): nothing says all is well, so a console
+    falls back to polling, which shows why."""
+    have = {stat: hub.versions[stat].digest for stat in STATS}
+    del hub.versions["ventas"]
+    events = _resumed(hub, have)
+    assert next(events) == ": keepalive\n\n"  # the first thing, a heartbeat later
+    assert hub.now[0] == pytest.approx(110.0)
