@@ -46,6 +46,7 @@
     streamAbort: null,
     refreshing: null,
     refreshTimer: null,
+    refused: false, // logged out for want of staff rights: late answers are ignored
     chartUrls: {},
   };
 
@@ -131,6 +132,9 @@
   async function api(path, options = {}, retried = false) {
     const headers = { ...(options.headers || {}), Authorization: `Bearer ${state.token}` };
     const resp = await fetch(path, { ...options, headers, credentials: "same-origin", cache: "no-store" });
+    // Logged out by refuse(): a request still in flight meets the revoked token; no
+    // refresh (it would bring a token back), no "session expired" over the reason.
+    if (state.refused) throw new SessionEnded("refused");
     if (resp.status === 401 && !retried) {
       try {
         await refreshOnce();
@@ -213,6 +217,7 @@
       );
       return;
     }
+    state.refused = false;
     sessionStorage.setItem(SESSION_HINT, "1");
     $("usuario-nombre").textContent = `${user.username} (${user.rol})`;
     $("sesion").hidden = false;
@@ -226,6 +231,7 @@
   function refuse(text) {
     const token = state.token;
     state.token = null;
+    state.refused = true;
     sessionStorage.removeItem(SESSION_HINT);
     fetch(API.logout, {
       method: "POST",
@@ -239,7 +245,7 @@
   // A 403 on the statistics while the page is open: the usuario lost its staff rights
   // (its rol changed). The figures leave the screen with the session.
   function rightsLost() {
-    if (!state.token) throw new SessionEnded("no longer staff"); // said already
+    if (state.refused) throw new SessionEnded("no longer staff"); // said already
     const name = state.user ? state.user.username : "";
     stop();
     clearFigures();
