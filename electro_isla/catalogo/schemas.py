@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from electro_isla.catalogo.models import CATEGORIAS
 from electro_isla.fields import Money, PatchBody, Timestamp, strict_bool, strict_int, text
 from electro_isla.pagination import PaginationArgsSchema, page_schema
+from electro_isla.search import search_param
 
 # Largest value the INTEGER columns hold: past it the database would fail,
 # so the request fails validation instead (Money bounds NUMERIC(12, 2) itself).
@@ -96,13 +97,7 @@ class ProductoQueryArgsSchema(PaginationArgsSchema):
     """`?categoria=&q=` means no filter, as a search form sends it."""
 
     categoria = fields.String(validate=validate.OneOf(CATEGORIAS))
-    q = text(
-        200,
-        metadata={
-            "description": "Words (split on spaces and commas; a quoted phrase is one word), "
-            "each found in nombre or descripcion, case-insensitively"
-        },
-    )
+    q = search_param(200, "nombre or descripcion")
 
 
 class ProductoAdminQueryArgsSchema(ProductoQueryArgsSchema):

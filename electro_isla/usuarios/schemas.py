@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from electro_isla.fields import PatchBody, StrictBoolean, Timestamp, text
 from electro_isla.pagination import PaginationArgsSchema
+from electro_isla.search import search_param
 from electro_isla.usuarios.models import ROLES
 
 
@@ -26,13 +27,7 @@ class UsuarioSchema(Schema):
 class UsuarioQueryArgsSchema(PaginationArgsSchema):
     """`?q=&rol=&activo=&page=1` (empty filters, the contract's own form) lists everyone."""
 
-    q = text(
-        100,
-        metadata={
-            "description": "Words (split on spaces and commas; a quoted phrase is one word), "
-            "each found in username, email, first_name or last_name, case-insensitively"
-        },
-    )
+    q = search_param(100, "username, email, first_name or last_name")
     rol = fields.String(validate=validate.OneOf(ROLES))
     activo = fields.Boolean()
 
