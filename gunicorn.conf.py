@@ -97,8 +97,10 @@ control_socket_disable = True
 # X-Forwarded-* are the app's to read, from TRUSTED_PROXIES only (electro_isla/proxy.py).
 # gunicorn's defaults believe X-Forwarded-Proto/-Ssl/-Protocol from 127.0.0.1 and set the
 # scheme before the app runs, so a local client could turn every absolute URL into https.
+# (Also over a UNIX socket, whose peers gunicorn trusts whatever forwarded_allow_ips says.)
 forwarded_allow_ips = ""
 secure_scheme_headers: dict[str, str] = {}
+forwarder_headers = ""
 # Heartbeat files on tmpfs: a slow disk (overlayfs) must not make workers look stuck.
 _SHM = "/dev/shm"  # noqa: S108  (gunicorn's documented choice; files are private per worker)
 if os.path.isdir(_SHM):
