@@ -104,18 +104,37 @@ def account_key(identifier: str, usuario_id: int | None) -> str:
 def client_key(remote_addr: str | None) -> str:
     """What a per-address window counts: an IPv4 address, or the /64 an IPv6 one is in.
 
-    A /64 is one subscriber's or one site's network, and its host half is theirs to
-    choose: counting single IPv6 addresses would give such a client 2^64 windows
-    (fresh addresses are free), not one. IPv4-mapped addresses count as the IPv4."""
+    A /64 is the smallest network a site or subscriber gets, and its host half is
+    theirs to choose: counting single IPv6 addresses would give such a client 2^64
+    windows (fresh addresses are free), not one. (A subscriber delegated a /56 or a
+    /48 still has 256 or 65,536.) An IPv6 address that carries an IPv4 client
+    (IPv4-mapped, NAT64's 64:ff9b::/96, 6to4, Teredo) counts as that IPv4 address:
+    behind a NAT64 gateway every IPv4 client shares one /64."""
     try:
         address = ipaddress.ip_address((remote_addr or "").strip().strip("[]").split("%")[0])
     except ValueError:
         return remote_addr or "unknown"
     if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
+        carried = _carried_ipv4(address)
+        if carried is not None:
+            return str(carried)
         return str(ipaddress.IPv6Network((address, 64), strict=False))
     return str(address)
+
+
+NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]  # (server, client)
+    return None
 
 
 def _block(wait: float) -> Block:

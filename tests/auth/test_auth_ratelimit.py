@@ -80,6 +80,10 @@ def test_an_ipv6_client_counts_as_its_64_whatever_address_it_takes(app, client, 
         ("10.4.0.1", "10.4.0.1"),
         ("2001:db8:4:1:ffff:1:2:3", "2001:db8:4:1::/64"),
         ("::ffff:10.4.0.1", "10.4.0.1"),
+        ("64:ff9b::a04:1", "10.4.0.1"),  # NAT64
+        ("64:ff9b::a04:2", "10.4.0.2"),
+        ("2002:a04:1::1", "10.4.0.1"),  # 6to4
+        ("2001:0:4136:e378:8000:63bf:f5fb:fefe", "10.4.1.1"),  # Teredo (client bits inverted)
         ("fe80::1%eth0", "fe80::/64"),
         ("", "unknown"),
         (None, "unknown"),
