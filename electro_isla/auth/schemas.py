@@ -16,11 +16,13 @@ from electro_isla.usuarios.models import normalize_username
 
 # No "@": a username can never be mistaken for someone else's email at login.
 USERNAME_PATTERN = r"^[\w.+-]+\Z"  # \Z: "$" would let a trailing newline in
-# The same rule as the OpenAPI document publishes it, for JSON Schema's regular
-# expressions (ECMA-262): there `\Z` is no anchor, `$` is the end of the text and
-# `\w` is ASCII only. Python's `\w` is exactly the Unicode letters and numbers and
-# "_" (tests/test_openapi.py checks both).
-USERNAME_JSON_PATTERN = r"^[\p{L}\p{N}_.+-]+$"
+# What the OpenAPI document publishes: a looser form every regex dialect reads alike
+# (JSON Schema's ECMA-262 with or without its `u` flag, Python's `re` of Python
+# clients): no ASCII other than letters, digits and . + - _, anything beyond ASCII.
+# The exact rule (Unicode letters and digits, after NFKC) is said in the description;
+# Python's `\Z`, `\w` and ECMA's `\p{L}` are each unreadable to one of them.
+USERNAME_JSON_PATTERN = r"^[^\x00-\x2a\x2c\x2f\x3a-\x40\x5b-\x5e\x60\x7b-\x7f]+$"
+USERNAME_RULE = "Letters, digits and . + - _ only."
 
 
 class Username(fields.String):
@@ -40,9 +42,14 @@ class RegisterSchema(Schema):
         required=True,
         validate=[
             validate.Length(min=1, max=150),
-            validate.Regexp(USERNAME_PATTERN, error="Letters, digits and . + - _ only."),
+            validate.Regexp(USERNAME_PATTERN, error=USERNAME_RULE),
         ],
-        metadata={"pattern": USERNAME_JSON_PATTERN},
+        metadata={
+            "pattern": USERNAME_JSON_PATTERN,
+            "description": "Letters of any script, digits and . + - _ (checked after NFKC "
+            f'normalisation; else 422 "{USERNAME_RULE}"). The pattern is the part of the '
+            "rule every regex dialect reads alike.",
+        },
     )
     email = fields.Email(
         required=True,
