@@ -170,8 +170,11 @@ def main() -> None:
         database(admin, "bench_hot_antes", False) as (url_antes, _),
         database(admin, "bench_hot_despues", False) as (url_despues, _),
     ):
-        durability = "PostgreSQL defaults (fsync on)" if args.durable else "fsync off"
-        print(f"# private PostgreSQL: {durability}")
+        if os.environ.get("BENCH_DATABASE_URL"):
+            print("# given PostgreSQL (BENCH_DATABASE_URL): its own durability settings")
+        else:
+            durability = "PostgreSQL defaults (fsync on)" if args.durable else "fsync off"
+            print(f"# private PostgreSQL: {durability}")
         urls = {"antes": url_antes, "despues": url_despues}
         apps = {s: bench_app(u, redis_url, logdir, "UTC") for s, u in urls.items()}
         bounds = {}
