@@ -218,8 +218,9 @@ class ProdConfig(Config):
         problem = shared_store_problem(config)
         if problem:
             raise RuntimeError(f"production refuses to start: {problem}")
-        if not (config.get("METRICS_ALLOW") or "").strip():
-            # Closed by default: open it by listing the scrapers (0.0.0.0/0 means anyone).
+        if not (config.get("METRICS_ALLOW") or "").replace(",", " ").strip():
+            # Closed by default (also when only commas were given: no entry is no entry,
+            # not "anyone"): open it by listing the scrapers (0.0.0.0/0 means anyone).
             config["METRICS_ALLOW"] = PRODUCTION_METRICS_ALLOW
         super().finalize(config)
 

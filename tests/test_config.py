@@ -139,10 +139,14 @@ def test_production_closes_metrics_to_all_but_loopback_by_default(prod_env):
     far = client.get("/metrics", environ_base={"REMOTE_ADDR": "203.0.113.9"})
     assert far.status_code == 403 and far.json["code"] == 403
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 200
-    # Set but empty (an .env line left blank) is closed too, not open to everyone.
-    prod_env.setenv("METRICS_ALLOW", "")
-    blank = prod_app().test_client()
-    assert blank.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 403
+    # Set but empty (an .env line left blank), or only commas, is closed too, not open
+    # to everyone (the comma-only value got past the blank check and listed nobody,
+    # which the allow check read as "anyone": a helper's reading of the code).
+    for value in ("", ",", " , ,"):
+        prod_env.setenv("METRICS_ALLOW", value)
+        blank = prod_app().test_client()
+        far = blank.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"})
+        assert far.status_code == 403, value
 
 
 def test_production_opens_metrics_only_to_what_is_listed(prod_env):
