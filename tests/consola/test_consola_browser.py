@@ -350,6 +350,33 @@ def test_a_usuario_demoted_while_watching_is_told_so_and_sees_no_figure(console)
             )
 
 
+def test_an_admin_demoted_to_trabajador_loses_the_cache_panel_and_keeps_the_figures(
+    console,
+) -> None:
+    admin = Api(console.url, *ADMIN)
+    usuario = admin.get("/api/admin/users/?q=trabajador").json()["results"][0]
+    url = f"{console.url}/api/admin/users/{usuario['id']}/"
+
+    def set_rol(rol: str) -> None:
+        resp = admin.session.patch(url, headers=admin.headers, json={"rol": rol}, timeout=10)
+        assert resp.status_code == 200, resp.text
+
+    set_rol("admin")
+    try:
+        with chromium() as driver:
+            log_in(driver, console.url, *TRABAJADOR)
+            assert wait_until(lambda: loaded(driver), 15)
+            panel = driver.find_element(By.ID, "panel-cache")
+            assert wait_until(panel.is_displayed, 5)
+            set_rol("trabajador")
+            assert wait_until(lambda: not panel.is_displayed(), 15), "cache panel still shown"
+            assert driver.find_element(By.ID, "usuario-nombre").text.endswith("(trabajador)")
+            assert driver.find_element(By.ID, "tablero").is_displayed()
+            assert total_pedidos(driver)
+    finally:
+        set_rol("trabajador")
+
+
 def test_two_open_consoles_cost_at_most_one_statistics_fetch_per_change(serve) -> None:
     """Each order changes the statistics once; two live consoles compute each change once.
 

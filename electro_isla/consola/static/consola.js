@@ -697,7 +697,10 @@
       const ready = (await readJson(readyResp)) || { database: "?", cache: "?" };
       if (generation !== state.generation) return;
       if (statsResp.status === 403) {
-        $("panel-cache").hidden = true; // no longer admin (still staff): no cache panel
+        // No longer admin; still staff (the statistics answer), so now a trabajador.
+        state.user.rol = "trabajador";
+        $("usuario-nombre").textContent = `${state.user.username} (${state.user.rol})`;
+        $("panel-cache").hidden = true;
         return;
       }
       if (statsResp.ok) renderCache(stats, ready);
