@@ -21,7 +21,9 @@ from electro_isla.config import Network
 FORWARDED_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST")
 
 
-def _address(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def client_ip(raw: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A client address as a peer or a proxy writes it (`[::1]` too); an IPv4-mapped
+    IPv6 address is the IPv4 one; None when it is no address."""
     try:
         address = ipaddress.ip_address(raw.strip().strip("[]"))
     except ValueError:
@@ -39,7 +41,7 @@ class TrustedProxies:
         self.proxies = list(proxies)
 
     def trusted(self, raw: str | None) -> bool:
-        address = _address(raw or "")
+        address = client_ip(raw or "")
         return address is not None and any(
             address.version == net.version and address in net for net in self.proxies
         )
@@ -48,7 +50,7 @@ class TrustedProxies:
         """Walk the chain from the right, past trusted proxies, to the first other hop."""
         client = peer
         for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
-            if _address(hop) is None:
+            if client_ip(hop) is None:
                 break  # garbage: stop at the last hop we could verify
             client = hop.strip("[]")
             if not self.trusted(hop):

@@ -43,6 +43,7 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from electro_isla.proxy import client_ip
 from electro_isla.shared_store import REDIS_ERRORS, RedisHealth, redis_health, shared_redis
 
 log = logging.getLogger("electro_isla.auth")
@@ -110,15 +111,15 @@ def client_key(remote_addr: str | None) -> str:
     /48 still has 256 or 65,536.) An IPv6 address that carries an IPv4 client
     (IPv4-mapped, NAT64's 64:ff9b::/96, 6to4, Teredo) counts as that IPv4 address:
     behind a NAT64 gateway every IPv4 client shares one /64."""
-    try:
-        address = ipaddress.ip_address((remote_addr or "").strip().strip("[]").split("%")[0])
-    except ValueError:
+    address = client_ip(remote_addr or "")
+    if address is None:
         return remote_addr or "unknown"
     if isinstance(address, ipaddress.IPv6Address):
         carried = _carried_ipv4(address)
         if carried is not None:
             return str(carried)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
+        # From the integer: a zone id (fe80::1%eth0) names no other client.
+        return str(ipaddress.IPv6Network((int(address), 64), strict=False))
     return str(address)
 
 
@@ -126,8 +127,7 @@ NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 def _carried_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
+    """The IPv4 client inside (IPv4-mapped ones client_ip has mapped already)."""
     if address in NAT64:
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address.sixtofour is not None:
