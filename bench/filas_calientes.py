@@ -18,8 +18,11 @@ at each client count, with the rollup triggers enabled and disabled
 interleaved round by round; the median tps per cell. During every cell
 pg_stat_activity is sampled every 100 ms: the share of pgbench sessions waiting
 on a heavyweight lock (`wait_event_type = 'Lock'`, mostly `transactionid`: another
-transaction's row lock). API level (unless --no-api): bench/escrituras.py's 40
-concurrent buyers through the Flask app, orders/s with and without the triggers.
+transaction's row lock). The server's CPU per order (every PostgreSQL process, from
+/proc, over the cell) is printed beside: on a CPU-bound server the tps ratio is about
+its inverse, and it moves far less with the machine's other load. API level (unless
+--no-api): bench/escrituras.py's 40 concurrent buyers through the Flask app, orders/s
+with and without the triggers.
 The 1-minute load average is printed with each cell (the machine is shared).
 
 The private PostgreSQL runs as the test suite's does (fsync, synchronous_commit and
@@ -55,6 +58,8 @@ SCRIPT = PROJECT / "bench" / "pgbench" / "pedido.sql"
 SCHEMAS = {"antes": "0006_refresh_families", "despues": "head"}
 RATIO_TARGET = 0.8
 TPS = re.compile(r"tps = ([\d.]+) \(without initial connection time\)")
+PROCESSED = re.compile(r"number of transactions actually processed: (\d+)")
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def seed(app: Any, revision: str, pedidos: int) -> dict[str, int]:
@@ -126,7 +131,49 @@ class LockSampler:
         )
 
 
-def pgbench(admin: Any, dbname: str, clients: int, seconds: int, bounds: dict[str, int]) -> float:
+class ServerCpu:
+    """CPU seconds of every process of the PostgreSQL server, read from /proc.
+
+    The postmaster is the parent of any backend; a backend that has exited is in the
+    postmaster's children's times (it reaps them), a live one in its own. Per order,
+    this is what the triggers add to the server's work, whatever else the machine
+    runs: on a CPU-bound server, tps with / without is about its inverse."""
+
+    def __init__(self, conninfo: str) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        try:
+            self.postmaster: int | None = self.ticks(backend)[0]
+        except OSError:
+            self.postmaster = None  # a server on another host: its processes are not here
+
+    @staticmethod
+    def ticks(pid: int) -> tuple[int, int, int]:
+        """(parent pid, own utime + stime, reaped children's) in clock ticks."""
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[1]), int(fields[11]) + int(fields[12]), int(fields[13]) + int(fields[14])
+
+    def seconds(self) -> float:
+        """NaN when the server's processes are not on this machine."""
+        if self.postmaster is None:
+            return float("nan")
+        _parent, own, reaped = self.ticks(self.postmaster)
+        total = own + reaped
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                parent, ticks, _reaped = self.ticks(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue  # exited meanwhile: its time is in `reaped` or lost (a few ticks)
+            if parent == self.postmaster:
+                total += ticks
+        return total / TICKS
+
+
+def pgbench(
+    admin: Any, dbname: str, clients: int, seconds: int, bounds: dict[str, int]
+) -> tuple[float, int]:
     cmd = [str(pg_bindir() / "pgbench"), "-n", "-h", admin.host, "-p", str(admin.port)]
     cmd += ["-U", admin.username, "-c", str(clients), "-j", str(min(clients, 2))]
     cmd += ["-T", str(seconds), "-f", str(SCRIPT)]
@@ -134,10 +181,10 @@ def pgbench(admin: Any, dbname: str, clients: int, seconds: int, bounds: dict[st
     done = subprocess.run(
         [*cmd, dbname], capture_output=True, text=True, timeout=seconds + 120, check=False
     )
-    found = TPS.search(done.stdout)
-    if done.returncode != 0 or not found:
+    found, processed = TPS.search(done.stdout), PROCESSED.search(done.stdout)
+    if done.returncode != 0 or not found or not processed:
         raise SystemExit(f"pgbench failed: {done.stdout}\n{done.stderr}")
-    return float(found.group(1))
+    return float(found.group(1)), int(processed.group(1))
 
 
 def main() -> None:
@@ -161,8 +208,8 @@ def main() -> None:
     args = parser.parse_args()
     revisions = {**SCHEMAS, "antes": args.antes}
     clients = [int(c) for c in args.clients.split(",")]
-    # (schema, clients, enabled) -> [(tps, lock share, xid share, load)]
-    cells: dict[tuple[str, int, bool], list[tuple[float, float, float, float]]] = {}
+    # (schema, clients, enabled) -> [(tps, lock share, xid share, load, server CPU µs/order)]
+    cells: dict[tuple[str, int, bool], list[tuple[float, float, float, float, float]]] = {}
     api: dict[str, dict[str, Any]] = {}
     with (
         servers(durable=args.durable) as (admin, redis_url),
@@ -188,23 +235,29 @@ def main() -> None:
             )
             for s in SCHEMAS
         }
+        cpu = ServerCpu(conninfo["despues"])
         for r in range(args.rounds):
             for schema in SCHEMAS:
                 for n in clients:
                     for enabled in (True, False) if r % 2 == 0 else (False, True):
                         triggers(conninfo[schema], enabled)
+                        before = cpu.seconds()
                         with LockSampler(conninfo[schema]) as sampler:
-                            tps = pgbench(
+                            tps, orders = pgbench(
                                 admin, f"bench_hot_{schema}", n, args.seconds, bounds[schema]
                             )
+                        time.sleep(0.3)  # the postmaster reaps pgbench's backends
+                        per_order = (cpu.seconds() - before) / orders * 1e6
                         load = os.getloadavg()[0]
                         locks, xid = sampler.share()
-                        cells.setdefault((schema, n, enabled), []).append((tps, locks, xid, load))
+                        cells.setdefault((schema, n, enabled), []).append(
+                            (tps, locks, xid, load, per_order)
+                        )
                         print(
                             f"  round {r} {schema:<7} {n:>2} clients "
                             f"{'with' if enabled else 'without':<7} {tps:8.1f} tps  "
                             f"waiting on Lock {locks:5.1%} (transactionid {xid:5.1%})  "
-                            f"load {load:.1f}",
+                            f"server CPU {per_order:4.0f} µs/order  load {load:.1f}",
                             flush=True,
                         )
             triggers(conninfo["antes"], True)
@@ -233,9 +286,10 @@ def report(cells: dict, clients: list[int], api: dict[str, dict[str, Any]]) -> N
 
     print(
         "\n| schema | clients | with triggers, tps | without, tps | with / without "
-        "| sessions waiting on Lock, with (transactionid) | same, without | load avg |"
+        "| sessions waiting on Lock, with (transactionid) | same, without "
+        "| server CPU µs/order, with / without | load avg |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for schema in SCHEMAS:
         for n in clients:
             w, wo = med(schema, n, True, 0), med(schema, n, False, 0)
@@ -243,17 +297,22 @@ def report(cells: dict, clients: list[int], api: dict[str, dict[str, Any]]) -> N
             print(
                 f"| {schema} | {n} | {w:.0f} | {wo:.0f} | {w / wo:.2f} "
                 f"| {med(schema, n, True, 1):.0%} ({med(schema, n, True, 2):.0%}) "
-                f"| {med(schema, n, False, 1):.0%} | {min(loads):.1f}–{max(loads):.1f} |"
+                f"| {med(schema, n, False, 1):.0%} "
+                f"| {med(schema, n, True, 4):.0f} / {med(schema, n, False, 4):.0f} "
+                f"= {med(schema, n, True, 4) / med(schema, n, False, 4):.2f} "
+                f"| {min(loads):.1f}–{max(loads):.1f} |"
             )
     top, mid = max(clients), sorted(clients)[-2] if len(clients) > 1 else max(clients)
     for schema in SCHEMAS:
         ratio = med(schema, top, True, 0) / med(schema, top, False, 0)
         rising = med(schema, top, True, 0) / med(schema, mid, True, 0)
+        extra = med(schema, top, True, 4) / med(schema, top, False, 4)
         print(
             f"{schema}: with / without at {top} clients {ratio:.2f} "
             f"({'met' if ratio >= RATIO_TARGET else 'MISSED'}, target >= {RATIO_TARGET}); "
             f"with-trigger tps {top} / {mid} clients {rising:.2f} "
-            f"({'met' if rising >= 1 else 'MISSED'}, target >= 1)"
+            f"({'met' if rising >= 1 else 'MISSED'}, target >= 1); "
+            f"server CPU per order with / without {extra:.2f} (its inverse {1 / extra:.2f})"
         )
     for schema, w in api.items():
         print(
