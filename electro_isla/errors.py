@@ -14,6 +14,7 @@ from flask import Flask, Response, current_app, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
     BadRequest,
+    RequestEntityTooLarge,
     ServiceUnavailable,
     UnprocessableEntity,
     UnsupportedMediaType,
@@ -46,7 +47,10 @@ def require_json_body() -> None:
         # The parse webargs repeats (electro_isla.blueprint.JsonBodyParser).
         document = loads(request.get_data(cache=True))
     except RecursionError as exc:
-        raise BadRequest("Malformed JSON body: nested too deeply.") from exc
+        message = "Malformed JSON body: nested too deeply."
+        malformed = BadRequest(message)
+        malformed.data = {"errors": {NON_FIELD_ERRORS: [message]}}  # as any malformed body
+        raise malformed from exc
     except ValueError:
         # JSONDecodeError, also for an integer past the 4300-digit limit: a view
         # with a body answers webargs' 400; one without never reads the body.
@@ -68,7 +72,20 @@ def _has_body() -> bool:
         return True
     if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
         return False
-    return bool(request.get_data(cache=True))
+    data = request.get_data(cache=True)
+    _refuse_a_longer_stream(len(data))
+    return bool(data)
+
+
+def _refuse_a_longer_stream(read: int) -> None:
+    """413 when a chunked body goes on past MAX_CONTENT_LENGTH.
+
+    werkzeug reads such a body up to the limit and stops there without a word:
+    the first MiB of a larger body would be parsed and written as if it were all.
+    """
+    limit = request.max_content_length
+    if limit is not None and read >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestEntityTooLarge()
 
 
 def _has_lone_surrogate(document: object) -> bool:

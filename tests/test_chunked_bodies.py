@@ -17,7 +17,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from electro_isla_testing.gunicorn import GunicornServer
-from tests.helpers import error_keys
+from tests.helpers import error_keys, user_with_role
 
 DEEP = "[" * 200_000
 SURROGATE = '{"username": "a\\ud800", "password": "x"}'
@@ -45,17 +45,59 @@ def test_a_lone_surrogate_in_a_chunked_body_is_a_422_naming_the_field(client):
     assert error_keys(response) == {"username"}
 
 
-def _post_chunked(host: str, port: int, body: str) -> tuple[int, dict]:
-    """POST /api/auth/login/ over a socket, the body in 8 KiB chunks."""
+def _padded(length: int) -> str:
+    """A valid PATCH body of /api/perfil/ (a new last_name), spaces up to `length` bytes."""
+    body = '{"last_name": "Cortado"}'
+    return body + " " * (length - len(body))
+
+
+@pytest.mark.parametrize("over", [1, 100_000])
+def test_a_chunked_body_past_the_limit_is_a_413_and_writes_nothing(client, app, over):
+    """werkzeug stops reading at MAX_CONTENT_LENGTH: the first MiB, valid JSON on
+    its own, was applied (200) where a Content-Length body that size is a 413."""
+    _uid, headers = user_with_role(app, "cliente", last_name="Antes")
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    response = client.patch(
+        "/api/perfil/",
+        input_stream=io.BytesIO(_padded(limit + over).encode()),
+        headers={**headers, "Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 413, response.get_data(as_text=True)[:200]
+    assert response.get_json()["code"] == 413
+    assert client.get("/api/perfil/", headers=headers).get_json()["last_name"] == "Antes"
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_read(client, app):
+    _uid, headers = user_with_role(app, "cliente", last_name="Antes")
+    response = client.patch(
+        "/api/perfil/",
+        input_stream=io.BytesIO(_padded(app.config["MAX_CONTENT_LENGTH"]).encode()),
+        headers={**headers, "Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)[:200]
+    assert response.get_json()["last_name"] == "Cortado"
+
+
+def _post_chunked(
+    host: str,
+    port: int,
+    body: str,
+    path: str = "/api/auth/login/",
+    method: str = "POST",
+    **headers: str,
+) -> tuple[int, dict]:
+    """A request over a socket, the body in 8 KiB chunks."""
     connection = http.client.HTTPConnection(host, port, timeout=30)
     data = body.encode()
     chunks = (data[i : i + 8192] for i in range(0, len(data), 8192))
     try:
         connection.request(
-            "POST",
-            "/api/auth/login/",
+            method,
+            path,
             body=chunks,
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **headers},
             encode_chunked=True,
         )
         response = connection.getresponse()
@@ -81,13 +123,24 @@ def test_chunked_bodies_through_werkzeug_serving(werkzeug_server):
     assert status == 422 and set(payload["errors"]) == {"username"}
 
 
-def test_chunked_bodies_through_gunicorn(_schema):
+def test_chunked_bodies_through_gunicorn(_schema, app, client):
     server = GunicornServer(_schema, None, workers=1, threads=2).start()
     try:
         status, payload = _post_chunked("127.0.0.1", server.port, DEEP)
         assert (status, payload["code"]) == (400, 400), server.errors_logged()
         status, payload = _post_chunked("127.0.0.1", server.port, SURROGATE)
         assert status == 422 and set(payload["errors"]) == {"username"}
+        __uid, headers = user_with_role(app, "cliente", last_name="Antes")
+        status, payload = _post_chunked(
+            "127.0.0.1",
+            server.port,
+            _padded(app.config["MAX_CONTENT_LENGTH"] + 1),
+            "/api/perfil/",
+            "PATCH",
+            **headers,
+        )
+        assert (status, payload["code"]) == (413, 413)
+        assert client.get("/api/perfil/", headers=headers).get_json()["last_name"] == "Antes"
         assert "Traceback" not in server.log_tail(200)
     finally:
         server.stop()
