@@ -13,6 +13,7 @@ import warnings
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_DIR / "instance"
@@ -172,6 +173,13 @@ class Config:
         for name in ("LOGIN_WINDOW_SECONDS", "REGISTER_WINDOW_SECONDS"):
             if float(config[name]) <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
+        try:  # else every statistics read would be a 500, and /readyz would say ok
+            ZoneInfo(config["TIMEZONE"])
+        except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+            raise ValueError(
+                f"TIMEZONE must be an IANA time zone name such as America/Havana, "
+                f"not {config['TIMEZONE']!r}"
+            ) from exc
         if not config.get("SECRET_KEY"):
             warnings.warn(
                 "SECRET_KEY is not set: using a random key; tokens die with the process",

@@ -154,3 +154,19 @@ def test_production_opens_metrics_only_to_what_is_listed(prod_env):
     client = prod_app().test_client()
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "10.1.2.3"}).status_code == 200
     assert client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"}).status_code == 403
+
+
+@pytest.mark.parametrize("zona", ["Mars/Base", "utc", "America", "zone.tab", "../etc/passwd"])
+def test_an_unknown_timezone_refuses_to_start(prod_env, zona):
+    """It booted, /readyz said ok, and every statistics read was a 500 (a probe's find)."""
+    prod_env.setenv("TIMEZONE", zona)
+    with pytest.raises(ValueError, match="TIMEZONE must be an IANA time zone"):
+        prod_app()
+    prod_env.setenv("APP_ENV", "development")
+    with pytest.raises(ValueError, match="TIMEZONE must be an IANA time zone"):
+        create_app()
+
+
+def test_a_timezone_name_is_accepted(prod_env):
+    prod_env.setenv("TIMEZONE", "America/Havana")
+    assert prod_app().config["TIMEZONE"] == "America/Havana"
