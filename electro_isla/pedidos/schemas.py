@@ -59,7 +59,16 @@ class PedidoItemSchema(Schema):
     cantidad = strict_int(required=True, validate=validate.Range(min=1, max=MAX_CANTIDAD))
 
 
-class PedidoCreateSchema(Schema):
+class EntregaSinBlancos(Schema):
+    """direccion_entrega and telefono, whenever sent, hold more than spaces."""
+
+    @validates("direccion_entrega", "telefono")
+    def not_blank(self, value: str, **_: Any) -> None:
+        if not value.strip():
+            raise ValidationError("This field cannot be blank.")
+
+
+class PedidoCreateSchema(EntregaSinBlancos):
     items = fields.List(
         fields.Nested(PedidoItemSchema),
         required=True,
@@ -84,18 +93,13 @@ class PedidoCreateSchema(Schema):
                 "A producto may appear only once; add up its cantidad.", field_name="items"
             )
 
-    @validates("direccion_entrega", "telefono")
-    def not_blank(self, value: str, **_: Any) -> None:
-        if not value.strip():
-            raise ValidationError("This field cannot be blank.")
 
-
-class PedidoUpdateSchema(PatchBody):
+class PedidoUpdateSchema(PatchBody, EntregaSinBlancos):
     """What staff may change on an order; a mensajero may send `estado` only."""
 
     estado = fields.String(validate=validate.OneOf(ESTADOS))
-    direccion_entrega = text(500, 1)
-    telefono = text(30, 1)
+    direccion_entrega = text(500, 1, metadata={"description": NOT_BLANK})
+    telefono = text(30, 1, metadata={"description": NOT_BLANK})
     notas = text(2000)
 
 

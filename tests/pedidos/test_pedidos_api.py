@@ -465,6 +465,9 @@ def test_patch_validation_is_422_and_writes_nothing(app, client, cliente, admin_
         {"total": 1},
         {"mensajero_id": 1},
         {"telefono": ""},
+        # Blank as POST /api/pedidos/ refuses it (a probe saw the PATCH store them).
+        {"direccion_entrega": "   ", "telefono": "\t"},
+        {"direccion_entrega": "   "},
         {"estado": "confirmado", "usuario_id": 2},
     ]
     for body in bodies:
@@ -472,6 +475,13 @@ def test_patch_validation_is_422_and_writes_nothing(app, client, cliente, admin_
             f"/api/admin/pedidos/{pedido_id}/", json=body, headers=admin_headers
         )
         assert response.status_code == 422, body
+    assert error_keys(response) == {"usuario_id"}
+    blank = client.patch(
+        f"/api/admin/pedidos/{pedido_id}/",
+        json={"direccion_entrega": " ", "telefono": "\t"},
+        headers=admin_headers,
+    )
+    assert error_keys(blank) == {"direccion_entrega", "telefono"}
     with app.app_context():
         pedido = _db.session.get(Pedido, pedido_id)
         assert (pedido.estado, pedido.telefono, pedido.mensajero_id) == (
@@ -479,6 +489,7 @@ def test_patch_validation_is_422_and_writes_nothing(app, client, cliente, admin_
             "+53 5555 0101",
             None,
         )
+        assert pedido.direccion_entrega.strip()
 
 
 def test_patch_unknown_order_is_404(app, client, admin_headers):
