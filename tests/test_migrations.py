@@ -504,7 +504,7 @@ def test_row_triggers_migrate_both_ways_with_unfolded_deltas(empty_pg_url, tmp_p
         db.engine.dispose()
 
 
-PICTURES = {  # imagen_url before 0013 -> after
+PICTURES = {  # imagen_url before 0013 -> after 0013 and 0014
     "": "",
     "https://cdn.example.test/a.png": "https://cdn.example.test/a.png",
     "HTTP://cdn.example.test/b.png?w=2": "HTTP://cdn.example.test/b.png?w=2",
@@ -514,6 +514,11 @@ PICTURES = {  # imagen_url before 0013 -> after
     " https://cdn.example.test/d.png": "",
     "https://": "",
     "cdn.example.test/e.png": "",
+    # 0014: another host, by a browser's reading
+    "//evil.example/f.png": "",
+    "/\\evil.example/g.png": "",
+    "/": "/",
+    "/media//h.png": "/media//h.png",
 }
 
 
@@ -548,6 +553,7 @@ def test_imagen_url_migration_clears_what_the_api_refuses(backend, request, tmp_
     assert after == PICTURES
     assert touched == {old for old, new in PICTURES.items() if new != old}
     assert "imagen_url 'javascript:alert(1)' cleared" in caplog.text
+    assert "imagen_url '//evil.example/f.png' cleared (a path a browser reads" in caplog.text
     assert "run `flask cache-clear`" in caplog.text
     schema = ProductoCreateSchema()
     accepted = {

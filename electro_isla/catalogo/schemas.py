@@ -18,14 +18,17 @@ from electro_isla.search import search_param
 MAX_INT = 2**31 - 1
 NOT_BLANK = "Not blank: at least one character other than spaces (else 422)."
 # Where a shop front puts the picture: nothing, an http(s) URL or a path from the
-# site's root; never `javascript:` or `data:` (DRF's URLField refuses them too).
+# site's root; never `javascript:` or `data:` (DRF's URLField refuses them too),
+# and no path that a browser reads as another host (`//host/x`, `/\host/x`).
 # One regular expression, checked here and published as the field's `pattern`
 # (no \s: Python's and JSON Schema's disagree on \x1c-\x1f).
 IMAGEN_URL = (
-    r"(?:/[^\u0000-\u0020]*|[Hh][Tt][Tt][Pp][Ss]?://[^\u0000-\u0020/?#]+[^\u0000-\u0020]*)?"
+    r"(?:/(?:[^\u0000-\u0020/\\][^\u0000-\u0020]*)?"
+    r"|[Hh][Tt][Tt][Pp][Ss]?://[^\u0000-\u0020/?#]+[^\u0000-\u0020]*)?"
 )
 IMAGEN_URL_FIELD = {
-    "description": "Empty, an http(s) URL or a path starting with /.",
+    "description": "Empty, an http(s) URL or a path from the site's root: one / then"
+    " neither / nor \\ (`//host/x` is another site).",
     "pattern": f"^{IMAGEN_URL}$",
 }
 
@@ -76,7 +79,9 @@ class ProductoWriteFields(Schema):
     @validates("imagen_url")
     def imagen_url_is_an_address(self, value: str, **_: Any) -> None:
         if not re.fullmatch(IMAGEN_URL, value):
-            raise ValidationError("An http(s) URL or a path starting with /.")
+            raise ValidationError(
+                "An http(s) URL or a path from the site's root (/… but not // or /\\)."
+            )
 
 
 class ProductoCreateSchema(ProductoWriteFields):

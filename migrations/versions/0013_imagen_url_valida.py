@@ -41,9 +41,14 @@ IMAGEN_URL = re.compile(
 
 
 def upgrade():
+    clear_refused(IMAGEN_URL, "not an http(s) URL or a path")
+
+
+def clear_refused(rule: re.Pattern, why: str) -> None:
+    """Set every imagen_url `rule` does not match to '' (0014 calls it with its own)."""
     conn = op.get_bind()
     rows = conn.execute(sa.text("SELECT id, imagen_url FROM productos ORDER BY id"))
-    cleared = [(id_, url) for id_, url in rows if not IMAGEN_URL.fullmatch(url)]
+    cleared = [(id_, url) for id_, url in rows if not rule.fullmatch(url)]
     now = datetime.now(UTC)
     if conn.dialect.name == "sqlite":
         now = now.replace(tzinfo=None)  # stored as UTC without an offset (db_types.UTCDateTime)
@@ -51,7 +56,7 @@ def upgrade():
         "UPDATE productos SET imagen_url = '', updated_at = :now WHERE id = :id"
     ).bindparams(sa.bindparam("now", type_=sa.DateTime(timezone=True)))
     for id_, url in cleared:
-        log.warning("producto %s: imagen_url %r cleared (not an http(s) URL or a path)", id_, url)
+        log.warning("producto %s: imagen_url %r cleared (%s)", id_, url, why)
         conn.execute(update, {"now": now, "id": id_})
     if cleared:
         log.warning(

@@ -331,6 +331,8 @@ BAD_CREATES = [
     ({"imagen_url": "javascript:alert(1)"}, "imagen_url"),
     ({"imagen_url": "data:image/png;base64,AAAA"}, "imagen_url"),
     ({"imagen_url": "imagenes/plancha.jpg"}, "imagen_url"),
+    ({"imagen_url": "//evil.example/x.png"}, "imagen_url"),  # another host to a browser
+    ({"imagen_url": "/\\evil.example/x.png"}, "imagen_url"),
 ]
 
 
