@@ -1,4 +1,4 @@
-"""Pictures whose path a browser reads as another site are cleared.
+r"""Pictures whose path a browser reads as another site are cleared.
 
 0013's rule let any value starting with / through as "a path from the site's
 root"; a browser reads `//host/x.png` (and `/\host/x.png`) as an address on
