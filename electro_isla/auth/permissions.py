@@ -15,11 +15,11 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import g
-from flask_jwt_extended import get_jwt_identity, verify_jwt_in_request
+from flask_jwt_extended import get_jwt, verify_jwt_in_request
 from flask_smorest import abort
 
-from electro_isla.auth import tokens as _tokens  # noqa: F401  (installs the JWT callbacks)
 from electro_isla.auth.actor import Actor
+from electro_isla.auth.tokens import token_subject  # importing it installs the JWT callbacks
 from electro_isla.cache import cache_manager
 from electro_isla.usuarios.models import STAFF_ROLES
 from electro_isla.usuarios.service import acceso_data
@@ -44,9 +44,8 @@ def authenticate() -> Actor:
     """
     cache_manager.ask_ahead("acceso_usuario", callers_row=True)
     verify_jwt_in_request()
-    try:
-        usuario_id = int(get_jwt_identity())
-    except (TypeError, ValueError):
+    usuario_id = token_subject(get_jwt())
+    if usuario_id is None:  # tokens.py's verification refused it already
         abort(401, message="Invalid token subject.")
     acceso = load_acceso(usuario_id)
     if not acceso or not acceso["is_active"]:

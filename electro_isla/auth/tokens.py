@@ -240,10 +240,30 @@ def unauthorized(message: str) -> tuple[Response, int, dict[str, str]]:
     return body, 401, {"WWW-Authenticate": "Bearer"}
 
 
+# usuarios.id is an INTEGER: a subject past it names nobody (and a database refuses it).
+MAX_SUBJECT = 2**31 - 1
+
+
+def token_subject(payload: dict[str, Any]) -> int | None:
+    """The usuario id a token's `sub` names, or None when it names none."""
+    sub = payload.get("sub")
+    if not isinstance(sub, str) or not (0 < len(sub) <= 10 and sub.isascii() and sub.isdigit()):
+        return None
+    usuario_id = int(sub)
+    return usuario_id if 0 < usuario_id <= MAX_SUBJECT else None
+
+
+@jwt.token_verification_loader
+def _well_formed(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
+    """Every token this app signs has an expiry and names a usuario: one that does not
+    (signed with the key, by hand) would never expire or fail in the lookup (a 500)."""
+    return isinstance(payload.get("exp"), int | float) and token_subject(payload) is not None
+
+
 @jwt.token_in_blocklist_loader
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-    jti, sub = payload.get("jti"), str(payload.get("sub", ""))
-    return not jti or revocations().is_revoked(str(jti), int(sub) if sub.isdigit() else None)
+    jti = payload.get("jti")
+    return not jti or revocations().is_revoked(str(jti), token_subject(payload))
 
 
 @jwt.unauthorized_loader

@@ -113,6 +113,33 @@ def test_validly_signed_tokens_with_a_bad_subject_or_type_are_401(app, client, u
         assert_401(client.get("/api/auth/me/", headers=bearer(token)))
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"sub": "99999999999999999999"},  # past any id: the lookup was a 500
+        {"sub": "2147483648"},
+        {"sub": "0"},
+        {"sub": "\u0663"},  # an Arabic-Indic 3: int() reads it, no token of ours holds it
+        {"sub": " {uid}"},
+        {"exp": None},  # no expiry: it was good for ever
+        {"exp": "4102444800"},
+    ],
+    ids=["huge", "past-int", "zero", "arabic-digit", "space", "no-exp", "exp-string"],
+)
+def test_a_token_signed_with_the_key_but_not_as_ours_is_401(app, client, token, usuario_id, change):
+    """What the app signs always has an expiry and a usuario id: anything else, even
+    signed with the key (by hand, a leaked key's forgery, a bug elsewhere), is refused."""
+    claims = pyjwt.decode(token, options={"verify_signature": False})
+    change = {k: v.format(uid=usuario_id) if isinstance(v, str) else v for k, v in change.items()}
+    claims = {k: v for k, v in {**claims, **change}.items() if v is not None}
+    forged = pyjwt.encode(claims, app.config["SECRET_KEY"], algorithm="HS256")
+    assert_401(client.get("/api/auth/me/", headers=bearer(forged)))
+    # The same claims as the app writes them pass: the change is what is refused.
+    intact = pyjwt.decode(token, options={"verify_signature": False})
+    resigned = pyjwt.encode(intact, app.config["SECRET_KEY"], algorithm="HS256")
+    assert client.get("/api/auth/me/", headers=bearer(resigned)).status_code == 200
+
+
 def test_token_of_a_deleted_user_is_401(app, client, token, usuario_id):
     with app.app_context():
         _db.session.delete(_db.session.get(Usuario, usuario_id))
