@@ -248,6 +248,10 @@ class LiveHub:
                 self._seen.clear()
             gens = self._read_generations()
             now = time.monotonic()
+            if gens is None:
+                # Nothing says what moved: a deferred refresh waits for the next recheck
+                # like the rest (left due, the loop found it due again at once: a spin).
+                self.interest.due = 0.0
             if gens is not None:
                 self._last_read = now
                 moved = [s for s in STATS if self._seen.get(s) != (gens[s], mes)]
