@@ -19,6 +19,11 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_DIR / "instance"
 
 
+def seconds(raw: str) -> timedelta:
+    """A duration given in whole seconds (ACCESS_TOKEN_SECONDS)."""
+    return timedelta(seconds=int(raw))
+
+
 class Config:
     """Defaults for the embedded laptop setup: SQLite file and in-process cache."""
 
@@ -122,7 +127,7 @@ class Config:
     }
 
     # Environment variable -> (config key, type). CACHE_TTL_<NAME> is handled apart.
-    ENV_VARS: dict[str, tuple[str, type]] = {
+    ENV_VARS: dict[str, tuple[str, Any]] = {
         "DATABASE_URL": ("SQLALCHEMY_DATABASE_URI", str),
         "REDIS_URL": ("REDIS_URL", str),
         "REDIS_MODE": ("REDIS_MODE", str),
@@ -142,6 +147,7 @@ class Config:
         "CACHE_KEY_PREFIX": ("CACHE_KEY_PREFIX", str),
         "CACHE_ENABLED": ("CACHE_ENABLED", bool),
         "SECRET_KEY": ("SECRET_KEY", str),
+        "ACCESS_TOKEN_SECONDS": ("JWT_ACCESS_TOKEN_EXPIRES", seconds),
         "TIMEZONE": ("TIMEZONE", str),
         "LOG_DIR": ("LOG_DIR", str),
         "LOG_FORMAT": ("LOG_FORMAT", str),
@@ -173,6 +179,11 @@ class Config:
         for name in ("LOGIN_WINDOW_SECONDS", "REGISTER_WINDOW_SECONDS"):
             if float(config[name]) <= 0:
                 raise ValueError(f"{name} must be a positive number of seconds")
+        lifetime = config["JWT_ACCESS_TOKEN_EXPIRES"]
+        if isinstance(lifetime, timedelta):
+            lifetime = lifetime.total_seconds()
+        if lifetime is False or lifetime < 30:  # every token must expire (auth/tokens.py)
+            raise ValueError("ACCESS_TOKEN_SECONDS must be at least 30")
         try:  # else every statistics read would be a 500, and /readyz would say ok
             ZoneInfo(config["TIMEZONE"])
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
@@ -317,7 +328,7 @@ def config_class_from_env() -> type[Config]:
     return CONFIGS.get(env, DevConfig)
 
 
-def _parse(raw: str, kind: type) -> Any:
+def _parse(raw: str, kind: Any) -> Any:
     if kind is bool:
         return raw.strip().lower() not in ("0", "false", "no", "off", "")
     return kind(raw)

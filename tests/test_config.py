@@ -10,6 +10,7 @@ from pathlib import Path
 
 import jwt as pyjwt
 import pytest
+from flask_jwt_extended import create_access_token
 
 from electro_isla import create_app
 from electro_isla.config import ProdConfig
@@ -170,3 +171,17 @@ def test_an_unknown_timezone_refuses_to_start(prod_env, zona):
 def test_a_timezone_name_is_accepted(prod_env):
     prod_env.setenv("TIMEZONE", "America/Havana")
     assert prod_app().config["TIMEZONE"] == "America/Havana"
+
+
+def test_the_access_token_lifetime_is_set_in_seconds(prod_env):
+    prod_env.setenv("ACCESS_TOKEN_SECONDS", "120")
+    app = prod_app()
+    with app.app_context():
+        claims = pyjwt.decode(
+            create_access_token(identity="1"), options={"verify_signature": False}
+        )
+    assert claims["exp"] - claims["iat"] == 120
+    for bad in ("29", "0", "-5"):
+        prod_env.setenv("ACCESS_TOKEN_SECONDS", bad)
+        with pytest.raises(ValueError, match="ACCESS_TOKEN_SECONDS must be at least 30"):
+            prod_app()
