@@ -440,12 +440,64 @@ def test_the_server_gone_the_page_says_offline_in_words(serve) -> None:
     with chromium() as driver:
         log_in(driver, server.url, *ADMIN)
         assert wait_until(lambda: loaded(driver), 15)
+        assert wait_until(lambda: figures(driver).get("cache.readyz.cache") == "ok", 15)
         server.stop()
         assert wait_until(lambda: mode(driver) == "offline", 15), mode(driver)
         assert "offline" in driver.find_element(By.ID, "estado").text.lower()
         assert "Sin conexión con el servidor" in driver.find_element(By.ID, "aviso").text
         # The last figures stay on screen, marked by the indicator, not blanked.
         assert total_pedidos(driver)
+        # The cache panel kept saying /readyz "ok" beside "read every 5 s" (a probe).
+        gone = wait_until(lambda: figures(driver).get("cache.readyz.cache") == "sin respuesta", 15)
+        assert gone, figures(driver).get("cache.readyz.cache")
+        assert "Sin respuesta del servidor" in driver.find_element(By.ID, "cache-nota").text
+
+
+def refreshes(driver) -> int:
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter(e => e.name.endsWith('/api/auth/refresh/')).length;"
+    )
+
+
+def test_the_first_token_is_refreshed_a_minute_before_it_expires(serve) -> None:
+    """enter() scheduled the refresh, then start() -> stop() cancelled it: the first token
+    was only replaced after a 401 (a probe with 70 s tokens). With 66 s ones the refresh
+    is due 6 s after the login."""
+    server, _ = serve(ACCESS_TOKEN_SECONDS="66")
+    with chromium() as driver:
+        log_in(driver, server.url, *ADMIN)
+        assert wait_until(lambda: loaded(driver), 15)
+        assert wait_until(lambda: refreshes(driver) >= 1, 15), "no refresh before expiry"
+        assert mode(driver) == "live"
+        assert driver.find_element(By.ID, "tablero").is_displayed()
+
+
+def test_a_login_in_another_tab_takes_the_session_and_this_tab_says_so(serve) -> None:
+    """One refresh cookie per browser: after a trabajador logs in in a second tab, the
+    admin tab's next refresh brings the trabajador's token. It went on as
+    "admin (trabajador)" on the trabajador's session (a probe); now it lets go and says why."""
+    server, _ = serve(ACCESS_TOKEN_SECONDS="66")
+    with chromium() as driver:
+        log_in(driver, server.url, *ADMIN)
+        assert wait_until(lambda: loaded(driver), 15)
+        admin_tab = driver.current_window_handle
+        driver.switch_to.new_window("tab")
+        log_in(driver, server.url, *TRABAJADOR)
+        assert wait_until(lambda: loaded(driver), 15)
+        trabajador_tab = driver.current_window_handle
+        driver.switch_to.window(admin_tab)
+        shown = wait_until(lambda: driver.find_element(By.ID, "acceso").is_displayed(), 20)
+        assert shown, driver.find_element(By.ID, "usuario-nombre").text
+        assert "otra pestaña" in driver.find_element(By.ID, "aviso").text
+        assert figures(driver) == {}
+        assert not driver.find_element(By.ID, "tablero").is_displayed()
+        # The other tab's session is not logged out by this one letting go: it goes on
+        # refreshing (every 6 s with these tokens) and stays on its dashboard.
+        driver.switch_to.window(trabajador_tab)
+        time.sleep(8)
+        assert driver.find_element(By.ID, "tablero").is_displayed()
+        assert driver.find_element(By.ID, "usuario-nombre").text == "trabajador (trabajador)"
 
 
 def test_behind_a_buffering_proxy_the_page_polls_and_still_updates(serve) -> None:

@@ -46,13 +46,20 @@
     streamAbort: null,
     refreshing: null,
     refreshTimer: null,
+    cacheStats: null, // the cache panel's last figures
     refused: false, // logged out for want of staff rights: late answers are ignored
+    replaced: false, // another tab's login took the refresh cookie: this one let go
     chartUrls: {},
   };
 
   // ---------- formatting ----------
-  const entero = new Intl.NumberFormat("es-ES");
-  const dinero = new Intl.NumberFormat("es-ES", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  // Grouped from 4 digits on ("always"): es-ES alone writes 2696,79 above 27.013,26.
+  const entero = new Intl.NumberFormat("es-ES", { useGrouping: "always" });
+  const dinero = new Intl.NumberFormat("es-ES", {
+    minimumFractionDigits: 2,
+    maximumFractionDigits: 2,
+    useGrouping: "always",
+  });
   const fmt = {
     int: (v) => entero.format(v),
     money: (v) => `$${dinero.format(v)}`,
@@ -66,9 +73,12 @@
   class SessionEnded extends Error {}
 
   // ---------- messages ----------
-  function showNotice(text) {
+  // tone "error" (red, an alert) or "info" (a status, such as "logged out").
+  function showNotice(text, tone = "error") {
     const el = $("aviso");
     el.textContent = text;
+    el.dataset.tone = tone;
+    el.setAttribute("role", tone === "error" ? "alert" : "status");
     el.hidden = !text;
   }
 
@@ -103,6 +113,7 @@
 
   // One refresh at a time: concurrent 401s share it (a refresh token works once).
   function refreshOnce() {
+    if (state.replaced) return Promise.reject(new SessionEnded("replaced by another login"));
     if (!state.refreshing) {
       state.refreshing = (async () => {
         const resp = await fetch(API.refresh, { method: "POST", credentials: "same-origin" });
@@ -111,6 +122,12 @@
           throw new SessionEnded("refresh refused");
         }
         const body = await resp.json();
+        const c = claims(body.accessToken);
+        if (state.user && String(c.sub) !== String(state.user.id)) {
+          // One refresh cookie per browser: a login in another tab took it over.
+          replaced(c.username);
+          throw new SessionEnded("replaced by another login");
+        }
         state.token = body.accessToken;
         scheduleRefresh();
         return state.token;
@@ -121,7 +138,20 @@
     return state.refreshing;
   }
 
+  // Not logged out (that would end the other tab's session too): this tab only lets go.
+  function replaced(username) {
+    stop();
+    state.token = null;
+    state.user = null;
+    state.replaced = true;
+    showLogin(
+      `Se inició sesión como «${username}» en otra pestaña de este navegador y esa sesión ` +
+        "sustituye a esta (el navegador guarda una sola). Vuelve a iniciar sesión para seguir.",
+    );
+  }
+
   function sessionExpired() {
+    if (state.replaced) return; // said why already
     stop();
     state.token = null;
     sessionStorage.removeItem(SESSION_HINT);
@@ -134,7 +164,7 @@
     const resp = await fetch(path, { ...options, headers, credentials: "same-origin", cache: "no-store" });
     // Logged out by refuse(): a request still in flight meets the revoked token; no
     // refresh (it would bring a token back), no "session expired" over the reason.
-    if (state.refused) throw new SessionEnded("refused");
+    if (state.refused || state.replaced) throw new SessionEnded("refused");
     if (resp.status === 401 && !retried) {
       try {
         await refreshOnce();
@@ -202,7 +232,7 @@
     } catch (_) {
       // Logged out locally anyway; the token expires within 15 minutes.
     }
-    showLogin("Sesión cerrada.");
+    showLogin("Sesión cerrada.", "info");
   }
 
   function enter(user) {
@@ -218,13 +248,15 @@
       return;
     }
     state.refused = false;
+    state.replaced = false;
     sessionStorage.setItem(SESSION_HINT, "1");
     $("usuario-nombre").textContent = `${user.username} (${user.rol})`;
     $("sesion").hidden = false;
     $("tablero").hidden = false;
     $("panel-cache").hidden = user.rol !== "admin";
+    start(); // stops what ran before, the refresh timer too: schedule it after
     scheduleRefresh();
-    start();
+    $("principal").focus(); // keyboard users go on from the dashboard, not from <body>
   }
 
   // Log out (the console is for staff only) and say why, instead of any figure.
@@ -240,6 +272,7 @@
     }).catch(() => {});
     $("sin-permiso-texto").textContent = text;
     $("sin-permiso").hidden = false;
+    $("sin-permiso-volver").focus();
   }
 
   // A 403 on the statistics while the page is open: the usuario lost its staff rights
@@ -259,13 +292,13 @@
     throw new SessionEnded("no longer staff");
   }
 
-  function showLogin(message) {
+  function showLogin(message, tone = "error") {
     $("tablero").hidden = true;
     $("sesion").hidden = true;
     $("sin-permiso").hidden = true;
     $("acceso").hidden = false;
     clearFigures();
-    showNotice(message || "");
+    showNotice(message || "", tone);
     $("login-usuario").focus();
   }
 
@@ -289,10 +322,17 @@
   }
 
   // ---------- rendering ----------
+  // Names such as energia_tecnologia may wrap after an underscore rather than mid-word.
+  function wrappable(text) {
+    return String(text)
+      .split(/(?<=_)/)
+      .flatMap((part, i) => (i ? [document.createElement("wbr"), part] : [part]));
+  }
+
   function figure(el, field, value, text) {
     el.dataset.field = field;
     el.dataset.value = value === null || value === undefined ? "" : String(value);
-    el.textContent = text;
+    el.replaceChildren(...wrappable(text));
     return el;
   }
 
@@ -465,7 +505,7 @@
       for (const [, key, format, numeric] of columns) {
         const cell = tr.insertCell();
         if (key === "name") {
-          cell.textContent = row.name;
+          cell.replaceChildren(...wrappable(row.name));
           continue;
         }
         figure(cell, `cache.families.${row.name}.${key}`, row[key], format(row[key]));
@@ -558,6 +598,13 @@
       if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
       const resp = await api(API.stream, { headers, signal: controller.signal });
       if (resp.status === 403) rightsLost();
+      if (resp.status === 429) {
+        showNotice(
+          "Esta cuenta ya tiene abiertos todos los flujos de eventos que se le permiten (otras " +
+            "pestañas o equipos): esta consulta cada 3 s y vuelve a probar el flujo cada 30 s.",
+          "info",
+        );
+      } else if (resp.ok && $("aviso").textContent.startsWith("Esta cuenta ya tiene")) showNotice("");
       const type = resp.headers.get("Content-Type") || "";
       if (!resp.ok || !type.startsWith("text/event-stream")) {
         if (resp.body) resp.body.cancel().catch(() => {});
@@ -689,10 +736,25 @@
     }
   }
 
+  function cacheNote(text) {
+    $("cache-nota").textContent = text;
+    $("cache-nota").hidden = !text;
+  }
+
   async function pollCache(generation) {
     if (generation !== state.generation) return;
     try {
-      const [statsResp, readyResp] = await Promise.all([api(API.cache), fetch(API.readyz, { cache: "no-store" })]);
+      let statsResp, readyResp;
+      try {
+        [statsResp, readyResp] = await Promise.all([api(API.cache), fetch(API.readyz, { cache: "no-store" })]);
+      } catch (exc) {
+        if (exc instanceof SessionEnded || generation !== state.generation) throw exc;
+        // The server did not answer: the panel says so instead of its last "ok".
+        const gone = "sin respuesta";
+        if (state.cacheStats) renderCache(state.cacheStats, { database: gone, cache: gone });
+        cacheNote(`Sin respuesta del servidor desde las ${new Date().toLocaleTimeString("es-ES")}: cifras de antes.`);
+        throw exc;
+      }
       const stats = await readJson(statsResp);
       const ready = (await readJson(readyResp)) || { database: "?", cache: "?" };
       if (generation !== state.generation) return;
@@ -703,8 +765,16 @@
         $("panel-cache").hidden = true;
         return;
       }
-      if (statsResp.ok) renderCache(stats, ready);
-      else showNotice(`Caché: ${describe(statsResp.status, stats)}`);
+      if (statsResp.ok) {
+        state.cacheStats = stats;
+        renderCache(stats, ready);
+        cacheNote(
+          stats.circuit_open || ready.cache !== "ok"
+            ? "Redis no responde: las cifras son solo las del proceso del servidor que contestó; " +
+                "las de los demás se suman cuando vuelva."
+            : "",
+        );
+      } else showNotice(`Caché: ${describe(statsResp.status, stats)}`);
     } catch (exc) {
       if (exc instanceof SessionEnded) return;
     }
