@@ -92,7 +92,8 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
     # no cache read per watcher, and no second fetch when the figures moved meanwhile.
     fresh = hub.current(stat)
     read_at = started
-    if fresh is not None and tags.contains_weak(fresh.etag):
+    from_hub = fresh is not None and tags.contains_weak(fresh.etag)
+    if from_hub:
         current = fresh.rendered
     elif fresh is not None and hub.superseded(stat, tags) and (latest := hub.synced(stat, started)):
         # A tag this hub has replaced since (the client was woken by an earlier change):
@@ -107,7 +108,9 @@ def answer(stat: str, rendered: Callable[[str], Any]) -> Response:
             return respond(current)
     allowed = min(wait, live.max_wait)
     if allowed <= 0 or not hub.usable() or not live.slots.take():
-        return respond(current)  # the client polls instead
+        # Not held, so no hint will wake it: the hub's copy may miss a write answered
+        # before this request (its hint still on the way). Answered as a GET is.
+        return respond(rendered(stat) if from_hub else current)  # the client polls instead
     holder = current_holder()
     try:
         g.live_preference_applied = f"wait={allowed}"
