@@ -12,6 +12,10 @@ config = context.config
 # in-process upgrade (tests, app code) keeps the application's and pytest's handlers.
 if config.config_file_name is not None and not logging.getLogger().handlers:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
+else:
+    # The app's logging is set up (the flask CLI builds the app first): still say which
+    # migrations run, as alembic.ini would ("Running upgrade 0013 -> 0014 ...").
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO)
 logger = logging.getLogger("alembic.env")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -562,3 +565,27 @@ def test_imagen_url_migration_clears_what_the_api_refuses(backend, request, tmp_
         if not schema.validate({"nombre": "x", "precio": "1", "imagen_url": old})
     }
     assert accepted == {old for old, new in PICTURES.items() if new == old}
+
+
+def test_the_cli_upgrade_says_which_migrations_it_runs(tmp_path):
+    """The app's logging is set up before env.py runs, so alembic.ini's was skipped and
+    `flask db upgrade` printed nothing at all on success (a probe)."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
+        "LOG_DIR": str(tmp_path / "logs"),
+        "APP_ENV": "development",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "db", "upgrade"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout + done.stderr
+    assert "Running upgrade  -> 0001_initial," in out
+    assert f"-> {ScriptDirectory(TestConfig.MIGRATIONS_DIR).get_current_head()}" in out
