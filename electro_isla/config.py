@@ -19,6 +19,13 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_DIR / "instance"
 
 
+def host_names(raw: str) -> list[str] | None:
+    """TRUSTED_HOSTS, Django's ALLOWED_HOSTS: comma-separated names (`.shop.example` for
+    every subdomain); a request naming another Host is a 400. Empty: any host."""
+    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    return names or None
+
+
 def seconds(raw: str) -> timedelta:
     """A duration given in whole seconds (ACCESS_TOKEN_SECONDS)."""
     return timedelta(seconds=int(raw))
@@ -154,6 +161,7 @@ class Config:
         "LOG_LEVEL": ("LOG_LEVEL", str),
         "METRICS_ALLOW": ("METRICS_ALLOW", str),
         "TRUSTED_PROXIES": ("TRUSTED_PROXIES", str),
+        "TRUSTED_HOSTS": ("TRUSTED_HOSTS", host_names),
         "WEB_CONCURRENCY": ("WEB_CONCURRENCY", int),
         "LIVE_MAX_WAIT": ("LIVE_MAX_WAIT", int),
         "LIVE_MIN_INTERVAL_MS": ("LIVE_MIN_INTERVAL_MS", int),

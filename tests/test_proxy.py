@@ -90,3 +90,25 @@ def test_gunicorn_leaves_forwarded_headers_to_the_app(_schema):
             assert r.headers["Location"].startswith("http://"), (header, r.headers["Location"])
     finally:
         server.stop()
+
+
+def test_trusted_hosts_refuse_another_host_with_a_json_400(make_sqlite_app, monkeypatch):
+    """Django's ALLOWED_HOSTS: links and redirects are built from the Host header, so a
+    client could have them name any site (a probe saw `next: http://evil.example/…`)."""
+    monkeypatch.setenv("TRUSTED_HOSTS", "api.tienda.example, .Tienda.example")
+    app = make_sqlite_app()
+    assert app.config["TRUSTED_HOSTS"] == ["api.tienda.example", ".tienda.example"]
+    client = app.test_client()
+    for host in ("api.tienda.example", "www.tienda.example:8443", "tienda.example"):
+        assert client.get("/api/productos/", headers={"Host": host}).status_code == 200, host
+    bad = client.get("/api/productos/", headers={"Host": "evil.example"})
+    assert bad.status_code == 400
+    assert bad.json["code"] == 400 and "message" in bad.json
+    moved = client.get("/api/productos", headers={"Host": "evil.example"})
+    assert moved.status_code == 400 and "Location" not in moved.headers
+
+
+def test_without_trusted_hosts_any_host_is_answered(make_sqlite_app, monkeypatch):
+    monkeypatch.delenv("TRUSTED_HOSTS", raising=False)
+    client = make_sqlite_app().test_client()
+    assert client.get("/api/productos/", headers={"Host": "evil.example"}).status_code == 200
