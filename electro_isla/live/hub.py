@@ -431,6 +431,7 @@ class LiveHub:
                     self.refresh()
                 except Exception:  # noqa: BLE001  keep listening; the next check retries
                     log.exception("LIVE refresh failed")
+                    self.interest.due = 0.0  # at the next recheck, not again at once
         if pubsub is not None:
             self._close(pubsub)
 

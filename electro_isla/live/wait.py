@@ -71,9 +71,10 @@ def held_on_the_hubs_tag(stat: str) -> bool:
     """A wait sent again with the tag the hub holds now: `answer` holds it from the
     hub's copy, so a cache lookup of the statistic would be read for nothing."""
     tags = request.if_none_match
-    if not tags or not requested_wait(request.headers.get("Prefer")):
-        return False
-    fresh = live_of(current_app).hub.current(stat)
+    live = live_of(current_app)
+    if not tags or not requested_wait(request.headers.get("Prefer")) or live.max_wait <= 0:
+        return False  # (a wait not held is answered by the lookup: `answer`)
+    fresh = live.hub.current(stat)
     return fresh is not None and tags.contains_weak(fresh.etag)
 
 
