@@ -73,4 +73,7 @@ class TrustedProxies:
             for name, value in headers.items():
                 if value is not None:
                     environ[name] = value
+        if environ.get("HTTP_HOST"):
+            # Host names are case-insensitive; TRUSTED_HOSTS' check and the links are not.
+            environ["HTTP_HOST"] = environ["HTTP_HOST"].lower()
         return self.app(environ, start_response)

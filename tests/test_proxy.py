@@ -99,7 +99,12 @@ def test_trusted_hosts_refuse_another_host_with_a_json_400(make_sqlite_app, monk
     app = make_sqlite_app()
     assert app.config["TRUSTED_HOSTS"] == ["api.tienda.example", ".tienda.example"]
     client = app.test_client()
-    for host in ("api.tienda.example", "www.tienda.example:8443", "tienda.example"):
+    for host in (
+        "api.tienda.example",
+        "www.tienda.example:8443",
+        "tienda.example",
+        "API.Tienda.Example",
+    ):
         assert client.get("/api/productos/", headers={"Host": host}).status_code == 200, host
     bad = client.get("/api/productos/", headers={"Host": "evil.example"})
     assert bad.status_code == 400
