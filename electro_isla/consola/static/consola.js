@@ -5,7 +5,8 @@
 // statistics event stream (fetch + Bearer header); when the stream is refused,
 // breaks or is held back by a buffering proxy, the page polls every 3 s with
 // If-None-Match and keeps trying the stream every 30 s. Every figure is written
-// with textContent and carries data-field/data-value for scripts and tests.
+// as text (text nodes, a <wbr> after each underscore; never HTML) and carries
+// data-field/data-value for scripts and tests.
 "use strict";
 
 (() => {
@@ -47,6 +48,7 @@
     refreshing: null,
     refreshTimer: null,
     cacheStats: null, // the cache panel's last figures
+    cacheGoneSince: null, // when the cache panel's reads began to fail
     refused: false, // logged out for want of staff rights: late answers are ignored
     replaced: false, // another tab's login took the refresh cookie: this one let go
     chartUrls: {},
@@ -144,6 +146,7 @@
     state.token = null;
     state.user = null;
     state.replaced = true;
+    sessionStorage.removeItem(SESSION_HINT); // a reload asks for a login, not the other account
     showLogin(
       `Se inició sesión como «${username}» en otra pestaña de este navegador y esa sesión ` +
         "sustituye a esta (el navegador guarda una sola). Vuelve a iniciar sesión para seguir.",
@@ -319,14 +322,18 @@
     state.chartUrls = {};
     state.etags = {};
     state.lastEventId = null;
+    state.cacheStats = null;
+    state.cacheGoneSince = null;
+    cacheNote("");
   }
 
   // ---------- rendering ----------
   // Names such as energia_tecnologia may wrap after an underscore rather than mid-word.
   function wrappable(text) {
-    return String(text)
-      .split(/(?<=_)/)
-      .flatMap((part, i) => (i ? [document.createElement("wbr"), part] : [part]));
+    const parts = String(text).split("_");
+    return parts.flatMap((part, i) =>
+      i < parts.length - 1 ? [`${part}_`, document.createElement("wbr")] : [part],
+    );
   }
 
   function figure(el, field, value, text) {
@@ -599,12 +606,10 @@
       const resp = await api(API.stream, { headers, signal: controller.signal });
       if (resp.status === 403) rightsLost();
       if (resp.status === 429) {
-        showNotice(
-          "Esta cuenta ya tiene abiertos todos los flujos de eventos que se le permiten (otras " +
-            "pestañas o equipos): esta consulta cada 3 s y vuelve a probar el flujo cada 30 s.",
-          "info",
-        );
-      } else if (resp.ok && $("aviso").textContent.startsWith("Esta cuenta ya tiene")) showNotice("");
+        // Per usuario (other tabs or computers) or the server full: its message says which.
+        const why = describe(429, await readJson(resp));
+        showNotice(`Flujo de eventos rechazado: ${why}. Se consulta cada 3 s y se vuelve a probar el flujo cada 30 s.`, "info");
+      } else if (resp.ok && $("aviso").textContent.startsWith("Flujo de eventos rechazado")) showNotice("");
       const type = resp.headers.get("Content-Type") || "";
       if (!resp.ok || !type.startsWith("text/event-stream")) {
         if (resp.body) resp.body.cancel().catch(() => {});
@@ -744,20 +749,26 @@
   async function pollCache(generation) {
     if (generation !== state.generation) return;
     try {
-      let statsResp, readyResp;
+      let statsResp, readyResp, stats, ready;
       try {
         [statsResp, readyResp] = await Promise.all([api(API.cache), fetch(API.readyz, { cache: "no-store" })]);
+        [stats, ready] = [await readJson(statsResp), await readJson(readyResp)];
+        // A proxy's 502/504, or a body that is not the app's JSON: the app did not answer.
+        if ([502, 504].includes(statsResp.status) || stats === null || ready === null) {
+          throw new ApiError("no answer");
+        }
       } catch (exc) {
         if (exc instanceof SessionEnded || generation !== state.generation) throw exc;
-        // The server did not answer: the panel says so instead of its last "ok".
+        // The panel says so instead of its last "ok", since the first failed read.
+        state.cacheGoneSince = state.cacheGoneSince || new Date();
         const gone = "sin respuesta";
         if (state.cacheStats) renderCache(state.cacheStats, { database: gone, cache: gone });
-        cacheNote(`Sin respuesta del servidor desde las ${new Date().toLocaleTimeString("es-ES")}: cifras de antes.`);
+        const since = state.cacheGoneSince.toLocaleTimeString("es-ES");
+        cacheNote(`Sin respuesta del servidor desde las ${since}: cifras de antes.`);
         throw exc;
       }
-      const stats = await readJson(statsResp);
-      const ready = (await readJson(readyResp)) || { database: "?", cache: "?" };
       if (generation !== state.generation) return;
+      state.cacheGoneSince = null;
       if (statsResp.status === 403) {
         // No longer admin; still staff (the statistics answer), so now a trabajador.
         state.user.rol = "trabajador";
