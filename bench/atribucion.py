@@ -19,18 +19,17 @@ seeded as filas_calientes seeds it, bench/pgbench/pedido.sql at `--clients` for
 
 Each variant's functions are swapped with CREATE OR REPLACE in the throwaway
 database and put back after the cell. Per cell: tps, and the server's CPU per
-order (the postmaster's children that exited during the cell: every backend of
-the cell and autovacuum workers, not the WAL writer or checkpointer, which live
-on) when its data directory is readable.
+order (every PostgreSQL process, filas_calientes.ServerCpu) when the server runs
+on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import time
-from pathlib import Path
 
 import filas_calientes  # bench/filas_calientes.py, beside this file
 import psycopg
@@ -72,22 +71,6 @@ def apply(conn: psycopg.Connection, variant: str, saved: dict[str, str]) -> None
         conn.execute(empty(TAL_VEZ, "void"))
 
 
-def postmaster_pid(conn: psycopg.Connection) -> int | None:
-    """The server's postmaster, if this process can read its data directory."""
-    try:
-        datadir = conn.execute("SHOW data_directory").fetchone()[0]
-        return int((Path(datadir) / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, psycopg.Error):
-        return None
-
-
-def children_cpu(pid: int) -> float:
-    """cutime + cstime of `pid`: the CPU of its children that have exited, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=8)
@@ -104,19 +87,18 @@ def main() -> None:
         conninfo = conninfo.render_as_string(hide_password=False)
         with psycopg.connect(conninfo, autocommit=True) as conn:
             saved = definitions(conn, (*ROW_FUNCTIONS, TAL_VEZ))
-            pid = postmaster_pid(conn)
+            server_cpu = filas_calientes.ServerCpu(conninfo)
             try:
                 for r in range(args.rounds):
                     for variant in VARIANTS if r % 2 == 0 else reversed(VARIANTS):
                         apply(conn, variant, saved)
-                        before = children_cpu(pid) if pid else None
-                        tps = filas_calientes.pgbench(
+                        before = server_cpu.seconds()
+                        tps, orders = filas_calientes.pgbench(
                             admin, "bench_atribucion", args.clients, args.seconds, bounds
                         )
                         time.sleep(0.5)  # the cell's backends exit and are reaped
-                        cpu = None
-                        if pid and before is not None:
-                            cpu = (children_cpu(pid) - before) / (tps * args.seconds) * 1e6
+                        cpu = (server_cpu.seconds() - before) / orders * 1e6
+                        cpu = None if math.isnan(cpu) else cpu  # a server on another host
                         load = os.getloadavg()[0]
                         cells[variant].append((tps, cpu, load))
                         conn.execute("SELECT estadisticas_plegar()")  # the next cell starts alike
