@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import warnings
 from datetime import timedelta
@@ -19,10 +20,24 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_DIR / "instance"
 
 
+MAX_ACCESS_TOKEN_SECONDS = 86_400
+
+
 def host_names(raw: str) -> list[str] | None:
     """TRUSTED_HOSTS, Django's ALLOWED_HOSTS: comma-separated names (`.shop.example` for
-    every subdomain); a request naming another Host is a 400. Empty: any host."""
+    every subdomain); a request naming another Host is a 400. Empty or `*`: any host.
+
+    An entry no Host header could match (a URL, an IPv6 address: werkzeug's check
+    cuts entries at their first colon) stops the start instead of refusing everyone."""
     names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    if "*" in names:
+        return None
+    for name in names:
+        if not re.fullmatch(r"\.?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", name):
+            raise ValueError(
+                f"TRUSTED_HOSTS: {name!r} is not a host name or IPv4 address (no scheme, port, "
+                "path or IPv6 address; `*` for any host)"
+            )
     return names or None
 
 
@@ -190,8 +205,12 @@ class Config:
         lifetime = config["JWT_ACCESS_TOKEN_EXPIRES"]
         if isinstance(lifetime, timedelta):
             lifetime = lifetime.total_seconds()
-        if lifetime is False or lifetime < 30:  # every token must expire (auth/tokens.py)
-            raise ValueError("ACCESS_TOKEN_SECONDS must be at least 30")
+        # Every token must expire (auth/tokens.py); past a day, exp leaves datetime's range
+        # for absurd values long before (a 500 on every login), and a leak lasts too long.
+        if lifetime is False or not 30 <= lifetime <= MAX_ACCESS_TOKEN_SECONDS:
+            raise ValueError(
+                f"ACCESS_TOKEN_SECONDS must be between 30 and {MAX_ACCESS_TOKEN_SECONDS}"
+            )
         try:  # else every statistics read would be a 500, and /readyz would say ok
             ZoneInfo(config["TIMEZONE"])
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
@@ -332,14 +351,35 @@ CONFIGS: dict[str, type[Config]] = {
 
 
 def config_class_from_env() -> type[Config]:
-    env = (os.environ.get("APP_ENV") or os.environ.get("FLASK_ENV") or "development").lower()
-    return CONFIGS.get(env, DevConfig)
+    """APP_ENV (or FLASK_ENV); an unknown name stops the start: `APP_ENV=prod` ran in
+    development, skipping every production refusal without a word."""
+    raw = os.environ.get("APP_ENV") or os.environ.get("FLASK_ENV") or "development"
+    env = raw.strip().lower()
+    if env not in CONFIGS:
+        raise ValueError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {raw!r}")
+    return CONFIGS[env]
 
 
-def _parse(raw: str, kind: Any) -> Any:
+def _parse(var: str, raw: str, kind: Any) -> Any:
+    """The variable's value as `kind`; a value it cannot be stops the start, naming it."""
     if kind is bool:
         return raw.strip().lower() not in ("0", "false", "no", "off", "")
-    return kind(raw)
+    try:
+        return kind(raw if kind is str else raw.strip())  # a password may end in a space
+    except (TypeError, ValueError) as exc:
+        if kind in NUMBERS:
+            raise ValueError(f"{var}: {raw!r} is not a valid {NUMBERS[kind]}") from exc
+        raise  # a converter of ours says what is wrong, naming the variable (host_names)
+
+
+NUMBERS = {int: "whole number", float: "number", seconds: "whole number of seconds"}
+
+
+def _ttl(var: str, raw: str) -> int:
+    seconds = _parse(var, raw, int)
+    if seconds < 0:
+        raise ValueError(f"{var} must be 0 or more seconds, not {raw!r}")
+    return seconds
 
 
 def load_environment(config: dict[str, Any], environ: dict[str, str] | None = None) -> None:
@@ -348,9 +388,9 @@ def load_environment(config: dict[str, Any], environ: dict[str, str] | None = No
     for var, (key, kind) in Config.ENV_VARS.items():
         raw = environ.get(var)
         if raw not in (None, ""):
-            config[key] = _parse(raw, kind)
+            config[key] = _parse(var, raw, kind)
     config["CACHE_TTL_OVERRIDES"] = {
-        var.removeprefix("CACHE_TTL_").lower(): int(raw)
+        var.removeprefix("CACHE_TTL_").lower(): _ttl(var, raw)
         for var, raw in environ.items()
         if var.startswith("CACHE_TTL_") and raw.strip()
     }

@@ -181,7 +181,65 @@ def test_the_access_token_lifetime_is_set_in_seconds(prod_env):
             create_access_token(identity="1"), options={"verify_signature": False}
         )
     assert claims["exp"] - claims["iat"] == 120
-    for bad in ("29", "0", "-5"):
+    # 300000000000 passed the start and made every login a 500 (OverflowError; a probe).
+    for bad in ("29", "0", "-5", "86401", "300000000000"):
         prod_env.setenv("ACCESS_TOKEN_SECONDS", bad)
-        with pytest.raises(ValueError, match="ACCESS_TOKEN_SECONDS must be at least 30"):
+        with pytest.raises(ValueError, match="ACCESS_TOKEN_SECONDS must be between 30 and"):
             prod_app()
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("ACCESS_TOKEN_SECONDS", "abc"),
+        ("ACCESS_TOKEN_SECONDS", "1e3"),
+        ("REGISTER_MAX_PER_IP", "five"),
+        ("REDIS_SOCKET_TIMEOUT", "fast"),
+        ("CACHE_TTL_PRODUCTO", "abc"),
+    ],
+)
+def test_a_value_that_is_not_a_number_names_its_variable(prod_env, var, value):
+    """It stopped with int()'s bare "invalid literal for int() with base 10: 'abc'"."""
+    prod_env.setenv(var, value)
+    with pytest.raises(ValueError, match=f"^{var}: '{value}' is not a valid"):
+        prod_app()
+
+
+def test_a_negative_cache_ttl_refuses_to_start(prod_env):
+    """-5 was taken: every read of that name then a MISS, its cache silently off."""
+    prod_env.setenv("CACHE_TTL_PRODUCTO", "-5")
+    with pytest.raises(ValueError, match="CACHE_TTL_PRODUCTO must be 0 or more seconds"):
+        prod_app()
+
+
+@pytest.mark.parametrize("name", ["prod", "Production2", "staging"])
+def test_an_unknown_app_env_refuses_to_start(prod_env, name):
+    """APP_ENV=prod ran in development: no production refusal, a random SECRET_KEY."""
+    prod_env.setenv("APP_ENV", name)
+    with pytest.raises(ValueError, match="APP_ENV must be one of development, testing, production"):
+        create_app()
+    prod_env.setenv("APP_ENV", " Production ")  # spaces and case are no typo
+    assert create_app().config["ENV_NAME"] == "production"
+
+
+@pytest.mark.parametrize("value", ["*", "api.tienda.example, *"])
+def test_trusted_hosts_star_is_any_host(prod_env, value):
+    """Django's `*`: it started, then refused every request, /healthz included (a probe)."""
+    prod_env.setenv("TRUSTED_HOSTS", value)
+    assert prod_app().config["TRUSTED_HOSTS"] is None
+
+
+def test_trusted_hosts_are_names_and_ipv4_addresses(prod_env):
+    prod_env.setenv("TRUSTED_HOSTS", "API.tienda.example,.tienda.example,10.0.0.5,localhost")
+    hosts = prod_app().config["TRUSTED_HOSTS"]
+    assert hosts == ["api.tienda.example", ".tienda.example", "10.0.0.5", "localhost"]
+
+
+@pytest.mark.parametrize(
+    "value", ["https://shop.example", "shop.example:443", "[::1]", "::1", "a b"]
+)
+def test_a_trusted_host_no_request_could_match_refuses_to_start(prod_env, value):
+    """They started, then refused every request (werkzeug cuts entries at a colon)."""
+    prod_env.setenv("TRUSTED_HOSTS", value)
+    with pytest.raises(ValueError, match="TRUSTED_HOSTS: .* is not a host name"):
+        prod_app()
