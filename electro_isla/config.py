@@ -205,8 +205,8 @@ class Config:
         lifetime = config["JWT_ACCESS_TOKEN_EXPIRES"]
         if isinstance(lifetime, timedelta):
             lifetime = lifetime.total_seconds()
-        # Every token must expire (auth/tokens.py); past a day, exp leaves datetime's range
-        # for absurd values long before (a 500 on every login), and a leak lasts too long.
+        # Every token must expire (auth/tokens.py), within a day: a huge lifetime put exp
+        # past datetime's range (a 500 on every login), and a leaked token lives as long.
         if lifetime is False or not 30 <= lifetime <= MAX_ACCESS_TOKEN_SECONDS:
             raise ValueError(
                 f"ACCESS_TOKEN_SECONDS must be between 30 and {MAX_ACCESS_TOKEN_SECONDS}"
@@ -376,10 +376,10 @@ NUMBERS = {int: "whole number", float: "number", seconds: "whole number of secon
 
 
 def _ttl(var: str, raw: str) -> int:
-    seconds = _parse(var, raw, int)
-    if seconds < 0:
+    ttl = _parse(var, raw, int)
+    if ttl < 0:  # every read a MISS: that name's cache silently off
         raise ValueError(f"{var} must be 0 or more seconds, not {raw!r}")
-    return seconds
+    return ttl
 
 
 def load_environment(config: dict[str, Any], environ: dict[str, str] | None = None) -> None:
