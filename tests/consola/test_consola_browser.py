@@ -60,6 +60,14 @@ def loaded(driver) -> bool:
     )
 
 
+def refreshes(driver) -> int:
+    """How many token refreshes the page has requested so far."""
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter(e => e.name.endsWith('/api/auth/refresh/')).length;"
+    )
+
+
 def total_pedidos(driver) -> str | None:
     return figures(driver).get("reporte.resumen.total_pedidos")
 
@@ -300,11 +308,7 @@ def test_an_expired_session_refreshes_once_then_shows_the_login_form(console) ->
             assert shown, "still on the dashboard after the session ended"
             assert "sesión expiró" in driver.find_element(By.ID, "aviso").text
             assert figures(driver) == {}
-            refreshes = driver.execute_script(
-                "return performance.getEntriesByType('resource')"
-                ".filter(e => e.name.endsWith('/api/auth/refresh/')).length;"
-            )
-            assert refreshes == 1
+            assert refreshes(driver) == 1
         finally:
             admin.session.patch(
                 f"{console.url}/api/admin/users/{usuario['id']}/",
@@ -451,13 +455,6 @@ def test_the_server_gone_the_page_says_offline_in_words(serve) -> None:
         gone = wait_until(lambda: figures(driver).get("cache.readyz.cache") == "sin respuesta", 15)
         assert gone, figures(driver).get("cache.readyz.cache")
         assert "Sin respuesta del servidor" in driver.find_element(By.ID, "cache-nota").text
-
-
-def refreshes(driver) -> int:
-    return driver.execute_script(
-        "return performance.getEntriesByType('resource')"
-        ".filter(e => e.name.endsWith('/api/auth/refresh/')).length;"
-    )
 
 
 def test_the_first_token_is_refreshed_a_minute_before_it_expires(serve) -> None:
