@@ -360,6 +360,9 @@ def config_class_from_env() -> type[Config]:
     return CONFIGS[env]
 
 
+NUMBERS = {int: "whole number", float: "number", seconds: "whole number of seconds"}
+
+
 def _parse(var: str, raw: str, kind: Any) -> Any:
     """The variable's value as `kind`; a value it cannot be stops the start, naming it."""
     if kind is bool:
@@ -370,9 +373,6 @@ def _parse(var: str, raw: str, kind: Any) -> Any:
         if kind in NUMBERS:
             raise ValueError(f"{var}: {raw!r} is not a valid {NUMBERS[kind]}") from exc
         raise  # a converter of ours says what is wrong, naming the variable (host_names)
-
-
-NUMBERS = {int: "whole number", float: "number", seconds: "whole number of seconds"}
 
 
 def _ttl(var: str, raw: str) -> int:
