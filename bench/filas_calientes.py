@@ -11,18 +11,21 @@ seeded alike (`seed-demo --pedidos N --usuarios N/10 --productos 200 --meses 12
   triggers upsert the rollup rows, hot rows spread over 16 pid slots);
 - `despues`: migrated to head (0007: the triggers insert deltas, folded later).
 
-SQL level: pgbench runs bench/pgbench/pedido.sql (a confirmado pedido + one line
-per transaction, random usuario, producto and metodo) for `--seconds` per cell,
-at each client count, with the rollup triggers enabled and disabled
-(`ALTER TABLE pedidos, detalles_pedido ENABLE/DISABLE TRIGGER USER`), cells
-interleaved round by round; the median tps per cell. During every cell
-pg_stat_activity is sampled every 100 ms: the share of pgbench sessions waiting
-on a heavyweight lock (`wait_event_type = 'Lock'`, mostly `transactionid`: another
-transaction's row lock). The server's CPU per order (every PostgreSQL process, from
-/proc, over the cell) is printed beside: on a CPU-bound server the tps ratio is about
-its inverse, and it moves far less with the machine's other load. API level (unless
---no-api): bench/escrituras.py's 40 concurrent buyers through the Flask app, orders/s
-with and without the triggers.
+SQL level: pgbench runs bench/pgbench/pedido.sql (a confirmado pedido + one line per
+transaction, random usuario, producto and metodo) for `--seconds` per cell, at each
+client count, with the rollup triggers enabled and disabled (`ALTER TABLE pedidos,
+detalles_pedido ENABLE/DISABLE TRIGGER USER`), cells interleaved round by round; the
+median tps per cell. During every cell pg_stat_activity is sampled every 100 ms: the
+share of pgbench sessions waiting on a heavyweight lock (`wait_event_type = 'Lock'`,
+mostly `transactionid`: another transaction's row lock) and on a lightweight one
+(`LWLock`: a shared buffer's content lock, the lock table's partitions). The
+server's CPU per order (every PostgreSQL process, from /proc, over the cell) is
+printed beside: on a CPU-bound server the tps ratio is about its inverse, and it
+moves far less with the machine's other load. Beside the with-trigger tps from the
+middle to the top client count, the same step without the triggers: what the server
+alone does when the clients outnumber the cores. API level (unless --no-api):
+bench/escrituras.py's 40 concurrent buyers through the Flask app, orders/s with and
+without the triggers.
 The 1-minute load average is printed with each cell (the machine is shared).
 
 The private PostgreSQL runs as the test suite's does (fsync, synchronous_commit and
@@ -91,27 +94,29 @@ def triggers(conninfo: str, enabled: bool) -> None:
 
 
 class LockSampler:
-    """Share of pgbench sessions waiting on a heavyweight lock, sampled every 100 ms."""
+    """Share of pgbench sessions waiting on a heavyweight lock, and on a lightweight one
+    (LWLock: a shared buffer's or the lock table's, say), sampled every 100 ms."""
 
     QUERY = (
         "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
-        "count(*) FILTER (WHERE wait_event = 'transactionid'), count(*) "
+        "count(*) FILTER (WHERE wait_event = 'transactionid'), "
+        "count(*) FILTER (WHERE wait_event_type = 'LWLock'), count(*) "
         "FROM pg_stat_activity WHERE datname = current_database() "
         "AND application_name = 'pgbench'"
     )
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
-        self.samples: list[tuple[int, int, int]] = []
+        self.samples: list[tuple[int, int, int, int]] = []
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
             while not self.stop.wait(0.1):
-                locks, xid, total = conn.execute(self.QUERY).fetchone()
+                locks, xid, lwlocks, total = conn.execute(self.QUERY).fetchone()
                 if total:
-                    self.samples.append((locks, xid, total))
+                    self.samples.append((locks, xid, lwlocks, total))
 
     def __enter__(self) -> LockSampler:
         self.thread.start()
@@ -121,13 +126,14 @@ class LockSampler:
         self.stop.set()
         self.thread.join()
 
-    def share(self) -> tuple[float, float]:
-        """(mean share waiting on any Lock, on transactionid)."""
+    def share(self) -> tuple[float, float, float]:
+        """(mean share waiting on any Lock, on transactionid, on any LWLock)."""
         if not self.samples:
-            return 0.0, 0.0
+            return 0.0, 0.0, 0.0
         return (
-            statistics.mean(lk / t for lk, _x, t in self.samples),
-            statistics.mean(x / t for _lk, x, t in self.samples),
+            statistics.mean(lk / t for lk, _x, _lw, t in self.samples),
+            statistics.mean(x / t for _lk, x, _lw, t in self.samples),
+            statistics.mean(lw / t for _lk, _x, lw, t in self.samples),
         )
 
 
@@ -208,8 +214,9 @@ def main() -> None:
     args = parser.parse_args()
     revisions = {**SCHEMAS, "antes": args.antes}
     clients = [int(c) for c in args.clients.split(",")]
-    # (schema, clients, enabled) -> [(tps, lock share, xid share, load, server CPU µs/order)]
-    cells: dict[tuple[str, int, bool], list[tuple[float, float, float, float, float]]] = {}
+    # (schema, clients, enabled) -> [(tps, lock share, xid share, load, server CPU µs/order,
+    # LWLock share)]
+    cells: dict[tuple[str, int, bool], list[tuple[float, ...]]] = {}
     api: dict[str, dict[str, Any]] = {}
     with (
         servers(durable=args.durable) as (admin, redis_url),
@@ -249,14 +256,15 @@ def main() -> None:
                         time.sleep(0.3)  # the postmaster reaps pgbench's backends
                         per_order = (cpu.seconds() - before) / orders * 1e6
                         load = os.getloadavg()[0]
-                        locks, xid = sampler.share()
+                        locks, xid, lwlocks = sampler.share()
                         cells.setdefault((schema, n, enabled), []).append(
-                            (tps, locks, xid, load, per_order)
+                            (tps, locks, xid, load, per_order, lwlocks)
                         )
                         print(
                             f"  round {r} {schema:<7} {n:>2} clients "
                             f"{'with' if enabled else 'without':<7} {tps:8.1f} tps  "
-                            f"waiting on Lock {locks:5.1%} (transactionid {xid:5.1%})  "
+                            f"waiting on Lock {locks:5.1%} (transactionid {xid:5.1%}), "
+                            f"on LWLock {lwlocks:5.1%}  "
                             f"server CPU {per_order:4.0f} µs/order  load {load:.1f}",
                             flush=True,
                         )
@@ -287,9 +295,9 @@ def report(cells: dict, clients: list[int], api: dict[str, dict[str, Any]]) -> N
     print(
         "\n| schema | clients | with triggers, tps | without, tps | with / without "
         "| sessions waiting on Lock, with (transactionid) | same, without "
-        "| server CPU µs/order, with / without | load avg |"
+        "| on LWLock, with / without | server CPU µs/order, with / without | load avg |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for schema in SCHEMAS:
         for n in clients:
             w, wo = med(schema, n, True, 0), med(schema, n, False, 0)
@@ -298,6 +306,7 @@ def report(cells: dict, clients: list[int], api: dict[str, dict[str, Any]]) -> N
                 f"| {schema} | {n} | {w:.0f} | {wo:.0f} | {w / wo:.2f} "
                 f"| {med(schema, n, True, 1):.0%} ({med(schema, n, True, 2):.0%}) "
                 f"| {med(schema, n, False, 1):.0%} "
+                f"| {med(schema, n, True, 5):.1%} / {med(schema, n, False, 5):.1%} "
                 f"| {med(schema, n, True, 4):.0f} / {med(schema, n, False, 4):.0f} "
                 f"= {med(schema, n, True, 4) / med(schema, n, False, 4):.2f} "
                 f"| {min(loads):.1f}–{max(loads):.1f} |"
@@ -306,12 +315,15 @@ def report(cells: dict, clients: list[int], api: dict[str, dict[str, Any]]) -> N
     for schema in SCHEMAS:
         ratio = med(schema, top, True, 0) / med(schema, top, False, 0)
         rising = med(schema, top, True, 0) / med(schema, mid, True, 0)
+        # The same step without the triggers: what the server alone does from mid to top.
+        alone = med(schema, top, False, 0) / med(schema, mid, False, 0)
         extra = med(schema, top, True, 4) / med(schema, top, False, 4)
         print(
             f"{schema}: with / without at {top} clients {ratio:.2f} "
             f"({'met' if ratio >= RATIO_TARGET else 'MISSED'}, target >= {RATIO_TARGET}); "
             f"with-trigger tps {top} / {mid} clients {rising:.2f} "
-            f"({'met' if rising >= 1 else 'MISSED'}, target >= 1); "
+            f"({'met' if rising >= 1 else 'MISSED'}, target >= 1; without the triggers "
+            f"{alone:.2f}); "
             f"server CPU per order with / without {extra:.2f} (its inverse {1 / extra:.2f})"
         )
     for schema, w in api.items():
