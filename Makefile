@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed
+# `make run`'s port (`make run PORT=5001` when 5000 is taken).
+RUN_PORT := $(or $(PORT),5000)
 
 .PHONY: run test browser lint format fuzz bench soak screenshot clean
 
@@ -20,11 +22,11 @@ run: $(STAMP)
 	$(FLASK) seed-demo --if-empty
 	$(FLASK) create-user admin --email admin@electroisla.test --password admin12345 --rol admin --if-missing
 	@echo ""
-	@echo "  Electro Isla API on http://127.0.0.1:5000  (docs: http://127.0.0.1:5000/api/docs/)"
-	@echo "  Log in:  curl -X POST http://127.0.0.1:5000/api/auth/login/ -H 'Content-Type: application/json' \\"
+	@echo "  Electro Isla API on http://127.0.0.1:$(RUN_PORT)  (docs: http://127.0.0.1:$(RUN_PORT)/api/docs/)"
+	@echo "  Log in:  curl -X POST http://127.0.0.1:$(RUN_PORT)/api/auth/login/ -H 'Content-Type: application/json' \\"
 	@echo "             -d '{\"username\": \"admin\", \"password\": \"admin12345\"}'"
 	@echo ""
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	$(FLASK) run --host 127.0.0.1 --port $(RUN_PORT)
 
 # pytest exits 5 when it collected no test: say so (make itself then exits 2, a failure).
 test: $(STAMP) browser

@@ -28,13 +28,14 @@ def create_app(
     app.url_map.strict_slashes = True
     register_proxy_fix(app)
 
-    from electro_isla import cache, docs, errors, json, logs, observability
+    from electro_isla import cache, docs, errors, headers, json, logs, observability
     from electro_isla.shared_store import register_shared_store
 
     json.register_json_provider(app)
     logs.register_logging(app)
     register_extensions(app)
     errors.register_error_handlers(app)
+    headers.register_headers(app)
     register_shared_store(app)
     cache.register_cache(app)
     register_live(app)
