@@ -70,16 +70,23 @@ def loads(data: str | bytes) -> Any:
         except UnicodeDecodeError as exc:
             raise json.JSONDecodeError(f"Not UTF-8: {exc.reason}", "?", exc.start) from exc
     try:
-        return json.loads(data, parse_float=Decimal)
+        return json.loads(data, parse_float=Decimal, parse_constant=_not_json)
     except json.JSONDecodeError:
         raise
     except ValueError as exc:  # int("1" * 5000): Exceeds the limit (4300 digits)
         raise json.JSONDecodeError("A number has too many digits", data, 0) from exc
 
 
+def _not_json(constant: str) -> Any:
+    """NaN, Infinity and -Infinity: Python's extension, not JSON (RFC 8259 §6), as DRF
+    refuses them: a body carrying one is malformed, whichever key holds it."""
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", constant, 0)
+
+
 def dumps(value: Any) -> str:
-    """Compact JSON for cached values (read back with `loads`, Decimals intact)."""
-    return encode(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON for cached values (read back with `loads`, Decimals intact; a float
+    NaN or infinity, which `loads` would refuse, is refused here)."""
+    return encode(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 class JSONProvider(DefaultJSONProvider):

@@ -6,6 +6,7 @@ import pytest
 from marshmallow import Schema, ValidationError
 
 from electro_isla.fields import Money
+from electro_isla.usuarios.models import Usuario
 from tests.helpers import error_keys, user_with_role
 
 
@@ -47,6 +48,35 @@ def test_non_json_body_is_415(client):
 
 class _MoneySchema(Schema):
     m = Money()
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    ("path", "template", "role"),
+    [
+        # An unknown key holding it: the registration was a 201 and wrote a usuario.
+        (
+            "/api/auth/register/",
+            '{{"username": "nan1", "email": "nan1@example.test", '
+            '"password": "password123", "extra": {}}}',
+            None,
+        ),
+        ("/api/auth/login/", '{{"username": "a", "password": "b", "x": {}}}', None),
+        ("/api/admin/productos/", '{{"nombre": "x", "stock": 1, "precio": {}}}', "admin"),
+    ],
+)
+def test_nan_and_infinity_are_not_json_a_400_writing_nothing(
+    app, client, path, template, role, constant
+):
+    headers = user_with_role(app, role)[1] if role else {}
+    with app.app_context():
+        before = Usuario.query.count()
+    body = template.format(constant)
+    response = client.post(path, data=body, content_type="application/json", headers=headers)
+    assert response.status_code == 400, response.get_json()
+    assert response.get_json()["message"] == "Malformed JSON body."
+    with app.app_context():
+        assert Usuario.query.count() == before
 
 
 @pytest.mark.parametrize(
