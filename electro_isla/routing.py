@@ -9,15 +9,29 @@ where that method is not served (as Django's APPEND_SLASH redirects first).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
-from flask import Flask, Response
-from werkzeug.exceptions import NotFound
+from flask import Flask, Request, Response
+from werkzeug.exceptions import NotFound, SecurityError
 from werkzeug.routing import Map, MapAdapter, RequestRedirect
 
 # What werkzeug keeps unescaped in a redirect path (url.spec.whatwg.org path segment).
 PATH_SAFE = "!$&'()*+,/:;=@"
+# A Host header as Django's request.get_host() accepts it (lower-cased by
+# electro_isla/proxy.py): a name or an address, or a bracketed IPv6 one, and a port.
+# As in Django, no `_` (werkzeug could not build a link naming it either).
+HOST = re.compile(r"([a-z0-9.-]+|\[[a-f0-9]*:[a-f0-9.:]+\])(?::([0-9]{1,5}))?")
+
+
+def well_formed_host(host: str | None) -> bool:
+    """True for a Host the links and redirects can name; None (HTTP/1.0 sent none:
+    SERVER_NAME stands in) too. `a b`, an empty value or port 99999 are not."""
+    if host is None:
+        return True
+    found = HOST.fullmatch(host)
+    return found is not None and (found[2] is None or 0 < int(found[2]) <= 65535)
 
 
 class SlashRedirectAdapter(MapAdapter):
@@ -58,6 +72,14 @@ class SlashRedirectMap(Map):
 
 class App(Flask):
     url_map_class = SlashRedirectMap
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        """A malformed Host is a 400, as Django answers one whatever ALLOWED_HOSTS says:
+        it would make every absolute link and redirect `http:///…`. Raised here, it
+        becomes the request's routing error, answered in the envelope."""
+        if request is not None and not well_formed_host(request.environ.get("HTTP_HOST")):
+            raise SecurityError("Invalid Host header.")
+        return super().create_url_adapter(request)
 
     def make_default_options_response(self) -> Response:
         """OPTIONS answers JSON like every other response (Flask's is an empty text/html

@@ -117,3 +117,32 @@ def test_without_trusted_hosts_any_host_is_answered(make_sqlite_app, monkeypatch
     monkeypatch.delenv("TRUSTED_HOSTS", raising=False)
     client = make_sqlite_app().test_client()
     assert client.get("/api/productos/", headers={"Host": "evil.example"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host", ["a b", "", "evil.example:99999", "[::1", "ex<am>ple", "x:0", "api_1:8000"]
+)
+def test_a_malformed_host_is_a_json_400_whatever_trusted_hosts_says(
+    make_sqlite_app, monkeypatch, host
+):
+    """Django's get_host() refuses these even with ALLOWED_HOSTS = ['*']; here they made
+    every link and redirect `http:///…` (a probe's `next` and `Location`)."""
+    monkeypatch.delenv("TRUSTED_HOSTS", raising=False)
+    client = make_sqlite_app().test_client()
+    for path in ("/api/productos/?page_size=1", "/api/productos"):
+        response = client.get(path, environ_overrides={"HTTP_HOST": host})
+        assert response.status_code == 400, (host, path, response.status_code)
+        assert response.json["code"] == 400 and response.json["message"]
+        assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["good.example:8080", "[::1]:8000", "127.0.0.1", "shop.example."],
+)
+def test_a_well_formed_host_names_the_links(make_sqlite_app, monkeypatch, host):
+    monkeypatch.delenv("TRUSTED_HOSTS", raising=False)
+    client = make_sqlite_app().test_client()
+    moved = client.get("/api/productos", environ_overrides={"HTTP_HOST": host})
+    assert moved.status_code == 308
+    assert moved.headers["Location"] == f"http://{host}/api/productos/"
