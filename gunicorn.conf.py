@@ -53,9 +53,19 @@ if os.environ.get(_PROM_READY_VAR) != _prom_dir:
     os.environ[_PROM_READY_VAR] = _prom_dir
 
 
-def _int_env(name: str, default: int) -> int:
+def _int_env(name: str, default: int, least: int = 0) -> int:
+    """A whole-number setting; one that is not stops gunicorn naming it (it was int()'s
+    bare "invalid literal" under "Failed to read config file")."""
     raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else default
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name}: {raw!r} is not a whole number") from None
+    if value < least:
+        raise SystemExit(f"{name} must be at least {least}, not {value}")
+    return value
 
 
 def _default_workers() -> int:
@@ -71,13 +81,13 @@ bind = os.environ.get("BIND") or f"0.0.0.0:{_int_env('PORT', 8000)}"  # noqa: S1
 backlog = 2048
 
 # -- Workers -----------------------------------------------------------------------------------
-workers = _int_env("WEB_CONCURRENCY", _default_workers())
+workers = _int_env("WEB_CONCURRENCY", _default_workers(), least=1)  # 0: no worker at all
 # Live statistics hold requests and streams (one thread each while they last): each
 # worker gets LIVE_MAX_WAITERS threads on top of GUNICORN_THREADS, and the app never
 # lets live clients take more than LIVE_MAX_WAITERS, so ordinary requests always find
 # one of their GUNICORN_THREADS free (README, "Live statistics: the worker model").
 live_max_waiters = _int_env("LIVE_MAX_WAITERS", 100)
-ordinary_threads = _int_env("GUNICORN_THREADS", 4)
+ordinary_threads = _int_env("GUNICORN_THREADS", 4, least=1)
 threads = ordinary_threads + live_max_waiters
 # The app lets this many ordinary requests run at once, as before the reserve.
 os.environ["LIVE_ORDINARY_THREADS"] = str(ordinary_threads)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from electro_isla.config_values import check_values
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_DIR / "instance"
 
@@ -193,6 +195,7 @@ class Config:
     @classmethod
     def finalize(cls, config: dict[str, Any]) -> None:
         """Last checks once environment and overrides are applied."""
+        check_values(config)
         uri = config["SQLALCHEMY_DATABASE_URI"]
         if uri.startswith("sqlite:///") and uri != "sqlite://":
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -361,25 +364,28 @@ def config_class_from_env() -> type[Config]:
 
 
 NUMBERS = {int: "whole number", float: "number", seconds: "whole number of seconds"}
+BOOLEANS = {
+    **dict.fromkeys(("1", "true", "yes", "on"), True),
+    **dict.fromkeys(("0", "false", "no", "off"), False),
+}
 
 
 def _parse(var: str, raw: str, kind: Any) -> Any:
     """The variable's value as `kind`; a value it cannot be stops the start, naming it."""
     if kind is bool:
-        return raw.strip().lower() not in ("0", "false", "no", "off", "")
+        word = raw.strip().lower()
+        if word not in BOOLEANS:  # CACHE_ENABLED=maybe turned the cache on
+            raise ValueError(f"{var}: {raw!r} is not one of {', '.join(BOOLEANS)}")
+        return BOOLEANS[word]
     try:
-        return kind(raw if kind is str else raw.strip())  # a password may end in a space
+        value = kind(raw if kind is str else raw.strip())  # a password may end in a space
     except (TypeError, ValueError) as exc:
         if kind in NUMBERS:
             raise ValueError(f"{var}: {raw!r} is not a valid {NUMBERS[kind]}") from exc
         raise  # a converter of ours says what is wrong, naming the variable (host_names)
-
-
-def _ttl(var: str, raw: str) -> int:
-    ttl = _parse(var, raw, int)
-    if ttl < 0:  # every read a MISS: that name's cache silently off
-        raise ValueError(f"{var} must be 0 or more seconds, not {raw!r}")
-    return ttl
+    if kind in (int, float) and value < 0:  # no setting means anything below 0
+        raise ValueError(f"{var} must be 0 or more, not {raw!r}")
+    return value
 
 
 def load_environment(config: dict[str, Any], environ: dict[str, str] | None = None) -> None:
@@ -390,7 +396,7 @@ def load_environment(config: dict[str, Any], environ: dict[str, str] | None = No
         if raw not in (None, ""):
             config[key] = _parse(var, raw, kind)
     config["CACHE_TTL_OVERRIDES"] = {
-        var.removeprefix("CACHE_TTL_").lower(): _ttl(var, raw)
+        var.removeprefix("CACHE_TTL_").lower(): _parse(var, raw, int)
         for var, raw in environ.items()
         if var.startswith("CACHE_TTL_") and raw.strip()
     }

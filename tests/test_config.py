@@ -208,7 +208,7 @@ def test_a_value_that_is_not_a_number_names_its_variable(prod_env, var, value):
 def test_a_negative_cache_ttl_refuses_to_start(prod_env):
     """-5 was taken: every read of that name then a MISS, its cache silently off."""
     prod_env.setenv("CACHE_TTL_PRODUCTO", "-5")
-    with pytest.raises(ValueError, match="CACHE_TTL_PRODUCTO must be 0 or more seconds"):
+    with pytest.raises(ValueError, match="CACHE_TTL_PRODUCTO must be 0 or more"):
         prod_app()
 
 
@@ -243,3 +243,49 @@ def test_a_trusted_host_no_request_could_match_refuses_to_start(prod_env, value)
     prod_env.setenv("TRUSTED_HOSTS", value)
     with pytest.raises(ValueError, match="TRUSTED_HOSTS: .* is not a host name"):
         prod_app()
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        # Each started before, and then failed where it named nothing (an operator's probe).
+        ("REDIS_URL", "127.0.0.1:6392", "^REDIS_URL is not a Redis URL"),
+        ("REDIS_URL", " redis://127.0.0.1:6392/0", "^REDIS_URL is not a Redis URL"),
+        ("REDIS_URL", "redis://:hunter2-pass@127.0.0.1:abc/0", "^REDIS_URL is not a Redis URL"),
+        ("REDIS_SOCKET_TIMEOUT", "0", "^REDIS_SOCKET_TIMEOUT must be a positive"),
+        ("REDIS_SOCKET_TIMEOUT", "-1", "^REDIS_SOCKET_TIMEOUT must be 0 or more"),
+        ("DATABASE_URL", "postgresx://u@h/db", "^DATABASE_URL is not a database URL"),
+        ("DATABASE_URL", "not a url", "^DATABASE_URL is not a database URL"),
+        ("LOG_FORMAT", "xml", "^LOG_FORMAT must be one of text, json"),
+        ("LOG_LEVEL", "LOUD", "^LOG_LEVEL must be one of"),
+        ("WEB_CONCURRENCY", "0", "^WEB_CONCURRENCY must be at least 1"),
+        ("CACHE_ENABLED", "maybe", "^CACHE_ENABLED: 'maybe' is not one of"),
+        ("CACHE_PENDING_CHECK_MS", "-100", "^CACHE_PENDING_CHECK_MS must be 0 or more"),
+        ("CACHE_CIRCUIT_RESET_SECONDS", "-5", "^CACHE_CIRCUIT_RESET_SECONDS must be 0 or more"),
+        ("LIVE_MAX_WAIT", "-5", "^LIVE_MAX_WAIT must be 0 or more"),
+        ("LIVE_MAX_WAITERS", "-1", "^LIVE_MAX_WAITERS must be 0 or more"),
+        ("CACHE_TTL_PRODCTO", "30", "^CACHE_TTL_PRODCTO: no cached name 'prodcto'"),
+    ],
+)
+def test_a_value_that_cannot_work_refuses_to_start_naming_its_variable(
+    prod_env, var, value, message
+):
+    prod_env.setenv(var, value)
+    with pytest.raises(ValueError, match=message) as refused:
+        prod_app()
+    assert "hunter2" not in str(refused.value)  # a URL's password is never echoed
+
+
+def test_a_postgres_scheme_database_url_is_read_as_postgresql(prod_env):
+    """Heroku's and many tutorials' form; it was a NoSuchModuleError naming nothing."""
+    prod_env.setenv("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/electro_isla")
+    app = prod_app()
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == (
+        "postgresql://postgres@127.0.0.1:5432/electro_isla"
+    )
+
+
+@pytest.mark.parametrize(("value", "enabled"), [("yes", True), ("OFF", False), ("0", False)])
+def test_a_boolean_is_read_from_its_words(prod_env, value, enabled):
+    prod_env.setenv("CACHE_ENABLED", value)
+    assert prod_app().config["CACHE_ENABLED"] is enabled

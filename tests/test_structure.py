@@ -137,8 +137,8 @@ def test_extensions_only_creates_instances():
     tree = ast.parse((PACKAGE / "extensions.py").read_text("utf-8"))
     defined = [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)]
     assert defined == []
-    # config: what electro_isla/__init__.py itself imports at its top.
-    below = {"", ".config", ".database", ".envelope", ".extensions"}
+    # config (and the value checks it runs): what electro_isla/__init__.py imports at its top.
+    below = {"", ".config", ".config_values", ".database", ".envelope", ".extensions"}
     assert loaded_by("electro_isla.extensions") <= {f"electro_isla{m}" for m in below}
 
 

@@ -60,6 +60,8 @@ class CacheManager:
         self.keys = KeySpace(self.prefix)
         self.enabled = config["CACHE_ENABLED"]
         overrides = config.get("CACHE_TTL_OVERRIDES", {})
+        for name in overrides.keys() - REGISTRY.keys():  # a typo set nothing, silently
+            raise ValueError(f"CACHE_TTL_{name.upper()}: no cached name {name!r}")
         self.ttls = {name: overrides.get(name, entry.ttl) for name, entry in REGISTRY.items()}
         # Generation counters outlive every value that embeds them, then expire.
         self.gen_ttl = max(self.ttls.values())

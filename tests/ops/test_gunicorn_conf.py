@@ -91,3 +91,18 @@ def test_an_unset_metrics_dir_is_created_and_removed_on_exit(load):
     assert created.is_dir()
     conf["on_exit"](None)
     assert not created.exists()
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        # 0 workers: gunicorn listened with no worker, every request hung.
+        ("WEB_CONCURRENCY", "0", "WEB_CONCURRENCY must be at least 1, not 0"),
+        ("GUNICORN_THREADS", "0", "GUNICORN_THREADS must be at least 1, not 0"),
+        ("PORT", "abc", "PORT: 'abc' is not a whole number"),
+        ("GUNICORN_TIMEOUT", "-1", "GUNICORN_TIMEOUT must be at least 0, not -1"),
+    ],
+)
+def test_a_value_that_cannot_work_stops_gunicorn_naming_it(load, var, value, message):
+    with pytest.raises(SystemExit, match=f"^{message}$"):
+        load(**{var: value})
