@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -167,15 +168,60 @@ def test_check_finds_a_drift_planted_behind_a_disabled_trigger_and_rebuild_repai
     lines = drift.output.splitlines()
     assert any(line.startswith("rollups ventas.metodos_pago") for line in lines), lines
     assert any(line.startswith("rollups reporte.resumen.ingresos_totales") for line in lines)
-    # The cached answers predate the raw write (no cache-clear), so they differ too.
-    assert any(line.startswith("endpoint ventas.") for line in lines)
-    assert "difference(s)" in drift.output
+    # The cached answers equal the (drifted) rollups: the remedy named is the rebuild.
+    assert "difference(s); the rollups differ from the raw rows" in drift.output
+    assert "estadisticas-rebuild" in drift.output
 
     rebuilt = runner.invoke(args=["estadisticas-rebuild"])
     assert rebuilt.exit_code == 0, rebuilt.output
     assert "estadisticas_ventas_dia" in rebuilt.output
     again = runner.invoke(args=["estadisticas-check"])
     assert again.exit_code == 0, again.output  # rollups repaired, cached entries invalidated
+
+
+def test_an_order_placed_during_the_check_is_no_difference(app, monkeypatch):
+    """An operator's probe: on a live shop every check exited 1 listing endpoint
+    differences (its own orders, committed between the snapshot and the endpoint
+    reads) and advised a rebuild that makes writers wait."""
+    _shop(app)
+    with app.app_context():
+        producto = ProductoFactory(stock=50).id
+    _uid, cliente = user_with_role(app, "cliente")
+    order = {**BODY, "items": [{"producto_id": producto, "cantidad": 1}]}
+    real = operaciones.rendered
+    placed = []
+
+    def rendered_while_an_order_commits(name: str) -> dict:
+        if len(placed) < 2:  # two orders: both in one endpoint's first read
+            with ThreadPoolExecutor(1) as pool:  # its own app context, as a buyer's
+                response = pool.submit(
+                    app.test_client().post, "/api/pedidos/", json=order, headers=cliente
+                ).result()
+            placed.append(response.status_code)
+        return real(name)
+
+    monkeypatch.setattr(operaciones, "rendered", rendered_while_an_order_commits)
+    with app.app_context():
+        found = operaciones.check()
+        _db.session.remove()
+    assert placed == [201, 201]
+    assert found == ([], [], []), found
+
+
+def test_a_stale_cached_answer_is_an_endpoint_difference_with_its_remedy(app):
+    _shop(app)
+    runner = app.test_cli_runner()
+    with app.app_context():
+        rendered("reporte")  # cached, then a write the app does not see (raw SQL)
+        _db.session.remove()
+        with _db.engine.begin() as conn:
+            sql = "UPDATE pedidos SET estado = 'cancelado' WHERE estado = 'entregado'"
+            conn.execute(text(sql))
+    stale = runner.invoke(args=["estadisticas-check"])
+    assert stale.exit_code == 1, stale.output
+    assert any(line.startswith("endpoint reporte.") for line in stale.output.splitlines())
+    assert not any(line.startswith("rollups ") for line in stale.output.splitlines())
+    assert "the cached answers do not: `flask cache-clear" in stale.output
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
