@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
 from electro_isla.fields import Timestamp, storable_text
 from electro_isla.usuarios.models import normalize_username
@@ -67,6 +67,12 @@ class RegisterSchema(Schema):
     )
     first_name = fields.String(load_default="", validate=[validate.Length(max=150), storable_text])
     last_name = fields.String(load_default="", validate=[validate.Length(max=150), storable_text])
+
+    @validates("password")
+    def password_not_blank(self, value: str, **_: Any) -> None:
+        """Eight spaces were a password (DRF trims a CharField to blank and refuses it)."""
+        if not value.strip():
+            raise ValidationError("This field cannot be blank.")
 
 
 class LoginSchema(Schema):

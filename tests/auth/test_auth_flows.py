@@ -91,6 +91,8 @@ def test_register_duplicate_is_409_and_writes_nothing(app, client, usuario_id, b
         {"username": "x" * 151, "email": "x@example.test", "password": "12345678"},
         {"username": 5, "email": "x@example.test", "password": "12345678"},
         {"username": "x\n", "email": "x@example.test", "password": "12345678"},
+        {"username": "x", "email": "x@example.test", "password": " " * 8},  # was a 201
+        {"username": "x", "email": "x@example.test", "password": "\t\n" * 5},
         {"username": "x", "email": "x@example.test", "password": "12345678", "last_name": "a\x00"},
         {
             "username": "x",
