@@ -50,11 +50,10 @@ class JsonApi(Api):
         payload, code, headers = super().handle_http_exception(error)
         if "message" not in payload:
             payload["message"] = _message_for(error)
-        errors = _flat_errors_of(error)
-        if code == 422 and not errors:
-            errors = {NON_FIELD_ERRORS: [payload["message"]]}
-        if errors:
-            payload["errors"] = errors
+        # API.md: `errors` only for validation failures (422), always there. A malformed
+        # body (400: webargs names it under "json") says so in its message alone.
+        if code == 422:
+            payload["errors"] = _flat_errors_of(error) or {NON_FIELD_ERRORS: [payload["message"]]}
         else:
             payload.pop("errors", None)
         # What Werkzeug would have sent with its HTML page (Allow on a 405,

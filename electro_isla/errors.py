@@ -47,10 +47,7 @@ def require_json_body() -> None:
         # The parse webargs repeats (electro_isla.blueprint.JsonBodyParser).
         document = loads(request.get_data(cache=True))
     except RecursionError as exc:
-        message = "Malformed JSON body: nested too deeply."
-        malformed = BadRequest(message)
-        malformed.data = {"errors": {NON_FIELD_ERRORS: [message]}}  # as any malformed body
-        raise malformed from exc
+        raise BadRequest("Malformed JSON body: nested too deeply.") from exc
     except ValueError:
         # JSONDecodeError, also for an integer past the 4300-digit limit: a view
         # with a body answers webargs' 400; one without never reads the body.

@@ -23,8 +23,8 @@ def test_unstorable_or_malformed_json_is_a_400_envelope(client, body, message):
     payload = response.get_json()
     assert payload["code"] == 400 and payload["status"] == "Bad Request"
     assert message in payload["message"]
-    # One shape for every malformed body: a client reads errors.non_field_errors.
-    assert error_keys(response) == {"non_field_errors"}
+    # API.md: `errors` only for validation failures (422); a malformed body is a 400.
+    assert "errors" not in payload
 
 
 def test_lone_surrogate_is_a_422_naming_the_field(client):
