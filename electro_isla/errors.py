@@ -43,6 +43,10 @@ def require_json_body() -> None:
         return
     if not request.is_json:
         raise UnsupportedMediaType("Send the body as application/json.")
+    # The body is read as UTF-8 whatever it says: a declared latin-1 body was a 400,
+    # an ASCII one declared UTF-16 was accepted. The contract's JSON is UTF-8 only.
+    if request.mimetype_params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("Send the body as UTF-8 (charset=utf-8).")
     try:
         # The parse webargs repeats (electro_isla.blueprint.JsonBodyParser).
         document = loads(request.get_data(cache=True))

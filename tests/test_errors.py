@@ -197,3 +197,15 @@ def test_admin_create_refuses_money_that_is_not_exact_plain_decimal(app, client,
     assert response.status_code == 422, response.get_json()
     assert error_keys(response) == {"precio"}
     assert client.get("/api/admin/productos/", headers=headers).get_json()["count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("charset", "status"),
+    [("latin-1", 415), ("utf-16", 415), ("UTF-8", 401), ("utf8", 401), (None, 401)],
+)
+def test_a_body_declared_in_another_charset_is_a_415(client, charset, status):
+    content_type = "application/json" + (f"; charset={charset}" if charset else "")
+    body = '{"username": "nadie", "password": "x"}'
+    response = client.post("/api/auth/login/", data=body, content_type=content_type)
+    assert response.status_code == status, response.get_json()
+    assert response.get_json()["code"] == status
