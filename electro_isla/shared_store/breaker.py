@@ -25,6 +25,9 @@ from redis.exceptions import RedisClusterException, RedisError
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException)
 
 log = logging.getLogger("electro_isla.cache")
+# The outage's first line and its end, also on the app's own log (standard error): the
+# cache log is a file in LOG_DIR, which a container's `docker logs` never shows.
+outages = logging.getLogger("electro_isla.shared_store")
 
 
 class ReplicationLag(RedisError):
@@ -53,7 +56,8 @@ class CircuitBreaker:
 
     Logging: the failure that opens the circuit writes one ERROR line (operation,
     key, exception); while it stays open at most one ERROR line per interval
-    says so; the success that closes it writes one INFO line.
+    says so; the success that closes it writes one INFO line. The opening and the
+    closing are also written to the app's log (`outages`).
     """
 
     def __init__(self, reset_seconds: float) -> None:
@@ -113,6 +117,7 @@ class CircuitBreaker:
                 reason,
                 self.reset_seconds,
             )
+            outages.error("Redis unavailable (%s): answering from the database", reason)
         else:
             log.error(
                 "ERROR %s %s %s (cache still unavailable for %.1fs)",
@@ -131,6 +136,7 @@ class CircuitBreaker:
             self._open_until = 0.0
             down = time.monotonic() - self._opened_at
         log.info("RECOVERED cache available again after %.1fs; circuit closed", down)
+        outages.warning("Redis available again after %.1fs", down)
 
 
 class RedisHealth:

@@ -7,6 +7,7 @@ is the token-revocation check, not a cache lookup.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 
@@ -21,8 +22,11 @@ def lines_of(log_path, level: str) -> list[str]:
 
 
 def test_outage_writes_one_error_line_per_interval_and_one_on_recovery(
-    make_app, own_redis, tmp_path
+    make_app, own_redis, tmp_path, caplog
 ):
+    # The app's own log (standard error) gets the start and the end too: cache.log is
+    # a file in LOG_DIR, which `docker logs` never showed.
+    outages = logging.getLogger("electro_isla.shared_store")
     settings = {
         "REDIS_URL": own_redis.url,
         "REDIS_SOCKET_TIMEOUT": 0.2,
@@ -53,6 +57,9 @@ def test_outage_writes_one_error_line_per_interval_and_one_on_recovery(
 
     errors = lines_of(log_path, "ERROR")
     assert errors, "the outage's start must be logged at ERROR"
+    started_lines = [r for r in caplog.records if r.name == outages.name]
+    assert [r.levelname for r in started_lines] == ["ERROR"] * len(apps), started_lines
+    assert "Redis unavailable (ConnectionError" in started_lines[0].getMessage()
     first = errors[0]
     # Operation, key and the exception, on the first line.
     assert "revocation check" in first
@@ -69,6 +76,9 @@ def test_outage_writes_one_error_line_per_interval_and_one_on_recovery(
     recovered = [line for line in lines_of(log_path, "INFO") if "RECOVERED" in line]
     assert len(recovered) == len(apps)
     assert re.search(r"after \d+\.\ds", recovered[0])
+    ended = [r for r in caplog.records if r.name == outages.name][len(started_lines) :]
+    assert [r.levelname for r in ended] == ["WARNING"] * len(apps), ended
+
     before = len(lines_of(log_path, "ERROR"))
     for c in clients:
         assert c.get("/api/perfil/", headers=headers).status_code == 200
