@@ -128,14 +128,18 @@ access_log_format = (
 
 # -- Hooks -------------------------------------------------------------------------------------
 def on_starting(server) -> None:  # noqa: ANN001
-    """Mask secrets in gunicorn's own lines too (a token in a query string, say)."""
+    """Mask secrets in gunicorn's own lines too (a token in a query string, say), and
+    give them the request id."""
     import logging
 
-    from electro_isla.logs import RedactingFilter, make_formatter
+    from electro_isla.logs import RedactingFilter, RequestIdFilter, make_formatter
 
     log_format = os.environ.get("LOG_FORMAT", "text")
     for name in ("gunicorn.error", "gunicorn.access"):
         logger = logging.getLogger(name)
+        if not any(isinstance(f, RequestIdFilter) for f in logger.filters):
+            # First: it reads the line's atoms, which the redacting filter flattens.
+            logger.filters.insert(0, RequestIdFilter())
         if not any(isinstance(f, RedactingFilter) for f in logger.filters):
             logger.addFilter(RedactingFilter())
         if log_format.lower() == "json":

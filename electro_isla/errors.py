@@ -114,8 +114,14 @@ DB_RETRY_AFTER_SECONDS = 5
 
 def database_unavailable(error: Exception):  # noqa: ANN201
     """503 envelope when the database cannot be reached; the next request reconnects."""
+    # The driver's first line says which: refused, no such database, too many clients.
+    cause = str(getattr(error, "orig", None) or error).strip().splitlines()
     log.warning(
-        "database unavailable on %s %s: %s", request.method, request.path, type(error).__name__
+        "database unavailable on %s %s: %s: %s",
+        request.method,
+        request.path,
+        type(error).__name__,
+        cause[0][:300] if cause else "-",
     )
     try:
         db.session.rollback()

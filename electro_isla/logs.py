@@ -94,11 +94,19 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# gunicorn's name for the X-Request-ID response header among an access line's atoms.
+ACCESS_ID_ATOM = "{x-request-id}o"
+
+
 class RequestIdFilter(logging.Filter):
-    """Stamps `record.request_id`: the current request's id, or "-" outside requests."""
+    """Stamps `record.request_id`: the current request's id, or "-" outside requests.
+
+    gunicorn's access line is written after the request, outside it: its id is the
+    response's X-Request-ID among the line's atoms (a JSON line said "-" there)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id() or "-"
+        atoms = record.args if isinstance(record.args, dict) else {}
+        record.request_id = current_request_id() or atoms.get(ACCESS_ID_ATOM) or "-"
         return True
 
 

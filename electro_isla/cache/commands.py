@@ -93,7 +93,14 @@ def cache_stats(as_json: bool) -> None:
     stats = cache_manager.get_stats()
     if as_json:
         click.echo(json.dumps(stats, indent=2, sort_keys=True))
-        return
+    else:
+        show_stats(stats)
+    if stats["circuit_open"]:  # as cache-clear and cache-warm: a script sees the outage
+        raise click.ClickException("the cache server is not answering: these are not its figures")
+
+
+def show_stats(stats: dict[str, Any]) -> None:
+    """The stats as the table an operator reads."""
     click.echo(f"backend        {stats['backend']}")
     click.echo(f"hit ratio      {stats['hit_ratio']:.2%}")
     for field in ("hits", "misses", "fetches", "invalidations", "errors"):

@@ -243,3 +243,15 @@ def test_cli_cache_stats_json_stays_parseable_with_the_warning(sqlite_app):
     result = sqlite_app.test_cli_runner().invoke(args=["cache-stats", "--json"])
     assert json.loads(result.stdout)["backend"] == "simple"
     assert "POST /api/admin/cache/clear/" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["cache-stats"], ["cache-stats", "--json"]])
+def test_cli_cache_stats_exits_1_while_redis_does_not_answer(make_app, own_redis, args):
+    """It printed a table of zeros and exited 0, where cache-clear and cache-warm exit 1."""
+    app = make_app(REDIS_URL=own_redis.url, REDIS_SOCKET_TIMEOUT=0.2)
+    own_redis.kill()
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1, result.output
+    assert "the cache server is not answering" in result.stderr
+    if "--json" in args:
+        assert json.loads(result.stdout)["circuit_open"] is True

@@ -25,7 +25,7 @@ from tests.drills.harness import (
 from tests.helpers import auth_headers
 
 
-def test_database_down_is_a_503_envelope_and_the_app_recovers(drill_app, drill_pg):
+def test_database_down_is_a_503_envelope_and_the_app_recovers(drill_app, drill_pg, caplog):
     app = drill_app("drill503")
 
     @app.get("/_drill/usuarios")
@@ -46,6 +46,10 @@ def test_database_down_is_a_503_envelope_and_the_app_recovers(drill_app, drill_p
         assert resp.headers["Retry-After"].isdigit()
         ready = client.get("/readyz")
         assert ready.status_code == 503
+        # The log says why (the driver's words), not only "OperationalError".
+        said = [r.getMessage() for r in caplog.records if "database unavailable" in r.getMessage()]
+        assert said and "OperationalError: " in said[0], said
+        assert "connection" in said[0].lower() or "server" in said[0].lower(), said
     finally:
         drill_pg.start_again()
 

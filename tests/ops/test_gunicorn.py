@@ -211,6 +211,7 @@ def test_access_log_has_request_id_and_duration_and_no_token(server):
     ]
     mine = [e for e in lines if "request_id=trace-gunicorn-1" in e["message"]]
     assert len(mine) == 1
+    assert mine[0]["request_id"] == "trace-gunicorn-1"  # the JSON field too, not "-"
     assert re.search(
         r'"GET /healthz\?access_token=\[REDACTED\] HTTP/1.1" 200 .* duration_ms=\d+',
         mine[0]["message"],
