@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 STAMP := $(VENV)/.installed
-# `make run`'s port (`make run PORT=5001` when 5000 is taken).
-RUN_PORT := $(or $(PORT),5000)
+# `make run`'s port: `make run PORT=5001` when 5000 is taken. Only from the command
+# line: a PORT in the environment is gunicorn's (.env.example sets 8000).
+RUN_PORT := $(if $(filter command line,$(origin PORT)),$(PORT),5000)
 
 .PHONY: run test browser lint format fuzz bench soak screenshot clean
 

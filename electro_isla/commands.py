@@ -94,6 +94,8 @@ def create_user(
         raise click.BadParameter(f"at least {MIN_PASSWORD} characters.", param_hint="--password")
     if "\x00" in password:
         raise click.BadParameter("no NUL characters.", param_hint="--password")
+    if not password.strip():  # as the API's registration
+        raise click.BadParameter("not only spaces.", param_hint="--password")
     if not EMAIL_RE.match(email) or len(email) > 254:
         raise click.BadParameter("not a valid e-mail address.", param_hint="--email")
     if existe_usuario(username=username):

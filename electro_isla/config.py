@@ -7,6 +7,7 @@ CLI can set variables before building an app.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import secrets
@@ -364,6 +365,8 @@ def config_class_from_env() -> type[Config]:
 
 
 NUMBERS = {int: "whole number", float: "number", seconds: "whole number of seconds"}
+# 0 cannot work for these: every Redis command timed out; a gunicorn with no worker.
+POSITIVE = ("REDIS_SOCKET_TIMEOUT", "WEB_CONCURRENCY")
 BOOLEANS = {
     **dict.fromkeys(("1", "true", "yes", "on"), True),
     **dict.fromkeys(("0", "false", "no", "off"), False),
@@ -383,8 +386,12 @@ def _parse(var: str, raw: str, kind: Any) -> Any:
         if kind in NUMBERS:
             raise ValueError(f"{var}: {raw!r} is not a valid {NUMBERS[kind]}") from exc
         raise  # a converter of ours says what is wrong, naming the variable (host_names)
+    if kind is float and not math.isfinite(value):  # float("nan") reads, and compares false
+        raise ValueError(f"{var}: {raw!r} is not a finite number")
     if kind in (int, float) and value < 0:  # no setting means anything below 0
         raise ValueError(f"{var} must be 0 or more, not {raw!r}")
+    if var in POSITIVE and value <= 0:
+        raise ValueError(f"{var} must be more than 0, not {raw!r}")
     return value
 
 

@@ -10,6 +10,7 @@ form Heroku and many tutorials write, was a NoSuchModuleError; LOG_LEVEL=LOUD a 
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from redis.connection import parse_url
@@ -23,23 +24,28 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 def check_values(config: dict[str, Any]) -> None:
     """Raise ValueError naming the first variable whose value cannot work."""
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
-    if config.get("REDIS_URL"):
+    mode = str(config.get("REDIS_MODE") or "standalone").lower()
+    if config.get("REDIS_URL") and mode != "sentinel":  # sentinel mode does not read it
+        redis_urls(config["REDIS_URL"], several=mode == "cluster")
+    if str(config.get("LOG_FORMAT", "text")).lower() not in LOG_FORMATS:
+        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+    # The names logging itself knows (WARN and FATAL too): what setLevel takes.
+    if not isinstance(logging.getLevelName(str(config.get("LOG_LEVEL", "INFO")).upper()), int):
+        raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+
+
+def redis_urls(raw: str, several: bool) -> None:
+    """REDIS_URL: one URL, or in cluster mode startup nodes `redis://h:p,h:p` or
+    `h:p,h:p` (shared_store/clients.py); each must be one redis-py can open."""
+    items = [part.strip() for part in raw.split(",")] if several else [raw]
+    for item in items:
         try:
-            parse_url(config["REDIS_URL"])
+            parse_url(item if not several or "://" in item else f"redis://{item}")
         except ValueError as exc:
             raise ValueError(
                 f"REDIS_URL is not a Redis URL (redis://host:port/db, rediss://…, "
-                f"unix:///path): {exc}"
+                f"unix:///path{'; in cluster mode h:p,h:p too' if several else ''}): {exc}"
             ) from None
-    if not float(config["REDIS_SOCKET_TIMEOUT"]) > 0:  # 0: every command timed out
-        raise ValueError("REDIS_SOCKET_TIMEOUT must be a positive number of seconds")
-    if str(config.get("LOG_FORMAT", "text")).lower() not in LOG_FORMATS:
-        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
-    if str(config.get("LOG_LEVEL", "INFO")).upper() not in LOG_LEVELS:
-        raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
-    workers = config.get("WEB_CONCURRENCY")
-    if workers is not None and int(workers) < 1:  # 0: a gunicorn with no worker
-        raise ValueError("WEB_CONCURRENCY must be at least 1")
 
 
 def database_url(uri: str) -> str:

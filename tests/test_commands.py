@@ -57,6 +57,8 @@ def test_create_user(runner, db):
         (["--rol", "admin", "--password", "12345678"], "--email"),
         # The HMAC pads with zeros: it would also let "12345678" in.
         (["--rol", "admin", "--password", "12345678\x00", "--email", "a@b.cu"], "--password"),
+        # Only spaces: refused by the API's registration, so here too.
+        (["--password", " " * 8, "--email", "a@b.cu"], "--password"),
     ],
 )
 def test_create_user_rejects_bad_input(runner, db, args, hint):

@@ -252,13 +252,15 @@ def test_a_trusted_host_no_request_could_match_refuses_to_start(prod_env, value)
         ("REDIS_URL", "127.0.0.1:6392", "^REDIS_URL is not a Redis URL"),
         ("REDIS_URL", " redis://127.0.0.1:6392/0", "^REDIS_URL is not a Redis URL"),
         ("REDIS_URL", "redis://:hunter2-pass@127.0.0.1:abc/0", "^REDIS_URL is not a Redis URL"),
-        ("REDIS_SOCKET_TIMEOUT", "0", "^REDIS_SOCKET_TIMEOUT must be a positive"),
+        ("REDIS_SOCKET_TIMEOUT", "0", "^REDIS_SOCKET_TIMEOUT must be more than 0"),
         ("REDIS_SOCKET_TIMEOUT", "-1", "^REDIS_SOCKET_TIMEOUT must be 0 or more"),
         ("DATABASE_URL", "postgresx://u@h/db", "^DATABASE_URL is not a database URL"),
         ("DATABASE_URL", "not a url", "^DATABASE_URL is not a database URL"),
         ("LOG_FORMAT", "xml", "^LOG_FORMAT must be one of text, json"),
         ("LOG_LEVEL", "LOUD", "^LOG_LEVEL must be one of"),
-        ("WEB_CONCURRENCY", "0", "^WEB_CONCURRENCY must be at least 1"),
+        ("WEB_CONCURRENCY", "0", "^WEB_CONCURRENCY must be more than 0"),
+        ("LIVE_HEARTBEAT_SECONDS", "nan", "^LIVE_HEARTBEAT_SECONDS: 'nan' is not a finite"),
+        ("REDIS_URL", "redis://h:7000,h:x", "^REDIS_URL is not a Redis URL"),
         ("CACHE_ENABLED", "maybe", "^CACHE_ENABLED: 'maybe' is not one of"),
         ("CACHE_PENDING_CHECK_MS", "-100", "^CACHE_PENDING_CHECK_MS must be 0 or more"),
         ("CACHE_CIRCUIT_RESET_SECONDS", "-5", "^CACHE_CIRCUIT_RESET_SECONDS must be 0 or more"),
@@ -289,3 +291,26 @@ def test_a_postgres_scheme_database_url_is_read_as_postgresql(prod_env):
 def test_a_boolean_is_read_from_its_words(prod_env, value, enabled):
     prod_env.setenv("CACHE_ENABLED", value)
     assert prod_app().config["CACHE_ENABLED"] is enabled
+
+
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        # Forms documented for a cluster's startup nodes (shared_store/clients.py).
+        ({"REDIS_MODE": "cluster", "REDIS_URL": "10.0.0.1:7000,10.0.0.2:7000"}, None),
+        ({"REDIS_MODE": "cluster", "REDIS_URL": "redis://10.0.0.1:7000,10.0.0.2:7000"}, None),
+        # Sentinel mode does not read REDIS_URL: a leftover value is not checked.
+        (
+            {"REDIS_MODE": "sentinel", "REDIS_SENTINELS": "10.0.0.1:26379", "REDIS_URL": "x"},
+            None,
+        ),
+        ({"LOG_LEVEL": "warn"}, "warn"),  # names logging knows, as setLevel takes them
+        ({"LOG_LEVEL": "FATAL"}, "FATAL"),
+    ],
+)
+def test_values_that_work_still_start(prod_env, env, value):
+    for var, raw in env.items():
+        prod_env.setenv(var, raw)
+    app = prod_app()
+    if value is not None:
+        assert app.config["LOG_LEVEL"] == value
