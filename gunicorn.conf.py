@@ -29,9 +29,12 @@ private directory is created here, in the master, before any worker forks
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import tempfile
+
+from gunicorn import util
 
 # -- Prometheus: before anything imports prometheus_client ---------------------------------
 _PROM_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
@@ -126,6 +129,17 @@ access_log_format = (
 )
 
 
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # noqa: ANN001
+    """gunicorn's own refusals (a request line or headers too large, a malformed request)
+    in the contract's envelope: gunicorn wrote an HTML page (API.md: never HTML)."""
+    body = json.dumps({"code": status_int, "status": reason, "message": mesg or reason})
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body.encode())}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body.encode())
+
+
 # -- Hooks -------------------------------------------------------------------------------------
 def on_starting(server) -> None:  # noqa: ANN001
     """Mask secrets in gunicorn's own lines too (a token in a query string, say), and
@@ -145,6 +159,7 @@ def on_starting(server) -> None:  # noqa: ANN001
         if log_format.lower() == "json":
             for handler in logger.handlers:
                 handler.setFormatter(make_formatter("json"))
+    util.write_error = write_json_error  # the workers (forked from here) call it by name
     # The app refuses several workers without a shared store (electro_isla/config.py):
     # tell it the effective count, whether it came from here, -w or GUNICORN_CMD_ARGS.
     os.environ["WEB_CONCURRENCY"] = str(server.cfg.workers)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -218,6 +219,38 @@ def test_access_log_has_request_id_and_duration_and_no_token(server):
     )
     assert secret not in server.access_path.read_text()
     assert secret not in server.log_path.read_text()
+
+
+def raw_request(url: str, request: bytes) -> tuple[str, dict[str, str], bytes]:
+    """Send `request` as it is (requests would refuse to) and read the whole answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines)}
+    return status, headers, body
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "code"),
+    [
+        (b"GET /api/productos/?q=" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (b"GET /api/productos/?page=\xd9\xa1 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ],
+)
+def test_gunicorns_own_refusals_are_the_json_envelope(server, request_bytes, code):
+    """API.md: every error is JSON, never an HTML page; gunicorn's were HTML."""
+    status, headers, body = raw_request(server.url, request_bytes)
+    assert status.startswith(f"HTTP/1.1 {code} "), status
+    assert headers["content-type"] == "application/json"
+    assert int(headers["content-length"]) == len(body)
+    envelope = json.loads(body)
+    assert envelope["code"] == code and envelope["status"] and envelope["message"]
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_exits_zero(server, make_app):
