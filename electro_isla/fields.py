@@ -86,9 +86,18 @@ def storable_text(value: str) -> None:
         raise ValidationError("Not valid Unicode text.") from exc
 
 
-def text(max_length: int | None = None, min_length: int = 0, **kwargs: Any) -> fields.String:
-    """A string field with a length range that PostgreSQL can store."""
-    return fields.String(
+class Texto(fields.String):
+    """Text a person typed: surrounding whitespace is dropped before validation, as
+    DRF's CharField does (trim_whitespace), so "  Calle 1 " is stored "Calle 1" and
+    "   " meets the length and not-blank rules as "". Never for passwords."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+def text(max_length: int | None = None, min_length: int = 0, **kwargs: Any) -> Texto:
+    """A typed text field with a length range that PostgreSQL can store."""
+    return Texto(
         validate=[validate.Length(min=min_length, max=max_length), storable_text], **kwargs
     )
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
-from electro_isla.fields import Timestamp, storable_text
+from electro_isla.fields import Timestamp, storable_text, text
 from electro_isla.usuarios.models import normalize_username
 
 # No "@": a username can never be mistaken for someone else's email at login.
@@ -65,8 +65,8 @@ class RegisterSchema(Schema):
     password = fields.String(
         required=True, load_only=True, validate=[validate.Length(min=8, max=128), storable_text]
     )
-    first_name = fields.String(load_default="", validate=[validate.Length(max=150), storable_text])
-    last_name = fields.String(load_default="", validate=[validate.Length(max=150), storable_text])
+    first_name = text(150, load_default="")
+    last_name = text(150, load_default="")
 
     @validates("password")
     def password_not_blank(self, value: str, **_: Any) -> None:
