@@ -91,8 +91,12 @@ class Texto(fields.String):
     DRF's CharField does (trim_whitespace), so "  Calle 1 " is stored "Calle 1" and
     "   " meets the length and not-blank rules as "". Never for passwords."""
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        return super()._deserialize(value, attr, data, **kwargs).strip()
+    def deserialize(
+        self, value: Any, attr: str | None = None, data: Any = None, **kwargs: Any
+    ) -> Any:
+        return super().deserialize(
+            value.strip() if isinstance(value, str) else value, attr, data, **kwargs
+        )
 
 
 def text(max_length: int | None = None, min_length: int = 0, **kwargs: Any) -> Texto:
