@@ -10,7 +10,8 @@ endpoint is compared only when no write moved the rollups during its read, so
 concurrent orders cannot show up as differences.
 
 rebuild: the rollups emptied and recomputed from the raw rows in one
-transaction. On PostgreSQL the source tables are locked in SHARE mode first:
+transaction. On PostgreSQL it waits for a running fold (its advisory lock), then
+the source tables are locked in SHARE mode:
 writers wait (readers do not) until COMMIT, so no trigger adds to a rollup the
 rebuild is also counting. Cached statistics are invalidated after COMMIT.
 """
@@ -167,6 +168,9 @@ def rebuild() -> dict[str, int]:
     session = db.session
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
+        # The fold's lock first (migration 0015): a fold committing after the DELETEs
+        # below left rollup rows no raw row backs. Then the writers wait for COMMIT.
+        session.execute(db.text("SELECT pg_advisory_xact_lock(hashtext('estadisticas_plegar'))"))
         session.execute(db.text("LOCK TABLE pedidos, detalles_pedido, usuarios IN SHARE MODE"))
     for table in r.ROLLUPS:
         session.execute(delete(table))
