@@ -28,6 +28,7 @@ from electro_isla.cache import cache_manager
 from electro_isla.cache.commands import warmer
 from electro_isla.db_types import utcnow
 from electro_isla.estadisticas import inventario, rollups
+from electro_isla.estadisticas.instantanea import una_instantanea
 from electro_isla.estadisticas.schemas import (
     EstadisticasProductosSchema,
     EstadisticasUsuariosSchema,
@@ -62,14 +63,18 @@ class Estadistica:
         conversions, most of a HIT's own work) is built on a miss, for the same instant.
         """
         if not self.por_mes:
-            return cache_manager.get(self.cacheado, lambda: self.fetch(None), render=render)
+            return cache_manager.get(self.cacheado, lambda: self.figuras(None), render=render)
         now = utcnow()
         return cache_manager.get(
             self.cacheado,
-            lambda: self.fetch(meses(now)),
+            lambda: self.figuras(meses(now)),
             params={"mes": mes_actual(now)},
             render=render,
         )
+
+    def figuras(self, ventana: Meses | None) -> dict[str, Any]:
+        """The fetch, all its statements in one snapshot (estadisticas/instantanea.py)."""
+        return una_instantanea(lambda: self.fetch(ventana))
 
     def rendered(self) -> Any:
         """The cached rendering the view answers with ({etag, body})."""
