@@ -146,12 +146,14 @@ class ServerCpu:
     runs: on a CPU-bound server, tps with / without is about its inverse."""
 
     def __init__(self, conninfo: str) -> None:
+        # Read while connected: a backend exits with its connection (a run printed nan
+        # for every cell when /proc lost that race).
         with psycopg.connect(conninfo, autocommit=True) as conn:
             backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-        try:
-            self.postmaster: int | None = self.ticks(backend)[0]
-        except OSError:
-            self.postmaster = None  # a server on another host: its processes are not here
+            try:
+                self.postmaster: int | None = self.ticks(backend)[0]
+            except OSError:
+                self.postmaster = None  # a server on another host: its processes are not here
 
     @staticmethod
     def ticks(pid: int) -> tuple[int, int, int]:
