@@ -292,9 +292,10 @@ def actualizar_pedido(pedido_id: int, actor: Actor, data: dict[str, Any]) -> dic
     The pedido row is locked first so two concurrent changes (say, two cancels)
     cannot both apply and give the stock back twice.
     """
+    # The order first, as DRF's get_object(): one not theirs is a 404 whatever is sent.
+    pedido = get_pedido_or_404(pedido_id, actor, lock=True)
     if not actor.is_staff and set(data) - {"estado"}:
         abort(403, message="A mensajero may only change the estado of their orders.")
-    pedido = get_pedido_or_404(pedido_id, actor, lock=True)
     nuevo = data.pop("estado", None)
     if nuevo is not None:
         anterior = pedido.estado

@@ -521,6 +521,32 @@ def test_asignar_mensajero_matrix(app, client, cliente, caller):
         assert response.json["mensajero_id"] == mensajero
 
 
+def test_a_mensajero_changing_another_field_is_403_on_theirs_and_404_elsewhere(
+    app, client, cliente, admin_headers
+):
+    """As DRF's get_object() first: a pedido not theirs (or none) is a 404 whatever the
+    body (it was a 403 for any field but estado)."""
+    pid = make_producto(app)
+    suyo = place(app, client, cliente[1], (pid, 1))["id"]
+    ajeno = place(app, client, cliente[1], (pid, 1))["id"]
+    mensajero, headers = user_with_role(app, "mensajero")
+    assigned = client.post(
+        f"/api/admin/pedidos/{suyo}/asignar_mensajero/",
+        json={"mensajero_id": mensajero},
+        headers=admin_headers,
+    )
+    assert assigned.status_code == 200
+    own = client.patch(f"/api/admin/pedidos/{suyo}/", json={"notas": "x"}, headers=headers)
+    assert own.status_code == 403
+    for pedido_id in (ajeno, 999_999):
+        other = client.patch(
+            f"/api/admin/pedidos/{pedido_id}/", json={"notas": "x"}, headers=headers
+        )
+        assert other.status_code == 404, pedido_id
+    with app.app_context():
+        assert {_db.session.get(Pedido, i).notas for i in (suyo, ajeno)} == {""}
+
+
 @pytest.mark.parametrize("target", ["cliente", "trabajador", "inactive", "missing", "bool", "text"])
 def test_asignar_requires_an_active_mensajero(app, client, cliente, admin_headers, target):
     pid = make_producto(app)
