@@ -11,13 +11,9 @@ from sqlalchemy import event, text
 from electro_isla.estadisticas.registro import ESTADISTICAS
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
+from tests.estadisticas.test_lineas_concurrentes import PEDIDO
 from tests.helpers import user_with_role
 
-PEDIDO = text(
-    "INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, direccion_entrega, telefono, "
-    "notas, created_at, updated_at) VALUES (:u, 'pendiente', 'tarjeta', 30, 'c', '5', '', :t, :t) "
-    "RETURNING id"
-)
 GENERATED = ("generado_en", "fecha_generacion")
 
 
@@ -32,7 +28,8 @@ def _figuras(app) -> dict:
 def test_a_commit_between_two_reads_of_reporte_does_not_mix_its_figures(app):
     uid, _ = user_with_role(app, "cliente")
     with app.app_context(), _db.engine.begin() as conn:
-        pedido = conn.execute(PEDIDO, {"u": uid, "t": datetime.now(UTC)}).scalar_one()
+        values = {"u": uid, "e": "pendiente", "t": datetime.now(UTC)}
+        pedido = conn.execute(PEDIDO, values).scalar_one()
     before = _figuras(app)
     confirmed = []
 

@@ -26,10 +26,11 @@ PEDIDO = text(
     "notas, created_at, updated_at) VALUES (:u, :e, 'tarjeta', 30, 'c', '5', '', :t, :t) "
     "RETURNING id"
 )
-LINEA = text(
+INSERTA = (
     "INSERT INTO detalles_pedido (pedido_id, producto_id, producto_nombre, cantidad, "
-    "precio_unitario, subtotal) VALUES (:p, :producto, 'x', 3, 10.00, 30.00) RETURNING id"
+    "precio_unitario, subtotal) VALUES (:p, :producto, 'x', 3, 10.00, 30.00)"
 )
+LINEA = text(f"{INSERTA} RETURNING id")
 # What the rollup says of one producto (folded rows and unfolded deltas) and the raw rows.
 VENDIDOS = text(
     "SELECT (SELECT coalesce(sum(cantidad), 0) FROM estadisticas_productos_vendidos "
@@ -98,10 +99,6 @@ def _check(
     return waited
 
 
-INSERTA = (
-    "INSERT INTO detalles_pedido (pedido_id, producto_id, producto_nombre, cantidad, "
-    "precio_unitario, subtotal) VALUES (:p, :producto, 'x', 3, 10.00, 30.00)"
-)
 CONFIRMA = "UPDATE pedidos SET estado = 'confirmado' WHERE id = :p"
 CANCELA = "UPDATE pedidos SET estado = 'cancelado' WHERE id = :p"
 BORRA = "DELETE FROM detalles_pedido WHERE id = :l"
