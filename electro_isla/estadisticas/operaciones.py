@@ -2,7 +2,8 @@
 
 check: every figure recomputed from the raw rows (estadisticas/crudo.py, the
 independent reference), rendered through the statistics' schemas, against (a)
-the figures each statistic's fetch gives now and (b) what the endpoints answer
+the figures each statistic's fetch gives now, and every rollup row against the raw
+rows grouped by its key (estadisticas/filas.py), and (b) what the endpoints answer
 (their cached rendering, fetched on a miss) against the rollups' figures read
 around it; all three read from the one table, estadisticas/registro.py. On
 PostgreSQL the raw and rollup reads share one REPEATABLE READ snapshot, and an
@@ -22,17 +23,15 @@ import time
 from typing import Any, NamedTuple
 
 from flask import current_app
-from sqlalchemy import BigInteger, Date, Integer, case, cast, delete, func, insert, literal, select
+from sqlalchemy import case, delete, func, insert, literal, select
 
 from electro_isla.cache import invalidate_after_commit
-from electro_isla.estadisticas import crudo
+from electro_isla.estadisticas import crudo, filas
 from electro_isla.estadisticas import models as r
 from electro_isla.estadisticas.registro import ESTADISTICAS, rendered
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db
 from electro_isla.json import dumps, loads
-from electro_isla.pedidos.models import ESTADOS_VENTA, DetallePedido, Pedido
-from electro_isla.usuarios.models import Usuario
 
 GENERATED = ("generado_en", "fecha_generacion")
 SOURCES = ("pedidos", "detalles_pedido", "usuarios")
@@ -79,7 +78,8 @@ def comparar_rollups(ventana: Any) -> tuple[dict[str, Any], list[str]]:
     found = [
         f"rollups {name}{d}" for name in raw for d in diferencias_entre(raw[name], served[name])
     ]
-    return raw, found
+    # The figures show a part of the rollups (top tens, the window): every row as well.
+    return raw, found + filas.comparar()
 
 
 # Reads of one endpoint before it is left out as "not compared" (orders kept changing it).
@@ -152,18 +152,6 @@ def plegar() -> int:
 # -- rebuild -------------------------------------------------------------------
 
 
-def _dia(column: Any, postgres: bool) -> Any:
-    if postgres:
-        return cast(func.timezone("UTC", column), Date)
-    return func.date(column)
-
-
-def _centimos(column: Any, postgres: bool) -> Any:
-    if postgres:
-        return cast(column * 100, BigInteger)
-    return cast(func.round(column * 100), Integer)
-
-
 def rebuild() -> dict[str, int]:
     """Recompute every rollup from the raw rows in one transaction; rows written per table."""
     session = db.session
@@ -175,50 +163,7 @@ def rebuild() -> dict[str, int]:
         session.execute(db.text("LOCK TABLE pedidos, detalles_pedido, usuarios IN SHARE MODE"))
     for table in r.ROLLUPS:
         session.execute(delete(table))
-    es_venta = Pedido.estado.in_(ESTADOS_VENTA)
-    dia_pedido = _dia(Pedido.created_at, postgres).label("dia")
-    dia_usuario = _dia(Usuario.date_joined, postgres).label("dia")
-    cero = literal(0).label("slot")
-    sources = [
-        (
-            r.pedidos_dia,
-            select(dia_pedido, Pedido.estado, cero, func.count()).group_by(
-                dia_pedido, Pedido.estado
-            ),
-        ),
-        (
-            r.ventas_dia,
-            select(
-                dia_pedido,
-                Pedido.metodo_pago,
-                cero,
-                func.count(),
-                func.sum(_centimos(Pedido.total, postgres)),
-            )
-            .where(es_venta)
-            .group_by(dia_pedido, Pedido.metodo_pago),
-        ),
-        (
-            r.usuarios_pedidos,
-            select(Pedido.usuario_id, func.count()).group_by(Pedido.usuario_id),
-        ),
-        (
-            r.productos_vendidos,
-            select(
-                DetallePedido.producto_id,
-                func.sum(DetallePedido.cantidad),
-                func.sum(_centimos(DetallePedido.subtotal, postgres)),
-            )
-            .join(Pedido, Pedido.id == DetallePedido.pedido_id)
-            .where(es_venta)
-            .group_by(DetallePedido.producto_id),
-        ),
-        (
-            r.usuarios_dia,
-            select(dia_usuario, Usuario.rol, cero, func.count()).group_by(dia_usuario, Usuario.rol),
-        ),
-    ]
-    for table, source in sources:
+    for table, source in filas.desde_crudo(postgres):
         columns = [c.name for c in table.columns]
         session.execute(insert(table).from_select(columns, source))
     up = r.usuarios_pedidos
