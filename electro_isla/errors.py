@@ -1,7 +1,7 @@
 """Every error reaches the JSON envelope (electro_isla/envelope.py), uncaught ones included.
 
-Before a view: a body that is not JSON, or JSON no column could store. After:
-a routing redirect's body. Around it: a dead database is a 503, a value the
+After a view: a routing redirect's body (the request body is checked where a view
+reads it, electro_isla/blueprint.py). Around it: a dead database is a 503, a value the
 database refuses a 422, and the session is released even on a dead connection.
 """
 
@@ -13,98 +13,15 @@ from http import HTTPStatus
 from flask import Flask, Response, current_app, request
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import (
-    BadRequest,
-    RequestEntityTooLarge,
     ServiceUnavailable,
     UnprocessableEntity,
-    UnsupportedMediaType,
 )
 from werkzeug.routing import IntegerConverter, RequestRedirect
 
 from electro_isla.envelope import NON_FIELD_ERRORS
 from electro_isla.extensions import api, db
-from electro_isla.json import loads
 
 log = logging.getLogger(__name__)
-
-BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
-
-
-def require_json_body() -> None:
-    """415 for a body that is not JSON; 400/422 for JSON no column could store.
-
-    Runs before any view. Lone surrogates (`"\\ud800"`) parse as JSON but cannot
-    be encoded as UTF-8 by the database driver (422, per field), and absurdly
-    deep nesting blows the parser's recursion limit (400): both would otherwise
-    surface as a 500. A chunked body (no Content-Length; the server decoded the
-    chunks and lets the app read to the end) is checked the same way.
-    """
-    if request.method not in BODY_METHODS or not _has_body():
-        return
-    if not request.is_json:
-        raise UnsupportedMediaType("Send the body as application/json.")
-    # The body is read as UTF-8 whatever it says: a declared latin-1 body was a 400,
-    # an ASCII one declared UTF-16 was accepted. The contract's JSON is UTF-8 only.
-    if request.mimetype_params.get("charset", "utf-8").lower() not in ("utf-8", "utf8"):
-        raise UnsupportedMediaType("Send the body as UTF-8 (charset=utf-8).")
-    try:
-        # The parse webargs repeats (electro_isla.blueprint.JsonBodyParser).
-        document = loads(request.get_data(cache=True))
-    except RecursionError as exc:
-        raise BadRequest("Malformed JSON body: nested too deeply.") from exc
-    except ValueError:
-        # JSONDecodeError, also for an integer past the 4300-digit limit: a view
-        # with a body answers webargs' 400; one without never reads the body.
-        return
-    fields = (
-        [k for k, v in document.items() if _has_lone_surrogate(k) or _has_lone_surrogate(v)]
-        if isinstance(document, dict)
-        else ([NON_FIELD_ERRORS] if _has_lone_surrogate(document) else [])
-    )
-    if fields:
-        invalid = UnprocessableEntity()
-        invalid.data = {"errors": {f: ["Not valid Unicode text (lone surrogate)."] for f in fields}}
-        raise invalid
-
-
-def _has_body() -> bool:
-    """A Content-Length above 0, or a non-empty chunked body (read, within MAX_CONTENT_LENGTH)."""
-    if request.content_length:
-        return True
-    if "chunked" not in request.headers.get("Transfer-Encoding", "").lower():
-        return False
-    data = request.get_data(cache=True)
-    _refuse_a_longer_stream(len(data))
-    return bool(data)
-
-
-def _refuse_a_longer_stream(read: int) -> None:
-    """413 when a chunked body goes on past MAX_CONTENT_LENGTH.
-
-    werkzeug reads such a body up to the limit and stops there without a word:
-    the first MiB of a larger body would be parsed and written as if it were all.
-    """
-    limit = request.max_content_length
-    if limit is not None and read >= limit and request.environ["wsgi.input"].read(1):
-        raise RequestEntityTooLarge()
-
-
-def _has_lone_surrogate(document: object) -> bool:
-    stack = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return True
-        elif isinstance(item, dict):
-            stack.extend(item.keys())
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
 
 # Connection refused/lost, server shutting down, pool exhausted: the request may be
 # retried once the database is back, so it is a 503, not a 500.
@@ -210,7 +127,6 @@ class DatabaseIdConverter(IntegerConverter):
 def register_error_handlers(app: Flask) -> None:
     # Before any blueprint: rules pick their converters when they are added.
     app.url_map.converters["int"] = DatabaseIdConverter
-    app.before_request(require_json_body)
     app.after_request(redirect_envelope)
     for exc_class in DATABASE_UNAVAILABLE:
         app.register_error_handler(exc_class, database_unavailable)

@@ -124,7 +124,9 @@ def test_chunked_bodies_through_werkzeug_serving(werkzeug_server):
 
 
 def test_chunked_bodies_through_gunicorn(_schema, app, client):
-    server = GunicornServer(_schema, None, workers=1, threads=2).start()
+    # The app's signing key: the PATCH is authenticated before its body is read.
+    secret = {"SECRET_KEY": app.config["SECRET_KEY"]}
+    server = GunicornServer(_schema, None, workers=1, threads=2, extra_env=secret).start()
     try:
         status, payload = _post_chunked("127.0.0.1", server.port, DEEP)
         assert (status, payload["code"]) == (400, 400), server.errors_logged()

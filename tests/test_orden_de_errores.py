@@ -1,0 +1,51 @@
+"""Which error a request gets when several apply: DRF's order. Routing (404, 405,
+308) first, then authentication (401) and permissions (403), then the body (415,
+400, 422), which DRF reads lazily inside the handler. A DRF client's probe got a
+415 or 422 where the route or the credentials were what was wrong."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import user_with_role
+
+DEEP = "[" * 100_000 + "]" * 100_000
+SURROGATE = '{"first_name": "\\ud800"}'
+TEXT = {"Content-Type": "text/plain"}
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "headers", "status"),
+    [
+        ("POST", "/api/nope/", "x", TEXT, 404),
+        ("POST", "/api/nope/", DEEP, JSON, 404),
+        ("POST", "/api/productos/", "x", TEXT, 405),
+        ("POST", "/api/productos/", SURROGATE, JSON, 405),
+        ("POST", "/api/productos", "x", TEXT, 308),
+        ("POST", "/api/admin/productos/", "nombre=x", TEXT, 401),
+        ("PATCH", "/api/perfil/", SURROGATE, JSON, 401),
+        ("PATCH", "/api/perfil/", DEEP, JSON, 401),
+        ("POST", "/api/admin/productos/", "<a/>", {"Content-Type": "text/xml"}, 403),
+        ("PATCH", "/api/admin/productos/1/", SURROGATE, JSON, 403),
+    ],
+)
+def test_route_and_credentials_are_answered_before_the_body(
+    app, client, method, path, body, headers, status
+):
+    if status == 403:
+        headers = {**headers, **user_with_role(app, "cliente")[1]}
+    response = client.open(path, method=method, data=body, headers=headers)
+    assert response.status_code == status, response.get_data(as_text=True)[:300]
+    assert response.get_json()["code"] == status
+
+
+def test_a_body_is_still_checked_once_the_caller_may_send_it(app, client):
+    _uid, staff = user_with_role(app, "trabajador")
+    wrong_type = client.post("/api/admin/productos/", data="x", headers={**staff, **TEXT})
+    assert wrong_type.status_code == 415
+    surrogate = client.patch("/api/perfil/", data=SURROGATE, headers={**staff, **JSON})
+    assert surrogate.status_code == 422
+    assert set(surrogate.get_json()["errors"]) == {"first_name"}
+    deep = client.patch("/api/perfil/", data=DEEP, headers={**staff, **JSON})
+    assert deep.status_code == 400
