@@ -49,3 +49,20 @@ def test_a_body_is_still_checked_once_the_caller_may_send_it(app, client):
     assert set(surrogate.get_json()["errors"]) == {"first_name"}
     deep = client.patch("/api/perfil/", data=DEEP, headers={**staff, **JSON})
     assert deep.status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body"),
+    [
+        ("/api/admin/productos/99999/", "PATCH", {"precio": -1}),
+        ("/api/admin/pedidos/99999/", "PATCH", {"estado": "zzz"}),
+        ("/api/admin/users/99999/", "PATCH", {"rol": "zzz"}),
+        ("/api/admin/pedidos/99999/asignar_mensajero/", "POST", {"mensajero_id": "x"}),
+        ("/api/admin/productos/99999/", "PATCH", None),
+    ],
+)
+def test_an_object_that_does_not_exist_is_a_404_whatever_the_body(app, client, path, method, body):
+    """DRF's update looks the object up (get_object) before validating the body."""
+    _uid, admin = user_with_role(app, "admin")
+    response = client.open(path, method=method, json=body, headers=admin)
+    assert response.status_code == 404, response.get_data(as_text=True)[:300]

@@ -10,7 +10,7 @@ from flask.views import MethodView
 from flask_smorest import abort
 
 from electro_isla.auth.permissions import admin_required, staff_required
-from electro_isla.blueprint import Blueprint
+from electro_isla.blueprint import Blueprint, looked_up_first
 from electro_isla.cache.commands import warmer
 from electro_isla.catalogo import service
 from electro_isla.catalogo.schemas import (
@@ -112,7 +112,8 @@ class AdminProductoById(MethodView):
         return service.get_producto_or_404(producto_id)
 
     @staff_required
-    @blp.arguments(ProductoUpdateSchema)
+    @looked_up_first(service.get_producto_or_404)
+    @blp.arguments(ProductoUpdateSchema, required=False)
     @blp.response(200, ProductoSchema)
     @documents(404)
     def patch(self, data: dict[str, Any], producto_id: int) -> Any:

@@ -14,7 +14,7 @@ from electro_isla.auth.permissions import (
     roles_required,
     staff_required,
 )
-from electro_isla.blueprint import Blueprint
+from electro_isla.blueprint import Blueprint, looked_up_first
 from electro_isla.envelope import ErrorSchema
 from electro_isla.pagination import with_links
 from electro_isla.pedidos import service
@@ -36,6 +36,11 @@ staff_or_mensajero = roles_required(*STAFF, "mensajero")
 def documents(code: int):  # noqa: ANN201
     """Document an error outcome with the shared error envelope."""
     return blp.alt_response(code, response=HTTPStatus(code).name)
+
+
+def pedido_visible(pedido_id: int) -> None:
+    """404 for a pedido this actor may not see (a mensajero's others), before the body."""
+    service.get_pedido_or_404(pedido_id, current_actor())
 
 
 @blp.route("/pedidos/")
@@ -92,7 +97,8 @@ class AdminPedidoById(MethodView):
         return service.get_pedido_or_404(pedido_id, current_actor())
 
     @staff_or_mensajero
-    @blp.arguments(PedidoUpdateSchema)
+    @looked_up_first(pedido_visible)
+    @blp.arguments(PedidoUpdateSchema, required=False)
     @blp.response(200, PedidoSchema)
     @documents(404)
     @documents(409)
@@ -110,6 +116,7 @@ class AdminPedidoById(MethodView):
 @blp.route("/admin/pedidos/<int:pedido_id>/asignar_mensajero/")
 class AsignarMensajero(MethodView):
     @staff_required
+    @looked_up_first(pedido_visible)
     @blp.arguments(AsignarMensajeroSchema)
     @blp.response(200, PedidoSchema)
     @blp.alt_response(

@@ -87,15 +87,20 @@ def listar_usuarios(
     return paginate(usuarios_query(q, rol, activo), page, page_size)
 
 
+def get_usuario_or_404(usuario_id: int) -> Usuario:
+    usuario = db.session.get(Usuario, usuario_id)
+    if usuario is None:
+        abort(404, message="Usuario not found.")
+    return usuario
+
+
 def actualizar_usuario(actor: Actor, usuario_id: int, cambios: dict[str, Any]) -> Usuario:
     """Staff edit of a usuario. A trabajador can neither touch an admin nor make one.
 
     Nobody deactivates their own account or changes their own role: the only admin
     doing so would lock every admin out, and nothing in the API could undo it.
     """
-    usuario = db.session.get(Usuario, usuario_id)
-    if usuario is None:
-        abort(404, message="Usuario not found.")
+    usuario = get_usuario_or_404(usuario_id)
     if actor.rol != "admin" and (usuario.rol == "admin" or cambios.get("rol") == "admin"):
         abort(403, message="Only an admin can edit an admin or grant the admin role.")
     if usuario.id == actor.id and (

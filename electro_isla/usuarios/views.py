@@ -8,7 +8,7 @@ from flask import Response
 from flask.views import MethodView
 
 from electro_isla.auth.permissions import current_actor, login_required, staff_required
-from electro_isla.blueprint import Blueprint
+from electro_isla.blueprint import Blueprint, looked_up_first
 from electro_isla.pagination import page_schema, with_links
 from electro_isla.rendering import conditional, respond_document
 from electro_isla.usuarios import service
@@ -46,7 +46,8 @@ class Usuarios(MethodView):
 class UsuarioById(MethodView):
     @staff_required
     @blp.doc(security=BEARER)
-    @blp.arguments(UsuarioAdminUpdateSchema)
+    @looked_up_first(service.get_usuario_or_404)
+    @blp.arguments(UsuarioAdminUpdateSchema, required=False)
     @blp.response(200, UsuarioSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")
     @blp.alt_response(
@@ -74,7 +75,7 @@ class Perfil(MethodView):
 
     @login_required
     @blp.doc(security=BEARER)
-    @blp.arguments(PerfilUpdateSchema)
+    @blp.arguments(PerfilUpdateSchema, required=False)
     @blp.response(200, UsuarioSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")
     def patch(self, cambios: dict[str, Any]):
