@@ -19,7 +19,10 @@ def register_headers(app: Flask) -> None:
 
 
 def default_headers(response: Response) -> Response:
-    """`no-store` unless the view chose; `nosniff` always."""
+    """`no-store` unless the view chose; `nosniff` always; no Content-Type on a 204,
+    which has no body to describe (DRF drops it too)."""
+    if response.status_code == 204:
+        response.headers.pop("Content-Type", None)
     response.headers.setdefault("Cache-Control", "no-store")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response

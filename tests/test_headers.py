@@ -53,3 +53,19 @@ def test_what_chose_its_own_keeps_it_and_a_304_is_revalidated(app, client):
     assert again.status_code == 304
     assert again.headers["Cache-Control"] == "private, no-cache"
     assert client.get("/healthz").headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_an_empty_204_carries_no_content_type(app, client):
+    """A DRF client's probe: the DELETE's 204 said application/json with no body."""
+    _uid, admin = user_with_role(app, "admin")
+    producto = client.post(
+        "/api/admin/productos/",
+        json={"nombre": "Radio", "precio": "10.00", "stock": 1, "categoria": "otros"},
+        headers=admin,
+    )
+    assert producto.status_code == 201, producto.json
+    response = client.delete(f"/api/admin/productos/{producto.json['id']}/", headers=admin)
+    assert response.status_code == 204
+    assert response.data == b""
+    assert "Content-Type" not in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
