@@ -59,12 +59,19 @@ def test_create_user(runner, db):
         (["--rol", "admin", "--password", "12345678\x00", "--email", "a@b.cu"], "--password"),
         # Only spaces: refused by the API's registration, so here too.
         (["--password", " " * 8, "--email", "a@b.cu"], "--password"),
+        # A DBA's probe: a database traceback printing the password's hash.
+        (
+            ["--password", "12345678", "--email", "a@b.cu", "--first-name", "x" * 151],
+            "--first-name",
+        ),
+        (["--password", "12345678", "--email", "a@b.cu", "--last-name", "\x00"], "--last-name"),
     ],
 )
 def test_create_user_rejects_bad_input(runner, db, args, hint):
     result = invoke(runner, "create-user", "nuevo", *args)
-    assert result.exit_code == 2
+    assert result.exit_code == 2, result.output
     assert hint in result.output
+    assert "Traceback" not in result.output and "scrypt:" not in result.output
     assert count(db, Usuario) == 0
 
 
