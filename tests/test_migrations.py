@@ -590,3 +590,39 @@ def test_the_cli_upgrade_says_which_migrations_it_runs(tmp_path):
     out = done.stdout + done.stderr
     assert "Running upgrade  -> 0001_initial," in out
     assert f"-> {ScriptDirectory(TestConfig.MIGRATIONS_DIR).get_current_head()}" in out
+
+
+FUNCIONES_SIN_ESQUEMA = text(
+    "SELECT p.oid::regprocedure::text FROM pg_proc p "
+    "WHERE p.pronamespace = current_schema()::regnamespace AND p.prokind = 'f' "
+    "AND NOT coalesce(p.proconfig::text[] && ARRAY["
+    "'search_path=' || quote_ident(current_schema()) || ', pg_temp'], false) ORDER BY 1"
+)
+BLOQUEO_MASIVO = text(
+    "SELECT proname FROM pg_proc WHERE proname LIKE 'estadisticas_detalles_masivo_%' "
+    "AND prosrc LIKE '%FOR SHARE OF p%' ORDER BY 1"
+)
+
+
+def test_every_function_knows_its_schema_and_0016_goes_both_ways(empty_pg_url, tmp_path):
+    """A restore (search_path = '') ran the trigger functions without the app's schema:
+    each must name it (migration 0016). A later migration that CREATE OR REPLACEs a
+    function without its SET clause fails here."""
+    app = migrated_app(empty_pg_url, tmp_path)
+    flask_db(app, "upgrade")
+
+    def seen() -> tuple[list[str], list[str]]:
+        with app.app_context():
+            sin = list(db.session.scalars(FUNCIONES_SIN_ESQUEMA))
+            con = list(db.session.scalars(BLOQUEO_MASIVO))
+            db.session.remove()
+        return sin, con
+
+    masivo = ["estadisticas_detalles_masivo_del", "estadisticas_detalles_masivo_ins"]
+    masivo.insert(2, "estadisticas_detalles_masivo_upd")
+    assert seen() == ([], masivo)
+    flask_db(app, "downgrade", "0015_lineas_tras_su_pedido")
+    sin, con = seen()
+    assert len(sin) > 20 and con == []
+    flask_db(app, "upgrade")
+    assert seen() == ([], masivo)

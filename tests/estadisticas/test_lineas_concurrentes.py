@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import text
+from sqlalchemy import text, update
 
 from electro_isla.extensions import db as _db
-from electro_isla.pedidos.models import ESTADOS_VENTA
+from electro_isla.pedidos.models import ESTADOS_VENTA, Pedido
 from electro_isla_testing.factories import ProductoFactory
 from tests.helpers import user_with_role
 
@@ -65,16 +65,25 @@ def _vendidos(app, producto: int) -> tuple[int, int]:
     return int(rollup), int(raw)
 
 
-def _first_then_second(app, first: str, params: dict, second: str) -> bool:
+# A bulk loader's transaction (migration 0009): statement triggers instead of row ones.
+MASIVO = text("SELECT set_config('estadisticas.masivo', 'on', true)")
+
+
+def _first_then_second(app, first: str, params: dict, second: str, masivo: str = "") -> bool:
     """`first` in an open transaction; `second` from another thread, autocommit; then
-    the first commits. True when the second waited for the first's COMMIT."""
+    the first commits. True when the second waited for the first's COMMIT. `masivo`
+    ("first" or "second") runs that one in bulk mode."""
     done = threading.Event()
     with app.app_context(), _db.engine.connect() as conn:
         tx = conn.begin()
+        if masivo == "first":
+            conn.execute(MASIVO)
         conn.execute(text(first), params)
 
         def other() -> None:
             with app.app_context(), _db.engine.begin() as other_conn:
+                if masivo == "second":
+                    other_conn.execute(MASIVO)
                 other_conn.execute(text(second), params)
             done.set()
 
@@ -88,11 +97,17 @@ def _first_then_second(app, first: str, params: dict, second: str) -> bool:
 
 
 def _check(
-    app, estado: str, con_linea: bool, first: str, second: str, expected: Callable[[int], int]
+    app,
+    estado: str,
+    con_linea: bool,
+    first: str,
+    second: str,
+    expected: Callable[[int], int],
+    masivo: str = "",
 ) -> bool:
     producto, pedido, linea = _shop(app, estado, con_linea)
     params = {"p": pedido, "producto": producto, "l": linea}
-    waited = _first_then_second(app, first, params, second)
+    waited = _first_then_second(app, first, params, second, masivo)
     rollup, raw = _vendidos(app, producto)
     assert raw == expected(raw)
     assert rollup == raw, (first, second, rollup, raw)
@@ -114,6 +129,28 @@ def test_a_line_inserted_while_another_session_confirms_its_pedido_is_counted(ap
 def test_a_line_deleted_while_another_session_cancels_its_pedido_leaves_once(app):
     assert _check(app, "confirmado", True, BORRA, CANCELA, lambda raw: 0)
     _check(app, "confirmado", True, CANCELA, BORRA, lambda raw: 0)
+
+
+def test_in_bulk_mode_a_line_and_its_pedido_changed_at_once_stay_exact(app):
+    """A DBA's probe: 0015 closed the race for row triggers, not for the bulk ones
+    (migration 0016): a bulk-loaded line was never counted, a bulk-deleted one twice."""
+    assert _check(app, "pendiente", False, INSERTA, CONFIRMA, lambda raw: 3, masivo="first")
+    _check(app, "pendiente", False, CONFIRMA, INSERTA, lambda raw: 3, masivo="second")
+    assert _check(app, "confirmado", True, BORRA, CANCELA, lambda raw: 0, masivo="first")
+    _check(app, "confirmado", True, CANCELA, BORRA, lambda raw: 0, masivo="second")
+
+
+def test_a_session_without_the_apps_schema_in_its_search_path_writes_and_is_counted(app):
+    """A DBA's probe: `SET search_path = ''` (what a pg_dump restore sets) made every
+    write of a source table fail in the statistics triggers (migration 0016)."""
+    producto, pedido, _linea = _shop(app, "pendiente", True)
+    with app.app_context(), _db.engine.begin() as conn:
+        schema = conn.execute(text("SELECT current_schema()")).scalar_one()
+        conn.execute(text("SET LOCAL search_path = ''"))
+        qualified = conn.execution_options(schema_translate_map={None: schema})
+        confirma = update(Pedido.__table__).where(Pedido.id == pedido).values(estado="confirmado")
+        qualified.execute(confirma)
+    assert _vendidos(app, producto) == (3, 3)
 
 
 def _fold_held_while(app, action: Callable[[], None]) -> None:
