@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -399,6 +400,38 @@ def test_rollups_without_a_hot_row_migrate_both_ways_and_stay_exact(empty_pg_url
     assert _rollups_equal_raw(app) == after_write  # the deltas were folded first
     sql(cancel)  # 0002's triggers are back and keep the rollups exact
     assert _rollups_equal_raw(app) != after_write
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_0007s_downgrade_waits_for_an_order_in_flight(empty_pg_url, tmp_path):
+    """A DBA's probe: 0007's downgrade folded, then dropped the delta tables, while an
+    open transaction's deltas were still to come: that order left the rollups."""
+    import threading
+
+    app, sql = shop_at(empty_pg_url, tmp_path, "0007_rollups_sin_fila_caliente", "UTC", seed=3)
+    usuario = sql("SELECT min(id) FROM usuarios")
+    inserted = threading.Event()
+
+    def order_in_flight() -> None:
+        with app.app_context(), db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, "
+                    "direccion_entrega, telefono, notas, created_at, updated_at) VALUES "
+                    "(:u, 'confirmado', 'tarjeta', 999.99, 'c', '5', '', now(), now())"
+                ),
+                {"u": usuario},
+            )
+            inserted.set()
+            time.sleep(1.0)  # the downgrade starts meanwhile
+
+    writer = threading.Thread(target=order_in_flight)
+    writer.start()
+    assert inserted.wait(10)
+    flask_db(app, "downgrade", "0006_refresh_families")
+    writer.join(10)
+    _rollups_equal_raw(app)
     with app.app_context():
         db.engine.dispose()
 

@@ -392,6 +392,10 @@ def _rollups_0002():
 
 
 def _pg_downgrade() -> None:
+    # Writers in flight commit their deltas before the fold; new ones wait for the swap
+    # (as 0008 and 0009 do: without it a DBA's probe lost an open order's deltas with
+    # the delta tables this drops).
+    op.execute("LOCK TABLE pedidos, detalles_pedido, usuarios IN SHARE ROW EXCLUSIVE MODE")
     op.execute("SELECT estadisticas_plegar()")
     _drop_row_triggers()
     old = _rollups_0002()
