@@ -10,6 +10,7 @@ is turned off (`js=[]`): the page shows each SVG as an image, which runs no scri
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,7 +45,20 @@ COMUN: dict[str, Any] = {
     "margin": 12,
     "show_legend": False,
     "max_scale": 6,  # at most six graduations: readable when the chart is phone-sized
+    "no_data_text": "Sin datos",  # pygal's own is English (a probe on an empty shop)
 }
+
+
+def _cuentas(chart: pygal.Graph, valores: list[int]) -> pygal.Graph:
+    """Whole-number graduations for counts (pygal drew 0.2, 0.4… for a count of 1 and
+    left the top value unlabelled), at most six of them."""
+    top = max(valores, default=0)
+    if top > 0:
+        bruto = top / 5  # a step of 1, 2 or 5 times a power of ten, at least this
+        escala = 10 ** math.floor(math.log10(bruto)) if bruto >= 1 else 1
+        paso = next(m * escala for m in (1, 2, 5, 10) if m * escala >= bruto)
+        chart.y_labels = list(range(0, paso * math.ceil(top / paso) + 1, paso))
+    return chart
 
 
 def _ventas_por_mes(doc: dict[str, Any]) -> pygal.Graph:
@@ -64,22 +78,25 @@ def _metodos_pago(doc: dict[str, Any]) -> pygal.Graph:
 def _usuarios_por_mes(doc: dict[str, Any]) -> pygal.Graph:
     chart = pygal.Bar(**COMUN, x_label_rotation=-45, y_title="Nuevos")
     chart.x_labels = [m["mes"] for m in doc["usuarios_por_mes"]]
-    chart.add("Nuevos", [m["nuevos"] for m in doc["usuarios_por_mes"]])
-    return chart
+    nuevos = [m["nuevos"] for m in doc["usuarios_por_mes"]]
+    chart.add("Nuevos", nuevos)
+    return _cuentas(chart, nuevos)
 
 
 def _usuarios_por_rol(doc: dict[str, Any]) -> pygal.Graph:
     chart = pygal.HorizontalBar(**COMUN)
     chart.x_labels = [r["rol"] for r in doc["usuarios_por_rol"]]
-    chart.add("Usuarios", [r["count"] for r in doc["usuarios_por_rol"]])
-    return chart
+    usuarios = [r["count"] for r in doc["usuarios_por_rol"]]
+    chart.add("Usuarios", usuarios)
+    return _cuentas(chart, usuarios)
 
 
 def _stock_por_categoria(doc: dict[str, Any]) -> pygal.Graph:
     chart = pygal.HorizontalBar(**COMUN)
     chart.x_labels = [c["categoria"] for c in doc["productos_por_categoria"]]
-    chart.add("Stock", [c["stock_total"] for c in doc["productos_por_categoria"]])
-    return chart
+    stock = [c["stock_total"] for c in doc["productos_por_categoria"]]
+    chart.add("Stock", stock)
+    return _cuentas(chart, stock)
 
 
 @dataclass(frozen=True)

@@ -279,6 +279,8 @@ def test_at_390_px_wide_nothing_scrolls_sideways(console) -> None:
         log_in(driver, console.url, *ADMIN)
         assert wait_until(lambda: loaded(driver), 15)
         assert wait_until(lambda: "cache.hit_ratio" in figures(driver), 10)
+        # The header (mode, logout) stays in view after the login (a probe: scrolled 158 px).
+        assert driver.execute_script("return window.scrollY;") == 0
         # Open every <details> table too: the widest content the page can show.
         driver.execute_script("document.querySelectorAll('details').forEach(d => d.open = true);")
         inner, width = driver.execute_script(
@@ -287,6 +289,14 @@ def test_at_390_px_wide_nothing_scrolls_sideways(console) -> None:
         )
         assert inner == 390
         assert width <= inner, f"the page is {width} px wide in a {inner} px viewport"
+        # A one-word column header is not broken mid-word ("Categor/ía", a probe).
+        broken = driver.execute_script(
+            "return [...document.querySelectorAll('th')]"
+            ".filter(th => th.offsetParent && !/\\s/.test(th.textContent.trim()))"
+            ".filter(th => { const r = document.createRange(); r.selectNodeContents(th);"
+            "  return r.getClientRects().length > 1; }).map(th => th.textContent);"
+        )
+        assert broken == [], broken
 
 
 def test_an_expired_session_refreshes_once_then_shows_the_login_form(console) -> None:
@@ -511,4 +521,29 @@ def test_behind_a_buffering_proxy_the_page_polls_and_still_updates(serve) -> Non
         api.place_order()
         changed = wait_until(lambda: total_pedidos(driver) == str(before + 1), 5.0, 0.05)
         assert changed, f"total_pedidos still {total_pedidos(driver)} 5 s after the order"
+        assert mode(driver) == "polling"
+
+
+def test_behind_a_proxy_the_apps_outage_is_offline_and_its_notice_clears_once_back(serve) -> None:
+    """A probe: the proxy's 502 counted as the app's answer, so the page said "polling"
+    with a fresh time while nothing came, and its "respondió 502" notice stayed after
+    the app was back."""
+    from tests.consola.proxy import BufferingProxy
+
+    server, _ = serve()
+    api = Api(server.url, *ADMIN)
+    with BufferingProxy(server.port) as proxy, chromium() as driver:
+        log_in(driver, proxy.url, *ADMIN)
+        assert wait_until(lambda: loaded(driver), 15)
+        assert wait_until(lambda: mode(driver) == "polling", 8), mode(driver)
+        server.stop()
+        assert wait_until(lambda: mode(driver) == "offline", 15), mode(driver)
+        aviso = driver.find_element(By.ID, "aviso")
+        assert "Sin conexión" in aviso.text and "502" not in aviso.text, aviso.text
+        server.start(timeout=90)
+        before = int(total_pedidos(driver))
+        api.place_order()
+        back = wait_until(lambda: total_pedidos(driver) == str(before + 1), 30, 0.1)
+        assert back, f"total_pedidos still {total_pedidos(driver)} after the app came back"
+        assert wait_until(lambda: not aviso.is_displayed(), 10), aviso.text
         assert mode(driver) == "polling"

@@ -94,3 +94,21 @@ def test_a_chart_follows_a_committed_change(app, client):
     second = client.get("/admin/graficos/ventas_por_mes.svg", headers=headers)
     assert second.headers["ETag"] != first.headers["ETag"]
     assert second.get_data() != first.get_data()
+
+
+@pytest.mark.parametrize(
+    ("top", "labels"), [(1, [0, 1]), (3, [0, 1, 2, 3]), (1234, [0, 500, 1000, 1500])]
+)
+def test_count_charts_are_graduated_in_whole_numbers(top, labels):
+    """A probe: a stock of 3 was graduated 0, 0.8, 1.6, 2.4 (the top value unlabelled)."""
+    import re
+
+    doc = {"productos_por_categoria": [{"categoria": "otros", "stock_total": top}]}
+    svg = GRAFICOS["stock_por_categoria"].dibujar(doc).render(is_unicode=True)
+    shown = {float(t) for t in re.findall(r"<text[^>]*>([0-9.]+)</text>", svg)}
+    assert shown == set(labels)
+
+
+def test_an_empty_chart_says_so_in_spanish():
+    svg = GRAFICOS["metodos_pago"].dibujar({"metodos_pago": []}).render(is_unicode=True)
+    assert "Sin datos" in svg and "No data" not in svg

@@ -17,6 +17,7 @@
     stream: "/api/admin/estadisticas/stream/",
     stat: (name) => `/api/admin/estadisticas/${name}/`,
     cache: "/api/admin/cache/stats/",
+    me: "/api/auth/me/",
     readyz: "/readyz",
     chart: (name) => `/admin/graficos/${name}.svg`,
   };
@@ -259,7 +260,7 @@
     $("panel-cache").hidden = user.rol !== "admin";
     start(); // stops what ran before, the refresh timer too: schedule it after
     scheduleRefresh();
-    $("principal").focus(); // keyboard users go on from the dashboard, not from <body>
+    $("principal").focus({ preventScroll: true }); // keyboard users go on from the dashboard, not from <body>
   }
 
   // Log out (the console is for staff only) and say why, instead of any figure.
@@ -525,6 +526,7 @@
   async function loadChart(name, generation) {
     const resp = await api(API.chart(name));
     if (generation !== state.generation) return;
+    if (resp.status === 403) rightsLost();
     if (!resp.ok) throw new ApiError(describe(resp.status, await readJson(resp)));
     const url = URL.createObjectURL(await resp.blob());
     const img = $(`grafico-${name}`);
@@ -608,7 +610,7 @@
       if (resp.status === 429) {
         // Per usuario (other tabs or computers) or the server full: its message says which.
         const why = describe(429, await readJson(resp));
-        showNotice(`Flujo de eventos rechazado: ${why}. Se consulta cada 3 s y se vuelve a probar el flujo cada 30 s.`, "info");
+        showNotice(`Flujo de eventos rechazado: ${why} Se consulta cada 3 s y se vuelve a probar el flujo cada 30 s.`, "info");
       } else if (resp.ok && $("aviso").textContent.startsWith("Flujo de eventos rechazado")) showNotice("");
       const type = resp.headers.get("Content-Type") || "";
       if (!resp.ok || !type.startsWith("text/event-stream")) {
@@ -710,16 +712,24 @@
 
   async function pollOnce(generation) {
     let reached = 0;
+    let failed = 0;
     await Promise.all(
       STATS.map(async (stat) => {
         try {
           const headers = state.etags[stat] ? { "If-None-Match": state.etags[stat] } : {};
           const resp = await api(API.stat(stat), { headers });
           if (resp.status === 403) rightsLost();
-          reached += 1;
-          if (resp.status === 304) return;
+          // A proxy's 502/504 (the app behind it is down) is no answer of the app's.
+          if ([502, 504].includes(resp.status)) return;
+          if (resp.status === 304) {
+            reached += 1;
+            return;
+          }
           const body = await readJson(resp);
+          if (body === null) return; // not the app's JSON: a proxy's page
+          reached += 1;
           if (!resp.ok) {
+            failed += 1;
             showNotice(`Estadísticas de ${stat}: ${describe(resp.status, body)}`);
             return;
           }
@@ -734,7 +744,12 @@
     if (reached) {
       setMode("polling");
       $("actualizado").textContent = new Date().toLocaleTimeString("es-ES");
-      if ($("aviso").textContent.startsWith("Sin conexión")) showNotice("");
+      // Every statistic answered: what went wrong before (the server gone, one
+      // statistic's error) is over. A proxy's 502 notice stayed after the app was back.
+      const aviso = $("aviso").textContent;
+      if (!failed && (aviso.startsWith("Sin conexión") || aviso.startsWith("Estadísticas de"))) {
+        showNotice("");
+      }
     } else {
       setMode("offline");
       showNotice("Sin conexión con el servidor: se reintenta cada 3 s.");
@@ -770,10 +785,14 @@
       if (generation !== state.generation) return;
       state.cacheGoneSince = null;
       if (statsResp.status === 403) {
-        // No longer admin; still staff (the statistics answer), so now a trabajador.
-        state.user.rol = "trabajador";
-        $("usuario-nombre").textContent = `${state.user.username} (${state.user.rol})`;
+        // No longer admin: the page asks what it is now (an admin made mensajero
+        // showed as "(trabajador)" until the statistics' 403 came).
         $("panel-cache").hidden = true;
+        const me = await readJson(await api(API.me));
+        if (generation !== state.generation) return;
+        if (!me || !STAFF.includes(me.rol)) rightsLost();
+        state.user.rol = me.rol;
+        $("usuario-nombre").textContent = `${state.user.username} (${state.user.rol})`;
         return;
       }
       if (statsResp.ok) {
