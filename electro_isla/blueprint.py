@@ -73,8 +73,11 @@ def _body(req: flask.Request) -> bytes:
     data = req.get_data(cache=True)
     # werkzeug reads a chunked body up to the limit and stops there without a word:
     # the first MiB of a larger body would be parsed and written as if it were all.
+    # Only a chunked one: past a Content-Length, werkzeug's own server reads the
+    # socket itself (PEP 3333 forbids it) and waited for a byte that never came.
     limit = req.max_content_length
-    if limit is not None and len(data) >= limit and req.environ["wsgi.input"].read(1):
+    chunked = req.content_length is None
+    if chunked and limit is not None and len(data) >= limit and req.environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
     return data
 

@@ -129,8 +129,7 @@ def register_request_metrics(app: Flask) -> None:
     def start_timer() -> None:
         g.metrics_started = time.perf_counter()
 
-    # First of all before_request hooks, so the latency includes them and a
-    # request rejected by one of them (415, 401) is still timed.
+    # First of all before_request hooks, so the latency includes them.
     app.before_request_funcs.setdefault(None, []).insert(0, start_timer)
 
     @app.after_request

@@ -123,6 +123,22 @@ def test_chunked_bodies_through_werkzeug_serving(werkzeug_server):
     assert status == 422 and set(payload["errors"]) == {"username"}
 
 
+def test_a_body_of_exactly_the_limit_with_content_length_is_answered(app, werkzeug_server):
+    """A reviewer's probe: the chunked-body check also read one byte past a
+    Content-Length body of exactly MAX_CONTENT_LENGTH bytes, and werkzeug's server
+    (make run) waited on the socket for it: the client timed out."""
+    body = ('{"username": "nadie", "password": "x"}').ljust(app.config["MAX_CONTENT_LENGTH"])
+    connection = http.client.HTTPConnection(*werkzeug_server, timeout=10)
+    try:
+        connection.request(
+            "POST", "/api/auth/login/", body=body, headers={"Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        assert response.status == 401, response.read()[:200]
+    finally:
+        connection.close()
+
+
 def test_chunked_bodies_through_gunicorn(_schema, app, client):
     # The app's signing key: the PATCH is authenticated before its body is read.
     secret = {"SECRET_KEY": app.config["SECRET_KEY"]}
