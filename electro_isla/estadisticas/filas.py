@@ -24,6 +24,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
     union_all,
 )
 
@@ -107,13 +108,19 @@ def _por_clave(rows: Any, claves: list[str], valores: list[str]) -> Any:
 def _diferencias(
     nombre: str, crudo: Any, leido: Any, claves: list[str], valores: list[str]
 ) -> list[str]:
-    """One line per key whose sums differ (raw first, as the figure lines), at most SHOWN."""
-    on = and_(*(crudo.c[k] == leido.c[k] for k in claves))
+    """One line per key whose sums differ (raw first, as the figure lines), at most SHOWN.
+
+    Every key of either side, each side LEFT JOINed to it (a FULL JOIN needs SQLite
+    3.39, newer than some distributions' Python has)."""
+    todas = union(
+        select(*(crudo.c[k] for k in claves)), select(*(leido.c[k] for k in claves))
+    ).subquery("claves")
+    en = {lado: and_(*(lado.c[k] == todas.c[k] for k in claves)) for lado in (crudo, leido)}
     par = {v: (func.coalesce(crudo.c[v], 0), func.coalesce(leido.c[v], 0)) for v in valores}
-    claves_de = [func.coalesce(crudo.c[k], leido.c[k]).label(k) for k in claves]
+    claves_de = [todas.c[k] for k in claves]
     query = (
         select(*claves_de, *(x for v in valores for x in par[v]))
-        .select_from(crudo.join(leido, on, full=True))
+        .select_from(todas.outerjoin(crudo, en[crudo]).outerjoin(leido, en[leido]))
         .where(or_(*(a != b for a, b in par.values())))
     )
     rows = db.session.execute(query.order_by(*claves_de).limit(SHOWN + 1)).all()

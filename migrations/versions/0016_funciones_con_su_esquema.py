@@ -16,9 +16,15 @@ Found by a DBA's probe:
   confirmed that pedido was never counted, and a bulk DELETE of a line while the
   pedido was cancelled was subtracted twice. The bulk statement functions of
   detalles_pedido now first lock the statement's pedidos FOR SHARE (those this
-  transaction did not write itself, in id order; before the fold's lock, so a fold
-  waits for no row lock), then read their estados in a later statement: after the
-  pedidos' writers committed.
+  transaction did not write itself, in id order; before the statement takes the
+  fold's lock), then read their estados in a later statement: after the pedidos'
+  writers committed. As in row mode since 0015, the role writing the lines then
+  needs UPDATE on pedidos (PostgreSQL's rule for FOR SHARE), and a REPEATABLE READ
+  loader meets a serialization failure where the pedido changed under it. Two bulk
+  transactions can now deadlock (one holds the fold's lock from an earlier
+  statement and waits for a pedido the other is updating, which waits for the
+  fold's lock): PostgreSQL aborts one, to be retried, where before both committed
+  and the line was miscounted.
 
 Revision ID: 0016_funciones_con_su_esquema
 Revises: 0015_lineas_tras_su_pedido
@@ -47,10 +53,14 @@ def _load(name: str):
 m0009 = _load("0009_deltas_por_fila")
 LOCK = m0009.LOCK
 
-# The functions of the app's schema (all of them are the migrations').
+# The functions of the app's schema that the migrations made: not an extension's
+# (pg_stat_statements installed there by a superuser would stop the upgrade, and
+# an extension's functions are its own business).
 FUNCIONES = """
     SELECT p.oid::regprocedure::text FROM pg_proc p
     WHERE p.pronamespace = current_schema()::regnamespace AND p.prokind = 'f'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                      AND d.objid = p.oid AND d.deptype = 'e')
     ORDER BY 1"""
 
 # The transition tables of each bulk function of detalles_pedido.
