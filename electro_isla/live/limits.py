@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 import threading
 import time
 import uuid
@@ -27,9 +28,15 @@ from flask import Flask, g
 
 from electro_isla.cache import REDIS_ERRORS, redis_health
 
-# ZSET of stream id -> lease end (ms): drop the expired, refuse beyond the limit, add.
+# ZSET of stream id -> lease end (ms): drop the expired, and the lease this stream
+# replaces (ARGV[6], its client's previous stream: a reloaded page) with a tombstone
+# (KEYS[2]) that keeps its renewals from adding it back; refuse beyond the limit, add.
 TAKE_SCRIPT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if ARGV[6] ~= '' then
+  redis.call('ZREM', KEYS[1], ARGV[6])
+  redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
+end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
   return 0
 end
@@ -37,6 +44,18 @@ redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 """
+# A renewal puts the lease back even if Redis lost it (a restart, a FLUSHDB), unless
+# a newer stream of the same client replaced it: 0 then, and the stream ends.
+RENEW_SCRIPT = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 0
+end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+# What a client may name as the stream it replaces: a lease id this class handed out.
+LEASE = re.compile(r"[0-9a-f]{32}")
 
 
 class Slots:
@@ -91,6 +110,7 @@ class StreamQuota:
         self._local: Counter[int] = Counter()
         self._lock = threading.Lock()
         self._script = None
+        self._renew = None
 
     def _client(self):  # noqa: ANN202
         return redis_health(self.app).client()
@@ -102,9 +122,22 @@ class StreamQuota:
         worker's when its lease runs out (the longer of the two)."""
         return math.ceil(self.lease_ms / 1000)
 
-    def take(self, usuario_id: int) -> str | None:
-        """A lease id for one more stream of `usuario_id`, or None when at the limit."""
+    def _key(self, usuario_id: int) -> str:
+        return f"{self.key_prefix}{{{usuario_id}}}"
+
+    def _tombstone(self, usuario_id: int, lease: str) -> str:
+        """Same hash tag as the usuario's set: one Cluster slot for both."""
+        return f"{self._key(usuario_id)}:replaced:{lease}"
+
+    def take(self, usuario_id: int, replaces: str | None = None) -> str | None:
+        """A lease id for one more stream of `usuario_id`, or None when at the limit.
+
+        `replaces`: the lease of this client's previous stream (X-Stream-Replaces), which
+        stops counting now: a reloaded console's closed stream held its place until its
+        worker's next heartbeat write failed (a probe: four reloads, and the page was
+        refused its stream for ~30 s). Only this usuario's own leases can be named."""
         lease = uuid.uuid4().hex
+        replaced = replaces if replaces and LEASE.fullmatch(replaces) else ""
         client = self._client()
         if client is not None:
             now = int(time.time() * 1000)
@@ -112,8 +145,8 @@ class StreamQuota:
                 if self._script is None:
                     self._script = client.register_script(TAKE_SCRIPT)
                 granted = self._script(
-                    keys=[f"{self.key_prefix}{{{usuario_id}}}"],
-                    args=[now, now + self.lease_ms, self.limit, lease, self.lease_ms],
+                    keys=[self._key(usuario_id), self._tombstone(usuario_id, replaced)],
+                    args=[now, now + self.lease_ms, self.limit, lease, self.lease_ms, replaced],
                 )
             except REDIS_ERRORS:
                 pass  # count here instead
@@ -125,25 +158,28 @@ class StreamQuota:
             self._local[usuario_id] += 1
         return f"local:{lease}"
 
-    def renew(self, usuario_id: int, lease: str) -> None:
+    def renew(self, usuario_id: int, lease: str) -> bool:
+        """Extend the lease; False when a newer stream of its client replaced it."""
         if lease.startswith("local:"):
-            return
+            return True
         client = self._client()
         if client is None:
-            return
-        key = f"{self.key_prefix}{{{usuario_id}}}"
+            return True
         try:
-            pipe = client.pipeline(transaction=False)
-            # Not XX: a lease Redis lost (a restart, a FLUSHDB) is counted again at the
-            # next keepalive, so the limit holds again within a heartbeat. (A renewal
-            # that a stalled Redis runs after this stream's ZREM, from another
-            # connection, would count a closed stream until its lease ends: a 429 too
-            # many at worst, never one too few.)
-            pipe.zadd(key, {lease: int(time.time() * 1000) + self.lease_ms})
-            pipe.pexpire(key, self.lease_ms)
-            pipe.execute()
+            if self._renew is None:
+                self._renew = client.register_script(RENEW_SCRIPT)
+            # Not only an existing member: a lease Redis lost (a restart, a FLUSHDB) is
+            # counted again at the next keepalive, so the limit holds again within a
+            # heartbeat. (A renewal that a stalled Redis runs after this stream's ZREM,
+            # from another connection, would count a closed stream until its lease
+            # ends: a 429 too many at worst, never one too few.)
+            kept = self._renew(
+                keys=[self._key(usuario_id), self._tombstone(usuario_id, lease)],
+                args=[int(time.time() * 1000) + self.lease_ms, lease, self.lease_ms],
+            )
         except REDIS_ERRORS:
-            pass  # the lease runs out; the stream goes on
+            return True  # the lease runs out; the stream goes on
+        return bool(int(kept))
 
     def give(self, usuario_id: int, lease: str) -> None:
         if lease.startswith("local:"):
@@ -156,4 +192,4 @@ class StreamQuota:
         if client is None:
             return
         with contextlib.suppress(*REDIS_ERRORS):  # else its lease runs out
-            client.zrem(f"{self.key_prefix}{{{usuario_id}}}", lease)
+            client.zrem(self._key(usuario_id), lease)

@@ -189,12 +189,28 @@ class EstadisticasStream(MethodView):
                 "required": False,
                 "description": "The last event's id: only the statistics changed since are sent",
                 "schema": {"type": "string"},
-            }
+            },
+            {
+                "name": "X-Stream-Replaces",
+                "in": "header",
+                "required": False,
+                "description": "The X-Stream-Lease of this client's previous stream (a "
+                "reloaded page): it stops counting against the per-usuario limit now and "
+                "ends at its next keepalive",
+                "schema": {"type": "string"},
+            },
         ],
         responses={
             "200": {
                 "description": "text/event-stream: `event: ventas|usuarios|productos|reporte`,"
                 " `id: <resume token>`, `data: <the endpoint's JSON body>`",
+                "headers": {
+                    "X-Stream-Lease": {
+                        "description": "This stream's place in the per-usuario limit, for "
+                        "the client's next stream to replace (absent while Redis is down)",
+                        "schema": {"type": "string"},
+                    }
+                },
                 # Each event, as an SSE parser hands it over (comments are not events).
                 "content": {
                     "text/event-stream": {
@@ -237,7 +253,9 @@ class EstadisticasStream(MethodView):
                 message="This server holds as many live clients as it can; poll instead.",
                 headers={"Retry-After": str(SLOTS_RETRY_AFTER)},
             )
-        lease = live.quota.take(actor.id)
+        # A client names the stream this one replaces (the console, after a reload):
+        # that one stops counting against the usuario's limit now.
+        lease = live.quota.take(actor.id, request.headers.get("X-Stream-Replaces"))
         if lease is None:
             live.slots.give()
             abort(
@@ -270,7 +288,8 @@ class EstadisticasStream(MethodView):
                     # leaves room for the wait's and Redis's jitter).
                     if time.monotonic() - renewed >= live.heartbeat / 2:
                         renewed = time.monotonic()
-                        live.quota.renew(actor.id, lease)
+                        if not live.quota.renew(actor.id, lease):
+                            return  # a newer stream of its client replaced it
                     yield chunk
             finally:
                 release()
@@ -279,4 +298,6 @@ class EstadisticasStream(MethodView):
         response.call_on_close(release)
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
+        if not lease.startswith("local:"):  # what the client's next stream may replace
+            response.headers["X-Stream-Lease"] = lease
         return response

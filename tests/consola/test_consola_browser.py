@@ -547,3 +547,19 @@ def test_behind_a_proxy_the_apps_outage_is_offline_and_its_notice_clears_once_ba
         assert back, f"total_pedidos still {total_pedidos(driver)} after the app came back"
         assert wait_until(lambda: not aviso.is_displayed(), 10), aviso.text
         assert mode(driver) == "polling"
+
+
+def test_reloading_the_page_again_and_again_keeps_it_live(serve) -> None:
+    """A probe: each reload's closed stream kept its place in the usuario's four until
+    its worker's next heartbeat write failed, so the 4th reload was refused (429) and
+    polled for ~30 s. Each new stream now names the one it replaces."""
+    server, _ = serve()
+    with chromium() as driver:
+        log_in(driver, server.url, *ADMIN)
+        assert wait_until(lambda: loaded(driver), 15)
+        assert wait_until(lambda: mode(driver) == "live", 10), mode(driver)
+        for reload in range(6):
+            driver.refresh()
+            assert wait_until(lambda: loaded(driver), 15), reload
+            live = wait_until(lambda: mode(driver) == "live", 10)
+            assert live, (reload, mode(driver), driver.find_element(By.ID, "aviso").text)

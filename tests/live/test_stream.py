@@ -212,3 +212,41 @@ def test_a_head_request_gives_back_what_it_took(live: Running):
         assert [e.name for e in reader.take(4)] == list(STATS)
     finally:
         reader.close()
+
+
+def test_a_stream_that_names_the_one_it_replaces_takes_its_place(live: Running):
+    """A reloaded console: its closed stream kept its place until its worker's next
+    heartbeat write failed, so four reloads left the page refused (429) for ~30 s (a
+    probe). The new stream names the old one's lease (X-Stream-Replaces): that one
+    stops counting at once and ends at its next keepalive; a lease of another
+    usuario's, or none of this server's, frees nothing."""
+    site = live.site
+    headers = site.headers_for(site.trabajador_ids[5])  # usuarios no other test streams as
+    readers = [StreamReader(site.base, headers).start() for _ in range(4)]
+    try:
+        assert [r.status for r in readers] == [200] * 4
+        other = site.headers_for(site.trabajador_ids[6])
+        others = StreamReader(site.base, other).start()
+        try:
+            stranger = others.response_headers["X-Stream-Lease"]
+            for replaces in (stranger, "0" * 32, "not-a-lease"):
+                refused = StreamReader(site.base, {**headers, "X-Stream-Replaces": replaces})
+                assert refused.start().status == 429, replaces
+                refused.close()
+        finally:
+            others.close()
+        old = readers[0]
+        lease = old.response_headers["X-Stream-Lease"]
+        new = StreamReader(site.base, {**headers, "X-Stream-Replaces": lease}).start()
+        readers.append(new)
+        assert new.status == 200
+        # The replaced stream ends by itself at its next keepalive (its client is gone).
+        assert old.ended.wait(3 * float(LIVE_ENV["LIVE_HEARTBEAT_SECONDS"]))
+        assert new.ended.is_set() is False
+        fifth = requests.get(
+            f"{site.base}/api/admin/estadisticas/stream/", headers=headers, timeout=10
+        )
+        assert fifth.status_code == 429  # still four places: the new one holds the old's
+    finally:
+        for reader in readers:
+            reader.close()

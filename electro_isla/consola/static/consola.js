@@ -36,6 +36,9 @@
   const FIRST_EVENT_MS = 4000; // no event this long after connecting: a buffering proxy
   const SILENCE_MS = 40000; // the server comments at least every 15 s
   const SESSION_HINT = "consola.sesion"; // a flag only: "try the refresh cookie on load"
+  // The stream's place in the per-usuario limit, kept across a reload of this tab
+  // only (written when the page goes, read once when it comes back).
+  const STREAM_LEASE = "consola.flujo";
 
   const $ = (id) => document.getElementById(id);
   const state = {
@@ -44,6 +47,7 @@
     generation: 0, // bumped on every start/stop: stale loops see it and end
     etags: {},
     lastEventId: null,
+    streamLease: null, // X-Stream-Lease of the last stream: the next one replaces it
     timers: [],
     streamAbort: null,
     refreshing: null,
@@ -226,6 +230,7 @@
     const token = state.token;
     stop();
     state.token = null;
+    state.streamLease = null;
     sessionStorage.removeItem(SESSION_HINT);
     try {
       await fetch(API.logout, {
@@ -605,7 +610,11 @@
     try {
       const headers = { Accept: "text/event-stream" };
       if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
+      // The previous stream (before a reload, or one that ended) stops counting against
+      // the usuario's limit: four reloads had left the page refused for ~30 s.
+      if (state.streamLease) headers["X-Stream-Replaces"] = state.streamLease;
       const resp = await api(API.stream, { headers, signal: controller.signal });
+      if (resp.ok) state.streamLease = resp.headers.get("X-Stream-Lease");
       if (resp.status === 403) rightsLost();
       if (resp.status === 429) {
         // Per usuario (other tabs or computers) or the server full: its message says which.
@@ -816,6 +825,11 @@
     $("login").addEventListener("submit", login);
     $("salir").addEventListener("click", logout);
     $("sin-permiso-volver").addEventListener("click", () => showLogin(""));
+    state.streamLease = sessionStorage.getItem(STREAM_LEASE);
+    sessionStorage.removeItem(STREAM_LEASE);
+    window.addEventListener("pagehide", () => {
+      if (state.streamLease) sessionStorage.setItem(STREAM_LEASE, state.streamLease);
+    });
     if (sessionStorage.getItem(SESSION_HINT)) {
       // A reload: the access token was in memory only; the refresh cookie may still be good.
       try {
