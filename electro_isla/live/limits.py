@@ -30,11 +30,11 @@ from electro_isla.cache import REDIS_ERRORS, redis_health
 
 # ZSET of stream id -> lease end (ms): drop the expired, and the lease this stream
 # replaces (ARGV[6], its client's previous stream: a reloaded page) with a tombstone
-# (KEYS[2]) that keeps its renewals from adding it back; refuse beyond the limit, add.
+# (KEYS[2]) that keeps its renewals from adding it back, only when it was there (a
+# made-up id leaves nothing behind); refuse beyond the limit, add.
 TAKE_SCRIPT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if ARGV[6] ~= '' then
-  redis.call('ZREM', KEYS[1], ARGV[6])
+if ARGV[6] ~= '' and redis.call('ZREM', KEYS[1], ARGV[6]) == 1 then
   redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
 end
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then

@@ -233,6 +233,9 @@ def test_a_stream_that_names_the_one_it_replaces_takes_its_place(live: Running):
                 refused = StreamReader(site.base, {**headers, "X-Stream-Replaces": replaces})
                 assert refused.start().status == 429, replaces
                 refused.close()
+            # A lease that was not there leaves no tombstone behind (bounded state).
+            client = redis.Redis.from_url(live.redis.url)
+            assert not client.keys("*:replaced:*"), client.keys("*:replaced:*")
         finally:
             others.close()
         old = readers[0]
