@@ -23,6 +23,7 @@ from electro_isla.auth.schemas import RegisterSchema
 from electro_isla.cache import invalidate_after_commit
 from electro_isla.cache.commands import warn_if_in_process
 from electro_isla.catalogo.models import Producto
+from electro_isla.cli import database_command
 from electro_isla.db_types import money, utcnow
 from electro_isla.demo import (
     CHUNK,
@@ -73,6 +74,7 @@ OPTION |= {"first_name": "--first-name", "last_name": "--last-name"}
 @click.option(
     "--if-missing", is_flag=True, help="Do nothing (exit 0) when USERNAME already exists."
 )
+@database_command
 def create_user(
     username: str,
     email: str,
@@ -111,6 +113,7 @@ def create_user(
 @click.option(
     "--active/--inactive", "activo", default=None, help="Reactivate or deactivate the usuario."
 )
+@database_command
 def set_user(username: str, rol: str | None, activo: bool | None) -> None:
     """Change an existing usuario's role or activation (an admin locked out gets back in)."""
     if rol is None and activo is None:
@@ -175,6 +178,7 @@ def _write(model: type, columns: Sequence[str], rows: list[tuple], postgres: boo
     "--seed", type=int, default=None, help="Make the data reproducible (default: random)."
 )
 @click.option("--if-empty", is_flag=True, help="Do nothing when the database already has usuarios.")
+@database_command
 def seed_demo(
     n_usuarios: int, n_productos: int, n_pedidos: int, meses: int, seed: int | None, if_empty: bool
 ) -> None:

@@ -376,3 +376,32 @@ def test_seed_demo_on_sqlite(sqlite_app):
         ).all()  # fmt: skip
         assert len(totals) == 200
         assert all(total == lines for _, total, lines in totals)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["estadisticas-check"],
+        ["seed-demo", "--pedidos", "5"],
+        ["create-user", "ana", "--email", "ana@example.com", "--password", "muy-secreta"],
+        ["set-user", "ana", "--rol", "admin"],
+    ],
+)
+def test_a_database_not_migrated_yet_is_said_in_a_sentence(tmp_path, args):
+    """A DBA's probe: each ended in a SQLAlchemy traceback (create-user's with the new
+    password's hash among its parameters)."""
+    from electro_isla import create_app
+    from electro_isla.config import TestConfig
+
+    app = create_app(
+        TestConfig,
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'vacia.db'}",
+            "REDIS_URL": None,
+            "LOG_DIR": str(tmp_path / "logs"),
+        },
+    )
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert "run `flask db upgrade` first" in result.output
+    assert "scrypt:" not in result.output

@@ -6,12 +6,14 @@ import click
 from flask import Blueprint
 
 from electro_isla.cache.commands import warn_if_in_process
+from electro_isla.cli import database_command
 from electro_isla.estadisticas import operaciones
 
 estadisticas_cli = Blueprint("estadisticas_cli", __name__, cli_group=None)
 
 
 @estadisticas_cli.cli.command("estadisticas-check")
+@database_command
 def estadisticas_check() -> None:
     """Recompute every statistic from the raw rows; exit 1 listing what differs."""
     warn_if_in_process("the endpoint comparison reads")
@@ -38,6 +40,7 @@ def estadisticas_check() -> None:
 
 
 @estadisticas_cli.cli.command("estadisticas-rebuild")
+@database_command
 def estadisticas_rebuild() -> None:
     """Rebuild the statistics rollups from the raw rows, in one transaction."""
     # Its invalidation after COMMIT reaches this process's cache only: a running
@@ -50,6 +53,7 @@ def estadisticas_rebuild() -> None:
 
 
 @estadisticas_cli.cli.command("estadisticas-plegar")
+@database_command
 def estadisticas_plegar() -> None:
     """Fold the committed statistics deltas into the rollups (PostgreSQL; writers fold
     on their own in READ COMMITTED, this is for REPEATABLE READ workloads)."""

@@ -1,0 +1,41 @@
+"""What a command that reads the database says when it cannot: a sentence, not a traceback.
+
+A DBA's probe ran `estadisticas-check`, `seed-demo` and `create-user` against a database
+not migrated yet: each ended in a raw SQLAlchemy traceback (create-user's printed the
+new password's hash among its parameters). Only the driver's first line is shown.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# The drivers' words for a table that is not there (PostgreSQL, SQLite).
+NO_TABLE = ("does not exist", "no such table")
+
+
+def database_command(command: F) -> F:
+    """Put under the click decorators of a command that reads or writes the database."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ProgrammingError, OperationalError) as exc:
+            lines = str(exc.orig or exc).strip().splitlines()
+            reason = lines[0] if lines else type(exc).__name__
+            if any(words in reason for words in NO_TABLE):
+                raise click.ClickException(
+                    f"the database has no schema yet ({reason}): run `flask db upgrade` first"
+                ) from None
+            if isinstance(exc, OperationalError):
+                raise click.ClickException(f"database unavailable: {reason}") from None
+            raise
+
+    return wrapper  # type: ignore[return-value]
