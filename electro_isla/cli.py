@@ -16,8 +16,13 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The drivers' words for a table that is not there (PostgreSQL, SQLite).
-NO_TABLE = ("does not exist", "no such table")
+
+def _no_table(reason: str) -> bool:
+    """The drivers' words for a table that is not there (PostgreSQL, SQLite); not for a
+    database that is not there (`database "x" does not exist`: unavailable)."""
+    return (
+        reason.startswith("relation ") and "does not exist" in reason or ("no such table" in reason)
+    )
 
 
 def database_command(command: F) -> F:
@@ -30,7 +35,7 @@ def database_command(command: F) -> F:
         except (ProgrammingError, OperationalError) as exc:
             lines = str(exc.orig or exc).strip().splitlines()
             reason = lines[0] if lines else type(exc).__name__
-            if any(words in reason for words in NO_TABLE):
+            if _no_table(reason):
                 raise click.ClickException(
                     f"the database has no schema yet ({reason}): run `flask db upgrade` first"
                 ) from None

@@ -405,3 +405,20 @@ def test_a_database_not_migrated_yet_is_said_in_a_sentence(tmp_path, args):
     assert result.exit_code == 1, (result.output, result.exception)
     assert "run `flask db upgrade` first" in result.output
     assert "scrypt:" not in result.output
+
+
+def test_a_database_that_is_not_there_is_unavailable_not_unmigrated(tmp_path, pg_url):
+    from sqlalchemy import make_url
+
+    from electro_isla import create_app
+    from electro_isla.config import TestConfig
+
+    missing = make_url(pg_url).set(database="no_hay_tal_base_s14").render_as_string(False)
+    app = create_app(
+        TestConfig,
+        {"SQLALCHEMY_DATABASE_URI": missing, "REDIS_URL": None, "LOG_DIR": str(tmp_path / "l")},
+    )
+    result = app.test_cli_runner().invoke(args=["estadisticas-check"])
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert "database unavailable:" in result.output and "no_hay_tal_base_s14" in result.output
+    assert "db upgrade" not in result.output
