@@ -28,17 +28,30 @@ from flask import Flask, g
 
 from electro_isla.cache import REDIS_ERRORS, redis_health
 
-# ZSET of stream id -> lease end (ms): drop the expired, and the lease this stream
-# replaces (ARGV[6], its client's previous stream: a reloaded page) with a tombstone
-# (KEYS[2]) that keeps its renewals from adding it back, only when it was there (a
-# made-up id leaves nothing behind); refuse beyond the limit, add.
+# KEYS[1]: ZSET of the usuario's counted streams, lease id -> lease end (ms);
+# KEYS[2]: ZSET of the replaced ones still running (a reloaded page's old stream, until
+# its next renewal ends it). Drop the expired; refuse beyond the limit (the replaced
+# lease, ARGV[6], not counted); move the replaced lease from the first set to the
+# second, only if it was counted (a made-up id leaves nothing behind) and fewer than
+# the limit are replaced and running: so a chain of replacements holds at most twice
+# the limit open (a security probe held 49 streams of one usuario with a chain); add.
 TAKE_SCRIPT = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if ARGV[6] ~= '' and redis.call('ZREM', KEYS[1], ARGV[6]) == 1 then
-  redis.call('SET', KEYS[2], '1', 'PX', ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local limit = tonumber(ARGV[3])
+local replaced = ARGV[6] ~= '' and redis.call('ZSCORE', KEYS[1], ARGV[6])
+  and redis.call('ZCARD', KEYS[2]) < limit
+local counted = redis.call('ZCARD', KEYS[1])
+if replaced then
+  counted = counted - 1
 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
+if counted >= limit then
   return 0
+end
+if replaced then
+  redis.call('ZREM', KEYS[1], ARGV[6])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[6])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
@@ -47,7 +60,7 @@ return 1
 # A renewal puts the lease back even if Redis lost it (a restart, a FLUSHDB), unless
 # a newer stream of the same client replaced it: 0 then, and the stream ends.
 RENEW_SCRIPT = """
-if redis.call('EXISTS', KEYS[2]) == 1 then
+if redis.call('ZSCORE', KEYS[2], ARGV[2]) then
   return 0
 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
@@ -125,9 +138,9 @@ class StreamQuota:
     def _key(self, usuario_id: int) -> str:
         return f"{self.key_prefix}{{{usuario_id}}}"
 
-    def _tombstone(self, usuario_id: int, lease: str) -> str:
+    def _replaced(self, usuario_id: int) -> str:
         """Same hash tag as the usuario's set: one Cluster slot for both."""
-        return f"{self._key(usuario_id)}:replaced:{lease}"
+        return f"{self._key(usuario_id)}:replaced"
 
     def take(self, usuario_id: int, replaces: str | None = None) -> str | None:
         """A lease id for one more stream of `usuario_id`, or None when at the limit.
@@ -145,7 +158,7 @@ class StreamQuota:
                 if self._script is None:
                     self._script = client.register_script(TAKE_SCRIPT)
                 granted = self._script(
-                    keys=[self._key(usuario_id), self._tombstone(usuario_id, replaced)],
+                    keys=[self._key(usuario_id), self._replaced(usuario_id)],
                     args=[now, now + self.lease_ms, self.limit, lease, self.lease_ms, replaced],
                 )
             except REDIS_ERRORS:
@@ -174,7 +187,7 @@ class StreamQuota:
             # from another connection, would count a closed stream until its lease
             # ends: a 429 too many at worst, never one too few.)
             kept = self._renew(
-                keys=[self._key(usuario_id), self._tombstone(usuario_id, lease)],
+                keys=[self._key(usuario_id), self._replaced(usuario_id)],
                 args=[int(time.time() * 1000) + self.lease_ms, lease, self.lease_ms],
             )
         except REDIS_ERRORS:
@@ -192,4 +205,7 @@ class StreamQuota:
         if client is None:
             return
         with contextlib.suppress(*REDIS_ERRORS):  # else its lease runs out
-            client.zrem(self._key(usuario_id), lease)
+            pipe = client.pipeline(transaction=False)
+            pipe.zrem(self._key(usuario_id), lease)
+            pipe.zrem(self._replaced(usuario_id), lease)
+            pipe.execute()

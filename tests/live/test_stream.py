@@ -235,7 +235,7 @@ def test_a_stream_that_names_the_one_it_replaces_takes_its_place(live: Running):
                 refused.close()
             # A lease that was not there leaves no tombstone behind (bounded state).
             client = redis.Redis.from_url(live.redis.url)
-            assert not client.keys("*:replaced:*"), client.keys("*:replaced:*")
+            assert not client.keys("*:replaced*"), client.keys("*:replaced*")
         finally:
             others.close()
         old = readers[0]
@@ -252,4 +252,30 @@ def test_a_stream_that_names_the_one_it_replaces_takes_its_place(live: Running):
         assert fifth.status_code == 429  # still four places: the new one holds the old's
     finally:
         for reader in readers:
+            reader.close()
+
+
+def test_a_chain_of_replacements_holds_at_most_twice_the_limit_open(live: Running):
+    """A security probe: each new stream naming the previous one freed its place at
+    once while the old one ran on until its next keepalive, so one trabajador held 49
+    streams (the limit said 4) and the server refused everyone else's. Replaced streams
+    still running are capped at the limit too."""
+    site = live.site
+    headers = site.headers_for(site.trabajador_ids[7])
+    opened = [StreamReader(site.base, headers).start() for _ in range(4)]
+    try:
+        assert [r.status for r in opened] == [200] * 4
+        previous = opened[-1].response_headers["X-Stream-Lease"]
+        statuses = []
+        for _ in range(12):
+            reader = StreamReader(site.base, {**headers, "X-Stream-Replaces": previous})
+            reader.start()
+            statuses.append(reader.status)
+            opened.append(reader)
+            if reader.status == 200:
+                previous = reader.response_headers["X-Stream-Lease"]
+        running = sum(1 for r in opened if r.status == 200 and not r.ended.is_set())
+        assert running <= 8, (running, statuses)
+    finally:
+        for reader in opened:
             reader.close()
