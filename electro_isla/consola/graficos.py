@@ -53,7 +53,9 @@ def _cuentas(chart: pygal.Graph, valores: list[int]) -> pygal.Graph:
     """Whole-number graduations for counts (pygal drew 0.2, 0.4… for a count of 1 and
     left the top value unlabelled), at most six of them."""
     top = max(valores, default=0)
-    if top > 0:
+    if top <= 0:  # nothing yet (an empty shop, a stock of 0): not 0, 0.2 … 1
+        chart.y_labels = [0, 1]
+    else:
         bruto = top / 5  # a step of 1, 2 or 5 times a power of ten, at least this
         escala = 10 ** math.floor(math.log10(bruto)) if bruto >= 1 else 1
         paso = next(m * escala for m in (1, 2, 5, 10) if m * escala >= bruto)
@@ -64,7 +66,10 @@ def _cuentas(chart: pygal.Graph, valores: list[int]) -> pygal.Graph:
 def _ventas_por_mes(doc: dict[str, Any]) -> pygal.Graph:
     chart = pygal.Bar(**COMUN, x_label_rotation=-45, y_title="Ventas")
     chart.x_labels = [m["mes"] for m in doc["ventas_por_mes"]]
-    chart.add("Ventas", [float(m["total"]) for m in doc["ventas_por_mes"]])
+    totales = [float(m["total"]) for m in doc["ventas_por_mes"]]
+    chart.add("Ventas", totales)
+    if not any(totales):  # no sale in the window: an axis of 0 and 1, not 0, 0.2 … 1
+        chart.y_labels = [0, 1]
     return chart
 
 

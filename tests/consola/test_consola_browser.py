@@ -292,11 +292,18 @@ def test_at_390_px_wide_nothing_scrolls_sideways(console) -> None:
         # A one-word column header is not broken mid-word ("Categor/ía", a probe).
         broken = driver.execute_script(
             "return [...document.querySelectorAll('th')]"
-            ".filter(th => th.offsetParent && !/\\s/.test(th.textContent.trim()))"
+            ".filter(th => th.offsetParent && !/[\\s\\u00ad]/.test(th.textContent.trim()))"
             ".filter(th => { const r = document.createRange(); r.selectNodeContents(th);"
             "  return r.getClientRects().length > 1; }).map(th => th.textContent);"
         )
         assert broken == [], broken
+        # Nor does a table scroll inside its box ("Ingresos" cut off, a re-probe).
+        wide = driver.execute_script(
+            "return [...document.querySelectorAll('.tabla')]"
+            ".filter(b => b.offsetParent && b.scrollWidth > b.clientWidth)"
+            ".map(b => [b.id || b.parentElement.id, b.scrollWidth, b.clientWidth]);"
+        )
+        assert wide == [], wide
 
 
 def test_an_expired_session_refreshes_once_then_shows_the_login_form(console) -> None:

@@ -97,7 +97,8 @@ def test_a_chart_follows_a_committed_change(app, client):
 
 
 @pytest.mark.parametrize(
-    ("top", "labels"), [(1, [0, 1]), (3, [0, 1, 2, 3]), (1234, [0, 500, 1000, 1500])]
+    ("top", "labels"),
+    [(0, [0, 1]), (1, [0, 1]), (3, [0, 1, 2, 3]), (1234, [0, 500, 1000, 1500])],
 )
 def test_count_charts_are_graduated_in_whole_numbers(top, labels):
     """A probe: a stock of 3 was graduated 0, 0.8, 1.6, 2.4 (the top value unlabelled)."""
@@ -112,3 +113,13 @@ def test_count_charts_are_graduated_in_whole_numbers(top, labels):
 def test_an_empty_chart_says_so_in_spanish():
     svg = GRAFICOS["metodos_pago"].dibujar({"metodos_pago": []}).render(is_unicode=True)
     assert "Sin datos" in svg and "No data" not in svg
+
+
+def test_a_window_without_sales_is_graduated_0_and_1():
+    """A re-probe: an empty shop's sales chart was graduated 0, 0.2 … 1."""
+    import re
+
+    doc = {"ventas_por_mes": [{"mes": f"2026-{m:02d}", "total": "0.00"} for m in range(1, 13)]}
+    svg = GRAFICOS["ventas_por_mes"].dibujar(doc).render(is_unicode=True)
+    shown = {float(t) for t in re.findall(r"<text[^>]*>([0-9.]+)</text>", svg)}
+    assert shown == {0, 1}

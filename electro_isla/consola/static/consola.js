@@ -500,7 +500,9 @@
       ["Aciertos", "hits", fmt.int, true],
       ["Fallos", "misses", fmt.int, true],
       ["Cálculos", "fetches", fmt.int, true],
-      ["Invalidaciones", "invalidations", fmt.int, true],
+      // A soft hyphen: at 390 px the header may break there ("Invali-daciones"),
+      // not push the table past its box.
+      ["Invali\u00addaciones", "invalidations", fmt.int, true],
     ];
     // Keyed by name (cache.families.<name>.<counter>), as the API's document is.
     const table = document.createElement("table");
