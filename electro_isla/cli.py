@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from electro_isla.database import driver_reason
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -33,8 +35,7 @@ def database_command(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except (ProgrammingError, OperationalError) as exc:
-            lines = str(exc.orig or exc).strip().splitlines()
-            reason = lines[0] if lines else type(exc).__name__
+            reason = driver_reason(exc) or type(exc).__name__
             if _no_table(reason):
                 raise click.ClickException(
                     f"the database has no schema yet ({reason}): run `flask db upgrade` first"

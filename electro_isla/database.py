@@ -27,6 +27,13 @@ NAMING_CONVENTION = {
 }
 
 
+def driver_reason(error: BaseException) -> str:
+    """A SQLAlchemy error's cause as the driver's first line (refused, no such database,
+    no such table): no statement and no parameters, which may hold a password's hash."""
+    lines = str(getattr(error, "orig", None) or error).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -18,6 +18,7 @@ from werkzeug.exceptions import (
 )
 from werkzeug.routing import IntegerConverter, RequestRedirect
 
+from electro_isla.database import driver_reason
 from electro_isla.envelope import NON_FIELD_ERRORS
 from electro_isla.extensions import api, db
 
@@ -32,13 +33,12 @@ DB_RETRY_AFTER_SECONDS = 5
 def database_unavailable(error: Exception):  # noqa: ANN201
     """503 envelope when the database cannot be reached; the next request reconnects."""
     # The driver's first line says which: refused, no such database, too many clients.
-    cause = str(getattr(error, "orig", None) or error).strip().splitlines()
     log.warning(
         "database unavailable on %s %s: %s: %s",
         request.method,
         request.path,
         type(error).__name__,
-        cause[0][:300] if cause else "-",
+        driver_reason(error)[:300] or "-",
     )
     try:
         db.session.rollback()

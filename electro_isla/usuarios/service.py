@@ -162,10 +162,7 @@ def ajustar_usuario(username: str, rol: str | None, activo: bool | None) -> Usua
 
 
 def actualizar_perfil(usuario_id: int, cambios: dict[str, Any]) -> Usuario:
-    usuario = db.session.get(Usuario, usuario_id)
-    if usuario is None:
-        abort(404, message="Usuario not found.")
-    return _guardar(usuario, cambios)
+    return _guardar(get_usuario_or_404(usuario_id), cambios)
 
 
 def crear_usuario(
