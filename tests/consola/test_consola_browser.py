@@ -514,8 +514,9 @@ def test_a_login_in_another_tab_takes_the_session_and_this_tab_says_so(serve) ->
         assert driver.find_element(By.ID, "usuario-nombre").text == "trabajador (trabajador)"
 
 
-def test_behind_a_buffering_proxy_the_page_polls_and_still_updates(serve) -> None:
-    """No event reaches the page (the proxy holds the never-ending stream): it polls."""
+@contextlib.contextmanager
+def polling_behind_a_proxy(serve) -> Iterator[tuple]:
+    """(server, its admin Api, a browser logged in through a buffering proxy, polling)."""
     from tests.consola.proxy import BufferingProxy
 
     server, _ = serve()
@@ -524,6 +525,12 @@ def test_behind_a_buffering_proxy_the_page_polls_and_still_updates(serve) -> Non
         log_in(driver, proxy.url, *ADMIN)
         assert wait_until(lambda: loaded(driver), 15)
         assert wait_until(lambda: mode(driver) == "polling", 8), mode(driver)
+        yield server, api, driver
+
+
+def test_behind_a_buffering_proxy_the_page_polls_and_still_updates(serve) -> None:
+    """No event reaches the page (the proxy holds the never-ending stream): it polls."""
+    with polling_behind_a_proxy(serve) as (server, api, driver):
         before = int(total_pedidos(driver))
         api.place_order()
         changed = wait_until(lambda: total_pedidos(driver) == str(before + 1), 5.0, 0.05)
@@ -535,14 +542,7 @@ def test_behind_a_proxy_the_apps_outage_is_offline_and_its_notice_clears_once_ba
     """A probe: the proxy's 502 counted as the app's answer, so the page said "polling"
     with a fresh time while nothing came, and its "respondió 502" notice stayed after
     the app was back."""
-    from tests.consola.proxy import BufferingProxy
-
-    server, _ = serve()
-    api = Api(server.url, *ADMIN)
-    with BufferingProxy(server.port) as proxy, chromium() as driver:
-        log_in(driver, proxy.url, *ADMIN)
-        assert wait_until(lambda: loaded(driver), 15)
-        assert wait_until(lambda: mode(driver) == "polling", 8), mode(driver)
+    with polling_behind_a_proxy(serve) as (server, api, driver):
         server.stop()
         assert wait_until(lambda: mode(driver) == "offline", 15), mode(driver)
         aviso = driver.find_element(By.ID, "aviso")
