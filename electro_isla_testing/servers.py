@@ -109,6 +109,10 @@ class PostgresServer:
         self.cleanup()
 
 
+class PortTaken(RuntimeError):
+    """The port a RedisServer was given is held by another process."""
+
+
 class RedisServer:
     """A redis-server child process the test owns: it may kill or pause it."""
 
@@ -139,6 +143,8 @@ class RedisServer:
                 str(self.dir),
                 "--protected-mode",
                 "no",
+                "--logfile",
+                str(self.log),
                 *self.args,
             ],
             stdout=subprocess.DEVNULL,
@@ -148,12 +154,36 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while True:
             try:
-                client.ping()
-                return self
+                answering = int(client.info("server")["process_id"])
+                break
             except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise PortTaken(self._why_not_ours(None)) from None
                 time.sleep(0.05)
+        if answering != self.proc.pid:
+            raise PortTaken(self._why_not_ours(answering))
+        return self
+
+    @property
+    def log(self) -> Path:
+        return self.dir / "redis.log"
+
+    def _why_not_ours(self, answering: int | None) -> str:
+        """Who holds the port instead of the server just started (a restart on a freed port
+        can lose it to another process), with the started server's last log lines."""
+        assert self.proc is not None
+        tail = self.log.read_text(errors="replace").splitlines()[-3:] if self.log.exists() else []
+        who = "nothing answers"
+        if answering is not None:
+            try:
+                cmdline = Path(f"/proc/{answering}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                cmdline = b"?"
+            who = f"pid {answering} answers ({cmdline.decode(errors='replace').strip()})"
+        return (
+            f"redis-server on port {self.port} (pid {self.proc.pid}, exit {self.proc.poll()}) "
+            f"is not the one answering: {who}; its log: {' | '.join(tail)}"
+        )
 
     def restart(self) -> RedisServer:
         """Start again on the same address (empty: no persistence), still owned by this object,
@@ -282,6 +312,7 @@ class SentinelSet:
             f"sentinel down-after-milliseconds {self.service} {self.down_after_ms}\n"
             f"sentinel failover-timeout {self.service} 4000\n"
             f"sentinel parallel-syncs {self.service} 1\n"
+            f"logfile {server.dir / 'sentinel.log'}\n"
         )
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         server.proc = subprocess.Popen(
@@ -323,6 +354,16 @@ class SentinelSet:
             except (redis.RedisError, TypeError):
                 continue
         raise RuntimeError("no sentinel answers")
+
+    def events(self, last: int = 25) -> str:
+        """The sentinels' latest log lines (+sdown, +switch-master, …): why a drill's topology
+        is not the one it waited for."""
+        lines = []
+        for s in self.sentinels:
+            log = s.dir / "sentinel.log"
+            tail = log.read_text(errors="replace").splitlines()[-last:] if log.exists() else []
+            lines.append(f"sentinel {s.port}:\n" + "\n".join(tail))
+        return "\n".join(lines)
 
     def stop(self) -> None:
         for server in (*self.sentinels, self.replica, self.master):

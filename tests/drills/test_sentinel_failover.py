@@ -28,7 +28,7 @@ from electro_isla.config import TestConfig
 from electro_isla.extensions import db as _db
 from electro_isla_testing.factories import ProductoFactory, UsuarioFactory
 from electro_isla_testing.gunicorn import SECRET_KEY, GunicornServer
-from electro_isla_testing.servers import RedisServer, SentinelSet, quick_client
+from electro_isla_testing.servers import PortTaken, RedisServer, SentinelSet, quick_client
 from tests.drills.conftest import database_rows
 from tests.drills.harness import Outcome, Traffic, running
 from tests.helpers import auth_headers
@@ -119,6 +119,20 @@ def wait_for(condition, timeout: float, what: str) -> float:  # noqa: ANN001
             pass
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def restart_as_replica(port: int, master_port: int) -> RedisServer:
+    """What a supervisor does with a dead server: start it again as a replica of the new master,
+    on its port, or on another when a process took that port meanwhile (the sentinels find a
+    replica through its master's INFO)."""
+    args = ("--replicaof", "127.0.0.1", str(master_port))
+    server = RedisServer(port=port, args=args)
+    try:
+        return server.start()
+    except PortTaken as exc:
+        server.stop()
+        print(f"restarting on another port: {exc}")  # noqa: T201
+        return RedisServer(args=args).start()
 
 
 def role_is_replica_of(port: int, master_port: int) -> bool:
@@ -284,18 +298,20 @@ def test_master_killed_with_a_lagging_replica(drill_db, sentinels, record_proper
                 "the replica's promotion",
             )
             # A supervisor restarts the dead server; it comes back as a replica.
-            restarted = RedisServer(
-                port=old_master, args=("--replicaof", "127.0.0.1", str(old_replica))
-            ).start()
+            restarted = restart_as_replica(old_master, old_replica)
             # Its full resync once took over 15 s in a clean-clone CI run (passing at
             # ~21 s a test when run alone): the wait is for the servers, not a figure.
             try:
                 t_done = wait_for(
-                    lambda: role_is_replica_of(old_master, old_replica), 30, "the new replica"
+                    lambda: role_is_replica_of(restarted.port, old_replica), 30, "the new replica"
                 )
             except AssertionError as exc:
-                info = quick_client(old_master).info("replication")
-                raise AssertionError(f"{exc}; the restarted server's replication: {info}") from exc
+                info = quick_client(restarted.port).info("replication")
+                raise AssertionError(
+                    f"{exc}; the restarted server's replication: {info}; the old master was "
+                    f"{old_master}, the old replica {old_replica}, the restarted one {restarted.port}\n"
+                    f"{sentinels.events()}"
+                ) from exc
             t_settled = time.monotonic() + 1.5
             time.sleep(2.5)
         stale = stale_sweep(server.url, drill_db, ids)
