@@ -152,6 +152,7 @@ class GunicornServer:
                         requests.get(f"{self.url}/healthz", timeout=5)
                 return self
             time.sleep(0.1)
+        self.stop(timeout=5)  # no master and workers left behind by a failed start
         raise RuntimeError(f"gunicorn did not answer: {self.log_tail()}")
 
     def _ready(self) -> bool:

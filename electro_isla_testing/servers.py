@@ -158,11 +158,16 @@ class RedisServer:
                 break
             except redis.ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise PortTaken(self._why_not_ours(None)) from None
+                    raise self._not_started(None) from None
                 time.sleep(0.05)
         if answering != self.proc.pid:
-            raise PortTaken(self._why_not_ours(answering))
+            raise self._not_started(answering)
         return self
+
+    def _not_started(self, answering: int | None) -> PortTaken:
+        why = self._why_not_ours(answering)
+        self.kill()  # no server left behind by a start that failed
+        return PortTaken(why)
 
     @property
     def log(self) -> Path:
