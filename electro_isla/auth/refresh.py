@@ -47,7 +47,9 @@ def _parse(raw: str) -> tuple[str, int] | None:
     """(family, sequence) of a well-formed token, else None."""
     family, _, rest = raw.partition(".")
     sequence, _, secret = rest.partition(".")
-    if len(family) != 32 or not secret or not sequence.isdigit() or len(sequence) > 9:
+    if len(family) != 32 or not secret or not (sequence.isascii() and sequence.isdigit()):
+        return None
+    if len(sequence) > 9:
         return None
     return family, int(sequence)
 

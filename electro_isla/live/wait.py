@@ -47,7 +47,8 @@ def requested_wait(header: str | None) -> int | None:
         if name.strip().lower() == "wait":
             value = value.strip().strip('"')
             # Any number is a valid wait (RFC 7240); the view caps it at LIVE_MAX_WAIT.
-            return min(int(value), LONGEST_ASKED) if value.isdigit() else None
+            digits = value.isascii() and value.isdigit()  # int() takes "³" and "٣" too
+            return min(int(value), LONGEST_ASKED) if digits else None
     return None
 
 

@@ -59,6 +59,13 @@ def test_a_forged_member_of_a_live_family_is_refused_without_revoking(app, clien
         thief = app.test_client()
         thief.set_cookie(COOKIE, forged, path=COOKIE_PATH)
         assert thief.post("/api/auth/refresh/").status_code == 401, forged
+    # Digits Python's isdigit() takes and int() refuses (bytes 0xB2, 0xB9 read as latin-1)
+    # were a 500 with a traceback in the log, for anyone.
+    for odd in (f"{family}.\u00b2.y", "a" * 32 + ".\u00b9.x", f"{family}.\u0663.y"):
+        response = app.test_client(use_cookies=False).post(
+            "/api/auth/refresh/", headers={"Cookie": f"{COOKIE}={odd}"}
+        )
+        assert response.status_code == 401, (odd, response.status_code)
     # sequence 0 is the current member's: a wrong secret with it is no proof of a copy.
     assert all(row.revoked_at is None for row in refresh_rows(app, usuario_id))
     assert client.post("/api/auth/refresh/").status_code == 200

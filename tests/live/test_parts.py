@@ -27,6 +27,8 @@ from electro_isla_testing.live import StreamReader
         ("WAIT=3; foo=bar", 3),
         ("wait=-1", None),
         ("wait=abc", None),
+        ("wait=\u00b3", None),  # isdigit() but not int(): was a 500, before any login
+        ("wait=\u0663", None),  # an Arabic-Indic digit: int() takes it, RFC 7240 does not
         ("wait=99999999999", 86_400),  # a valid wait, however long: the view caps it
         ("return=minimal", None),
         ("", None),
