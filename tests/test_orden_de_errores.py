@@ -66,3 +66,13 @@ def test_an_object_that_does_not_exist_is_a_404_whatever_the_body(app, client, p
     _uid, admin = user_with_role(app, "admin")
     response = client.open(path, method=method, json=body, headers=admin)
     assert response.status_code == 404, response.get_data(as_text=True)[:300]
+
+
+@pytest.mark.parametrize("body", [{"first_name": 123}, {"rol": "bogus"}, {"first_name": "x"}])
+def test_a_trabajador_naming_an_admin_is_a_403_whatever_the_body(app, client, body):
+    """DRF's object permission (get_object) comes before the serializer: a DRF client's
+    probe got a 422 for a bad field where a valid one was the 403."""
+    admin_id, _admin = user_with_role(app, "admin")
+    _uid, trabajador = user_with_role(app, "trabajador")
+    response = client.patch(f"/api/admin/users/{admin_id}/", json=body, headers=trabajador)
+    assert response.status_code == 403, response.get_data(as_text=True)[:300]

@@ -94,15 +94,27 @@ def get_usuario_or_404(usuario_id: int) -> Usuario:
     return usuario
 
 
+ONLY_AN_ADMIN = "Only an admin can edit an admin or grant the admin role."
+
+
+def usuario_editable_or_404(actor: Actor, usuario_id: int) -> Usuario:
+    """The usuario `actor` may edit: 404 when there is none, 403 when a trabajador names an
+    admin, whatever the body says (DRF checks object permissions before the serializer)."""
+    usuario = get_usuario_or_404(usuario_id)
+    if actor.rol != "admin" and usuario.rol == "admin":
+        abort(403, message=ONLY_AN_ADMIN)
+    return usuario
+
+
 def actualizar_usuario(actor: Actor, usuario_id: int, cambios: dict[str, Any]) -> Usuario:
     """Staff edit of a usuario. A trabajador can neither touch an admin nor make one.
 
     Nobody deactivates their own account or changes their own role: the only admin
     doing so would lock every admin out, and nothing in the API could undo it.
     """
-    usuario = get_usuario_or_404(usuario_id)
-    if actor.rol != "admin" and (usuario.rol == "admin" or cambios.get("rol") == "admin"):
-        abort(403, message="Only an admin can edit an admin or grant the admin role.")
+    usuario = usuario_editable_or_404(actor, usuario_id)
+    if actor.rol != "admin" and cambios.get("rol") == "admin":
+        abort(403, message=ONLY_AN_ADMIN)
     if usuario.id == actor.id and (
         cambios.get("rol", usuario.rol) != usuario.rol
         or cambios.get("is_active", usuario.is_active) != usuario.is_active

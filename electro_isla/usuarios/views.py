@@ -26,6 +26,11 @@ BEARER = [{"bearerAuth": []}]
 PERFIL = UsuarioSchema()
 
 
+def usuario_editable(usuario_id: int) -> None:
+    """404 for no such usuario, 403 for an admin a trabajador names: before the body."""
+    service.usuario_editable_or_404(current_actor(), usuario_id)
+
+
 @blp.route("/admin/users/")
 class Usuarios(MethodView):
     @staff_required
@@ -46,7 +51,7 @@ class Usuarios(MethodView):
 class UsuarioById(MethodView):
     @staff_required
     @blp.doc(security=BEARER)
-    @looked_up_first(service.get_usuario_or_404)
+    @looked_up_first(usuario_editable)
     @blp.arguments(UsuarioAdminUpdateSchema, required=False)
     @blp.response(200, UsuarioSchema)
     @blp.alt_response(401, schema="Error", description="Not authenticated")
