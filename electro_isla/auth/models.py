@@ -34,7 +34,8 @@ class RefreshToken(db.Model):
 
 
 class RevokedToken(db.Model):
-    """A logged-out access token's jti, until the token would have expired anyway.
+    """A logged-out login (`fam:<family>`) or, for a token without one, its jti, until
+    every token it covers would have expired anyway (auth/tokens.py: revocation_key).
 
     Redis answers the per-request check; this table answers it while Redis is
     unreachable, so an outage never revives a logged-out token.

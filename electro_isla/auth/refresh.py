@@ -43,6 +43,11 @@ def _member(family: str, sequence: int) -> str:
     return f"{family}.{sequence}.{secrets.token_urlsafe(REFRESH_TOKEN_BYTES)}"
 
 
+def family_of(raw: str) -> str:
+    """The login (family) a refresh token this module issued belongs to."""
+    return raw.partition(".")[0]
+
+
 def _parse(raw: str) -> tuple[str, int] | None:
     """(family, sequence) of a well-formed token, else None."""
     family, _, rest = raw.partition(".")

@@ -7,10 +7,11 @@ Access tokens are 15-minute HS256 JWTs. Refresh tokens live in auth/refresh.py
 from __future__ import annotations
 
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from flask import current_app
 from flask_jwt_extended import create_access_token
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -19,11 +20,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from electro_isla.auth.models import RevokedToken
 from electro_isla.auth.refresh import (
     RefreshRejected,
+    family_of,
     issue_refresh_token,
     lock_usuario,
     revoke_refresh_tokens,
     rotate_refresh_token,
 )
+from electro_isla.auth.tokens import FAMILY_CLAIM, revocation_key
 from electro_isla.cache.listeners import effect_after_commit
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db
@@ -40,16 +43,14 @@ class DuplicateUsuario(Exception):
         self.field = field
 
 
-def issue_access_token(usuario: Usuario) -> str:
-    """A 15-minute HS256 access token with the contract's claims."""
-    return create_access_token(
-        identity=str(usuario.id),
-        additional_claims={
-            "username": usuario.username,
-            "email": usuario.email,
-            "rol": usuario.rol,
-        },
-    )
+def issue_access_token(usuario: Usuario, refresh: str | None = None) -> str:
+    """A 15-minute HS256 access token with the contract's claims, and the login it belongs
+    to (the family of `refresh`, the cookie issued beside it): what a logout revokes. One
+    minted outside a login (tests, benchmarks) is revoked by its jti."""
+    claims = {"username": usuario.username, "email": usuario.email, "rol": usuario.rol}
+    if refresh is not None:
+        claims[FAMILY_CLAIM] = family_of(refresh)
+    return create_access_token(identity=str(usuario.id), additional_claims=claims)
 
 
 def register_usuario(data: dict[str, Any]) -> Usuario:
@@ -119,6 +120,12 @@ def credentials_valid(usuario: Usuario | None, password: str) -> bool:
 
 
 PURGE_BATCH = 100
+CLOCK_SKEW = timedelta(seconds=60)
+
+
+def access_lifetime() -> timedelta:
+    lifetime = current_app.config["JWT_ACCESS_TOKEN_EXPIRES"]
+    return lifetime if isinstance(lifetime, timedelta) else timedelta(seconds=lifetime)
 
 
 def record_revocation(jti: str, expires_at: datetime) -> None:
@@ -144,9 +151,16 @@ def record_revocation(jti: str, expires_at: datetime) -> None:
 
 
 def logout(usuario_id: int, jwt_payload: dict[str, Any]) -> None:
-    """Revoke this access token and every refresh token of the usuario. Commits."""
+    """Revoke this access token's login (every access token it minted; a token without
+    one, itself) and every refresh token of the usuario. Commits."""
     lock_usuario(usuario_id)
     revoke_refresh_tokens(usuario_id)
-    jti, exp = str(jwt_payload["jti"]), float(jwt_payload["exp"])
-    record_revocation(jti, datetime.fromtimestamp(exp, UTC))
+    key = revocation_key(jwt_payload)
+    if key == str(jwt_payload["jti"]):
+        expires_at = datetime.fromtimestamp(float(jwt_payload["exp"]), UTC)
+    else:
+        # The login's newest token was minted before now (its refresh tokens are revoked
+        # under the same lock): it expires within a lifetime, plus another host's skew.
+        expires_at = utcnow() + access_lifetime() + CLOCK_SKEW
+    record_revocation(key, expires_at)
     db.session.commit()

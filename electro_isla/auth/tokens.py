@@ -1,6 +1,10 @@
 """Access-token plumbing: the revocation list and flask-jwt-extended's callbacks.
 
-Logout revokes an access token by its `jti`. The database is the authority
+Logout revokes the login an access token belongs to (its `fam` claim, the refresh
+family: `fam:<family>`), so every access token that login minted goes at once, and a
+usuario who refreshes a thousand times and logs out with each token leaves one entry,
+not a thousand; a token without the claim (signed before it existed) by its `jti`.
+`revocation_key` names the entry. The database is the authority
 (`revoked_tokens`, written in logout's transaction). With `REDIS_URL`, Redis
 holds a copy that is complete or absent: ONE sorted set
 `<prefix>:auth:revoked` (member jti, score its expiry) with a member
@@ -26,6 +30,7 @@ instead of flask-jwt-extended's `{"msg": ...}`; they are set on the shared
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable
@@ -48,6 +53,8 @@ log = logging.getLogger("electro_isla.auth")
 EXTENSION_KEY = "electro_isla.auth.revocations"
 LOCAL_PURGE_EVERY = 256
 COMPLETE = "!complete"  # never a jti: the copy holds every revocation of the table
+FAMILY_CLAIM = "fam"  # the login (refresh family) an access token was minted for
+FAMILY = re.compile(r"[0-9a-f]{32}")
 
 # KEYS[1]: the revoked set. ARGV[1]: now (epoch seconds); ARGV[2]: the key's TTL;
 # then jti, expiry pairs: every revocation the table holds. Adds them and the mark
@@ -253,6 +260,16 @@ def token_subject(payload: dict[str, Any]) -> int | None:
     return usuario_id if 0 < usuario_id <= MAX_SUBJECT else None
 
 
+def revocation_key(payload: dict[str, Any]) -> str:
+    """The entry a logout of this token writes and every check reads: its login's
+    (`fam:<family>`), else its jti; "" for a token with neither (never accepted)."""
+    family = payload.get(FAMILY_CLAIM)
+    if isinstance(family, str) and FAMILY.fullmatch(family):
+        return f"fam:{family}"
+    jti = payload.get("jti")
+    return str(jti) if jti else ""
+
+
 @jwt.token_verification_loader
 def _well_formed(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
     """Every token this app signs has an expiry and names a usuario: one that does not
@@ -262,8 +279,8 @@ def _well_formed(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
 
 @jwt.token_in_blocklist_loader
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-    jti = payload.get("jti")
-    return not jti or revocations().is_revoked(str(jti), token_subject(payload))
+    key = revocation_key(payload)
+    return not key or revocations().is_revoked(key, token_subject(payload))
 
 
 @jwt.unauthorized_loader

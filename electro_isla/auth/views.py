@@ -146,8 +146,8 @@ class Login(MethodView):
         if not service.credentials_valid(usuario, data["password"]):
             abort(401, message=BAD_CREDENTIALS)  # the reserved places count the failure
         limiter.succeeded(attempt)
-        access = service.issue_access_token(usuario)
         refresh = service.issue_refresh_token(usuario.id)
+        access = service.issue_access_token(usuario, refresh)
         db.session.commit()
         _set_refresh_cookie(refresh)
         return {"accessToken": access, "user": _usuario_auth(usuario), "message": "Login exitoso."}
@@ -165,7 +165,7 @@ class Refresh(MethodView):
         except service.RefreshRejected:
             _clear_refresh_cookie()
             abort(401, message="The refresh token is invalid, expired or already used.")
-        access = service.issue_access_token(usuario)
+        access = service.issue_access_token(usuario, refresh)
         _set_refresh_cookie(refresh)
         return {"accessToken": access}
 

@@ -33,19 +33,20 @@ from contextlib import contextmanager
 from flask_jwt_extended import get_jwt
 
 from electro_isla.auth.permissions import current_actor
-from electro_isla.auth.tokens import revocations
+from electro_isla.auth.tokens import revocation_key, revocations
 from electro_isla.usuarios.service import posturas
 
 REVOKED = "revoked"
 INACTIVE = "inactive"
 KEEP_SECONDS = 10.0  # readings older than this are forgotten (no reader asks that far back)
 
-Holder = tuple[str, int]  # (jti, usuario_id)
+Holder = tuple[str, int]  # (revocation key, usuario_id)
 
 
 def current_holder() -> Holder:
-    """The holder of the request being answered: its token's jti and its usuario."""
-    return (str(get_jwt().get("jti") or ""), current_actor().id)
+    """The holder of the request being answered: its token's revocation key (auth/tokens.py)
+    and its usuario."""
+    return (revocation_key(get_jwt()), current_actor().id)
 
 
 def read_now(holders: Iterable[Holder]) -> dict[Holder, str]:

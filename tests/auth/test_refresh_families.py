@@ -7,12 +7,13 @@ import uuid
 from datetime import timedelta
 
 from electro_isla.auth import refresh
-from electro_isla.auth.models import RefreshToken
+from electro_isla.auth.models import RefreshToken, RevokedToken
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db as _db
 from tests.auth.support import (
     COOKIE,
     COOKIE_PATH,
+    bearer,
     count,
     login,
     make_usuario,
@@ -130,3 +131,23 @@ def test_a_second_use_of_a_new_login_is_reuse(app, client, usuario_id):
     again.set_cookie(COOKIE, first, path=COOKIE_PATH)
     assert again.post("/api/auth/refresh/").status_code == 401
     assert all(row.revoked_at is not None for row in refresh_rows(app, usuario_id))
+
+
+def test_a_logout_revokes_its_login_in_one_row_however_often_it_refreshed(app, client, usuario_id):
+    """A security probe refreshed 300 times and logged out with each access token: 301 rows
+    in revoked_tokens and members in Redis, from one usuario's login. A logout now revokes
+    the login (the refresh family every one of its access tokens names)."""
+    other = app.test_client()
+    elsewhere = login(other, "ana").json["accessToken"]
+    tokens = [login(client, "ana").json["accessToken"]]
+    for _ in range(5):
+        tokens.append(client.post("/api/auth/refresh/").json["accessToken"])
+    assert client.post("/api/auth/logout/", headers=bearer(tokens[2])).status_code == 200
+    for token in tokens:
+        assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 401
+        assert client.post("/api/auth/logout/", headers=bearer(token)).status_code == 401
+    assert count(app, RevokedToken) == 1
+    # Another login's access token is not this one: it lives out its 15 minutes, as the
+    # contract says (that login's refresh token died with the logout).
+    assert other.get("/api/auth/me/", headers=bearer(elsewhere)).status_code == 200
+    assert other.post("/api/auth/refresh/").status_code == 401
