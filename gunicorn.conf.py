@@ -167,6 +167,8 @@ def on_starting(server) -> None:  # noqa: ANN001
     # child_exit during shutdown can meet a half-imported module.
     import prometheus_client.multiprocess  # noqa: F401
 
+    import electro_isla.metrics_files  # noqa: F401
+
     server.log.info("prometheus multiprocess dir: %s", _prom_dir)
 
 
@@ -184,10 +186,14 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
 
 
 def child_exit(server, worker) -> None:  # noqa: ANN001
-    """A dead worker's live gauges (pool usage) must stop counting in the sums."""
+    """A dead worker's live gauges (pool usage) must stop counting in the sums, and its
+    counters and histograms go into the archives (electro_isla/metrics_files.py)."""
     from prometheus_client import multiprocess
 
+    from electro_isla.metrics_files import archive_worker
+
     multiprocess.mark_process_dead(worker.pid, _prom_dir)
+    archive_worker(worker.pid, _prom_dir)
 
 
 def on_exit(server) -> None:  # noqa: ANN001

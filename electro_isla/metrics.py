@@ -35,6 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from electro_isla.extensions import db
+from electro_isla.metrics_files import files_locked
 
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 if MULTIPROC_DIR:
@@ -176,7 +177,9 @@ def render_metrics() -> bytes:
     if MULTIPROC_DIR:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=MULTIPROC_DIR)
-        return generate_latest(registry)
+        # Not while the master folds an exited worker's files into the archives.
+        with files_locked(MULTIPROC_DIR, exclusive=False):
+            return generate_latest(registry)
     return generate_latest(REGISTRY)
 
 
