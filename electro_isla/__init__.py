@@ -108,9 +108,11 @@ def register_blueprints(app: Flask) -> None:
 
 def register_commands(app: Flask) -> None:
     from electro_isla.cache.commands import cache_cli
+    from electro_isla.cli import guard_migration_commands
     from electro_isla.commands import app_cli
     from electro_isla.estadisticas.commands import estadisticas_cli
 
+    guard_migration_commands()
     app.register_blueprint(app_cli)
     app.register_blueprint(cache_cli)
     app.register_blueprint(estadisticas_cli)

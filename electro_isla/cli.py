@@ -12,11 +12,13 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
+from flask_migrate.cli import db as migration_commands
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from electro_isla.database import driver_reason
 
 F = TypeVar("F", bound=Callable[..., Any])
+GUARDED = "electro_isla_guarded"  # set on a Flask-Migrate callback once wrapped
 
 
 def _no_table(reason: str) -> bool:
@@ -27,6 +29,19 @@ def _no_table(reason: str) -> bool:
     )
 
 
+def database_message(exc: BaseException) -> str | None:
+    """The sentence for a database that is unreachable or has no schema; None for any
+    other error (a bug: its traceback is wanted)."""
+    if not isinstance(exc, ProgrammingError | OperationalError):
+        return None
+    reason = driver_reason(exc) or type(exc).__name__
+    if _no_table(reason):
+        return f"the database has no schema yet ({reason}): run `flask db upgrade` first"
+    if isinstance(exc, OperationalError):
+        return f"database unavailable: {reason}"
+    return None
+
+
 def database_command(command: F) -> F:
     """Put under the click decorators of a command that reads or writes the database."""
 
@@ -35,13 +50,19 @@ def database_command(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except (ProgrammingError, OperationalError) as exc:
-            reason = driver_reason(exc) or type(exc).__name__
-            if _no_table(reason):
-                raise click.ClickException(
-                    f"the database has no schema yet ({reason}): run `flask db upgrade` first"
-                ) from None
-            if isinstance(exc, OperationalError):
-                raise click.ClickException(f"database unavailable: {reason}") from None
-            raise
+            message = database_message(exc)
+            if message is None:
+                raise
+            raise click.ClickException(message) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def guard_migration_commands() -> None:
+    """Flask-Migrate's `flask db ...` speak as ours do: an operator's `flask db upgrade`
+    against an unreachable database printed two tracebacks (151 lines). Idempotent."""
+    for command in migration_commands.commands.values():
+        callback = command.callback
+        if callback is not None and not getattr(callback, GUARDED, False):
+            command.callback = database_command(callback)
+            setattr(command.callback, GUARDED, True)

@@ -21,7 +21,7 @@ from werkzeug.security import generate_password_hash
 
 from electro_isla.auth.schemas import RegisterSchema
 from electro_isla.cache import invalidate_after_commit
-from electro_isla.cache.commands import warn_if_in_process
+from electro_isla.cache.commands import CLEAR_ENDPOINT, warn_if_in_process
 from electro_isla.catalogo.models import Producto
 from electro_isla.cli import database_command
 from electro_isla.db_types import money, utcnow
@@ -110,12 +110,14 @@ def create_user(
 @app_cli.cli.command("set-user")
 @click.argument("username")
 @click.option("--rol", type=click.Choice(ROLES), help="The usuario's new role.")
-@click.option(
-    "--active/--inactive", "activo", default=None, help="Reactivate or deactivate the usuario."
-)
+@click.option("--active", "activar", is_flag=True, help="Reactivate the usuario.")
+@click.option("--inactive", "desactivar", is_flag=True, help="Deactivate the usuario.")
 @database_command
-def set_user(username: str, rol: str | None, activo: bool | None) -> None:
+def set_user(username: str, rol: str | None, activar: bool, desactivar: bool) -> None:
     """Change an existing usuario's role or activation (an admin locked out gets back in)."""
+    if activar and desactivar:  # a --active/--inactive pair let the last one win, silently
+        raise click.UsageError("--active and --inactive contradict each other")
+    activo = True if activar else False if desactivar else None
     if rol is None and activo is None:
         raise click.UsageError("say what to change: --rol, --active or --inactive")
     try:
@@ -127,7 +129,11 @@ def set_user(username: str, rol: str | None, activo: bool | None) -> None:
     estado = "active" if usuario.is_active else "inactive"
     click.echo(f"Usuario {usuario.username!r} (id {usuario.id}): rol {usuario.rol}, {estado}.")
     # A running server's cached access (acceso_usuario, 60 s) then lags by up to that.
-    warn_if_in_process("this change invalidates only")
+    warn_if_in_process(
+        "this change invalidates only",
+        "a running server sees it once its cached access expires (at most 60 s), "
+        f"or at once after {CLEAR_ENDPOINT}",
+    )
 
 
 # -- seed-demo -----------------------------------------------------------------

@@ -180,6 +180,7 @@ def test_set_user_says_a_running_servers_in_process_cache_is_not_reached(sqlite_
     assert result.exit_code == 0, result.output
     assert "rol cliente, inactive" in result.stdout
     assert "in-process" in result.stderr and "only this process's own cache" in result.stderr
+    assert "at most 60 s" in result.stderr  # what README says it says (an operator's probe)
 
 
 @pytest.mark.parametrize(
@@ -188,6 +189,8 @@ def test_set_user_says_a_running_servers_in_process_cache_is_not_reached(sqlite_
         (["nadie", "--active"], 1, "no usuario 'nadie'"),
         (["jefa"], 2, "say what to change"),
         (["jefa", "--rol", "jefe"], 2, "Invalid value for '--rol'"),
+        # An operator's probe: the pair was accepted and the last flag won (inactive).
+        (["jefa", "--active", "--inactive"], 2, "contradict each other"),
     ],
 )
 def test_set_user_rejects_bad_input(runner, db, args, code, message):
@@ -422,3 +425,23 @@ def test_a_database_that_is_not_there_is_unavailable_not_unmigrated(tmp_path, pg
     assert result.exit_code == 1, (result.output, result.exception)
     assert "database unavailable:" in result.output and "no_hay_tal_base_s14" in result.output
     assert "db upgrade" not in result.output
+
+
+@pytest.mark.parametrize("args", [["db", "upgrade"], ["db", "current"], ["cache-warm"]])
+def test_flask_db_and_cache_warm_say_an_unreachable_database_in_a_sentence(tmp_path, pg_url, args):
+    """An operator's probe: `flask db upgrade` against an unreachable database printed two
+    tracebacks (151 lines); cache-warm printed each warmer's exception with its SQL."""
+    from sqlalchemy import make_url
+
+    from electro_isla import create_app
+    from electro_isla.config import TestConfig
+
+    missing = make_url(pg_url).set(database="no_hay_tal_base_s15").render_as_string(False)
+    app = create_app(
+        TestConfig,
+        {"SQLALCHEMY_DATABASE_URI": missing, "REDIS_URL": None, "LOG_DIR": str(tmp_path / "l")},
+    )
+    result = app.test_cli_runner().invoke(args=args)
+    assert result.exit_code == 1, (result.output, result.exception)
+    assert "database unavailable:" in result.output and "no_hay_tal_base_s15" in result.output
+    assert "Traceback" not in result.output and "SELECT" not in result.output

@@ -9,14 +9,20 @@ in catalogo/views.py).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 import click
 from flask import Blueprint
+from marshmallow import ValidationError
 
 from electro_isla.cache import CacheUnavailable, cache_manager, signals
+from electro_isla.cache.schemas import PATTERN
+from electro_isla.cli import database_message
+
+log = logging.getLogger("electro_isla.cache")
 
 cache_cli = Blueprint("cache_cli", __name__, cli_group=None)
 
@@ -39,7 +45,7 @@ def warmer(name: str) -> Callable[[Warmer], Warmer]:
 CLEAR_ENDPOINT = "POST /api/admin/cache/clear/"
 
 
-def warn_if_in_process(what: str) -> None:
+def warn_if_in_process(what: str, advice: str | None = None) -> None:
     """One stderr line when the cache lives in this CLI process (no REDIS_URL).
 
     A command runs in its own process: with the in-process cache it reads,
@@ -48,9 +54,10 @@ def warn_if_in_process(what: str) -> None:
     """
     if cache_manager.store.shared:
         return
+    advice = advice or f"use {CLEAR_ENDPOINT} (admin) to clear a running server's"
     click.echo(
         f"warning: the cache is in-process (no REDIS_URL): {what} this process's own cache,"
-        f" not a running server's; use {CLEAR_ENDPOINT} (admin) to clear a running server's",
+        f" not a running server's; {advice}",
         err=True,
     )
 
@@ -73,7 +80,10 @@ def run_warmers() -> list[dict[str, Any]]:
             with signals.cache_fetch.connected_to(on_fetch):
                 target()
         except Exception as exc:  # noqa: BLE001  one broken warmer must not stop the rest
-            results.append({"name": name, "status": "failed", "detail": repr(exc)})
+            # A database's sentence, else the exception's type: its text may quote SQL.
+            log.warning("warmer %s failed", name, exc_info=True)
+            detail = database_message(exc) or type(exc).__name__
+            results.append({"name": name, "status": "failed", "detail": detail})
             continue
         results.append(
             {
@@ -120,9 +130,18 @@ def show_stats(stats: dict[str, Any]) -> None:
 
 
 @cache_cli.cli.command("cache-clear")
-@click.option("--pattern", default="*", show_default=True, help="Glob over <name>[:<row>].")
+@click.option(
+    "--pattern",
+    default="*",
+    show_default=True,
+    help="Glob over <name>[:<row>], e.g. 'producto:*' or 'estadisticas_*' (no key prefix).",
+)
 def cache_clear(pattern: str) -> None:
     """Delete this app's cached entries (never counters, revocations or foreign keys)."""
+    try:
+        PATTERN(pattern)  # the API's rule (POST /api/admin/cache/clear/): '' or '{' is no glob
+    except ValidationError as exc:
+        raise click.BadParameter(" ".join(exc.messages), param_hint="--pattern") from None
     warn_if_in_process("this clears only")
     try:
         deleted = cache_manager.invalidate_pattern(pattern)
