@@ -132,6 +132,38 @@ def test_gunicorn_with_several_workers_and_no_redis_does_not_serve(tmp_path):
     assert "no shared store" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("var", "value"), [("APP_ENV", "prod"), ("TIMEZONE", "Mars/Olympus"), ("CACHE_TTL_FOO", "1")]
+)
+def test_gunicorn_refuses_a_setting_in_one_line_per_worker_and_stops(tmp_path, var, value):
+    """An operator's probe: a setting that cannot work was named on the last line of a
+    31-line traceback, once per worker (96 lines with 2 workers)."""
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
+    env.update(
+        APP_ENV="production",
+        SECRET_KEY=GOOD_KEY,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}",
+        REDIS_URL="redis://127.0.0.1:1/0",  # never reached: the start stops before
+        LOG_DIR=str(tmp_path / "logs"),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        BIND=f"127.0.0.1:{free_port()}",
+        WEB_CONCURRENCY="2",
+    )
+    env[var] = value
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    result = subprocess.run(
+        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3, result.stderr[-2000:]  # gunicorn's "failed to boot"
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert f"electro_isla cannot start: {var}" in result.stderr
+
+
 def test_production_closes_metrics_to_all_but_loopback_by_default(prod_env):
     prod_env.delenv("METRICS_ALLOW", raising=False)
     app = prod_app()
