@@ -28,6 +28,7 @@ private directory is created here, in the master, before any worker forks
 
 from __future__ import annotations
 
+import atexit
 import glob
 import json
 import os
@@ -46,6 +47,17 @@ _PROM_OWNED_VAR = "ELECTRO_ISLA_PROMETHEUS_DIR_OWNED"
 if not os.environ.get(_PROM_DIR_VAR):
     os.environ[_PROM_DIR_VAR] = tempfile.mkdtemp(prefix="electro-isla-metrics-")
     os.environ[_PROM_OWNED_VAR] = os.environ[_PROM_DIR_VAR]
+
+    def _remove_unused_dir(
+        path: str = os.environ[_PROM_DIR_VAR], master: int = os.getpid()
+    ) -> None:
+        """A start refused below (a setting that cannot work) never reaches on_exit: it left
+        an empty directory each time (an operator's probe). Only in this process, never in
+        a forked worker, and only while the directory is still empty."""
+        if os.getpid() == master and os.path.isdir(path) and not os.listdir(path):
+            os.rmdir(path)
+
+    atexit.register(_remove_unused_dir)
 _prom_dir = os.environ[_PROM_DIR_VAR]
 os.makedirs(_prom_dir, exist_ok=True)
 if os.environ.get(_PROM_READY_VAR) != _prom_dir:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import runpy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,20 @@ def test_an_unset_metrics_dir_is_created_and_removed_on_exit(load):
 def test_a_value_that_cannot_work_stops_gunicorn_naming_it(load, var, value, message):
     with pytest.raises(SystemExit, match=f"^{message}$"):
         load(**{var: value})
+
+
+def test_a_refused_start_leaves_no_metrics_directory(tmp_path):
+    """An operator's probe: 7 refused starts left 7 empty electro-isla-metrics-* dirs."""
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
+    env.update(TMPDIR=str(tmp_path), GUNICORN_TIMEOUT="-1")
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    result = subprocess.run(
+        [str(gunicorn), "-c", CONF, "wsgi:app"],
+        cwd=Path(CONF).parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0 and "GUNICORN_TIMEOUT must be at least 0" in result.stderr
+    assert list(tmp_path.glob("electro-isla-metrics-*")) == []
