@@ -130,9 +130,13 @@ VENTAS = {
     "detalles_pedido": cols("pedido_id", "producto_id", "cantidad", "subtotal"),
 }
 
+PER_MONTH = ("mes", "zona")
+
 REGISTRY: dict[str, CachedName] = _names(
-    # "mes": the current month, so a new month never reuses last month's window.
-    CachedName("estadisticas_ventas", 300, SALES_TABLES, params=("mes",), reads=VENTAS),
+    # "mes": the current month, so a new month never reuses last month's window; "zona":
+    # the TIMEZONE that drew its boundaries, so hosts (or a restart) with another never
+    # answer each other's months.
+    CachedName("estadisticas_ventas", 300, SALES_TABLES, params=PER_MONTH, reads=VENTAS),
     CachedName("productos_vendidos", 300, SALES_TABLES, reads=VENDIDOS),
     CachedName("metodos_pago", 600, frozenset({"pedidos"})),
     # Activity and retention count orders, so orders invalidate user statistics too.
@@ -140,7 +144,7 @@ REGISTRY: dict[str, CachedName] = _names(
     CachedName(
         "estadisticas_usuarios",
         600,
-        params=("mes",),
+        params=PER_MONTH,
         reads={
             "usuarios": cols("id", "username", "first_name", "last_name", "rol", "date_joined"),
             "pedidos": cols("usuario_id"),
@@ -154,7 +158,7 @@ REGISTRY: dict[str, CachedName] = _names(
     CachedName(
         "reporte_general",
         300,
-        params=("mes",),
+        params=PER_MONTH,
         reads={
             "usuarios": cols("id"),
             "productos": cols("id", "activo"),

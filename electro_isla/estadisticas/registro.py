@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from flask import current_app
 from marshmallow import Schema
 
 from electro_isla.cache import cache_manager
@@ -39,6 +41,12 @@ from electro_isla.estadisticas.ventana import Meses, mes_actual, meses
 from electro_isla.rendering import renderer
 
 Render = Callable[[Any], Any] | None
+
+
+def clave_del_mes(now: datetime | None = None) -> dict[str, str]:
+    """A per-month entry's key: the month, and the zone that drew its boundaries (an
+    operator's probe: a host with TIMEZONE=Asia/Kathmandu answered the UTC host's month)."""
+    return {"mes": mes_actual(now), "zona": current_app.config["TIMEZONE"]}
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,7 @@ class Estadistica:
         return cache_manager.get(
             self.cacheado,
             lambda: self.figuras(meses(now)),
-            params={"mes": mes_actual(now)},
+            params=clave_del_mes(now),
             render=render,
         )
 
@@ -82,7 +90,7 @@ class Estadistica:
 
     def ask_ahead(self) -> None:
         """Have the token check look the rendering up in its round trip (cache/ahead.py)."""
-        params = {"mes": mes_actual()} if self.por_mes else None
+        params = clave_del_mes() if self.por_mes else None
         cache_manager.ask_ahead(self.cacheado, params=params, rendered=True)
 
 

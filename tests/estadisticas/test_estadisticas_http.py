@@ -79,6 +79,24 @@ def test_month_rollover_never_serves_last_months_window(app, client):
     assert december.get_json()["ventas_por_mes"][0]["mes"] == "2026-01"
 
 
+def test_hosts_with_another_timezone_never_answer_each_others_months(make_app):
+    """An operator's probe: a host with TIMEZONE=Asia/Kathmandu beside a UTC one (same
+    database, Redis and prefix) answered the UTC host's cached month as a HIT."""
+    utc, kathmandu = make_app(TIMEZONE="UTC"), make_app(TIMEZONE="Asia/Kathmandu")
+    uid, _ = user_with_role(utc, "admin")
+    # 20:00Z on Nov 30th is 01:45 on Dec 1st in Kathmandu (UTC+5:45): December there only.
+    with utc.app_context():
+        PedidoFactory(estado="confirmado", created_at=datetime(2026, 11, 30, 20, tzinfo=UTC))
+        db.session.commit()
+    with time_machine.travel(datetime(2026, 12, 6, 12, tzinfo=UTC), tick=False):
+        url = "/api/admin/estadisticas/reporte/"
+        first = utc.test_client().get(url, headers=auth_headers(utc, uid))
+        assert first.get_json()["resumen"]["pedidos_mes"] == 0
+        there = kathmandu.test_client().get(url, headers=auth_headers(kathmandu, uid))
+    assert there.headers["X-Cache"] == "MISS"
+    assert there.get_json()["resumen"]["pedidos_mes"] == 1
+
+
 def test_reporte_carries_fecha_generacion_and_generado_en(app, client):
     uid, _ = user_with_role(app, "trabajador")
     with app.app_context():
