@@ -184,6 +184,23 @@ def on_starting(server) -> None:  # noqa: ANN001
     server.log.info("prometheus multiprocess dir: %s", _prom_dir)
 
 
+def nworkers_changed(server, new_value: int, old_value: int | None) -> None:  # noqa: ANN001
+    """`kill -TTIN` past what the app allows: production refuses several workers without a
+    shared store when it starts (electro_isla/config.py), and a TTIN added one anyway (an
+    operator's probe: a logged-out token then worked on the other worker 10 times)."""
+    if old_value is None:  # gunicorn's own first setting, before on_starting
+        return
+    from electro_isla.config import shared_store_problem
+
+    production = os.environ.get("APP_ENV", "").lower() == "production"
+    problem = shared_store_problem({**os.environ, "WEB_CONCURRENCY": str(new_value)})
+    if production and problem and new_value > old_value:
+        server.log.error("not adding a worker: %s", problem)
+        server.num_workers = old_value  # calls this hook again, with the values swapped
+        return
+    os.environ["WEB_CONCURRENCY"] = str(new_value)  # what the next workers check
+
+
 def post_worker_init(worker) -> None:  # noqa: ANN001
     """Held requests answer and streams end as soon as the worker is told to stop.
 

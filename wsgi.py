@@ -3,10 +3,11 @@
 import sys
 
 from electro_isla import create_app
+from electro_isla.config import Refused
 
 try:
     app = create_app()
-except ValueError as exc:
+except (ValueError, Refused) as exc:
     # A setting that cannot work (create_app names it): one line, not a 31-line traceback
     # from every worker (an operator's probe). Exit 3 is gunicorn's "worker failed to
     # boot": the master stops instead of starting the worker again.

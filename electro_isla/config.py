@@ -261,13 +261,13 @@ class ProdConfig(Config):
     def finalize(cls, config: dict[str, Any]) -> None:
         missing = [n for n in ("SECRET_KEY", "DATABASE_URL") if not os.environ.get(n)]
         if missing:
-            raise RuntimeError(f"production refuses to start without {', '.join(missing)}")
+            raise Refused(f"production refuses to start without {', '.join(missing)}")
         problem = secret_key_problem(config.get("SECRET_KEY"))
         if problem:
-            raise RuntimeError(f"production refuses to start: SECRET_KEY {problem}")
+            raise Refused(f"production refuses to start: SECRET_KEY {problem}")
         problem = shared_store_problem(config)
         if problem:
-            raise RuntimeError(f"production refuses to start: {problem}")
+            raise Refused(f"production refuses to start: {problem}")
         if not (config.get("METRICS_ALLOW") or "").replace(",", " ").strip():
             # Closed by default (also when only commas were given: no entry is no entry,
             # not "anyone"): open it by listing the scrapers (0.0.0.0/0 means anyone).
@@ -298,6 +298,10 @@ def secret_key_problem(key: str | None) -> str | None:
     if len(set(key)) < 8:
         return "has too few distinct characters to be random"
     return None
+
+
+class Refused(RuntimeError):
+    """Production will not start as configured (wsgi.py says so in one line)."""
 
 
 def shared_store_problem(config: dict[str, Any]) -> str | None:

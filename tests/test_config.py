@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jwt as pyjwt
@@ -132,10 +134,62 @@ def test_gunicorn_with_several_workers_and_no_redis_does_not_serve(tmp_path):
     assert "no shared store" in result.stderr
 
 
+def test_a_ttin_past_one_worker_without_a_shared_store_adds_none(tmp_path):
+    """An operator's probe: `kill -TTIN` added a second worker to a production gunicorn
+    without Redis, which the start-time rule refuses; a logged-out token then still
+    worked on the other worker."""
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
+    port = free_port()
+    env.update(
+        APP_ENV="production",
+        SECRET_KEY=GOOD_KEY,
+        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}",
+        LOG_DIR=str(tmp_path / "logs"),
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        BIND=f"127.0.0.1:{port}",
+        WEB_CONCURRENCY="1",
+    )
+    log = tmp_path / "gunicorn.log"
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "Booting worker" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTTIN)
+        deadline = time.monotonic() + 10
+        while "not adding a worker" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(1.5)  # what a spawned worker would take to show
+        workers = subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(workers) == 1, log.read_text()
+        assert log.read_text().count("Booting worker") == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 @pytest.mark.parametrize(
-    ("var", "value"), [("APP_ENV", "prod"), ("TIMEZONE", "Mars/Olympus"), ("CACHE_TTL_FOO", "1")]
+    ("var", "value", "said"),
+    [
+        ("APP_ENV", "prod", "APP_ENV"),
+        ("TIMEZONE", "Mars/Olympus", "TIMEZONE"),
+        ("CACHE_TTL_FOO", "1", "CACHE_TTL_FOO"),
+        ("SECRET_KEY", "short", "production refuses to start: SECRET_KEY"),
+    ],
 )
-def test_gunicorn_refuses_a_setting_in_one_line_per_worker_and_stops(tmp_path, var, value):
+def test_gunicorn_refuses_a_setting_in_one_line_per_worker_and_stops(tmp_path, var, value, said):
     """An operator's probe: a setting that cannot work was named on the last line of a
     31-line traceback, once per worker (96 lines with 2 workers)."""
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
@@ -161,7 +215,7 @@ def test_gunicorn_refuses_a_setting_in_one_line_per_worker_and_stops(tmp_path, v
     )
     assert result.returncode == 3, result.stderr[-2000:]  # gunicorn's "failed to boot"
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert f"electro_isla cannot start: {var}" in result.stderr
+    assert f"electro_isla cannot start: {said}" in result.stderr
 
 
 def test_production_closes_metrics_to_all_but_loopback_by_default(prod_env):
