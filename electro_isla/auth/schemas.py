@@ -11,8 +11,9 @@ from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
 
-from electro_isla.fields import Timestamp, storable_text, text
+from electro_isla.fields import storable_text, text
 from electro_isla.usuarios.models import normalize_username
+from electro_isla.usuarios.schemas import UsuarioSchema
 
 # No "@": a username can never be mistaken for someone else's email at login.
 USERNAME_PATTERN = r"^[\w.+-]+\Z"  # \Z: "$" would let a trailing newline in
@@ -99,15 +100,10 @@ class UsuarioAuthSchema(Schema):
     rol = fields.String()
 
 
-class UsuarioRegistradoSchema(UsuarioAuthSchema):
-    first_name = fields.String()
-    last_name = fields.String()
-    is_active = fields.Boolean()
-    date_joined = Timestamp()
-
-
 class RegisterResponseSchema(Schema):
-    user = fields.Nested(UsuarioRegistradoSchema)
+    # The contract's Usuario, as /api/perfil/ and /api/admin/users/ show it (a DRF
+    # client's probe: register's lacked telefono and direccion).
+    user = fields.Nested(UsuarioSchema)
     message = fields.String()
 
 

@@ -26,7 +26,7 @@ from tests.auth.support import (
     refresh_rows,
     update_usuario,
 )
-from tests.helpers import error_keys
+from tests.helpers import auth_headers, error_keys
 
 SECRET = TestConfig.SECRET_KEY
 
@@ -53,6 +53,9 @@ def test_register_creates_a_cliente_whatever_rol_is_sent(app, client):
     assert user["nombre"] == "Nu Evo"
     assert user["is_active"] is True
     assert "password" not in user and "password_hash" not in user
+    # The contract's Usuario, as the profile shows it (it lacked telefono and direccion).
+    perfil = client.get("/api/perfil/", headers=auth_headers(app, user["id"])).json
+    assert set(user) == set(perfil) and user["telefono"] == user["direccion"] == ""
     with app.app_context():
         usuario = _db.session.get(Usuario, user["id"])
         assert usuario.rol == "cliente"
