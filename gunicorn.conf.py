@@ -190,9 +190,12 @@ def nworkers_changed(server, new_value: int, old_value: int | None) -> None:  # 
     operator's probe: a logged-out token then worked on the other worker 10 times)."""
     if old_value is None:  # gunicorn's own first setting, before on_starting
         return
-    from electro_isla.config import shared_store_problem
+    from electro_isla.config import ProdConfig, config_class_from_env, shared_store_problem
 
-    production = os.environ.get("APP_ENV", "").lower() == "production"
+    try:  # as the app decides it (APP_ENV or FLASK_ENV, any case, spaces)
+        production = config_class_from_env() is ProdConfig
+    except ValueError:  # a name the app refuses: it will not start anyway
+        production = False
     problem = shared_store_problem({**os.environ, "WEB_CONCURRENCY": str(new_value)})
     if production and problem and new_value > old_value:
         server.log.error("not adding a worker: %s", problem)
@@ -216,13 +219,19 @@ def post_worker_init(worker) -> None:  # noqa: ANN001
 
 def child_exit(server, worker) -> None:  # noqa: ANN001
     """A dead worker's live gauges (pool usage) must stop counting in the sums, and its
-    counters and histograms go into the archives (electro_isla/metrics_files.py)."""
-    from prometheus_client import multiprocess
+    counters and histograms go into the archives (electro_isla/metrics_files.py).
 
+    Never raises: an exception here leaves gunicorn's main loop and stops the master (a
+    reviewer emptied a worker's counter file and its exit took the server down)."""
     from electro_isla.metrics_files import archive_worker
 
-    multiprocess.mark_process_dead(worker.pid, _prom_dir)
-    archive_worker(worker.pid, _prom_dir)
+    try:
+        unreadable = archive_worker(worker.pid, _prom_dir)
+    except Exception:  # noqa: BLE001  the metrics are not worth the server
+        server.log.exception("metrics of worker %s not archived", worker.pid)
+        return
+    for name in unreadable:
+        server.log.warning("metrics file %s unreadable: set aside, its counts lost", name)
 
 
 def on_exit(server) -> None:  # noqa: ANN001

@@ -134,14 +134,14 @@ def test_gunicorn_with_several_workers_and_no_redis_does_not_serve(tmp_path):
     assert "no shared store" in result.stderr
 
 
-def test_a_ttin_past_one_worker_without_a_shared_store_adds_none(tmp_path):
+@pytest.mark.parametrize("env_var", ["APP_ENV", "FLASK_ENV"])
+def test_a_ttin_past_one_worker_without_a_shared_store_adds_none(tmp_path, env_var):
     """An operator's probe: `kill -TTIN` added a second worker to a production gunicorn
     without Redis, which the start-time rule refuses; a logged-out token then still
     worked on the other worker."""
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
     port = free_port()
     env.update(
-        APP_ENV="production",
         SECRET_KEY=GOOD_KEY,
         DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}",
         LOG_DIR=str(tmp_path / "logs"),
@@ -149,6 +149,9 @@ def test_a_ttin_past_one_worker_without_a_shared_store_adds_none(tmp_path):
         BIND=f"127.0.0.1:{port}",
         WEB_CONCURRENCY="1",
     )
+    # FLASK_ENV as the app reads it too: the first hook read APP_ENV alone, let the
+    # worker in and the worker's refusal stopped the whole server (a reviewer).
+    env[env_var] = " Production " if env_var == "FLASK_ENV" else "production"
     log = tmp_path / "gunicorn.log"
     gunicorn = Path(sys.executable).parent / "gunicorn"
     with open(log, "wb") as out:

@@ -34,8 +34,8 @@ class RefreshToken(db.Model):
 
 
 class RevokedToken(db.Model):
-    """A logged-out login (`fam:<family>`) or, for a token without one, its jti, until
-    every token it covers would have expired anyway (auth/tokens.py: revocation_key).
+    """A logged-out login (`fam:<login>`) or access token (its jti), until every token it
+    covers would have expired anyway (auth/tokens.py: revocation_keys).
 
     Redis answers the per-request check; this table answers it while Redis is
     unreachable, so an outage never revives a logged-out token.

@@ -43,9 +43,12 @@ def _member(family: str, sequence: int) -> str:
     return f"{family}.{sequence}.{secrets.token_urlsafe(REFRESH_TOKEN_BYTES)}"
 
 
-def family_of(raw: str) -> str:
-    """The login (family) a refresh token this module issued belongs to."""
-    return raw.partition(".")[0]
+def login_of(raw: str) -> str:
+    """The login a refresh token this module issued belongs to, as an access token names
+    it: a digest of the family, never the family itself (with a lower sequence, the family
+    passes for a reused cookie here and revokes every login of the usuario; a reviewer
+    did so from an access token's claim)."""
+    return hashlib.sha256(raw.partition(".")[0].encode()).hexdigest()[:32]
 
 
 def _parse(raw: str) -> tuple[str, int] | None:

@@ -20,13 +20,13 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from electro_isla.auth.models import RevokedToken
 from electro_isla.auth.refresh import (
     RefreshRejected,
-    family_of,
     issue_refresh_token,
     lock_usuario,
+    login_of,
     revoke_refresh_tokens,
     rotate_refresh_token,
 )
-from electro_isla.auth.tokens import FAMILY_CLAIM, revocation_key
+from electro_isla.auth.tokens import LOGIN_CLAIM, revocation_keys
 from electro_isla.cache.listeners import effect_after_commit
 from electro_isla.db_types import utcnow
 from electro_isla.extensions import db
@@ -49,7 +49,7 @@ def issue_access_token(usuario: Usuario, refresh: str | None = None) -> str:
     minted outside a login (tests, benchmarks) is revoked by its jti."""
     claims = {"username": usuario.username, "email": usuario.email, "rol": usuario.rol}
     if refresh is not None:
-        claims[FAMILY_CLAIM] = family_of(refresh)
+        claims[LOGIN_CLAIM] = login_of(refresh)
     return create_access_token(identity=str(usuario.id), additional_claims=claims)
 
 
@@ -128,12 +128,10 @@ def access_lifetime() -> timedelta:
     return lifetime if isinstance(lifetime, timedelta) else timedelta(seconds=lifetime)
 
 
-def record_revocation(jti: str, expires_at: datetime) -> None:
-    """Keep a revoked access token's jti in the database (not committed).
-
-    Expired rows are purged here, a bounded batch each time, so the table
-    holds roughly the revocations of the last access-token lifetime.
-    """
+def record_revocations(revoked: dict[str, datetime]) -> None:
+    """Keep revoked entries (a login's, a jti) in the database until they expire (not
+    committed). Expired rows are purged here, a bounded batch each time, so the table
+    holds roughly the revocations of the last access-token lifetime."""
     now = utcnow()
     db.session.execute(
         delete(RevokedToken)
@@ -144,23 +142,25 @@ def record_revocation(jti: str, expires_at: datetime) -> None:
         )
         .execution_options(synchronize_session=False)
     )
-    if expires_at > now and db.session.get(RevokedToken, jti) is None:
-        db.session.add(RevokedToken(jti=jti, expires_at=expires_at))
-        # Reaches Redis through the outbox, recorded in this same transaction.
-        effect_after_commit(db.session, "revoke", jti, expires_at.timestamp())
+    for key, expires_at in revoked.items():
+        if expires_at > now and db.session.get(RevokedToken, key) is None:
+            db.session.add(RevokedToken(jti=key, expires_at=expires_at))
+            # Reaches Redis through the outbox, recorded in this same transaction.
+            effect_after_commit(db.session, "revoke", key, expires_at.timestamp())
 
 
 def logout(usuario_id: int, jwt_payload: dict[str, Any]) -> None:
-    """Revoke this access token's login (every access token it minted; a token without
-    one, itself) and every refresh token of the usuario. Commits."""
+    """Revoke this access token's login (every access token it minted) and the token
+    itself, and every refresh token of the usuario. Commits."""
     lock_usuario(usuario_id)
     revoke_refresh_tokens(usuario_id)
-    key = revocation_key(jwt_payload)
-    if key == str(jwt_payload["jti"]):
-        expires_at = datetime.fromtimestamp(float(jwt_payload["exp"]), UTC)
-    else:
-        # The login's newest token was minted before now (its refresh tokens are revoked
-        # under the same lock): it expires within a lifetime, plus another host's skew.
-        expires_at = utcnow() + access_lifetime() + CLOCK_SKEW
-    record_revocation(key, expires_at)
+    jti = str(jwt_payload["jti"])
+    expires = datetime.fromtimestamp(float(jwt_payload["exp"]), UTC)
+    # The login's newest token was minted about now at the latest (its refresh tokens are
+    # revoked under the same lock): it expires within a lifetime, plus another host's
+    # clock skew, and never before the token presented here.
+    login_expires = max(expires, utcnow() + access_lifetime() + CLOCK_SKEW)
+    record_revocations(
+        {k: expires if k == jti else login_expires for k in revocation_keys(jwt_payload)}
+    )
     db.session.commit()

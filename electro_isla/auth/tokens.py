@@ -1,10 +1,11 @@
 """Access-token plumbing: the revocation list and flask-jwt-extended's callbacks.
 
-Logout revokes the login an access token belongs to (its `fam` claim, the refresh
-family: `fam:<family>`), so every access token that login minted goes at once, and a
-usuario who refreshes a thousand times and logs out with each token leaves one entry,
-not a thousand; a token without the claim (signed before it existed) by its `jti`.
-`revocation_key` names the entry. The database is the authority
+Logout revokes the login an access token belongs to (its `fam` claim: `fam:<login>`,
+a one-way digest of the refresh family) and the token's own `jti`, so every access
+token that login minted goes at once, and a usuario who refreshes a thousand times and
+logs out with each token leaves two entries, not a thousand (a later logout of the
+login is already a 401). `revocation_keys` names them; a check reads both. The
+database is the authority
 (`revoked_tokens`, written in logout's transaction). With `REDIS_URL`, Redis
 holds a copy that is complete or absent: ONE sorted set
 `<prefix>:auth:revoked` (member jti, score its expiry) with a member
@@ -33,7 +34,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from functools import cached_property
 from typing import Any
@@ -53,8 +54,8 @@ log = logging.getLogger("electro_isla.auth")
 EXTENSION_KEY = "electro_isla.auth.revocations"
 LOCAL_PURGE_EVERY = 256
 COMPLETE = "!complete"  # never a jti: the copy holds every revocation of the table
-FAMILY_CLAIM = "fam"  # the login (refresh family) an access token was minted for
-FAMILY = re.compile(r"[0-9a-f]{32}")
+LOGIN_CLAIM = "fam"  # the login an access token was minted for (auth/refresh.py: login_of)
+LOGIN = re.compile(r"[0-9a-f]{32}")
 
 # KEYS[1]: the revoked set. ARGV[1]: now (epoch seconds); ARGV[2]: the key's TTL;
 # then jti, expiry pairs: every revocation the table holds. Adds them and the mark
@@ -138,53 +139,55 @@ class RevocationStore:
 
     # -- the per-request check -----------------------------------------------------
 
-    def is_revoked(self, jti: str, caller: int | None = None) -> bool:
-        """True when `jti` was logged out. `caller` (the token's usuario): the lookups
-        the request asked for ahead go in this check's round trip (cache/ahead.py)."""
+    def is_revoked(self, keys: Sequence[str], caller: int | None = None) -> bool:
+        """True when any of a token's `keys` (revocation_keys) was logged out. `caller` (the
+        token's usuario): the lookups the request asked for ahead go in this check's round
+        trip (cache/ahead.py)."""
         client = self._redis()
         if client is None:
             self._seed_from_database()
+            now = time.time()
             with self._lock:
-                expires_at = self._local.get(jti)
-            return expires_at is not None and expires_at > time.time()
+                return any(self._local.get(k, 0.0) > now for k in keys)
         if not self._manager.catch_up():  # the breaker is open, or the outbox could not drain
-            return self._in_database(jti)
+            return self._in_database(keys)
 
         def check(redis: Any) -> Any:
-            return redis.zmscore(self.key, [COMPLETE, jti])
+            return redis.zmscore(self.key, [COMPLETE, *keys])
 
         try:
             if caller is None:
-                complete, expires_at = check(client)
+                complete, *expiries = check(client)
             else:
-                complete, expires_at = self._manager.beside_ahead(check, caller)
+                complete, *expiries = self._manager.beside_ahead(check, caller)
         except REDIS_ERRORS as exc:
             self._failed("check", exc)
-            return self._in_database(jti)
+            return self._in_database(keys)
         self.health.worked()
         if complete is None:
-            return self._load(client, jti)
-        return expires_at is not None and expires_at > time.time()
+            return self._load(client, keys)
+        now = time.time()
+        return any(x is not None and x > now for x in expiries)
 
     def revoked_among(self, jtis: Iterable[str]) -> set[str]:
         """The revoked ones of `jtis`: one round trip for many held clients (live/recheck.py)."""
         unique = list(dict.fromkeys(jtis))
         client = self._redis()
         if client is None or not unique or not self._manager.catch_up():
-            return {jti for jti in unique if self.is_revoked(jti)}
+            return {jti for jti in unique if self.is_revoked([jti])}
         try:
             complete, *expiries = client.zmscore(self.key, [COMPLETE, *unique])
         except REDIS_ERRORS as exc:
             self._failed("check", exc)
-            return {jti for jti in unique if self._in_database(jti)}
+            return {jti for jti in unique if self._in_database([jti])}
         self.health.worked()
         if complete is None:  # the copy must be reloaded first: one by one, as a request does
-            return {jti for jti in unique if self.is_revoked(jti)}
+            return {jti for jti in unique if self.is_revoked([jti])}
         now = time.time()
         return {j for j, x in zip(unique, expiries, strict=True) if x is not None and x > now}
 
-    def _load(self, client: Any, jti: str) -> bool:
-        """Rebuild the copy from the table (it was absent or incomplete); answer for `jti`."""
+    def _load(self, client: Any, keys: Sequence[str]) -> bool:
+        """Rebuild the copy from the table (it was absent or incomplete); answer for `keys`."""
         rows = self._live_rows()
         args: list[Any] = [time.time(), self.ttl]
         for revoked, expires_at in rows:
@@ -195,7 +198,7 @@ class RevocationStore:
             self._failed("load", exc)
         else:
             log.info("REVOCATION copy loaded from the database: %d jti(s)", len(rows))
-        return any(revoked == jti for revoked, _ in rows)
+        return any(revoked in keys for revoked, _ in rows)
 
     @staticmethod
     def _live_rows() -> list[tuple[str, Any]]:
@@ -209,12 +212,12 @@ class RevocationStore:
         ]
 
     @staticmethod
-    def _in_database(jti: str) -> bool:
+    def _in_database(keys: Sequence[str]) -> bool:
         """The check while Redis cannot answer: the table logout also writes."""
         found = db.session.scalar(
-            select(RevokedToken.jti).where(
-                RevokedToken.jti == jti, RevokedToken.expires_at > utcnow()
-            )
+            select(RevokedToken.jti)
+            .where(RevokedToken.jti.in_(list(keys)), RevokedToken.expires_at > utcnow())
+            .limit(1)
         )
         return found is not None
 
@@ -260,14 +263,18 @@ def token_subject(payload: dict[str, Any]) -> int | None:
     return usuario_id if 0 < usuario_id <= MAX_SUBJECT else None
 
 
-def revocation_key(payload: dict[str, Any]) -> str:
-    """The entry a logout of this token writes and every check reads: its login's
-    (`fam:<family>`), else its jti; "" for a token with neither (never accepted)."""
-    family = payload.get(FAMILY_CLAIM)
-    if isinstance(family, str) and FAMILY.fullmatch(family):
-        return f"fam:{family}"
+def revocation_keys(payload: dict[str, Any]) -> list[str]:
+    """The entries a logout of this token writes and every check reads: its login's
+    (`fam:<login>`), when it names one, and its own jti. Both: a host of the version
+    before the login entry reads and writes jtis only, and during a rolling deploy each
+    must see the other's logouts. [] for a token without a jti (never accepted)."""
     jti = payload.get("jti")
-    return str(jti) if jti else ""
+    if not jti:
+        return []
+    login = payload.get(LOGIN_CLAIM)
+    if isinstance(login, str) and LOGIN.fullmatch(login):
+        return [f"fam:{login}", str(jti)]
+    return [str(jti)]
 
 
 @jwt.token_verification_loader
@@ -279,8 +286,8 @@ def _well_formed(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
 
 @jwt.token_in_blocklist_loader
 def _is_revoked(_header: dict[str, Any], payload: dict[str, Any]) -> bool:
-    key = revocation_key(payload)
-    return not key or revocations().is_revoked(key, token_subject(payload))
+    keys = revocation_keys(payload)
+    return not keys or revocations().is_revoked(keys, token_subject(payload))
 
 
 @jwt.unauthorized_loader

@@ -33,30 +33,31 @@ from contextlib import contextmanager
 from flask_jwt_extended import get_jwt
 
 from electro_isla.auth.permissions import current_actor
-from electro_isla.auth.tokens import revocation_key, revocations
+from electro_isla.auth.tokens import revocation_keys, revocations
 from electro_isla.usuarios.service import posturas
 
 REVOKED = "revoked"
 INACTIVE = "inactive"
 KEEP_SECONDS = 10.0  # readings older than this are forgotten (no reader asks that far back)
 
-Holder = tuple[str, int]  # (revocation key, usuario_id)
+Holder = tuple[str, int]  # (the token's revocation keys, space-separated; usuario_id)
 
 
 def current_holder() -> Holder:
-    """The holder of the request being answered: its token's revocation key (auth/tokens.py)
-    and its usuario."""
-    return (revocation_key(get_jwt()), current_actor().id)
+    """The holder of the request being answered: its token's revocation keys
+    (auth/tokens.py: its login's and its jti) and its usuario."""
+    return (" ".join(revocation_keys(get_jwt())), current_actor().id)
 
 
 def read_now(holders: Iterable[Holder]) -> dict[Holder, str]:
     """Each holder's standing now: REVOKED, INACTIVE or the usuario's role."""
     holders = set(holders)
-    tokens = {jti for jti, _ in holders if jti}
-    revoked = {jti for jti, _ in holders if not jti} | revocations().revoked_among(tokens)
-    found = posturas(u for jti, u in holders if jti not in revoked)
+    keys = {key for token, _ in holders for key in token.split()}
+    revoked_keys = revocations().revoked_among(keys)
+    revoked = {t for t, _ in holders if not t.split() or revoked_keys & set(t.split())}
+    found = posturas(u for t, u in holders if t not in revoked)
     roles = {u: rol if active else INACTIVE for u, (rol, active) in found.items()}
-    return {(jti, u): REVOKED if jti in revoked else roles.get(u, INACTIVE) for jti, u in holders}
+    return {(t, u): REVOKED if t in revoked else roles.get(u, INACTIVE) for t, u in holders}
 
 
 class Rechecks:

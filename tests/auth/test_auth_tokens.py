@@ -16,7 +16,7 @@ from flask_jwt_extended import create_access_token, create_refresh_token
 from sqlalchemy import event
 
 from electro_isla.auth.permissions import admin_required, staff_required
-from electro_isla.auth.tokens import revocation_key
+from electro_isla.auth.tokens import revocation_keys
 from electro_isla.cache import shared_redis
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
@@ -205,12 +205,13 @@ def test_logout_is_seen_by_every_worker_through_redis(make_app):
     assert_401(other.get("/api/auth/me/", headers=bearer(token)))
 
     prefix = app.config["CACHE_KEY_PREFIX"]
-    # A logged-in token's entry is its login's (auth/tokens.py: revocation_key).
-    jti = revocation_key(pyjwt.decode(token, options={"verify_signature": False}))
-    assert jti.startswith("fam:")
+    # A logged-in token's entries: its login's and its jti (auth/tokens.py: revocation_keys).
+    entry, jti = revocation_keys(pyjwt.decode(token, options={"verify_signature": False}))
+    assert entry.startswith("fam:")
+    assert 0 < shared_redis(app).zscore(f"{prefix}:auth:revoked", entry) - time.time() <= 16 * 60
     redis = shared_redis(app)
     key = f"{prefix}:auth:revoked"  # one set: jti or login -> expiry, complete or absent
-    assert 0 < redis.zscore(key, jti) - time.time() <= 16 * 60  # a lifetime, and skew
+    assert 0 < redis.zscore(key, jti) - time.time() <= 15 * 60
     # It has a TTL outliving its members, so `volatile-lru` may evict it (whole).
     assert 15 * 60 <= redis.ttl(key) <= 16 * 60
     redis.delete(key)  # evicted: reloaded from the table, with its TTL again

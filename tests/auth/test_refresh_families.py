@@ -6,6 +6,8 @@ import hashlib
 import uuid
 from datetime import timedelta
 
+import jwt as pyjwt
+
 from electro_isla.auth import refresh
 from electro_isla.auth.models import RefreshToken, RevokedToken
 from electro_isla.db_types import utcnow
@@ -146,8 +148,35 @@ def test_a_logout_revokes_its_login_in_one_row_however_often_it_refreshed(app, c
     for token in tokens:
         assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 401
         assert client.post("/api/auth/logout/", headers=bearer(token)).status_code == 401
-    assert count(app, RevokedToken) == 1
+    assert count(app, RevokedToken) == 2  # the login, and the jti of the token used
     # Another login's access token is not this one: it lives out its 15 minutes, as the
     # contract says (that login's refresh token died with the logout).
     assert other.get("/api/auth/me/", headers=bearer(elsewhere)).status_code == 200
     assert other.post("/api/auth/refresh/").status_code == 401
+
+
+def test_an_access_tokens_login_claim_is_no_refresh_cookie(app, client, usuario_id):
+    """A reviewer took the first version's claim (the refresh family itself) from an
+    access token, sent it as `<family>.0.x` and every refresh token of the usuario was
+    revoked as reused, again at each new login. The claim is a digest now."""
+    token = login(client, "ana").json["accessToken"]
+    claim = pyjwt.decode(token, options={"verify_signature": False})["fam"]
+    assert claim != refresh_cookie(client).split(".")[0]
+    thief = app.test_client(use_cookies=False)
+    forged = thief.post("/api/auth/refresh/", headers={"Cookie": f"{COOKIE}={claim}.0.x"})
+    assert forged.status_code == 401
+    assert all(row.revoked_at is None for row in refresh_rows(app, usuario_id))
+    assert client.post("/api/auth/refresh/").status_code == 200
+
+
+def test_a_logout_by_a_host_that_writes_jtis_only_is_seen(app, client, usuario_id):
+    """A rolling deploy: a host of the version before the login entry revokes the jti
+    alone; this version reads both entries, so the token stops here too."""
+    token = login(client, "ana").json["accessToken"]
+    payload = pyjwt.decode(token, options={"verify_signature": False})
+    with app.app_context():
+        _db.session.add(
+            RevokedToken(jti=payload["jti"], expires_at=utcnow() + timedelta(minutes=15))
+        )
+        _db.session.commit()
+    assert client.get("/api/auth/me/", headers=bearer(token)).status_code == 401

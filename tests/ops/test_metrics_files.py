@@ -13,9 +13,12 @@ import time
 from pathlib import Path
 
 import requests
+from prometheus_client import CollectorRegistry, multiprocess
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.parser import text_string_to_metric_families
 
 from electro_isla.config import TestConfig
+from electro_isla.metrics_files import archive_worker
 from electro_isla_testing.gunicorn import GunicornServer
 from tests.conftest import unique_prefix
 
@@ -80,3 +83,24 @@ def test_recycled_workers_files_are_archived_and_their_counts_kept(_schema, redi
             assert healthz_count(text, metric) - healthz_count(before, metric) == REQUESTS
     finally:
         server.stop()
+
+
+def test_an_unreadable_file_is_set_aside_not_raised(tmp_path):
+    """A reviewer emptied a live worker's counter file (as a worker killed while creating
+    it leaves one) and its exit raised in child_exit, which stopped gunicorn's master."""
+    good = MmapedDict(str(tmp_path / "counter_11.db"))
+    key = mmap_key("electro_isla_demo_total", "electro_isla_demo_total", [], [], "")
+    good.write_value(key, 7.0, 0.0)
+    good.close()
+    (tmp_path / "counter_12.db").write_bytes(b"")
+
+    assert archive_worker(12, str(tmp_path)) == ["counter_12.db"]
+    assert archive_worker(11, str(tmp_path)) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "counter_12.db.unreadable",
+        "counter_archive.db",
+        "metrics.lock",
+    ]
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+    assert registry.get_sample_value("electro_isla_demo_total") == 7.0
