@@ -42,8 +42,9 @@ def database_message(exc: BaseException) -> str | None:
     return None
 
 
-def database_command(command: F) -> F:
-    """Put under the click decorators of a command that reads or writes the database."""
+def database_command(command: F, *, connecting_only: bool = False) -> F:
+    """Put under the click decorators of a command that reads or writes the database.
+    `connecting_only`: only a database it cannot connect to gets the sentence."""
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -51,7 +52,7 @@ def database_command(command: F) -> F:
             return command(*args, **kwargs)
         except (ProgrammingError, OperationalError) as exc:
             message = database_message(exc)
-            if message is None:
+            if message is None or (connecting_only and exc.statement is not None):
                 raise
             raise click.ClickException(message) from None
 
@@ -59,10 +60,12 @@ def database_command(command: F) -> F:
 
 
 def guard_migration_commands() -> None:
-    """Flask-Migrate's `flask db ...` speak as ours do: an operator's `flask db upgrade`
-    against an unreachable database printed two tracebacks (151 lines). Idempotent."""
+    """Flask-Migrate's `flask db ...` say a database they cannot connect to as ours do: an
+    operator's `flask db upgrade` against an unreachable one printed two tracebacks (151
+    lines). A migration's own failure (a lock timeout, a table it expected) keeps its
+    traceback: it is no "run flask db upgrade first" (a reviewer). Idempotent."""
     for command in migration_commands.commands.values():
         callback = command.callback
         if callback is not None and not getattr(callback, GUARDED, False):
-            command.callback = database_command(callback)
+            command.callback = database_command(callback, connecting_only=True)
             setattr(command.callback, GUARDED, True)

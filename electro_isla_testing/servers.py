@@ -110,7 +110,8 @@ class PostgresServer:
 
 
 class PortTaken(RuntimeError):
-    """The port a RedisServer was given is held by another process."""
+    """A RedisServer's start did not give a server of its own on its port: another process
+    holds the port, or the one started never answered."""
 
 
 class RedisServer:
@@ -156,7 +157,9 @@ class RedisServer:
             try:
                 answering = int(client.info("server")["process_id"])
                 break
-            except redis.ConnectionError:
+            # Refused, or a listener that is not ours and does not answer (paused, a
+            # password): either way none we can use.
+            except redis.RedisError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     raise self._not_started(None) from None
                 time.sleep(0.05)

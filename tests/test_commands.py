@@ -445,3 +445,26 @@ def test_flask_db_and_cache_warm_say_an_unreachable_database_in_a_sentence(tmp_p
     assert result.exit_code == 1, (result.output, result.exception)
     assert "database unavailable:" in result.output and "no_hay_tal_base_s15" in result.output
     assert "Traceback" not in result.output and "SELECT" not in result.output
+
+
+def test_a_migration_that_fails_keeps_its_traceback(tmp_path):
+    """A reviewer: on SQLite stamped at 0006 without its tables, `flask db upgrade` failed
+    inside 0010 and was told "the database has no schema yet: run flask db upgrade first"
+    (the command just run), without the traceback that said where."""
+    from electro_isla import create_app
+    from electro_isla.config import TestConfig
+
+    app = create_app(
+        TestConfig,
+        {
+            "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'a_medias.db'}",
+            "REDIS_URL": None,
+            "LOG_DIR": str(tmp_path / "logs"),
+        },
+    )
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["db", "stamp", "0006_refresh_families"]).exit_code == 0
+    result = runner.invoke(args=["db", "upgrade"])
+    assert result.exit_code != 0
+    assert "db upgrade` first" not in result.output
+    assert result.exception is not None and "no such table" in str(result.exception)

@@ -16,10 +16,9 @@ from typing import Any
 
 import click
 from flask import Blueprint
-from marshmallow import ValidationError
 
 from electro_isla.cache import CacheUnavailable, cache_manager, signals
-from electro_isla.cache.schemas import PATTERN
+from electro_isla.cache.schemas import CacheClearArgsSchema
 from electro_isla.cli import database_message
 
 log = logging.getLogger("electro_isla.cache")
@@ -138,10 +137,10 @@ def show_stats(stats: dict[str, Any]) -> None:
 )
 def cache_clear(pattern: str) -> None:
     """Delete this app's cached entries (never counters, revocations or foreign keys)."""
-    try:
-        PATTERN(pattern)  # the API's rule (POST /api/admin/cache/clear/): '' or '{' is no glob
-    except ValidationError as exc:
-        raise click.BadParameter(" ".join(exc.messages), param_hint="--pattern") from None
+    # The API's rule (POST /api/admin/cache/clear/): '' or '{' is no glob.
+    errors = CacheClearArgsSchema().validate({"pattern": pattern})
+    if errors:
+        raise click.BadParameter(" ".join(errors["pattern"]), param_hint="--pattern")
     warn_if_in_process("this clears only")
     try:
         deleted = cache_manager.invalidate_pattern(pattern)

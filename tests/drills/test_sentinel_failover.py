@@ -121,7 +121,7 @@ def wait_for(condition, timeout: float, what: str) -> float:  # noqa: ANN001
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def restart_as_replica(port: int, master_port: int) -> RedisServer:
+def restart_as_replica(sentinels: SentinelSet, port: int, master_port: int) -> RedisServer:
     """What a supervisor does with a dead server: start it again as a replica of the new master,
     on its port, or on another when a process took that port meanwhile (the sentinels find a
     replica through its master's INFO)."""
@@ -132,6 +132,10 @@ def restart_as_replica(port: int, master_port: int) -> RedisServer:
     except PortTaken as exc:
         server.stop()
         print(f"restarting on another port: {exc}")  # noqa: T201
+        # The sentinels would otherwise go on reconfiguring whatever answers at the old
+        # address (another test's server): they forget it and find the new replica.
+        for sentinel in sentinels.sentinels:
+            quick_client(sentinel.port, 2).execute_command("SENTINEL", "RESET", sentinels.service)
         return RedisServer(args=args).start()
 
 
@@ -298,7 +302,7 @@ def test_master_killed_with_a_lagging_replica(drill_db, sentinels, record_proper
                 "the replica's promotion",
             )
             # A supervisor restarts the dead server; it comes back as a replica.
-            restarted = restart_as_replica(old_master, old_replica)
+            restarted = restart_as_replica(sentinels, old_master, old_replica)
             # Its full resync once took over 15 s in a clean-clone CI run (passing at
             # ~21 s a test when run alone): the wait is for the servers, not a figure.
             try:
