@@ -99,7 +99,7 @@ def seed(database_url: str, base: str, productos: int = 3) -> Site:
         admin_id = UsuarioFactory(rol="admin").id
         cliente_id = UsuarioFactory(rol="cliente").id
         # One per test that needs streams of its own (4 per usuario, shared by the package).
-        trabajador_ids = [UsuarioFactory(rol="trabajador").id for _ in range(8)]
+        trabajador_ids = [UsuarioFactory(rol="trabajador").id for _ in range(9)]
         admin, cliente = auth_headers(app, admin_id), auth_headers(app, cliente_id)
         _db.session.remove()
         _db.engine.dispose()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import time
 
+import psycopg
 import redis
 import requests
 
 from electro_isla.live.stream import RETRY_MS
+from electro_isla_testing.databases import libpq_url
+from electro_isla_testing.factories import PASSWORD
 from electro_isla_testing.live import STATS, StreamReader, seed
 from electro_isla_testing.servers import RedisServer
 from tests.live.conftest import LIVE_ENV, Running, assert_resumed_with_only, start
@@ -88,6 +91,32 @@ def test_logout_ends_the_stream_within_5s(live: Running):
         started = time.monotonic()
         assert reader.ended.wait(5), "the stream outlived the logout"
         assert time.monotonic() - started < 5
+    finally:
+        reader.close()
+
+
+def test_a_logout_with_another_token_of_the_login_ends_the_stream(live: Running):
+    """A reviewer: the test above streams with a token minted outside any login (its jti
+    alone). Here the stream holds a login's first token and the logout presents the
+    refreshed one: the login's entry (auth/tokens.py: revocation_keys) ends the stream."""
+    site = live.site
+    uid = site.trabajador_ids[8]
+    with psycopg.connect(libpq_url(site.database_url)) as conn:
+        (username,) = conn.execute("SELECT username FROM usuarios WHERE id = %s", (uid,)).fetchone()
+    body = {"username": username, "password": PASSWORD}
+    logged = requests.post(f"{site.base}/api/auth/login/", json=body, timeout=10)
+    assert logged.status_code == 200, logged.text
+    cookie = {"Cookie": f"refreshToken={logged.cookies['refreshToken']}"}
+    refreshed = requests.post(f"{site.base}/api/auth/refresh/", headers=cookie, timeout=10)
+    assert refreshed.status_code == 200, refreshed.text
+    first = {"Authorization": f"Bearer {logged.json()['accessToken']}"}
+    second = {"Authorization": f"Bearer {refreshed.json()['accessToken']}"}
+    reader = StreamReader(site.base, first).start()
+    try:
+        reader.take(4)
+        out = requests.post(f"{site.base}/api/auth/logout/", headers=second, timeout=10)
+        assert out.status_code == 200, out.text
+        assert reader.ended.wait(5), "the stream outlived its login's logout"
     finally:
         reader.close()
 
