@@ -109,8 +109,11 @@ def test_sentinel_mode_is_a_shared_store_without_redis_url(prod_env):
     assert prod_app().config["REDIS_MODE"] == "sentinel"
 
 
-def test_gunicorn_with_several_workers_and_no_redis_does_not_serve(tmp_path):
-    """gunicorn tells the app its real worker count (here from -w, not WEB_CONCURRENCY)."""
+GUNICORN = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+
+
+def production_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """A production gunicorn's environment on a SQLite file, nothing else inherited."""
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
     env.update(
         APP_ENV="production",
@@ -119,17 +122,18 @@ def test_gunicorn_with_several_workers_and_no_redis_does_not_serve(tmp_path):
         LOG_DIR=str(tmp_path / "logs"),
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
         BIND=f"127.0.0.1:{free_port()}",
-        GUNICORN_CMD_ARGS="--workers 2",
     )
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    result = subprocess.run(
-        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    env.update(settings)
+    return env
+
+
+def run_gunicorn(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(GUNICORN, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_gunicorn_with_several_workers_and_no_redis_does_not_serve(tmp_path):
+    """gunicorn tells the app its real worker count (here from -w, not WEB_CONCURRENCY)."""
+    result = run_gunicorn(production_env(tmp_path, GUNICORN_CMD_ARGS="--workers 2"))
     assert result.returncode != 0
     assert "no shared store" in result.stderr
 
@@ -139,24 +143,15 @@ def test_a_ttin_past_one_worker_without_a_shared_store_adds_none(tmp_path, env_v
     """An operator's probe: `kill -TTIN` added a second worker to a production gunicorn
     without Redis, which the start-time rule refuses; a logged-out token then still
     worked on the other worker."""
-    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
-    port = free_port()
-    env.update(
-        SECRET_KEY=GOOD_KEY,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}",
-        LOG_DIR=str(tmp_path / "logs"),
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
-        BIND=f"127.0.0.1:{port}",
-        WEB_CONCURRENCY="1",
-    )
+    env = production_env(tmp_path, WEB_CONCURRENCY="1")
+    del env["APP_ENV"]
     # FLASK_ENV as the app reads it too: the first hook read APP_ENV alone, let the
     # worker in and the worker's refusal stopped the whole server (a reviewer).
     env[env_var] = " Production " if env_var == "FLASK_ENV" else "production"
     log = tmp_path / "gunicorn.log"
-    gunicorn = Path(sys.executable).parent / "gunicorn"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
+            GUNICORN,
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -197,27 +192,13 @@ def test_gunicorn_refuses_a_setting_in_one_line_and_stops(tmp_path, var, value, 
     31-line traceback, once per worker (96 lines with 2 workers). One worker here: when
     two fail to boot at once, gunicorn's master can meet the second while halting for
     the first and end in its own HaltServer traceback, exit 1 (seen once in CI)."""
-    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
-    env.update(
-        APP_ENV="production",
-        SECRET_KEY=GOOD_KEY,
-        DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}",
+    env = production_env(
+        tmp_path,
         REDIS_URL="redis://127.0.0.1:1/0",  # never reached: the start stops before
-        LOG_DIR=str(tmp_path / "logs"),
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
-        BIND=f"127.0.0.1:{free_port()}",
         WEB_CONCURRENCY="1",
     )
     env[var] = value
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    result = subprocess.run(
-        [str(gunicorn), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_gunicorn(env)
     assert result.returncode == 3, result.stderr[-2000:]  # gunicorn's "failed to boot"
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert f"electro_isla cannot start: {said}" in result.stderr
