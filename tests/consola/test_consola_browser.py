@@ -68,6 +68,16 @@ def refreshes(driver) -> int:
     )
 
 
+def auth_requests(driver) -> list[tuple]:
+    """This tab's requests to /api/auth/: (path, start and end in epoch ms, status)."""
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter(e => e.name.includes('/api/auth/'))"
+        ".map(e => [new URL(e.name).pathname, Math.round(performance.timeOrigin + e.startTime),"
+        " Math.round(performance.timeOrigin + e.responseEnd), e.responseStatus]);"
+    )
+
+
 def total_pedidos(driver) -> str | None:
     return figures(driver).get("reporte.resumen.total_pedidos")
 
@@ -514,7 +524,15 @@ def test_a_login_in_another_tab_takes_the_session_and_this_tab_says_so(serve) ->
         trabajador_tab = driver.current_window_handle
         driver.switch_to.window(admin_tab)
         shown = wait_until(lambda: driver.find_element(By.ID, "acceso").is_displayed(), 25)
-        assert shown, driver.find_element(By.ID, "usuario-nombre").text
+        if not shown:
+            admin_seen = auth_requests(driver)
+            name = driver.find_element(By.ID, "usuario-nombre").text
+            driver.switch_to.window(trabajador_tab)
+            pytest.fail(
+                f"{name}; now "
+                f"{round(time.time() * 1000)}; admin tab {admin_seen}; "
+                f"trabajador tab {auth_requests(driver)}"
+            )
         assert "otra pestaña" in driver.find_element(By.ID, "aviso").text
         assert figures(driver) == {}
         assert not driver.find_element(By.ID, "tablero").is_displayed()
