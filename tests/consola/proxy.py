@@ -2,20 +2,24 @@
 
 An event stream never completes, so behind it the console sees no event at all:
 the case the page must detect by itself (no event within 4 s) and poll instead.
+`slow`: paths whose answers it holds that many seconds more (after the app answered).
 """
 
 from __future__ import annotations
 
 import http.client
 import threading
+import time
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
 class BufferingProxy:
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, slow: Mapping[str, float] | None = None) -> None:
         upstream = upstream_port
+        held = dict(slow or {})
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -34,6 +38,7 @@ class BufferingProxy:
                     return
                 finally:
                     conn.close()
+                time.sleep(held.get(self.path, 0))
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in HOP_BY_HOP:

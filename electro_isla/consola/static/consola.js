@@ -36,6 +36,8 @@
   const FIRST_EVENT_MS = 4000; // no event this long after connecting: a buffering proxy
   const SILENCE_MS = 40000; // the server comments at least every 15 s
   const SESSION_HINT = "consola.sesion"; // a flag only: "try the refresh cookie on load"
+  const REFRESH_LOCK = "electro-isla.refresh"; // one refresh at a time in this browser
+  const REFRESH_RETRY_MS = 5000;
   // The stream's place in the per-usuario limit, kept across a reload of this tab
   // only (written when the page goes, read once when it comes back).
   const STREAM_LEASE = "consola.flujo";
@@ -111,22 +113,50 @@
     return JSON.parse(atob(part.padEnd(part.length + ((4 - (part.length % 4)) % 4), "=")));
   }
 
-  function scheduleRefresh() {
+  function scheduleRefresh(wait) {
     clearTimeout(state.refreshTimer);
     const exp = claims(state.token).exp * 1000;
-    const wait = Math.max(5000, exp - Date.now() - 60000);
-    state.refreshTimer = setTimeout(() => refreshOnce().catch(() => {}), wait);
+    if (wait === undefined) wait = Math.max(5000, exp - Date.now() - 60000);
+    state.refreshTimer = setTimeout(refreshOnSchedule, wait);
+  }
+
+  // A refused refresh ends the session now (the README's promise: a logout in another
+  // tab cleared the cookie), not at the access token's expiry; an unanswered one (the
+  // server or the network gone) is tried again while the page waits for it.
+  async function refreshOnSchedule() {
+    const generation = state.generation;
+    try {
+      await refreshOnce(); // schedules the next one
+    } catch (exc) {
+      if (generation !== state.generation) return; // logged out or let go meanwhile: said already
+      if (exc instanceof SessionEnded) sessionExpired();
+      else scheduleRefresh(REFRESH_RETRY_MS);
+    }
+  }
+
+  // A browser holds one refresh cookie and a refresh token works once: two tabs
+  // refreshing at the same moment sent the same cookie, and the second use is reuse
+  // (401, every refresh token of the usuario revoked: both tabs logged out). The Web
+  // Locks API runs the tabs' refreshes one after the other, each with the cookie the
+  // one before got back. Without it (not a secure context) a tab goes on alone.
+  function oneTabAtATime(task) {
+    return navigator.locks ? navigator.locks.request(REFRESH_LOCK, task) : task();
   }
 
   // One refresh at a time: concurrent 401s share it (a refresh token works once).
   function refreshOnce() {
     if (state.replaced) return Promise.reject(new SessionEnded("replaced by another login"));
     if (!state.refreshing) {
-      state.refreshing = (async () => {
+      state.refreshing = oneTabAtATime(async () => {
+        // No timeout: a refresh abandoned after the server spent the cookie would leave the
+        // spent one in the browser, and the next refresh would be reuse.
         const resp = await fetch(API.refresh, { method: "POST", credentials: "same-origin" });
         if (!resp.ok) {
           await resp.text().catch(() => ""); // read to the end: the request is complete (and timed)
-          throw new SessionEnded("refresh refused");
+          // 401: the cookie is spent, revoked or gone. Anything else (a 502 from a proxy, a
+          // 503 in a database outage) says nothing of the session: tried again on schedule.
+          if (resp.status === 401) throw new SessionEnded("refresh refused");
+          throw new ApiError(describe(resp.status, null));
         }
         const body = await resp.json();
         const c = claims(body.accessToken);
@@ -138,7 +168,7 @@
         state.token = body.accessToken;
         scheduleRefresh();
         return state.token;
-      })().finally(() => {
+      }).finally(() => {
         state.refreshing = null;
       });
     }
@@ -196,12 +226,16 @@
     const button = $("login-entrar");
     button.disabled = true;
     try {
-      const resp = await fetch(API.login, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ username: $("login-usuario").value, password: $("login-clave").value }),
-      });
+      // In turn with the other tabs' refreshes: one answered after this login would put
+      // its own cookie back over the one this login sets.
+      const resp = await oneTabAtATime(() =>
+        fetch(API.login, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ username: $("login-usuario").value, password: $("login-clave").value }),
+        }),
+      );
       const body = await readJson(resp);
       if (!resp.ok) {
         let text = describe(resp.status, body);
