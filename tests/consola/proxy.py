@@ -2,7 +2,8 @@
 
 An event stream never completes, so behind it the console sees no event at all:
 the case the page must detect by itself (no event within 4 s) and poll instead.
-`slow`: paths whose answers it holds that many seconds more (after the app answered).
+`slow`: paths whose answers it holds that many seconds more (after the app answered);
+`failing`: paths it answers 502 without asking the app (while they are in the set).
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ class BufferingProxy:
     def __init__(self, upstream_port: int, slow: Mapping[str, float] | None = None) -> None:
         upstream = upstream_port
         held = dict(slow or {})
+        self.failing: set[str] = set()
+        failing = self.failing
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
             def forward(self) -> None:
+                if self.path in failing:
+                    self.send_error(502)
+                    return
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}

@@ -603,6 +603,24 @@ def test_a_login_while_another_tab_refreshes_keeps_its_own_cookie(serve) -> None
         assert driver.find_element(By.ID, "usuario-nombre").text == "trabajador (trabajador)"
 
 
+def test_a_refresh_met_by_a_502_is_tried_again_and_the_session_goes_on(serve) -> None:
+    """The scheduled refresh's failure was swallowed and none was scheduled after it: the
+    page waited for its token to expire (a 401) to try again. Now it tries every 5 s, and
+    a 502 (the proxy's, the app gone a moment) does not end the session either."""
+    from tests.consola.proxy import BufferingProxy
+
+    server, _ = serve(ACCESS_TOKEN_SECONDS="70")  # the first refresh 10 s after the login
+    with BufferingProxy(server.port) as proxy, chromium() as driver:
+        proxy.failing.add("/api/auth/refresh/")
+        log_in(driver, proxy.url, *ADMIN)
+        assert wait_until(lambda: loaded(driver), 15)
+        assert wait_until(lambda: 502 in refresh_statuses(driver), 20), refresh_statuses(driver)
+        proxy.failing.clear()
+        assert wait_until(lambda: 200 in refresh_statuses(driver), 8), refresh_statuses(driver)
+        assert driver.find_element(By.ID, "tablero").is_displayed()
+        assert driver.find_element(By.ID, "usuario-nombre").text == "admin (admin)"
+
+
 def test_a_logout_in_another_tab_ends_this_tabs_session_at_its_next_refresh(serve) -> None:
     """README: a logout clears the browser's one cookie, and the other tab returns to its
     login form at its own next refresh. That refresh's 401 was swallowed: the tab kept its
