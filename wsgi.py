@@ -4,10 +4,11 @@ import sys
 
 from electro_isla import create_app
 from electro_isla.config import Refused
+from electro_isla.config_values import Misconfigured
 
 try:
     app = create_app()
-except (ValueError, Refused) as exc:
+except (Misconfigured, Refused) as exc:
     # A setting that cannot work (create_app names it): one line, not a 31-line traceback
     # from every worker (an operator's probe). Exit 3 is gunicorn's "worker failed to
     # boot": the master stops instead of starting the worker again.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from electro_isla.config_values import check_values
+from electro_isla.config_values import Misconfigured, check_values
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 INSTANCE_DIR = PROJECT_DIR / "instance"
@@ -37,7 +37,7 @@ def host_names(raw: str) -> list[str] | None:
         return None
     for name in names:
         if not re.fullmatch(r"\.?[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", name):
-            raise ValueError(
+            raise Misconfigured(
                 f"TRUSTED_HOSTS: {name!r} is not a host name or IPv4 address (no scheme, port, "
                 "path or IPv6 address; `*` for any host)"
             )
@@ -202,23 +202,23 @@ class Config:
             Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         for name in ("LOGIN_MAX_FAILURES", "REGISTER_MAX_PER_IP"):
             if int(config[name]) < 1:  # 0 would refuse nobody's place: every request a 500
-                raise ValueError(f"{name} must be at least 1, not {config[name]!r}")
+                raise Misconfigured(f"{name} must be at least 1, not {config[name]!r}")
         for name in ("LOGIN_WINDOW_SECONDS", "REGISTER_WINDOW_SECONDS"):
             if float(config[name]) <= 0:
-                raise ValueError(f"{name} must be a positive number of seconds")
+                raise Misconfigured(f"{name} must be a positive number of seconds")
         lifetime = config["JWT_ACCESS_TOKEN_EXPIRES"]
         if isinstance(lifetime, timedelta):
             lifetime = lifetime.total_seconds()
         # Every token must expire (auth/tokens.py), within a day: a huge lifetime put exp
         # past datetime's range (a 500 on every login), and a leaked token lives as long.
         if lifetime is False or not 30 <= lifetime <= MAX_ACCESS_TOKEN_SECONDS:
-            raise ValueError(
+            raise Misconfigured(
                 f"ACCESS_TOKEN_SECONDS must be between 30 and {MAX_ACCESS_TOKEN_SECONDS}"
             )
         try:  # else every statistics read would be a 500, and /readyz would say ok
             ZoneInfo(config["TIMEZONE"])
         except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-            raise ValueError(
+            raise Misconfigured(
                 f"TIMEZONE must be an IANA time zone name such as America/Havana, "
                 f"not {config['TIMEZONE']!r}"
             ) from exc
@@ -341,13 +341,13 @@ def parse_trusted_proxies(raw: str | int | None) -> list[Network]:
         if not item:
             continue
         if item.isdigit():
-            raise ValueError(
+            raise Misconfigured(
                 f"TRUSTED_PROXIES: {item!r} is a hop count; list the proxies' addresses or CIDRs"
             )
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError as exc:
-            raise ValueError(f"TRUSTED_PROXIES: {item!r} is not an IP address or CIDR") from exc
+            raise Misconfigured(f"TRUSTED_PROXIES: {item!r} is not an IP address or CIDR") from exc
     return networks
 
 
@@ -364,7 +364,7 @@ def config_class_from_env() -> type[Config]:
     raw = os.environ.get("APP_ENV") or os.environ.get("FLASK_ENV") or "development"
     env = raw.strip().lower()
     if env not in CONFIGS:
-        raise ValueError(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {raw!r}")
+        raise Misconfigured(f"APP_ENV must be one of {', '.join(CONFIGS)}, not {raw!r}")
     return CONFIGS[env]
 
 
@@ -382,20 +382,20 @@ def _parse(var: str, raw: str, kind: Any) -> Any:
     if kind is bool:
         word = raw.strip().lower()
         if word not in BOOLEANS:  # CACHE_ENABLED=maybe turned the cache on
-            raise ValueError(f"{var}: {raw!r} is not one of {', '.join(BOOLEANS)}")
+            raise Misconfigured(f"{var}: {raw!r} is not one of {', '.join(BOOLEANS)}")
         return BOOLEANS[word]
     try:
         value = kind(raw if kind is str else raw.strip())  # a password may end in a space
     except (TypeError, ValueError) as exc:
         if kind in NUMBERS:
-            raise ValueError(f"{var}: {raw!r} is not a valid {NUMBERS[kind]}") from exc
+            raise Misconfigured(f"{var}: {raw!r} is not a valid {NUMBERS[kind]}") from exc
         raise  # a converter of ours says what is wrong, naming the variable (host_names)
     if kind is float and not math.isfinite(value):  # float("nan") reads, and compares false
-        raise ValueError(f"{var}: {raw!r} is not a finite number")
+        raise Misconfigured(f"{var}: {raw!r} is not a finite number")
     if kind in (int, float) and value < 0:  # no setting means anything below 0
-        raise ValueError(f"{var} must be 0 or more, not {raw!r}")
+        raise Misconfigured(f"{var} must be 0 or more, not {raw!r}")
     if var in POSITIVE and value <= 0:
-        raise ValueError(f"{var} must be more than 0, not {raw!r}")
+        raise Misconfigured(f"{var} must be more than 0, not {raw!r}")
     return value
 
 

@@ -21,17 +21,22 @@ LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
+class Misconfigured(ValueError):
+    """A setting whose value cannot work. wsgi.py says it in one line and stops; any other
+    error while the app is built keeps its traceback (a bug is not a setting)."""
+
+
 def check_values(config: dict[str, Any]) -> None:
-    """Raise ValueError naming the first variable whose value cannot work."""
+    """Raise Misconfigured naming the first variable whose value cannot work."""
     config["SQLALCHEMY_DATABASE_URI"] = database_url(config["SQLALCHEMY_DATABASE_URI"])
     mode = str(config.get("REDIS_MODE") or "standalone").lower()
     if config.get("REDIS_URL") and mode != "sentinel":  # sentinel mode does not read it
         redis_urls(config["REDIS_URL"], several=mode == "cluster")
     if str(config.get("LOG_FORMAT", "text")).lower() not in LOG_FORMATS:
-        raise ValueError(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
+        raise Misconfigured(f"LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}")
     # The names logging itself knows (WARN and FATAL too): what setLevel takes.
     if not isinstance(logging.getLevelName(str(config.get("LOG_LEVEL", "INFO")).upper()), int):
-        raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        raise Misconfigured(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
 
 
 def redis_urls(raw: str, several: bool) -> None:
@@ -42,7 +47,7 @@ def redis_urls(raw: str, several: bool) -> None:
         try:
             parse_url(item if not several or "://" in item else f"redis://{item}")
         except ValueError as exc:
-            raise ValueError(
+            raise Misconfigured(
                 f"REDIS_URL is not a Redis URL (redis://host:port/db, rediss://…, "
                 f"unix:///path{'; in cluster mode h:p,h:p too' if several else ''}): {exc}"
             ) from None
@@ -57,7 +62,7 @@ def database_url(uri: str) -> str:
         make_url(uri).get_dialect()
     except (ArgumentError, NoSuchModuleError, ValueError) as exc:
         kind = type(exc).__name__
-        raise ValueError(
+        raise Misconfigured(
             f"DATABASE_URL is not a database URL this app can use "
             f"(postgresql://user@host:5432/name or sqlite:///path): {kind}"
         ) from None

@@ -34,6 +34,7 @@ from prometheus_client import (
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
+from electro_isla.config_values import Misconfigured
 from electro_isla.extensions import db
 from electro_isla.metrics_files import files_locked
 
@@ -157,7 +158,7 @@ def parse_allow(raw: str) -> list[Network]:
         try:
             networks.append(ipaddress.ip_network(item, strict=False))
         except ValueError as exc:
-            raise ValueError(f"METRICS_ALLOW: {item!r} is not an IP address or CIDR") from exc
+            raise Misconfigured(f"METRICS_ALLOW: {item!r} is not an IP address or CIDR") from exc
     return networks
 
 

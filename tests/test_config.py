@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import runpy
 import secrets
 import signal
 import subprocess
@@ -14,8 +15,10 @@ import jwt as pyjwt
 import pytest
 from flask_jwt_extended import create_access_token
 
+import electro_isla
 from electro_isla import create_app
 from electro_isla.config import ProdConfig
+from electro_isla.config_values import Misconfigured
 from electro_isla.extensions import db as _db
 from electro_isla_testing.factories import UsuarioFactory
 from electro_isla_testing.servers import free_port
@@ -185,6 +188,8 @@ def test_a_ttin_past_one_worker_without_a_shared_store_adds_none(tmp_path, env_v
         ("TIMEZONE", "Mars/Olympus", "TIMEZONE"),
         ("CACHE_TTL_FOO", "1", "CACHE_TTL_FOO"),
         ("SECRET_KEY", "short", "production refuses to start: SECRET_KEY"),
+        ("REDIS_MODE", "clusterr", "REDIS_MODE"),
+        ("METRICS_ALLOW", "10.0.0.x", "METRICS_ALLOW"),
     ],
 )
 def test_gunicorn_refuses_a_setting_in_one_line_and_stops(tmp_path, var, value, said):
@@ -202,6 +207,26 @@ def test_gunicorn_refuses_a_setting_in_one_line_and_stops(tmp_path, var, value, 
     assert result.returncode == 3, result.stderr[-2000:]  # gunicorn's "failed to boot"
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert f"electro_isla cannot start: {said}" in result.stderr
+
+
+def test_only_a_settings_error_is_said_in_one_line(monkeypatch):
+    """wsgi.py turned any ValueError raised while the app was built into the one-line
+    refusal, so in production a bug there lost its traceback: only a setting's error
+    (Misconfigured) and a production refusal are said that way now."""
+
+    def bug(*args: object) -> None:
+        raise ValueError("a bug, not a setting")
+
+    def setting(*args: object) -> None:
+        raise Misconfigured("TIMEZONE must be an IANA time zone name")
+
+    monkeypatch.setattr(electro_isla, "create_app", bug)
+    with pytest.raises(ValueError, match="a bug"):
+        runpy.run_path(str(ROOT / "wsgi.py"))
+    monkeypatch.setattr(electro_isla, "create_app", setting)
+    with pytest.raises(SystemExit) as stopped:
+        runpy.run_path(str(ROOT / "wsgi.py"))
+    assert stopped.value.code == 3
 
 
 def test_production_closes_metrics_to_all_but_loopback_by_default(prod_env):
@@ -233,10 +258,10 @@ def test_production_opens_metrics_only_to_what_is_listed(prod_env):
 def test_an_unknown_timezone_refuses_to_start(prod_env, zona):
     """It booted, /readyz said ok, and every statistics read was a 500 (a probe's find)."""
     prod_env.setenv("TIMEZONE", zona)
-    with pytest.raises(ValueError, match="TIMEZONE must be an IANA time zone"):
+    with pytest.raises(Misconfigured, match="TIMEZONE must be an IANA time zone"):
         prod_app()
     prod_env.setenv("APP_ENV", "development")
-    with pytest.raises(ValueError, match="TIMEZONE must be an IANA time zone"):
+    with pytest.raises(Misconfigured, match="TIMEZONE must be an IANA time zone"):
         create_app()
 
 
@@ -256,7 +281,7 @@ def test_the_access_token_lifetime_is_set_in_seconds(prod_env):
     # 300000000000 passed the start and made every login a 500 (OverflowError; a probe).
     for bad in ("29", "0", "-5", "86401", "300000000000"):
         prod_env.setenv("ACCESS_TOKEN_SECONDS", bad)
-        with pytest.raises(ValueError, match="ACCESS_TOKEN_SECONDS must be between 30 and"):
+        with pytest.raises(Misconfigured, match="ACCESS_TOKEN_SECONDS must be between 30 and"):
             prod_app()
 
 
@@ -273,14 +298,14 @@ def test_the_access_token_lifetime_is_set_in_seconds(prod_env):
 def test_a_value_that_is_not_a_number_names_its_variable(prod_env, var, value):
     """It stopped with int()'s bare "invalid literal for int() with base 10: 'abc'"."""
     prod_env.setenv(var, value)
-    with pytest.raises(ValueError, match=f"^{var}: '{value}' is not a valid"):
+    with pytest.raises(Misconfigured, match=f"^{var}: '{value}' is not a valid"):
         prod_app()
 
 
 def test_a_negative_cache_ttl_refuses_to_start(prod_env):
     """-5 was taken: every read of that name then a MISS, its cache silently off."""
     prod_env.setenv("CACHE_TTL_PRODUCTO", "-5")
-    with pytest.raises(ValueError, match="CACHE_TTL_PRODUCTO must be 0 or more"):
+    with pytest.raises(Misconfigured, match="CACHE_TTL_PRODUCTO must be 0 or more"):
         prod_app()
 
 
@@ -288,7 +313,9 @@ def test_a_negative_cache_ttl_refuses_to_start(prod_env):
 def test_an_unknown_app_env_refuses_to_start(prod_env, name):
     """APP_ENV=prod ran in development: no production refusal, a random SECRET_KEY."""
     prod_env.setenv("APP_ENV", name)
-    with pytest.raises(ValueError, match="APP_ENV must be one of development, testing, production"):
+    with pytest.raises(
+        Misconfigured, match="APP_ENV must be one of development, testing, production"
+    ):
         create_app()
     prod_env.setenv("APP_ENV", " Production ")  # spaces and case are no typo
     assert create_app().config["ENV_NAME"] == "production"
@@ -313,7 +340,7 @@ def test_trusted_hosts_are_names_and_ipv4_addresses(prod_env):
 def test_a_trusted_host_no_request_could_match_refuses_to_start(prod_env, value):
     """They started, then refused every request (werkzeug cuts entries at a colon)."""
     prod_env.setenv("TRUSTED_HOSTS", value)
-    with pytest.raises(ValueError, match="TRUSTED_HOSTS: .* is not a host name"):
+    with pytest.raises(Misconfigured, match="TRUSTED_HOSTS: .* is not a host name"):
         prod_app()
 
 
@@ -345,7 +372,7 @@ def test_a_value_that_cannot_work_refuses_to_start_naming_its_variable(
     prod_env, var, value, message
 ):
     prod_env.setenv(var, value)
-    with pytest.raises(ValueError, match=message) as refused:
+    with pytest.raises(Misconfigured, match=message) as refused:
         prod_app()
     assert "hunter2" not in str(refused.value)  # a URL's password is never echoed
 

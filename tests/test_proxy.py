@@ -3,6 +3,7 @@
 import pytest
 import requests
 
+from electro_isla.config_values import Misconfigured
 from electro_isla_testing.gunicorn import GunicornServer
 
 PROXY = "10.0.0.2"
@@ -65,7 +66,7 @@ def test_the_configured_proxy_speaks_for_its_clients(make_app):
 
 @pytest.mark.parametrize("value", ["1", "2", "10.0.0.2,not-an-ip"])
 def test_a_hop_count_or_a_typo_stops_the_app_at_start(make_app, value):
-    with pytest.raises(ValueError, match="TRUSTED_PROXIES"):
+    with pytest.raises(Misconfigured, match="TRUSTED_PROXIES"):
         make_app(TRUSTED_PROXIES=value)
 
 

@@ -32,6 +32,7 @@ from electro_isla.cache.redis_store import RedisStore
 from electro_isla.cache.registry import EXTENSION_KEY, REGISTRY
 from electro_isla.cache.stats import Counting, SharedStats
 from electro_isla.cache.stores import LocalStore, Parts
+from electro_isla.config_values import Misconfigured
 from electro_isla.extensions import db
 from electro_isla.json import dumps, loads
 from electro_isla.shared_store import REDIS_ERRORS, shared_store
@@ -61,7 +62,7 @@ class CacheManager:
         self.enabled = config["CACHE_ENABLED"]
         overrides = config.get("CACHE_TTL_OVERRIDES", {})
         for name in overrides.keys() - REGISTRY.keys():  # a typo set nothing, silently
-            raise ValueError(f"CACHE_TTL_{name.upper()}: no cached name {name!r}")
+            raise Misconfigured(f"CACHE_TTL_{name.upper()}: no cached name {name!r}")
         self.ttls = {name: overrides.get(name, entry.ttl) for name, entry in REGISTRY.items()}
         # Generation counters outlive every value that embeds them, then expire.
         self.gen_ttl = max(self.ttls.values())

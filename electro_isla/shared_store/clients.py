@@ -26,6 +26,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
+from electro_isla.config_values import Misconfigured
 from electro_isla.shared_store.lazy import LazyClient
 from electro_isla.shared_store.sentinel import FollowingPool
 
@@ -43,17 +44,17 @@ def _no_retry() -> Retry:
 
 
 def parse_hosts(raw: str, default_port: int) -> list[tuple[str, int]]:
-    """`h:p,h:p` or `redis://[:pw@]h:p[/db],…` -> [(host, port)]; a bad entry raises ValueError."""
+    """`h:p,h:p` or `redis://[:pw@]h:p[/db],…` -> [(host, port)]; a bad entry raises Misconfigured."""
     hosts = []
     for item in (part.strip() for part in raw.split(",")):
         if not item:
             continue
         netloc = urlsplit(item if "://" in item else f"redis://{item}")
         if netloc.hostname is None:
-            raise ValueError(f"no host in {item!r}")
+            raise Misconfigured(f"no host in {item!r}")
         hosts.append((netloc.hostname, netloc.port or default_port))
     if not hosts:
-        raise ValueError("no host given")
+        raise Misconfigured("no host given")
     return hosts
 
 
@@ -73,7 +74,7 @@ def build_client(config: dict[str, Any]) -> Redis | RedisCluster | None:
     """The client for the configured mode, or None when no shared Redis is configured."""
     mode = config.get("REDIS_MODE", "standalone")
     if mode not in MODES:
-        raise ValueError(f"REDIS_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+        raise Misconfigured(f"REDIS_MODE must be one of {', '.join(MODES)}, not {mode!r}")
     if not configured(config):
         return None
     options = timeouts(config)
@@ -119,7 +120,7 @@ def lazy_client(config: dict[str, Any]) -> LazyClient | None:
     """
     mode = config.get("REDIS_MODE", "standalone")
     if mode not in MODES:
-        raise ValueError(f"REDIS_MODE must be one of {', '.join(MODES)}, not {mode!r}")
+        raise Misconfigured(f"REDIS_MODE must be one of {', '.join(MODES)}, not {mode!r}")
     if not configured(config):
         return None
     settings = dict(config)

@@ -7,6 +7,7 @@ import pytest
 from electro_isla import create_app
 from electro_isla.cache import shared_redis
 from electro_isla.config import Config, TestConfig
+from electro_isla.config_values import Misconfigured
 from electro_isla.usuarios.models import Usuario
 from tests.auth.support import count
 
@@ -100,7 +101,7 @@ def test_a_limit_that_would_refuse_no_place_is_refused_at_start(monkeypatch, nam
         overrides = {}
     else:
         overrides = {name: int(value)}  # not read from the environment
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(Misconfigured, match=name):
         create_app(TestConfig, overrides)
 
 

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from electro_isla import create_app
 from electro_isla.cache import cache_manager
 from electro_isla.config import TestConfig
+from electro_isla.config_values import Misconfigured
 from electro_isla.extensions import db
 from electro_isla.metrics import client_allowed, parse_allow
 from electro_isla_testing.servers import free_port
@@ -131,7 +132,7 @@ def test_empty_metrics_allow_lets_everyone_in(tmp_path):
 
 
 def test_a_typo_in_metrics_allow_stops_the_app_from_starting(tmp_path):
-    with pytest.raises(ValueError, match="METRICS_ALLOW"):
+    with pytest.raises(Misconfigured, match="METRICS_ALLOW"):
         _sqlite_app(tmp_path, METRICS_ALLOW="10.0.0.0/8,localhost")
 
 
