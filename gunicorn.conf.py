@@ -83,6 +83,15 @@ def _int_env(name: str, default: int, least: int = 0) -> int:
     return value
 
 
+def _choice_env(name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (any case); another stops gunicorn naming them (gunicorn took
+    GUNICORN_LOG_LEVEL=loud and logged at info, silently)."""
+    raw = os.environ.get(name, "").strip().lower() or default
+    if raw not in choices:
+        raise SystemExit(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
 def _default_workers() -> int:
     try:
         cores = len(os.sched_getaffinity(0))
@@ -134,7 +143,9 @@ if os.path.isdir(_SHM):
 # -- Logging -----------------------------------------------------------------------------------
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
 errorlog = os.environ.get("GUNICORN_ERROR_LOG", "-")
-loglevel = os.environ.get("GUNICORN_LOG_LEVEL", "info")
+loglevel = _choice_env(
+    "GUNICORN_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")
+)
 # Request id (echoed by the app in X-Request-ID) and duration in ms on every line.
 access_log_format = (
     '%(h)s request_id=%({x-request-id}o)s "%(r)s" %(s)s %(b)s duration_ms=%(M)s "%(a)s"'

@@ -103,6 +103,11 @@ def test_an_unset_metrics_dir_is_created_and_removed_on_exit(load):
         ("GUNICORN_THREADS", "0", "GUNICORN_THREADS must be at least 1, not 0"),
         ("PORT", "abc", "PORT: 'abc' is not a whole number"),
         ("GUNICORN_TIMEOUT", "-1", "GUNICORN_TIMEOUT must be at least 0, not -1"),
+        (
+            "GUNICORN_LOG_LEVEL",
+            "loud",
+            "GUNICORN_LOG_LEVEL must be one of debug, info, warning, error, critical, not 'loud'",
+        ),
     ],
 )
 def test_a_value_that_cannot_work_stops_gunicorn_naming_it(load, var, value, message):
