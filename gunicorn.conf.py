@@ -36,6 +36,7 @@ import shutil
 import tempfile
 
 from gunicorn import util
+from gunicorn.glogging import Logger
 
 # -- Prometheus: before anything imports prometheus_client ---------------------------------
 _PROM_DIR_VAR = "PROMETHEUS_MULTIPROC_DIR"
@@ -164,24 +165,33 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:  # 
 
 
 # -- Hooks -------------------------------------------------------------------------------------
+class Logs(Logger):
+    """gunicorn's logger with the app's filters and format, from its first line: set up in
+    on_starting, "Starting gunicorn" (logged before that hook) stayed plain text under
+    LOG_FORMAT=json. Secrets are masked in gunicorn's own lines too (a token in a query
+    string, say), and they carry the request id."""
+
+    def setup(self, cfg) -> None:  # noqa: ANN001
+        super().setup(cfg)  # again on a reload (HUP): the handlers are new ones
+        from electro_isla.logs import RedactingFilter, RequestIdFilter, make_formatter
+
+        json_lines = os.environ.get("LOG_FORMAT", "text").strip().lower() == "json"
+        for logger in (self.error_log, self.access_log):
+            if not any(isinstance(f, RequestIdFilter) for f in logger.filters):
+                # First: it reads the line's atoms, which the redacting filter flattens.
+                logger.filters.insert(0, RequestIdFilter())
+            if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+                logger.addFilter(RedactingFilter())
+            if json_lines:
+                for handler in logger.handlers:
+                    handler.setFormatter(make_formatter("json"))
+
+
+logger_class = Logs
+
+
 def on_starting(server) -> None:  # noqa: ANN001
-    """Mask secrets in gunicorn's own lines too (a token in a query string, say), and
-    give them the request id."""
-    import logging
-
-    from electro_isla.logs import RedactingFilter, RequestIdFilter, make_formatter
-
-    log_format = os.environ.get("LOG_FORMAT", "text")
-    for name in ("gunicorn.error", "gunicorn.access"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RequestIdFilter) for f in logger.filters):
-            # First: it reads the line's atoms, which the redacting filter flattens.
-            logger.filters.insert(0, RequestIdFilter())
-        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-            logger.addFilter(RedactingFilter())
-        if log_format.lower() == "json":
-            for handler in logger.handlers:
-                handler.setFormatter(make_formatter("json"))
+    """Hand the workers what they need from the master before it forks them."""
     util.write_error = write_json_error  # the workers (forked from here) call it by name
     # The app refuses several workers without a shared store (electro_isla/config.py):
     # tell it the effective count, whether it came from here, -w or GUNICORN_CMD_ARGS.

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
+import secrets
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+
+from electro_isla_testing.servers import free_port
 
 CONF = str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py")
 VARS = (
@@ -130,3 +135,40 @@ def test_a_refused_start_leaves_no_metrics_directory(tmp_path):
     )
     assert result.returncode != 0 and "GUNICORN_TIMEOUT must be at least 0" in result.stderr
     assert list(tmp_path.glob("electro-isla-metrics-*")) == []
+
+
+def test_under_log_format_json_every_line_of_gunicorn_is_json(tmp_path):
+    """ "Starting gunicorn" is logged before on_starting, where the JSON format was set:
+    the first line of every start was plain text among JSON ones (an operator's probe)."""
+    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
+    env.update(
+        TMPDIR=str(tmp_path),
+        LOG_FORMAT="json",
+        WEB_CONCURRENCY="1",
+        PORT=str(free_port()),
+        DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
+        SECRET_KEY=secrets.token_urlsafe(32),
+    )
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    log = tmp_path / "stderr.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(
+            [str(gunicorn), "-c", CONF, "wsgi:app"],
+            cwd=Path(CONF).parent,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "Booting worker" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    lines = log.read_text().splitlines()
+    assert "Starting gunicorn" in lines[0]
+    assert [json.loads(line)["logger"] for line in lines[:3]] == ["gunicorn.error"] * 3
+    for line in lines:
+        json.loads(line)  # every one, to the last ("Shutting down: Master")
