@@ -541,6 +541,27 @@ def test_a_login_in_another_tab_takes_the_session_and_this_tab_says_so(serve) ->
         assert driver.find_element(By.ID, "usuario-nombre").text == "trabajador (trabajador)"
 
 
+def reload(driver) -> None:
+    """Reload this tab and wait until the new document is the one answering."""
+    before = driver.execute_script("return performance.timeOrigin;")
+    driver.execute_script("setTimeout(() => location.reload(), 0);")
+
+    def replaced() -> bool:
+        try:
+            return driver.execute_script("return performance.timeOrigin;") != before
+        except WebDriverException:  # between the two documents
+            return False
+
+    assert wait_until(replaced, 15), "the page did not reload"
+
+
+def refreshes_seen(driver) -> list[tuple[int, int]]:
+    """(start, end) in epoch ms of this document's refresh requests."""
+    return [
+        (start, end) for path, start, end, _ in auth_requests(driver) if path.endswith("/refresh/")
+    ]
+
+
 def refresh_statuses(driver) -> list[int]:
     """The statuses of this document's refresh requests (none while it is being replaced)."""
     try:
@@ -565,17 +586,20 @@ def test_two_tabs_refreshing_at_once_send_the_one_cookie_in_turn(serve) -> None:
         log_in(driver, proxy.url, *ADMIN)
         assert wait_until(lambda: loaded(driver), 15)
         tabs.append(driver.current_window_handle)
-        for tab in tabs:
+        for tab in tabs:  # both within the first one's held answer
             driver.switch_to.window(tab)
             driver.execute_script("setTimeout(() => location.reload(), 0);")
+        seen = []
         for tab in tabs:
             driver.switch_to.window(tab)
             assert wait_until(lambda: refresh_statuses(driver), 15), "no refresh after the reload"
             assert refresh_statuses(driver) == [200]
             assert wait_until(lambda: loaded(driver), 15)
+            seen += refreshes_seen(driver)
+        (first_start, first_end), (second_start, second_end) = sorted(seen)
+        assert second_start >= first_end, f"the two refreshes overlapped: {sorted(seen)}"
         # Nothing was revoked: the cookie the last refresh set is answered too.
-        driver.execute_script("setTimeout(() => location.reload(), 0);")
-        time.sleep(0.5)
+        reload(driver)
         assert wait_until(lambda: refresh_statuses(driver), 15), "no refresh after the reload"
         assert refresh_statuses(driver) == [200]
 
@@ -590,35 +614,75 @@ def test_a_login_while_another_tab_refreshes_keeps_its_own_cookie(serve) -> None
     with BufferingProxy(server.port, slow={"/api/auth/refresh/": 4}) as proxy, chromium() as driver:
         log_in(driver, proxy.url, *ADMIN)
         assert wait_until(lambda: loaded(driver), 15)
-        driver.execute_script("setTimeout(() => location.reload(), 0);")  # a refresh, held
-        reloaded = time.monotonic()
+        admin_tab = driver.current_window_handle
+        reload(driver)  # its refresh: answered by the app, held 4 s by the proxy
         driver.switch_to.new_window("tab")
         log_in(driver, proxy.url, *TRABAJADOR)
-        assert time.monotonic() - reloaded < 3, "the login came after the refresh's answer"
+        asked = time.time() * 1000
         assert wait_until(lambda: loaded(driver), 15)
-        driver.execute_script("setTimeout(() => location.reload(), 0);")
-        time.sleep(0.5)
+        reload(driver)
         assert wait_until(lambda: refresh_statuses(driver), 15), "no refresh after the reload"
         assert wait_until(lambda: loaded(driver), 15)
         assert driver.find_element(By.ID, "usuario-nombre").text == "trabajador (trabajador)"
+        # The login was asked for while the admin tab's refresh was waiting for its answer.
+        driver.switch_to.window(admin_tab)
+        assert wait_until(lambda: refreshes_seen(driver), 15)
+        ((start, end),) = refreshes_seen(driver)
+        assert start < asked < end, (start, asked, end)
 
 
-def test_a_refresh_met_by_a_502_is_tried_again_and_the_session_goes_on(serve) -> None:
-    """The scheduled refresh's failure was swallowed and none was scheduled after it: the
-    page waited for its token to expire (a 401) to try again. Now it tries every 5 s, and
-    a 502 (the proxy's, the app gone a moment) does not end the session either."""
+def test_a_refresh_without_the_apps_answer_is_tried_again_and_the_session_goes_on(serve) -> None:
+    """A scheduled refresh's failure was swallowed and none was scheduled after it; then
+    the 401 of the expired token tried once more and, meeting the same 502, showed the
+    login form: a proxy's 502 (or a 503 in a database outage) longer than the token's
+    life logged the page out with its cookie still good. Now the refresh is tried every
+    5 s, the page is offline meanwhile, and goes on once the app answers."""
     from tests.consola.proxy import BufferingProxy
 
-    server, _ = serve(ACCESS_TOKEN_SECONDS="70")  # the first refresh 10 s after the login
+    server, _ = serve(ACCESS_TOKEN_SECONDS="30")  # refreshes from 5 s on; expires at 30 s
     with BufferingProxy(server.port) as proxy, chromium() as driver:
         proxy.failing.add("/api/auth/refresh/")
         log_in(driver, proxy.url, *ADMIN)
+        logged_in = time.monotonic()
         assert wait_until(lambda: loaded(driver), 15)
         assert wait_until(lambda: 502 in refresh_statuses(driver), 20), refresh_statuses(driver)
+        time.sleep(max(0.0, 36 - (time.monotonic() - logged_in)))  # the token has expired
+        assert not driver.find_element(By.ID, "acceso").is_displayed(), "logged out by a 502"
+        assert wait_until(lambda: mode(driver) == "offline", 10), mode(driver)
         proxy.failing.clear()
         assert wait_until(lambda: 200 in refresh_statuses(driver), 8), refresh_statuses(driver)
+        assert wait_until(lambda: mode(driver) == "polling", 10), mode(driver)
         assert driver.find_element(By.ID, "tablero").is_displayed()
         assert driver.find_element(By.ID, "usuario-nombre").text == "admin (admin)"
+
+
+def test_a_usuario_demoted_while_away_is_told_so_and_the_message_stays(serve) -> None:
+    """Coming back to the page, its refresh set the refresh timer, and refuse() left it
+    running: at that refresh (the cookie gone with refuse()'s logout) "Tu sesión expiró"
+    replaced the reason, and the focus jumped to the login form."""
+    server, _ = serve(ACCESS_TOKEN_SECONDS="66")
+    admin = Api(server.url, *ADMIN)
+    usuario = admin.get("/api/admin/users/?q=trabajador").json()["results"][0]
+    url = f"{server.url}/api/admin/users/{usuario['id']}/"
+
+    def set_rol(rol: str) -> None:
+        resp = admin.session.patch(url, headers=admin.headers, json={"rol": rol}, timeout=10)
+        assert resp.status_code == 200, resp.text
+
+    try:
+        with chromium() as driver:
+            log_in(driver, server.url, *TRABAJADOR)
+            assert wait_until(lambda: loaded(driver), 15)
+            driver.get("about:blank")  # gone before the demotion: it would notice it itself
+            set_rol("cliente")
+            driver.get(f"{server.url}/admin/")  # back in this tab: the session from the cookie
+            told = wait_until(lambda: driver.find_element(By.ID, "sin-permiso").is_displayed(), 15)
+            assert told, "not told after the reload"
+            time.sleep(8)  # past the refresh the reload scheduled (6 s with these tokens)
+            assert driver.find_element(By.ID, "sin-permiso").is_displayed()
+            assert not driver.find_element(By.ID, "acceso").is_displayed()
+    finally:
+        set_rol("trabajador")
 
 
 def test_a_logout_in_another_tab_ends_this_tabs_session_at_its_next_refresh(serve) -> None:

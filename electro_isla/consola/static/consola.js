@@ -38,6 +38,7 @@
   const SESSION_HINT = "consola.sesion"; // a flag only: "try the refresh cookie on load"
   const REFRESH_LOCK = "electro-isla.refresh"; // one refresh at a time in this browser
   const REFRESH_RETRY_MS = 5000;
+  const LOCK_PATIENCE_MS = 10000; // a login or logout waits this long for another tab's refresh
   // The stream's place in the per-usuario limit, kept across a reload of this tab
   // only (written when the page goes, read once when it comes back).
   const STREAM_LEASE = "consola.flujo";
@@ -54,6 +55,7 @@
     streamAbort: null,
     refreshing: null,
     refreshTimer: null,
+    session: 0, // bumped when this tab's session ends: a refresh in flight then brings nothing back
     cacheStats: null, // the cache panel's last figures
     cacheGoneSince: null, // when the cache panel's reads began to fail
     refused: false, // logged out for want of staff rights: late answers are ignored
@@ -115,14 +117,15 @@
 
   function scheduleRefresh(wait) {
     clearTimeout(state.refreshTimer);
+    if (!state.token || state.refused) return; // no session here to keep
     const exp = claims(state.token).exp * 1000;
     if (wait === undefined) wait = Math.max(5000, exp - Date.now() - 60000);
     state.refreshTimer = setTimeout(refreshOnSchedule, wait);
   }
 
   // A refused refresh ends the session now (the README's promise: a logout in another
-  // tab cleared the cookie), not at the access token's expiry; an unanswered one (the
-  // server or the network gone) is tried again while the page waits for it.
+  // tab cleared the cookie), not at the access token's expiry; one without an answer from
+  // the app (the network, a 5xx) is tried again while the page waits for it.
   async function refreshOnSchedule() {
     const generation = state.generation;
     try {
@@ -139,26 +142,43 @@
   // (401, every refresh token of the usuario revoked: both tabs logged out). The Web
   // Locks API runs the tabs' refreshes one after the other, each with the cookie the
   // one before got back. Without it (not a secure context) a tab goes on alone.
-  function oneTabAtATime(task) {
-    return navigator.locks ? navigator.locks.request(REFRESH_LOCK, task) : task();
+  // `patience` (ms): how long to wait for the lock before going on alone anyway (a login
+  // or logout is not kept waiting by another tab's refresh that hangs).
+  function oneTabAtATime(task, patience) {
+    if (!navigator.locks) return task();
+    if (patience === undefined) return navigator.locks.request(REFRESH_LOCK, task);
+    const options = { signal: AbortSignal.timeout(patience) };
+    return navigator.locks
+      .request(REFRESH_LOCK, options, task)
+      .catch((exc) => (exc && exc.name === "TimeoutError" ? task() : Promise.reject(exc)));
+  }
+
+  // This tab's session is over (logged out, refused, replaced, expired): a refresh still
+  // in flight must bring no token back, nor set the timer again.
+  function endSession() {
+    state.session += 1;
+    state.refreshing = null;
+    clearTimeout(state.refreshTimer);
   }
 
   // One refresh at a time: concurrent 401s share it (a refresh token works once).
   function refreshOnce() {
     if (state.replaced) return Promise.reject(new SessionEnded("replaced by another login"));
     if (!state.refreshing) {
-      state.refreshing = oneTabAtATime(async () => {
+      const session = state.session;
+      const refreshing = oneTabAtATime(async () => {
         // No timeout: a refresh abandoned after the server spent the cookie would leave the
         // spent one in the browser, and the next refresh would be reuse.
         const resp = await fetch(API.refresh, { method: "POST", credentials: "same-origin" });
         if (!resp.ok) {
           await resp.text().catch(() => ""); // read to the end: the request is complete (and timed)
-          // 401: the cookie is spent, revoked or gone. Anything else (a 502 from a proxy, a
+          // 401 (or any 4xx): the cookie is spent, revoked or gone. A 5xx (a proxy's 502, a
           // 503 in a database outage) says nothing of the session: tried again on schedule.
-          if (resp.status === 401) throw new SessionEnded("refresh refused");
+          if (resp.status < 500) throw new SessionEnded("refresh refused");
           throw new ApiError(describe(resp.status, null));
         }
         const body = await resp.json();
+        if (session !== state.session) throw new SessionEnded("ended meanwhile");
         const c = claims(body.accessToken);
         if (state.user && String(c.sub) !== String(state.user.id)) {
           // One refresh cookie per browser: a login in another tab took it over.
@@ -169,14 +189,16 @@
         scheduleRefresh();
         return state.token;
       }).finally(() => {
-        state.refreshing = null;
+        if (state.refreshing === refreshing) state.refreshing = null;
       });
+      state.refreshing = refreshing;
     }
     return state.refreshing;
   }
 
   // Not logged out (that would end the other tab's session too): this tab only lets go.
   function replaced(username) {
+    endSession();
     stop();
     state.token = null;
     state.user = null;
@@ -190,6 +212,7 @@
 
   function sessionExpired() {
     if (state.replaced) return; // said why already
+    endSession();
     stop();
     state.token = null;
     sessionStorage.removeItem(SESSION_HINT);
@@ -206,7 +229,12 @@
     if (resp.status === 401 && !retried) {
       try {
         await refreshOnce();
-      } catch (_) {
+      } catch (exc) {
+        if (!(exc instanceof SessionEnded)) {
+          // The app did not answer the refresh: offline for the caller, not logged out.
+          scheduleRefresh(REFRESH_RETRY_MS);
+          throw exc;
+        }
         sessionExpired();
         throw new SessionEnded("session expired");
       }
@@ -228,13 +256,15 @@
     try {
       // In turn with the other tabs' refreshes: one answered after this login would put
       // its own cookie back over the one this login sets.
-      const resp = await oneTabAtATime(() =>
-        fetch(API.login, {
-          method: "POST",
-          credentials: "same-origin",
-          headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ username: $("login-usuario").value, password: $("login-clave").value }),
-        }),
+      const resp = await oneTabAtATime(
+        () =>
+          fetch(API.login, {
+            method: "POST",
+            credentials: "same-origin",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ username: $("login-usuario").value, password: $("login-clave").value }),
+          }),
+        LOCK_PATIENCE_MS,
       );
       const body = await readJson(resp);
       if (!resp.ok) {
@@ -260,18 +290,29 @@
     }
   }
 
+  // In turn with the other tabs' refreshes and logins: its answer clears the browser's
+  // cookie, and after another tab's login it would clear that login's.
+  function logoutRequest(token) {
+    return oneTabAtATime(
+      () =>
+        fetch(API.logout, {
+          method: "POST",
+          credentials: "same-origin",
+          headers: { Authorization: `Bearer ${token}` },
+        }),
+      LOCK_PATIENCE_MS,
+    );
+  }
+
   async function logout() {
     const token = state.token;
+    endSession();
     stop();
     state.token = null;
     state.streamLease = null;
     sessionStorage.removeItem(SESSION_HINT);
     try {
-      await fetch(API.logout, {
-        method: "POST",
-        credentials: "same-origin",
-        headers: { Authorization: `Bearer ${token}` },
-      });
+      await logoutRequest(token);
     } catch (_) {
       // Logged out locally anyway; the token expires within 15 minutes.
     }
@@ -305,14 +346,11 @@
   // Log out (the console is for staff only) and say why, instead of any figure.
   function refuse(text) {
     const token = state.token;
+    endSession();
     state.token = null;
     state.refused = true;
     sessionStorage.removeItem(SESSION_HINT);
-    fetch(API.logout, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: { Authorization: `Bearer ${token}` },
-    }).catch(() => {});
+    logoutRequest(token).catch(() => {});
     $("sin-permiso-texto").textContent = text;
     $("sin-permiso").hidden = false;
     $("sin-permiso-volver").focus();
@@ -873,7 +911,14 @@
         const c = claims(token);
         enter({ id: Number(c.sub), username: c.username, rol: c.rol });
         return;
-      } catch (_) {
+      } catch (exc) {
+        if (!(exc instanceof SessionEnded)) {
+          // The app did not answer: the cookie may still be good, a later reload tries it again.
+          showLogin(
+            "No se pudo contactar con el servidor para recuperar la sesión. Recarga la página o inicia sesión.",
+          );
+          return;
+        }
         sessionStorage.removeItem(SESSION_HINT);
       }
     }
