@@ -3,6 +3,7 @@
 An event stream never completes, so behind it the console sees no event at all:
 the case the page must detect by itself (no event within 4 s) and poll instead.
 `slow`: paths whose answers it holds that many seconds more (after the app answered);
+`held`: paths whose requests it holds that many seconds before the app sees them;
 `failing`: paths it answers 502 without asking the app (while they are in the set).
 """
 
@@ -18,9 +19,15 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length",
 
 
 class BufferingProxy:
-    def __init__(self, upstream_port: int, slow: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        slow: Mapping[str, float] | None = None,
+        held: Mapping[str, float] | None = None,
+    ) -> None:
         upstream = upstream_port
-        held = dict(slow or {})
+        answers_held = dict(slow or {})
+        requests_held = dict(held or {})
         self.failing: set[str] = set()
         failing = self.failing
 
@@ -31,6 +38,7 @@ class BufferingProxy:
                 if self.path in failing:
                     self.send_error(502)
                     return
+                time.sleep(requests_held.get(self.path, 0))
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
@@ -44,7 +52,7 @@ class BufferingProxy:
                     return
                 finally:
                     conn.close()
-                time.sleep(held.get(self.path, 0))
+                time.sleep(answers_held.get(self.path, 0))
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in HOP_BY_HOP:

@@ -685,6 +685,27 @@ def test_a_usuario_demoted_while_away_is_told_so_and_the_message_stays(serve) ->
         set_rol("trabajador")
 
 
+def test_a_request_answered_after_the_logout_keeps_its_words(serve) -> None:
+    """A read sent before the logout and answered after it (401: its token revoked) got a
+    refresh from api(), refused (the cookie cleared), and "Tu sesión expiró" replaced
+    "Sesión cerrada." on the login form. The proxy holds each cache-panel read 6 s before
+    the app sees it, longer than the panel's 5 s between reads: one is always out."""
+    from tests.consola.proxy import BufferingProxy
+
+    server, _ = serve()
+    with (
+        BufferingProxy(server.port, held={"/api/admin/cache/stats/": 6}) as proxy,
+        chromium() as driver,
+    ):
+        log_in(driver, proxy.url, *ADMIN)
+        assert wait_until(lambda: loaded(driver), 15)
+        driver.find_element(By.ID, "salir").click()
+        assert wait_until(lambda: driver.find_element(By.ID, "acceso").is_displayed(), 5)
+        assert driver.find_element(By.ID, "aviso").text == "Sesión cerrada."
+        time.sleep(7)  # the held read has reached the app with the revoked token
+        assert driver.find_element(By.ID, "aviso").text == "Sesión cerrada."
+
+
 def test_a_logout_in_another_tab_ends_this_tabs_session_at_its_next_refresh(serve) -> None:
     """README: a logout clears the browser's one cookie, and the other tab returns to its
     login form at its own next refresh. That refresh's 401 was swallowed: the tab kept its

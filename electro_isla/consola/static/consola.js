@@ -147,10 +147,19 @@
   function oneTabAtATime(task, patience) {
     if (!navigator.locks) return task();
     if (patience === undefined) return navigator.locks.request(REFRESH_LOCK, task);
-    const options = { signal: AbortSignal.timeout(patience) };
+    // An AbortController, not AbortSignal.timeout (missing in Safari 15), and "never
+    // granted" rather than the error's name (older engines reject with AbortError).
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(), patience);
+    let granted = false;
+    const held = () => {
+      granted = true;
+      clearTimeout(timer);
+      return task();
+    };
     return navigator.locks
-      .request(REFRESH_LOCK, options, task)
-      .catch((exc) => (exc && exc.name === "TimeoutError" ? task() : Promise.reject(exc)));
+      .request(REFRESH_LOCK, { signal: controller.signal }, held)
+      .catch((exc) => (!granted && controller.signal.aborted ? task() : Promise.reject(exc)));
   }
 
   // This tab's session is over (logged out, refused, replaced, expired): a refresh still
@@ -172,9 +181,10 @@
         const resp = await fetch(API.refresh, { method: "POST", credentials: "same-origin" });
         if (!resp.ok) {
           await resp.text().catch(() => ""); // read to the end: the request is complete (and timed)
-          // 401 (or any 4xx): the cookie is spent, revoked or gone. A 5xx (a proxy's 502, a
-          // 503 in a database outage) says nothing of the session: tried again on schedule.
-          if (resp.status < 500) throw new SessionEnded("refresh refused");
+          // 401 (or another 4xx): the cookie is spent, revoked or gone. A 5xx (a proxy's 502,
+          // a 503 in a database outage), 408 or 429 says nothing of the session: tried again.
+          const transient = resp.status >= 500 || [408, 429].includes(resp.status);
+          if (!transient) throw new SessionEnded("refresh refused");
           throw new ApiError(describe(resp.status, null));
         }
         const body = await resp.json();
@@ -211,7 +221,7 @@
   }
 
   function sessionExpired() {
-    if (state.replaced) return; // said why already
+    if (state.replaced || state.refused) return; // said why already
     endSession();
     stop();
     state.token = null;
@@ -221,15 +231,18 @@
 
   // fetch with the bearer token; a 401 gets one refresh and one retry.
   async function api(path, options = {}, retried = false) {
+    const session = state.session;
     const headers = { ...(options.headers || {}), Authorization: `Bearer ${state.token}` };
     const resp = await fetch(path, { ...options, headers, credentials: "same-origin", cache: "no-store" });
-    // Logged out by refuse(): a request still in flight meets the revoked token; no
-    // refresh (it would bring a token back), no "session expired" over the reason.
-    if (state.refused || state.replaced) throw new SessionEnded("refused");
+    // The session ended while this request was out (logged out, refused, replaced): it
+    // meets a revoked token; no refresh (it would bring a token back), no "session
+    // expired" over what was said.
+    if (session !== state.session) throw new SessionEnded("ended meanwhile");
     if (resp.status === 401 && !retried) {
       try {
         await refreshOnce();
       } catch (exc) {
+        if (session !== state.session) throw new SessionEnded("ended meanwhile");
         if (!(exc instanceof SessionEnded)) {
           // The app did not answer the refresh: offline for the caller, not logged out.
           scheduleRefresh(REFRESH_RETRY_MS);
@@ -253,6 +266,7 @@
     error.hidden = true;
     const button = $("login-entrar");
     button.disabled = true;
+    endSession(); // a reload's refresh still waiting for another tab brings nothing back now
     try {
       // In turn with the other tabs' refreshes: one answered after this login would put
       // its own cookie back over the one this login sets.
@@ -906,12 +920,14 @@
     });
     if (sessionStorage.getItem(SESSION_HINT)) {
       // A reload: the access token was in memory only; the refresh cookie may still be good.
+      const session = state.session;
       try {
         const token = await refreshOnce();
         const c = claims(token);
         enter({ id: Number(c.sub), username: c.username, rol: c.rol });
         return;
       } catch (exc) {
+        if (session !== state.session) return; // logged in with the form meanwhile
         if (!(exc instanceof SessionEnded)) {
           // The app did not answer: the cookie may still be good, a later reload tries it again.
           showLogin(
