@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
@@ -382,17 +382,23 @@ def test_a_usuario_demoted_while_watching_is_told_so_and_sees_no_figure(console)
             )
 
 
-def test_an_admin_demoted_to_trabajador_loses_the_cache_panel_and_keeps_the_figures(
-    console,
-) -> None:
-    admin = Api(console.url, *ADMIN)
+def trabajador_rol(base_url: str) -> Callable[[str], None]:
+    """Sets the demo trabajador's rol through the API, as the admin."""
+    admin = Api(base_url, *ADMIN)
     usuario = admin.get("/api/admin/users/?q=trabajador").json()["results"][0]
-    url = f"{console.url}/api/admin/users/{usuario['id']}/"
+    url = f"{base_url}/api/admin/users/{usuario['id']}/"
 
     def set_rol(rol: str) -> None:
         resp = admin.session.patch(url, headers=admin.headers, json={"rol": rol}, timeout=10)
         assert resp.status_code == 200, resp.text
 
+    return set_rol
+
+
+def test_an_admin_demoted_to_trabajador_loses_the_cache_panel_and_keeps_the_figures(
+    console,
+) -> None:
+    set_rol = trabajador_rol(console.url)
     set_rol("admin")
     try:
         with chromium() as driver:
@@ -498,6 +504,21 @@ def test_the_first_token_is_refreshed_a_minute_before_it_expires(serve) -> None:
         assert driver.find_element(By.ID, "tablero").is_displayed()
 
 
+def two_tabs(
+    driver, url: str, first: tuple[str, str], second: tuple[str, str]
+) -> tuple[str, float]:
+    """`first` logged in, then `second` in a new tab, the current one after: the first
+    tab's handle and when its login was asked for (time.monotonic())."""
+    log_in(driver, url, *first)
+    logged_in = time.monotonic()
+    assert wait_until(lambda: loaded(driver), 15)
+    handle = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    log_in(driver, url, *second)
+    assert wait_until(lambda: loaded(driver), 15)
+    return handle, logged_in
+
+
 def test_a_login_in_another_tab_takes_the_session_and_this_tab_says_so(serve) -> None:
     """One refresh cookie per browser: after a trabajador logs in in a second tab, the
     admin tab's next refresh brings the trabajador's token. It went on as
@@ -510,13 +531,7 @@ def test_a_login_in_another_tab_takes_the_session_and_this_tab_says_so(serve) ->
     # back after that login).
     server, _ = serve(ACCESS_TOKEN_SECONDS="75")
     with chromium() as driver:
-        log_in(driver, server.url, *ADMIN)
-        logged_in = time.monotonic()
-        assert wait_until(lambda: loaded(driver), 15)
-        admin_tab = driver.current_window_handle
-        driver.switch_to.new_window("tab")
-        log_in(driver, server.url, *TRABAJADOR)
-        assert wait_until(lambda: loaded(driver), 15)
+        admin_tab, logged_in = two_tabs(driver, server.url, ADMIN, TRABAJADOR)
         assert time.monotonic() - logged_in < 14, "the second login came after the refresh"
         trabajador_tab = driver.current_window_handle
         driver.switch_to.window(admin_tab)
@@ -579,13 +594,7 @@ def test_two_tabs_refreshing_at_once_send_the_one_cookie_in_turn(serve) -> None:
 
     server, _ = serve()
     with BufferingProxy(server.port, slow={"/api/auth/refresh/": 2}) as proxy, chromium() as driver:
-        log_in(driver, proxy.url, *ADMIN)
-        assert wait_until(lambda: loaded(driver), 15)
-        tabs = [driver.current_window_handle]
-        driver.switch_to.new_window("tab")
-        log_in(driver, proxy.url, *ADMIN)
-        assert wait_until(lambda: loaded(driver), 15)
-        tabs.append(driver.current_window_handle)
+        tabs = [two_tabs(driver, proxy.url, ADMIN, ADMIN)[0], driver.current_window_handle]
         for tab in tabs:  # both within the first one's held answer
             driver.switch_to.window(tab)
             driver.execute_script("setTimeout(() => location.reload(), 0);")
@@ -661,14 +670,7 @@ def test_a_usuario_demoted_while_away_is_told_so_and_the_message_stays(serve) ->
     running: at that refresh (the cookie gone with refuse()'s logout) "Tu sesión expiró"
     replaced the reason, and the focus jumped to the login form."""
     server, _ = serve(ACCESS_TOKEN_SECONDS="66")
-    admin = Api(server.url, *ADMIN)
-    usuario = admin.get("/api/admin/users/?q=trabajador").json()["results"][0]
-    url = f"{server.url}/api/admin/users/{usuario['id']}/"
-
-    def set_rol(rol: str) -> None:
-        resp = admin.session.patch(url, headers=admin.headers, json={"rol": rol}, timeout=10)
-        assert resp.status_code == 200, resp.text
-
+    set_rol = trabajador_rol(server.url)
     try:
         with chromium() as driver:
             log_in(driver, server.url, *TRABAJADOR)
@@ -712,13 +714,7 @@ def test_a_logout_in_another_tab_ends_this_tabs_session_at_its_next_refresh(serv
     figures until its access token expired (a minute later here, 15 minutes by default)."""
     server, _ = serve(ACCESS_TOKEN_SECONDS="75")
     with chromium() as driver:
-        log_in(driver, server.url, *ADMIN)
-        logged_in = time.monotonic()
-        assert wait_until(lambda: loaded(driver), 15)
-        first = driver.current_window_handle
-        driver.switch_to.new_window("tab")
-        log_in(driver, server.url, *ADMIN)
-        assert wait_until(lambda: loaded(driver), 15)
+        first, logged_in = two_tabs(driver, server.url, ADMIN, ADMIN)
         driver.find_element(By.ID, "salir").click()
         assert wait_until(lambda: driver.find_element(By.ID, "acceso").is_displayed(), 5)
         assert time.monotonic() - logged_in < 14, "the logout came after the first tab's refresh"
