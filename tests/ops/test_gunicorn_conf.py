@@ -145,7 +145,7 @@ def test_under_log_format_json_every_line_of_gunicorn_is_json(tmp_path):
         TMPDIR=str(tmp_path),
         LOG_FORMAT="json",
         WEB_CONCURRENCY="1",
-        PORT=str(free_port()),
+        BIND=f"127.0.0.1:{free_port()}",  # loopback only, as the other gunicorn tests
         DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
         SECRET_KEY=secrets.token_urlsafe(32),
     )
