@@ -29,6 +29,21 @@ SECRET_KEY = "drill-signing-key-long-enough-for-hs256-0123456789"
 # What a deployment's environment has beside the app's own settings (inherit_env=False).
 BASE_ENV = ("PATH", "HOME", "LANG", "LC_ALL")
 BOOTED = re.compile(r"Booting worker with pid: (\d+)")
+# The project's own start, as a deployment runs it (cwd: the project).
+COMMAND = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+
+
+def deployment_env(**settings: str) -> dict[str, str]:
+    """A deployment's environment: BASE_ENV from this process, then `settings`, nothing
+    else inherited (so a setting of the machine running the tests cannot leak in)."""
+    return {**{k: v for k, v in os.environ.items() if k in BASE_ENV}, **settings}
+
+
+def start_once(env: Mapping[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run COMMAND with `env` to its end: for starts that must be refused."""
+    return subprocess.run(
+        COMMAND, cwd=PROJECT_DIR, env=dict(env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 class GunicornServer:

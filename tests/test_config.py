@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import runpy
 import secrets
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,9 +19,9 @@ from electro_isla.config import ProdConfig
 from electro_isla.config_values import Misconfigured
 from electro_isla.extensions import db as _db
 from electro_isla_testing.factories import UsuarioFactory
+from electro_isla_testing.gunicorn import COMMAND, PROJECT_DIR, deployment_env, start_once
 from electro_isla_testing.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 # What .env.example shipped: anyone who read the repository could sign tokens with it.
 PUBLISHED_KEY = "change-me-to-a-long-random-string-before-any-real-deployment"
 GOOD_KEY = "Jq3v9Zr1xWm7Kp2LbT8cYn4Hs6Fd0GaE5uRiOoPl"
@@ -112,31 +110,22 @@ def test_sentinel_mode_is_a_shared_store_without_redis_url(prod_env):
     assert prod_app().config["REDIS_MODE"] == "sentinel"
 
 
-GUNICORN = [str(Path(sys.executable).parent / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
-
-
 def production_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     """A production gunicorn's environment on a SQLite file, nothing else inherited."""
-    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
-    env.update(
+    return deployment_env(
         APP_ENV="production",
         SECRET_KEY=GOOD_KEY,
         DATABASE_URL=f"sqlite:///{tmp_path / 'prod.db'}",
         LOG_DIR=str(tmp_path / "logs"),
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
         BIND=f"127.0.0.1:{free_port()}",
+        **settings,
     )
-    env.update(settings)
-    return env
-
-
-def run_gunicorn(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(GUNICORN, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
 
 
 def test_gunicorn_with_several_workers_and_no_redis_does_not_serve(tmp_path):
     """gunicorn tells the app its real worker count (here from -w, not WEB_CONCURRENCY)."""
-    result = run_gunicorn(production_env(tmp_path, GUNICORN_CMD_ARGS="--workers 2"))
+    result = start_once(production_env(tmp_path, GUNICORN_CMD_ARGS="--workers 2"))
     assert result.returncode != 0
     assert "no shared store" in result.stderr
 
@@ -154,8 +143,8 @@ def test_a_ttin_past_one_worker_without_a_shared_store_adds_none(tmp_path, env_v
     log = tmp_path / "gunicorn.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            GUNICORN,
-            cwd=ROOT,
+            COMMAND,
+            cwd=PROJECT_DIR,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -203,7 +192,7 @@ def test_gunicorn_refuses_a_setting_in_one_line_and_stops(tmp_path, var, value, 
         WEB_CONCURRENCY="1",
     )
     env[var] = value
-    result = run_gunicorn(env)
+    result = start_once(env)
     assert result.returncode == 3, result.stderr[-2000:]  # gunicorn's "failed to boot"
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     assert f"electro_isla cannot start: {said}" in result.stderr
@@ -222,10 +211,10 @@ def test_only_a_settings_error_is_said_in_one_line(monkeypatch):
 
     monkeypatch.setattr(electro_isla, "create_app", bug)
     with pytest.raises(ValueError, match="a bug"):
-        runpy.run_path(str(ROOT / "wsgi.py"))
+        runpy.run_path(str(PROJECT_DIR / "wsgi.py"))
     monkeypatch.setattr(electro_isla, "create_app", setting)
     with pytest.raises(SystemExit) as stopped:
-        runpy.run_path(str(ROOT / "wsgi.py"))
+        runpy.run_path(str(PROJECT_DIR / "wsgi.py"))
     assert stopped.value.code == 3
 
 

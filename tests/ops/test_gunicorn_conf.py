@@ -7,15 +7,15 @@ import os
 import runpy
 import secrets
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from electro_isla_testing.gunicorn import COMMAND, PROJECT_DIR, deployment_env, start_once
 from electro_isla_testing.servers import free_port
 
-CONF = str(Path(__file__).resolve().parents[2] / "gunicorn.conf.py")
+CONF = str(PROJECT_DIR / "gunicorn.conf.py")
 VARS = (
     "BIND",
     "PORT",
@@ -122,17 +122,7 @@ def test_a_value_that_cannot_work_stops_gunicorn_naming_it(load, var, value, mes
 
 def test_a_refused_start_leaves_no_metrics_directory(tmp_path):
     """An operator's probe: 7 refused starts left 7 empty electro-isla-metrics-* dirs."""
-    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
-    env.update(TMPDIR=str(tmp_path), GUNICORN_TIMEOUT="-1")
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    result = subprocess.run(
-        [str(gunicorn), "-c", CONF, "wsgi:app"],
-        cwd=Path(CONF).parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = start_once(deployment_env(TMPDIR=str(tmp_path), GUNICORN_TIMEOUT="-1"))
     assert result.returncode != 0 and "GUNICORN_TIMEOUT must be at least 0" in result.stderr
     assert list(tmp_path.glob("electro-isla-metrics-*")) == []
 
@@ -140,8 +130,7 @@ def test_a_refused_start_leaves_no_metrics_directory(tmp_path):
 def test_under_log_format_json_every_line_of_gunicorn_is_json(tmp_path):
     """ "Starting gunicorn" is logged before on_starting, where the JSON format was set:
     the first line of every start was plain text among JSON ones (an operator's probe)."""
-    env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "LC_ALL"}}
-    env.update(
+    env = deployment_env(
         TMPDIR=str(tmp_path),
         LOG_FORMAT="json",
         WEB_CONCURRENCY="1",
@@ -149,12 +138,11 @@ def test_under_log_format_json_every_line_of_gunicorn_is_json(tmp_path):
         DATABASE_URL=f"sqlite:///{tmp_path / 'app.db'}",
         SECRET_KEY=secrets.token_urlsafe(32),
     )
-    gunicorn = Path(sys.executable).parent / "gunicorn"
     log = tmp_path / "stderr.log"
     with open(log, "wb") as err:
         proc = subprocess.Popen(
-            [str(gunicorn), "-c", CONF, "wsgi:app"],
-            cwd=Path(CONF).parent,
+            COMMAND,
+            cwd=PROJECT_DIR,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
