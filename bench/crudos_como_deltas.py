@@ -9,7 +9,7 @@ throwaway copy of a head database. At head every order runs two row triggers
 the inserting transaction's id (a column default, indexed) and a fold moves the
 rows of finished transactions into the delta tables. The reads, the UPDATE and
 DELETE paths, rebuild and the rest a real migration needs are not in the sketch
-(BENCHMARKS.md, session 17, lists them), so this measures what an order costs the
+(docs/issue-20-filas-como-deltas.md lists them), so this measures what an order costs the
 server, nothing else.
 
 One private PostgreSQL (fsync off, as filas_calientes), one database seeded as

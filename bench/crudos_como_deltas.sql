@@ -5,7 +5,7 @@
 -- finished transactions, [horizon, the oldest running xid), into the delta tables
 -- and then folds as head does. A reader would add the rows at or past the horizon
 -- (not built: this sketch is measured only for what an order costs).
--- What a real migration also needs is listed in BENCHMARKS.md (session 17).
+-- What a real migration also needs: docs/issue-20-filas-como-deltas.md.
 
 ALTER TABLE pedidos ADD COLUMN alta_xact xid8 NOT NULL DEFAULT '0';  -- existing rows: folded
 ALTER TABLE pedidos ALTER COLUMN alta_xact SET DEFAULT pg_current_xact_id();
