@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask_smorest import abort
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_, select, update
 
 from electro_isla.auth.actor import Actor
 from electro_isla.cache import cache_manager
@@ -113,8 +113,10 @@ def actualizar_usuario(actor: Actor, usuario_id: int, cambios: dict[str, Any]) -
     doing so would lock every admin out, and nothing in the API could undo it.
     """
     usuario = usuario_editable_or_404(actor, usuario_id)
-    if actor.rol != "admin" and cambios.get("rol") == "admin":
-        abort(403, message=ONLY_AN_ADMIN)
+    if actor.rol != "admin":
+        if cambios.get("rol") == "admin":
+            abort(403, message=ONLY_AN_ADMIN)
+        usuario = _aun_no_admin(usuario_id)
     if usuario.id == actor.id and (
         cambios.get("rol", usuario.rol) != usuario.rol
         or cambios.get("is_active", usuario.is_active) != usuario.is_active
@@ -128,6 +130,29 @@ def actualizar_usuario(actor: Actor, usuario_id: int, cambios: dict[str, Any]) -
     except UltimoAdmin as exc:
         abort(409, message=str(exc))
     return _guardar(usuario, cambios)
+
+
+def _aun_no_admin(usuario_id: int) -> Usuario:
+    """For a trabajador's write: the usuario, read again once no admin can be made of it
+    until COMMIT; 403 if one was meanwhile, 404 if it is gone.
+
+    A guarded UPDATE that changes nothing takes the row's lock on PostgreSQL (waiting for
+    an admin's promotion in flight, then seeing it) and the write lock on SQLite, so the
+    check and the write cannot be split by a promotion (a probe: 7 of 40 raced PATCHes
+    of a trabajador landed on a usuario an admin had just promoted).
+    """
+    usuarios = Usuario.__table__
+    sigue = db.session.connection().execute(
+        update(usuarios)
+        .where(usuarios.c.id == usuario_id, usuarios.c.rol != "admin")
+        .values(rol=usuarios.c.rol)
+    )
+    usuario = db.session.get(Usuario, usuario_id, populate_existing=True)
+    if usuario is None:
+        abort(404, message="Usuario not found.")
+    if sigue.rowcount == 0:
+        abort(403, message=ONLY_AN_ADMIN)
+    return usuario
 
 
 def _guardar(usuario: Usuario, cambios: dict[str, Any]) -> Usuario:

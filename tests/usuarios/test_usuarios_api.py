@@ -230,6 +230,26 @@ def test_nobody_deactivates_or_demotes_their_own_account(app, client, rol):
     assert snapshot(app, me)["first_name"] == "Nueva"
 
 
+def commit_once_a_request_waits(engine, transaction) -> threading.Thread:
+    """A thread that commits `transaction` once a session of this database waits on a
+    lock (or after 5 s, when the code under test never waits)."""
+
+    def run() -> None:
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not watcher.execute(waiting).scalar():
+                time.sleep(0.02)
+        transaction.commit()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
 def test_two_admins_deactivating_each_other_at_once_leave_one_active(app, client):
     """A deactivates B while B deactivates A: each passes the self check, and without
     a lock both commit and no admin is left. Here A's change is an open transaction,
@@ -242,20 +262,7 @@ def test_two_admins_deactivating_each_other_at_once_leave_one_active(app, client
     conn = engine.connect()
     a_request = conn.begin()
     conn.execute(text("UPDATE usuarios SET is_active = false WHERE id = :b"), {"b": b})
-
-    def commit_once_waited_on() -> None:
-        waiting = text(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not watcher.execute(waiting).scalar():
-                time.sleep(0.02)
-        a_request.commit()
-
-    commit_later = threading.Thread(target=commit_once_waited_on)
-    commit_later.start()
+    commit_later = commit_once_a_request_waits(engine, a_request)
     try:
         response = client.patch(
             f"/api/admin/users/{a}/", json={"is_active": False}, headers=b_headers
@@ -267,6 +274,34 @@ def test_two_admins_deactivating_each_other_at_once_leave_one_active(app, client
     assert "last active admin" in response.json["message"]
     assert snapshot(app, a)["is_active"] is True
     assert snapshot(app, b)["is_active"] is False
+
+
+def test_a_trabajadors_edit_racing_a_promotion_to_admin_is_refused(app, client):
+    """A probe: an admin promoted a cliente while a trabajador's PATCH of it was between
+    its check (not an admin) and its write; 7 of 40 such PATCHes got 200 and deactivated
+    the new admin. Here the promotion is an open transaction, committed once the
+    trabajador's request waits on a lock (or after 5 s: the old code never waits)."""
+    target = make_usuario(app, rol="cliente", first_name="Base")
+    _, headers = user_with_role(app, "trabajador")
+    with app.app_context():
+        engine = _db.engine
+    conn = engine.connect()
+    promotion = conn.begin()
+    conn.execute(text("UPDATE usuarios SET rol = 'admin' WHERE id = :t"), {"t": target})
+    committer = commit_once_a_request_waits(engine, promotion)
+    try:
+        response = client.patch(
+            f"/api/admin/users/{target}/",
+            json={"is_active": False, "first_name": "Cambiado"},
+            headers=headers,
+        )
+    finally:
+        committer.join()
+        conn.close()
+    assert response.status_code == 403, response.json
+    assert response.json["message"] == "Only an admin can edit an admin or grant the admin role."
+    after = snapshot(app, target)
+    assert (after["rol"], after["is_active"], after["first_name"]) == ("admin", True, "Base")
 
 
 @pytest.mark.parametrize(("rol", "status"), [("mensajero", 403), ("cliente", 403), (None, 401)])
