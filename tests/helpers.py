@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 from flask import Flask
+from sqlalchemy import text
 
 from electro_isla_testing.factories import UsuarioFactory, auth_headers
 
@@ -51,3 +55,23 @@ def error_keys(response) -> set[str]:  # noqa: ANN001
         assert isinstance(texts, list) and texts, (key, texts)
         assert all(isinstance(text, str) for text in texts), (key, texts)
     return set(errors)
+
+
+def commit_once_a_request_waits(engine, transaction) -> threading.Thread:
+    """A thread that commits `transaction` once a session of this database waits on a
+    lock (or after 5 s, when the code under test never waits)."""
+
+    def run() -> None:
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not watcher.execute(waiting).scalar():
+                time.sleep(0.02)
+        transaction.commit()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread

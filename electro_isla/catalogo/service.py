@@ -8,6 +8,7 @@ from typing import Any
 from flask_smorest import abort
 from sqlalchemy import Select, exists, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import Producto
@@ -126,7 +127,12 @@ def actualizar_producto(producto_id: int, data: dict[str, Any]) -> dict[str, Any
     producto = get_producto_or_404(producto_id)
     for key, value in data.items():
         setattr(producto, key, value)
-    return _commit(producto)
+    try:
+        return _commit(producto)
+    except StaleDataError:
+        # A DELETE committed between the read and the UPDATE (which matched no row).
+        db.session.rollback()
+        abort(404, message="Producto not found.")
 
 
 def eliminar_producto(producto_id: int) -> None:

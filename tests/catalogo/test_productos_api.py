@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
@@ -15,6 +15,7 @@ from tests.helpers import (
     ADMIN_MATRIX,
     CALLERS,
     STAFF_MATRIX,
+    commit_once_a_request_waits,
     error_keys,
     headers_for,
     user_with_role,
@@ -478,3 +479,29 @@ def test_delete_unknown_is_404_and_deleted_producto_disappears(app, client, admi
     assert client.delete(f"/api/admin/productos/{pid}/", headers=admin_headers).status_code == 204
     assert client.get(f"/api/productos/{pid}/").status_code == 404
     assert client.delete(f"/api/admin/productos/{pid}/", headers=admin_headers).status_code == 404
+
+
+def test_a_patch_racing_a_delete_of_its_producto_is_404(app, client):
+    """A probe: a PATCH whose producto was deleted between its read and its UPDATE got
+    500 (StaleDataError: the UPDATE matched no row), 27 of 40 raced rounds. Here the
+    DELETE is an open transaction, committed once the PATCH waits on the row's lock (or
+    after 5 s)."""
+    pid = make_producto(app, nombre="Antes")
+    _, headers = user_with_role(app, "trabajador")
+    with app.app_context():
+        engine = _db.engine
+    conn = engine.connect()
+    delete = conn.begin()
+    conn.execute(text("DELETE FROM productos WHERE id = :p"), {"p": pid})
+    committer = commit_once_a_request_waits(engine, delete)
+    try:
+        response = client.patch(
+            f"/api/admin/productos/{pid}/", json={"nombre": "Despues"}, headers=headers
+        )
+    finally:
+        committer.join()
+        conn.close()
+    assert response.status_code == 404, response.json
+    assert response.json["message"] == "Producto not found."
+    with app.app_context():
+        assert _db.session.get(Producto, pid) is None

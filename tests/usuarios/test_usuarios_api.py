@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 from sqlalchemy import text
 
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
 from electro_isla_testing.factories import UsuarioFactory
-from tests.helpers import ROLES, auth_headers, user_with_role
+from tests.helpers import ROLES, auth_headers, commit_once_a_request_waits, user_with_role
 
 USUARIO_KEYS = {
     "id",
@@ -228,26 +225,6 @@ def test_nobody_deactivates_or_demotes_their_own_account(app, client, rol):
     body = {"first_name": "Nueva", "rol": rol, "is_active": True}
     assert client.patch(f"/api/admin/users/{me}/", json=body, headers=headers).status_code == 200
     assert snapshot(app, me)["first_name"] == "Nueva"
-
-
-def commit_once_a_request_waits(engine, transaction) -> threading.Thread:
-    """A thread that commits `transaction` once a session of this database waits on a
-    lock (or after 5 s, when the code under test never waits)."""
-
-    def run() -> None:
-        waiting = text(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
-        )
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and not watcher.execute(waiting).scalar():
-                time.sleep(0.02)
-        transaction.commit()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
 
 
 def test_two_admins_deactivating_each_other_at_once_leave_one_active(app, client):
