@@ -13,6 +13,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 from werkzeug.exceptions import (
     BadRequest,
+    HTTPException,
     RequestEntityTooLarge,
     UnprocessableEntity,
     UnsupportedMediaType,
@@ -70,15 +71,28 @@ class JsonBodyParser(FlaskParser):
 def _body(req: flask.Request) -> bytes:
     """The body's bytes, also of a chunked one (no Content-Length: the server decoded
     the chunks and lets the app read to the end), within MAX_CONTENT_LENGTH."""
-    data = req.get_data(cache=True)
-    # werkzeug reads a chunked body up to the limit and stops there without a word:
-    # the first MiB of a larger body would be parsed and written as if it were all.
-    # Only a chunked one: past a Content-Length, werkzeug's own server reads the
-    # socket itself (PEP 3333 forbids it) and waited for a byte that never came.
-    limit = req.max_content_length
-    chunked = req.content_length is None
-    if chunked and limit is not None and len(data) >= limit and req.environ["wsgi.input"].read(1):
-        raise RequestEntityTooLarge()
+    try:
+        data = req.get_data(cache=True)
+        # werkzeug reads a chunked body up to the limit and stops there without a word:
+        # the first MiB of a larger body would be parsed and written as if it were all.
+        # Only a chunked one: past a Content-Length, werkzeug's own server reads the
+        # socket itself (PEP 3333 forbids it) and waited for a byte that never came.
+        limit = req.max_content_length
+        chunked = req.content_length is None
+        if (
+            chunked
+            and limit is not None
+            and len(data) >= limit
+            and req.environ["wsgi.input"].read(1)
+        ):
+            raise RequestEntityTooLarge()
+    except HTTPException:
+        raise
+    except Exception as exc:
+        # What the server's reader raises on a body it cannot decode is the client's
+        # error (gunicorn: InvalidChunkSize, ChunkMissingTerminator, a bad trailer; a
+        # probe got 500s with a traceback for each).
+        raise BadRequest("The request body could not be read: its encoding is malformed.") from exc
     return data
 
 

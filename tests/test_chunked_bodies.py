@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import socket
 import threading
 from collections.abc import Iterator
 
@@ -159,6 +160,69 @@ def test_chunked_bodies_through_gunicorn(_schema, app, client):
         )
         assert (status, payload["code"]) == (413, 413)
         assert client.get("/api/perfil/", headers=headers).get_json()["last_name"] == "Antes"
+        assert "Traceback" not in server.log_tail(200)
+    finally:
+        server.stop()
+
+
+class _ChunkError(Exception):
+    """As gunicorn's http.errors.ParseException: neither an OSError nor a ValueError."""
+
+
+class _Unreadable(io.BytesIO):
+    """A server's decoded input that cannot decode the client's chunks."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise _ChunkError("Invalid chunk size: 'zz'")
+
+    def readinto(self, buffer) -> int:  # noqa: ANN001
+        raise _ChunkError("Invalid chunk size: 'zz'")
+
+
+def test_a_body_the_server_cannot_decode_is_a_400_envelope(client):
+    response = client.post(
+        "/api/auth/login/",
+        input_stream=_Unreadable(),
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)[:200]
+    assert response.get_json()["message"] == (
+        "The request body could not be read: its encoding is malformed."
+    )
+
+
+MALFORMED_CHUNKS = {
+    "size not hex": b"zz\r\nabc\r\n0\r\n\r\n",
+    "negative size": b"-2\r\n{}\r\n0\r\n\r\n",
+    "no terminator": b"2\r\n{}XX0\r\n\r\n",
+    "bad trailer": b"2\r\n{}\r\n0\r\nBad Trailer: x\r\n\r\n",
+}
+
+
+def _raw(port: int, path: str, chunks: bytes) -> tuple[int, dict]:
+    """A chunked request whose chunks are `chunks` as sent, over a socket."""
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head + chunks)
+        answer = b""
+        while block := sock.recv(65536):
+            answer += block
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_malformed_chunks_through_gunicorn_are_400s_without_a_traceback(_schema):
+    """A probe: each of these gave a 500 and an ERROR traceback (gunicorn's reader raises
+    InvalidChunkSize, ChunkMissingTerminator or InvalidHeaderName into the app)."""
+    server = GunicornServer(_schema, None, workers=1, threads=2).start()
+    try:
+        for name, chunks in MALFORMED_CHUNKS.items():
+            status, payload = _raw(server.port, "/api/auth/login/", chunks)
+            assert (status, payload["code"]) == (400, 400), (name, payload)
         assert "Traceback" not in server.log_tail(200)
     finally:
         server.stop()
