@@ -17,6 +17,11 @@ seeded as filas_calientes seeds it, bench/pgbench/pedido.sql at `--clients` for
   it, so every cell starts alike);
 - `con`: the schema as migrated (filas_calientes' "with").
 
+Written for migrations 0009-0016, whose row triggers ran on every INSERT of an order.
+Since 0017 an order's INSERTs run none of them (its rows are its deltas): at head
+`cuerpos_vacios` and `sin_plegar` differ from `con` only in the fold; run it on a
+database at 0016 to see what this split was made for.
+
 Each variant's functions are swapped with CREATE OR REPLACE in the throwaway
 database and put back after the cell. Per cell: tps, and the server's CPU per
 order (every PostgreSQL process, filas_calientes.ServerCpu) when the server runs

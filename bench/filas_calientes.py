@@ -9,13 +9,15 @@ seeded alike (`seed-demo --pedidos N --usuarios N/10 --productos 200 --meses 12
 
 - `antes`: migrated to the revision before 0007, the rollups of commit fdfee28 (0002's
   triggers upsert the rollup rows, hot rows spread over 16 pid slots);
-- `despues`: migrated to head (0007: the triggers insert deltas, folded later).
+- `despues`: migrated to head (0007: the triggers insert deltas, folded later; 0017:
+  an order runs no statistics trigger, its rows are its deltas, taken by a fold).
 
 SQL level: pgbench runs bench/pgbench/pedido.sql (a confirmado pedido + one line per
 transaction, random usuario, producto and metodo) for `--seconds` per cell, at each
 client count, with the rollup triggers enabled and disabled (`ALTER TABLE pedidos,
-detalles_pedido ENABLE/DISABLE TRIGGER USER`), cells interleaved round by round; the
-median tps per cell. During every cell pg_stat_activity is sampled every 100 ms: the
+detalles_pedido ENABLE/DISABLE TRIGGER USER`; from 0017 on, "without" also drops the
+index of the rows' `alta_xact` and makes its default a constant), cells interleaved
+round by round; the median tps per cell. During every cell pg_stat_activity is sampled every 100 ms: the
 share of pgbench sessions waiting on a heavyweight lock (`wait_event_type = 'Lock'`,
 mostly `transactionid`: another transaction's row lock) and on a lightweight one
 (`LWLock`: a shared buffer's content lock, the lock table's partitions). The
@@ -87,10 +89,27 @@ def seed(app: Any, revision: str, pedidos: int) -> dict[str, int]:
 
 
 def triggers(conninfo: str, enabled: bool) -> None:
+    """The rollup machinery on or off: the triggers and, from migration 0017 on, the
+    column each row carries for the fold (its index dropped, its default a constant),
+    so "without" is the plain schema at any revision."""
     verb = "ENABLE" if enabled else "DISABLE"
     with psycopg.connect(conninfo, autocommit=True) as conn:
+        tagged = conn.execute("SELECT to_regclass('estadisticas_horizonte') IS NOT NULL")
+        tagged = tagged.fetchone()[0]
         for table in ("pedidos", "detalles_pedido"):
             conn.execute(f"ALTER TABLE {table} {verb} TRIGGER USER")
+            if not tagged:
+                continue
+            if enabled:
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS ix_{table}_alta_xact ON {table} (alta_xact)"
+                )
+                conn.execute(
+                    f"ALTER TABLE {table} ALTER COLUMN alta_xact SET DEFAULT pg_current_xact_id()"
+                )
+            else:
+                conn.execute(f"DROP INDEX IF EXISTS ix_{table}_alta_xact")
+                conn.execute(f"ALTER TABLE {table} ALTER COLUMN alta_xact SET DEFAULT '0'")
 
 
 class LockSampler:

@@ -4,6 +4,8 @@ from logging.config import fileConfig
 from alembic import context
 from flask import current_app
 
+from electro_isla.estadisticas.models import en_los_modelos
+
 # this is the Alembic Config object, which provides
 # access to the values within the .ini file in use.
 config = context.config
@@ -59,7 +61,12 @@ def run_migrations_offline():
 
     """
     url = config.get_main_option("sqlalchemy.url")
-    context.configure(url=url, target_metadata=get_metadata(), literal_binds=True)
+    context.configure(
+        url=url,
+        target_metadata=get_metadata(),
+        literal_binds=True,
+        include_object=en_los_modelos,
+    )
 
     with context.begin_transaction():
         context.run_migrations()
@@ -93,6 +100,8 @@ def run_migrations_online():
         # SQLite cannot ALTER most things: batch mode rebuilds the table instead.
         conf_args.setdefault("render_as_batch", connection.dialect.name == "sqlite")
         conf_args.setdefault("compare_type", True)
+        # What only the migrations keep (0017's alta_xact, its horizon) is no difference.
+        conf_args.setdefault("include_object", en_los_modelos)
         context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
 
         with context.begin_transaction():

@@ -24,7 +24,7 @@ from electro_isla import create_app
 from electro_isla.catalogo.models import Producto
 from electro_isla.catalogo.schemas import ProductoCreateSchema
 from electro_isla.config import TestConfig
-from electro_isla.estadisticas.models import ROLLUPS
+from electro_isla.estadisticas.models import ROLLUPS, en_los_modelos
 from electro_isla.extensions import db
 
 MODEL_TABLES = {
@@ -54,7 +54,12 @@ def flask_db(app: Flask, *args: str) -> None:
 def schema_differences(app: Flask) -> list:
     with app.app_context(), db.engine.connect() as conn:
         context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "compare_server_default": True}
+            conn,
+            opts={
+                "compare_type": True,
+                "compare_server_default": True,
+                "include_object": en_los_modelos,
+            },
         )
         return compare_metadata(context, db.metadata)
 
@@ -91,7 +96,8 @@ def test_upgrade_on_empty_postgres_gives_the_models_schema(empty_pg_url, tmp_pat
 
     flask_db(app, "upgrade")
 
-    assert table_names(app) == MODEL_TABLES | {"alembic_version"}
+    # 0017's horizon is the migrations' own (models.SOLO_EN_LA_BASE), as its column is.
+    assert table_names(app) == MODEL_TABLES | {"alembic_version", "estadisticas_horizonte"}
     assert schema_differences(app) == []
     with app.app_context():
         # Autogenerate does not compare CHECK constraints: check them by name.
@@ -319,14 +325,22 @@ PEDIDOS_DELTA_FEEDS = {"estadisticas_pedidos_dia", "estadisticas_usuarios_pedido
 def _rollups_equal_raw(app: Flask) -> dict:
     """Each rollup (plus its deltas when the table exists) summed per key == raw rows."""
     with app.app_context():
-        tables = set(inspect(db.engine).get_table_names())
+        inspector = inspect(db.engine)
+        # Since 0017 a view reads a delta table and the rows no fold took yet.
+        tables = set(inspector.get_table_names()) | set(inspector.get_view_names())
+
+        def pending(delta: str) -> str:
+            view = delta.replace("_delta", "_pendientes")
+            return view if view in tables else delta
+
         seen = {}
         for summed, rollup, cols, raw in ROLLUP_VS_RAW:
             rows = f"SELECT {cols} FROM {rollup}"  # noqa: S608  (constants above)
             if f"{rollup}_delta" in tables:
-                rows += f" UNION ALL SELECT {cols} FROM {rollup}_delta"  # noqa: S608
+                rows += f" UNION ALL SELECT {cols} FROM {pending(rollup + '_delta')}"  # noqa: S608
             if rollup in PEDIDOS_DELTA_FEEDS and "estadisticas_pedidos_delta" in tables:
-                rows += f" UNION ALL SELECT {cols} FROM estadisticas_pedidos_delta"  # noqa: S608
+                feed = pending("estadisticas_pedidos_delta")
+                rows += f" UNION ALL SELECT {cols} FROM {feed}"  # noqa: S608
             got = sorted(map(tuple, db.session.execute(text(summed.format(rows=rows)))))
             assert got == sorted(map(tuple, db.session.execute(text(raw)))), rollup
             seen[rollup] = got
@@ -544,6 +558,75 @@ def test_row_triggers_migrate_both_ways_with_unfolded_deltas(empty_pg_url, tmp_p
     assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") > 0
     assert exact() != after_write
     flask_db(app, "upgrade")
+    assert schema_differences(app) == []
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_rows_as_their_own_deltas_migrate_both_ways_with_unfolded_ones(empty_pg_url, tmp_path):
+    """0017 folds what 0016's row triggers wrote, drops the INSERT triggers and tags new
+    rows with their transaction; rows no fold took are read as they are. Its downgrade
+    takes every row and puts 0016's triggers back: exact at each step."""
+    from electro_isla.estadisticas.operaciones import comparar_rollups
+    from electro_isla.estadisticas.ventana import meses
+
+    at_0016 = "0016_funciones_con_su_esquema"
+    app, sql = shop_at(empty_pg_url, tmp_path, at_0016, "America/Havana", seed=11)
+
+    def exact(at: str) -> dict:
+        seen = _rollups_equal_raw(app)
+        if at != "head":  # head's readers need head's views
+            flask_db(app, "upgrade")
+        with app.app_context():
+            assert comparar_rollups(meses())[1] == []
+            db.session.remove()
+        if at != "head":
+            flask_db(app, "downgrade", at)
+        return seen
+
+    insert_triggers = (
+        "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname IN "
+        "('estadisticas_pedidos_ins', 'estadisticas_detalles_ins')"
+    )
+    cancel = (
+        "UPDATE pedidos SET estado = 'cancelado' WHERE id = "
+        "(SELECT {0}(id) FROM pedidos WHERE estado IN ('confirmado', 'entregado'))"
+    )
+    order = (
+        "WITH p AS (INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, "
+        "direccion_entrega, telefono, notas, created_at, updated_at) SELECT min(id), "
+        "'confirmado', 'efectivo', 7.25, '', '', '', now(), now() FROM usuarios RETURNING id) "
+        "INSERT INTO detalles_pedido (pedido_id, producto_id, producto_nombre, cantidad, "
+        "precio_unitario, subtotal) SELECT p.id, (SELECT min(id) FROM productos), 'x', 1, "
+        "7.25, 7.25 FROM p"
+    )
+    sql("SELECT estadisticas_plegar()")
+    sql(cancel.format("min"))  # 0016: a row delta
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") > 0
+    before = _rollups_equal_raw(app)
+
+    flask_db(app, "upgrade", "0017_filas_como_deltas")
+    assert sql(insert_triggers) == 0
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") == 0  # folded first
+    assert sql("SELECT count(*) FROM pedidos WHERE alta_xact <> '0'") == 0
+    assert exact("head") == before
+    sql(order)  # untaken rows, read through the views
+    sql(order)
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_pendientes") == 2
+    sql(cancel.format("max"))  # one of them: untaken, no delta
+    sql(cancel.format("min"))  # a taken one: a delta
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") == 2
+    after_writes = exact("head")
+
+    flask_db(app, "downgrade", at_0016)
+    assert sql(insert_triggers) == 2
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") == 0
+    assert exact(at_0016) == after_writes
+    sql(order)  # 0016's row triggers are back: deltas
+    assert sql("SELECT count(*) FROM estadisticas_pedidos_delta") == 1
+    back = exact(at_0016)
+    flask_db(app, "upgrade")
+    assert exact("head") == back
     assert schema_differences(app) == []
     with app.app_context():
         db.engine.dispose()

@@ -58,4 +58,4 @@ def estadisticas_plegar() -> None:
     """Fold the committed statistics deltas into the rollups (PostgreSQL; writers fold
     on their own in READ COMMITTED, this is for REPEATABLE READ workloads)."""
     moved = operaciones.plegar()
-    click.echo(f"estadisticas-plegar: {moved} delta rows folded")
+    click.echo(f"estadisticas-plegar: {moved} rows folded (deltas, new pedidos and lines)")

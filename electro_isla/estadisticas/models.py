@@ -2,19 +2,22 @@
 
 They are written only by database triggers (migrations 0002_estadisticas_rollups,
 0007_rollups_sin_fila_caliente, 0008_un_delta_por_pedido, 0009_deltas_por_fila and
-0010_totales_por_clave),
+0010_totales_por_clave; 0017_filas_como_deltas),
 in the same transaction as the write to pedidos, detalles_pedido or usuarios, so raw SQL, COPY
 and imports keep them exact too. Never write them from the ORM: the cache registry lists the source tables,
 whose writes invalidate the figures.
 
-On PostgreSQL a row trigger only INSERTs its row's change into a delta table (no
-row another writer waits on; bulk loaders opt into statement upserts instead): one
+On PostgreSQL an inserted pedido or line is its own delta (0017): it carries the
+id of its transaction (`alta_xact`) and `estadisticas_plegar()`, now and then, takes
+the rows of ended transactions into the delta tables, moves a horizon past them and
+folds the deltas into the rollup rows. An UPDATE or DELETE of a row the fold has
+taken inserts its change into a delta table (no row another writer waits on): one
 `estadisticas_pedidos_delta` row per changed pedido carries the deltas of three
-rollups at once, the others have a `<rollup>_delta` table each. `estadisticas_plegar()` folds the
-committed deltas into the rollup rows now and then, and a reader adds the rollup
-and its unfolded deltas (estadisticas/rollups.py, through `delta_de`). On SQLite,
-whose writers are serial, the row triggers write the rollups directly and the
-deltas stay empty.
+rollups at once, the others have a `<rollup>_delta` table each. A reader adds the
+rollup and what is not folded yet (estadisticas/rollups.py, through `delta_de`):
+the delta tables, and for pedidos and lines a view that adds the untaken rows. On
+SQLite, whose writers are serial, the row triggers write the rollups directly, the
+deltas stay empty and the views are the delta tables.
 
 Money is kept in integer cents (exact on SQLite, whose NUMERIC is a float). The
 `slot` columns are 0 since 0007 (0002 spread hot rows over pid slots); readers
@@ -24,12 +27,15 @@ which the readers handle.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
     Date,
     Index,
     Integer,
+    MetaData,
     SmallInteger,
     String,
     Subquery,
@@ -154,26 +160,67 @@ pedidos_delta = Table(
 DELTAS = (pedidos_delta, _delta(productos_vendidos), _delta(usuarios_dia))
 
 
+# What a reader adds to the rollups fed by pedidos and by lines (migration 0017): the
+# delta table, plus on PostgreSQL the rows no fold has taken yet. Views: a MetaData of
+# their own, so `create_all` does not make them tables.
+VISTAS = MetaData()
+pedidos_pendientes = Table(
+    "estadisticas_pedidos_pendientes",
+    VISTAS,
+    *(Column(c.name, c.type) for c in pedidos_delta.columns),
+)
+productos_pendientes = Table(
+    "estadisticas_productos_vendidos_pendientes",
+    VISTAS,
+    *(Column(c.name, c.type) for c in DELTAS[1].columns),
+)
+# Each view and the delta table it reads (on SQLite, all it reads).
+PENDIENTES = {pedidos_pendientes: pedidos_delta, productos_pendientes: DELTAS[1]}
+# Everything a fold would move: the two views and the delta table no view reads.
+SIN_PLEGAR = (*PENDIENTES, *(t for t in DELTAS if t not in PENDIENTES.values()))
+
+# Kept by the migrations alone (0017), like the triggers: the app never reads or writes
+# them, so they are not in the models.
+SOLO_EN_LA_BASE = {
+    ("column", "pedidos", "alta_xact"),
+    ("column", "detalles_pedido", "alta_xact"),
+    ("index", "pedidos", "ix_pedidos_alta_xact"),
+    ("index", "detalles_pedido", "ix_detalles_pedido_alta_xact"),
+    ("table", "estadisticas_horizonte", "estadisticas_horizonte"),
+}
+
+
+def en_los_modelos(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic's include_object: False for what SOLO_EN_LA_BASE lists, so autogenerate
+    and the schema comparison neither drop nor report it."""
+    table = getattr(obj, "table", obj) if type_ != "table" else obj
+    return (type_, getattr(table, "name", name), name) not in SOLO_EN_LA_BASE
+
+
 # The rollups whose deltas are sums over pedidos_delta's rows (ventas_dia: sales only).
 DE_PEDIDOS = {pedidos_dia.name: False, ventas_dia.name: True, usuarios_pedidos.name: False}
 
-# The delta table of each other keyed rollup (retencion is derived by the fold).
+# What is not folded of each other keyed rollup: a view (productos: deltas and untaken
+# lines) or its delta table (retencion is derived by the fold).
 DELTA_DE: dict[str, Table] = {
-    productos_vendidos.name: DELTAS[1],
+    productos_vendidos.name: productos_pendientes,
     usuarios_dia.name: DELTAS[2],
 }
 
 
 def delta_de(rollup: Table, *columnas: str) -> Table | Subquery:
-    """The rollup's unfolded deltas as rows of `columnas` (default: all its columns
-    but `slot`), to be summed per key like the rollup's own rows; only the columns
-    asked for are read, so a cached figure depends on no other."""
+    """What is not folded into the rollup yet (its deltas and, since 0017, the untaken
+    rows) as rows of `columnas` (default: all its columns but `slot`), to be summed per
+    key like the rollup's own rows; only the columns asked for are read, so a cached
+    figure depends on no other."""
     if rollup.name in DELTA_DE:
         return DELTA_DE[rollup.name]
     names = columnas or [c.name for c in rollup.columns if c.name != "slot"]
-    query = select(*(pedidos_delta.c[c] for c in names))
+    query = select(*(pedidos_pendientes.c[c] for c in names))
     if DE_PEDIDOS[rollup.name]:
-        query = query.where(pedidos_delta.c.estado.in_(ESTADOS_VENTA))
+        query = query.where(pedidos_pendientes.c.estado.in_(ESTADOS_VENTA))
     return query.subquery(f"{rollup.name}_delta")
 
 
@@ -226,6 +273,9 @@ DERIVACION: dict[str, dict[str, dict[str, frozenset[str]]]] = {
 # A delta's columns are derived as its rollup's. pedidos_delta's rows exist for every
 # estado: the ventas reader filters on its estado column, which is its "*".
 DERIVACION.update({t.name: DERIVACION[t.name.removesuffix("_delta")] for t in DELTAS[1:]})
+# A view's columns are derived as its delta table's (0017: the untaken rows it adds
+# are read from the same source columns the triggers read).
+DERIVACION[productos_pendientes.name] = DERIVACION[DELTAS[1].name]
 # A total's columns are derived as its rollup's (it has no dia).
 DERIVACION.update({t.name: DERIVACION[rollup] for rollup, t in TOTAL_DE.items()})
 DERIVACION[pedidos_delta.name] = {
@@ -235,6 +285,7 @@ DERIVACION[pedidos_delta.name] = {
     "usuario_id": {"pedidos": frozenset({"usuario_id"})},
     "total_centimos": {"pedidos": frozenset({"total"})},
 }
+DERIVACION[pedidos_pendientes.name] = DERIVACION[pedidos_delta.name]
 
 # What each rollup is computed from: the tables whose writes change it (through the
 # triggers), and so the tables a cached figure read from it depends on.

@@ -139,11 +139,13 @@ def check() -> Revision:
 
 
 def plegar() -> int:
-    """Fold the committed deltas into the rollups (PostgreSQL); delta rows moved."""
+    """Fold the committed deltas and the rows of ended transactions into the rollups
+    (PostgreSQL); rows moved."""
     session = db.session
     if session.get_bind().dialect.name != "postgresql":
         return 0  # SQLite's triggers write the rollups directly
-    moved = sum(session.scalar(select(func.count()).select_from(t)) or 0 for t in r.DELTAS)
+    # The delta tables, and the pedidos and lines no fold took yet (0017).
+    moved = sum(session.scalar(select(func.count()).select_from(t)) or 0 for t in r.SIN_PLEGAR)
     session.execute(db.text("SELECT estadisticas_plegar()"))
     session.commit()
     return moved
@@ -161,6 +163,8 @@ def rebuild() -> dict[str, int]:
         # below left rollup rows no raw row backs. Then the writers wait for COMMIT.
         session.execute(db.text("SELECT pg_advisory_xact_lock(hashtext('estadisticas_plegar'))"))
         session.execute(db.text("LOCK TABLE pedidos, detalles_pedido, usuarios IN SHARE MODE"))
+        # Every row is counted below, so every row is taken (migration 0017).
+        session.execute(db.text("SELECT estadisticas_horizonte_desde_cero()"))
     for table in r.ROLLUPS:
         session.execute(delete(table))
     for table, source in filas.desde_crudo(postgres):

@@ -1,6 +1,7 @@
-"""Orders do not queue on statistics rows (migration 0007): the triggers only insert
-deltas, the fold moves them into the rollups, and the figures stay exact throughout,
-with 64 orders in flight at once on a real PostgreSQL."""
+"""Orders do not queue on statistics rows (migration 0007) and, since 0017, run no
+statistics trigger at all: an inserted row is its own delta, a fold takes the rows
+of ended transactions and moves the deltas into the rollups, and the figures stay
+exact throughout, with 64 orders in flight at once on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import event, func, select, text
 
 from electro_isla.estadisticas import operaciones
-from electro_isla.estadisticas.models import DELTAS
+from electro_isla.estadisticas.models import SIN_PLEGAR
 from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
 from electro_isla_testing.factories import ProductoFactory
@@ -41,8 +42,9 @@ def _exact(app) -> dict:
 
 
 def _deltas(app) -> int:
+    """What a fold would move: delta rows, and pedidos and lines no fold took yet."""
     with app.app_context():
-        n = sum(_db.session.scalar(select(func.count()).select_from(t)) for t in DELTAS)
+        n = sum(_db.session.scalar(select(func.count()).select_from(t)) for t in SIN_PLEGAR)
         _db.session.remove()
         return n
 
@@ -146,9 +148,16 @@ DELTA_TABLES = text(
 )
 
 
-def test_an_order_writes_one_delta_row_per_statement(app):
-    """A pedido and its line: one delta row each (0007 wrote four, three of them for the
-    pedido), which is what the triggers cost an order; the figures stay exact."""
+STATISTICS_CALLS = text(
+    "SELECT funcname, calls FROM pg_stat_xact_user_functions "
+    "WHERE funcname LIKE 'estadisticas%' ORDER BY funcname"
+)
+
+
+def test_an_order_calls_no_statistics_function_and_its_rows_are_its_deltas(app):
+    """A pedido and its line (0009-0016: a row trigger each, a plpgsql call and a delta
+    INSERT; issue 20's cost): no statistics function runs, no delta row is written, the
+    readers see the order through the views, and the figures are exact."""
     app.config["TIMEZONE"] = "UTC"
     usuario, _ = user_with_role(app, "cliente")
     with app.app_context():
@@ -157,20 +166,27 @@ def test_an_order_writes_one_delta_row_per_statement(app):
         _db.session.commit()
         tables = list(_db.session.scalars(DELTA_TABLES))
         with _db.engine.begin() as conn:
+            conn.execute(text("SET LOCAL track_functions = 'pl'"))
             _seed_ticks(conn, 2, lambda ticks: not ticks)  # no fold due
             pid = conn.execute(
                 PEDIDO, {"u": usuario, "e": "confirmado", "t": datetime.now(UTC)}
             ).scalar_one()
             conn.execute(LINEA, {"p": pid, "producto": producto})
+            called = conn.execute(STATISTICS_CALLS).all()
         written = {
             t: _db.session.execute(text(f"SELECT * FROM {t}")).all()  # noqa: S608
             for t in tables
         }
+        pendientes = [
+            _db.session.execute(text(f"SELECT * FROM {v.name}")).all()  # noqa: S608
+            for v in SIN_PLEGAR[:2]
+        ]
         _db.session.remove()
-    assert sum(map(len, written.values())) == 2, written
-    assert written["estadisticas_productos_vendidos_delta"] == [(producto, 1, 1050)]
-    [row] = written["estadisticas_pedidos_delta"]
-    assert row[1:] == ("confirmado", "tarjeta", usuario, 1, 1050)
+    assert called == []
+    assert sum(map(len, written.values())) == 0, written
+    [pedido], [linea] = pendientes
+    assert pedido[1:] == ("confirmado", "tarjeta", usuario, 1, 1050)
+    assert tuple(linea) == (producto, 1, 1050)
     raw = _exact(app)
     assert raw["reporte"]["resumen"]["total_pedidos"] == 1
 
@@ -184,10 +200,10 @@ def test_the_fold_moves_the_deltas_and_no_figure(app):
         for i in range(5):
             _order(app, buyers[i % 3], producto)
     before = _exact(app)
-    assert _deltas(app) > 0  # the orders' triggers wrote deltas, not the rollup rows
+    assert _deltas(app) > 0  # the orders' rows wait for a fold, not in the rollup rows
     folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
     assert folded.exit_code == 0, folded.output
-    assert "delta rows folded" in folded.output
+    assert "rows folded" in folded.output
     assert _deltas(app) == 0
     assert _exact(app) == before
     assert before["reporte"]["resumen"]["total_pedidos"] == 5
@@ -317,24 +333,32 @@ MUCHOS = text(
 )
 
 
-def test_a_fold_between_two_rows_of_one_statement_keeps_every_figure_exact(app):
-    """Row triggers (0009) tick per row: the fold can run after some rows of a statement
-    and before the others. It runs at most once per transaction (a fold rescans the
-    deltas its transaction deleted), and the figures stay exact."""
+def _pendientes_de_pedidos(app) -> int:
+    with app.app_context():
+        n = _db.session.scalar(select(func.count()).select_from(SIN_PLEGAR[0]))
+        _db.session.remove()
+        return n
+
+
+def test_a_fold_a_transaction_runs_takes_none_of_its_own_rows(app):
+    """0017: an INSERT statement on pedidos may fold (its statement trigger's draw). A
+    fold inside the inserting transaction takes the rows of ended transactions only:
+    this one's rows (its xid is still running) wait for a later fold, and every figure
+    stays exact before and after it."""
     app.config["TIMEZONE"] = "UTC"
     usuarios = [user_with_role(app, "cliente")[0] for _ in range(2)]
     with app.app_context():
         _db.session.execute(text("SELECT estadisticas_plegar()"))
         _db.session.commit()
-        # A row of each 300-row statement is due to fold.
-        ticks = _seed_ticks(
-            _db.session, 600, lambda t: t and t[0] <= 300 and any(i > 300 for i in t)
-        )
+        _db.session.execute(text("SET LOCAL track_functions = 'pl'"))
+        _seed_ticks(_db.session, 2, lambda t: t == [1])  # the first statement folds
         _db.session.execute(MUCHOS, {"u": usuarios[0], "t": datetime.now(UTC), "n": 300})
         _db.session.execute(MUCHOS, {"u": usuarios[1], "t": datetime.now(UTC), "n": 300})
+        called = dict(_db.session.execute(STATISTICS_CALLS).all())
         _db.session.commit()
         _db.session.remove()
-    assert _pedidos_deltas(app) == 600 - ticks[0]  # one fold, at the first tick; no second
+    assert called["estadisticas_plegar"] == 1
+    assert _pendientes_de_pedidos(app) == 600
     raw = _exact(app)
     assert raw["reporte"]["resumen"]["total_pedidos"] == 600
     assert raw["usuarios"]["usuarios_recurrentes"] == 2
@@ -342,6 +366,7 @@ def test_a_fold_between_two_rows_of_one_statement_keeps_every_figure_exact(app):
         _db.session.execute(text("SELECT estadisticas_plegar()"))
         _db.session.commit()
         _db.session.remove()
+    assert _pendientes_de_pedidos(app) == 0
     assert _exact(app) == raw
 
 

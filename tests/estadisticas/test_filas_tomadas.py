@@ -1,0 +1,201 @@
+"""Migration 0017 on a real PostgreSQL: an inserted pedido is its own delta until a fold
+takes it, and a change racing a fold is counted once, whichever commits first.
+
+The protocol (docs/issue-20-filas-como-deltas.md): an UPDATE or DELETE of another
+transaction's row reads the horizon under the fold's lock taken shared until COMMIT;
+a REPEATABLE READ writer reads it FOR SHARE. Each test below holds one side open
+and lets the other run into it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from electro_isla.estadisticas import operaciones
+from electro_isla.estadisticas.ventana import meses
+from electro_isla.extensions import db as _db
+from tests.helpers import user_with_role
+
+PEDIDO = text(
+    "INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, direccion_entrega, telefono, "
+    "notas, created_at, updated_at) VALUES (:u, 'confirmado', 'tarjeta', 12.50, '', '', '', "
+    ":t, :t) RETURNING id"
+)
+CANCELA = text("UPDATE pedidos SET estado = 'cancelado' WHERE id = :p")
+PLEGAR = text("SELECT estadisticas_plegar()")
+WAITING = text(
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE wait_event_type IN ('Lock', 'LWLock') AND wait_event = 'advisory' "
+    "AND datname = current_database()"
+)
+
+
+def _exact(app) -> dict:
+    with app.app_context():
+        raw, found = operaciones.comparar_rollups(meses())
+        _db.session.remove()
+    assert found == []
+    return raw
+
+
+def _pedido(app, tomado: bool) -> int:
+    """A committed confirmado pedido; `tomado`: then taken by a fold."""
+    app.config["TIMEZONE"] = "UTC"
+    usuario, _ = user_with_role(app, "cliente")
+    with app.app_context(), _db.engine.begin() as conn:
+        pid = conn.execute(PEDIDO, {"u": usuario, "t": datetime.now(UTC)}).scalar_one()
+    if tomado:
+        with app.app_context(), _db.engine.begin() as conn:
+            conn.execute(PLEGAR)
+    return pid
+
+
+def _waits_then(app, other: Callable[[], None], hold: Callable[[], None]) -> bool:
+    """Run `other` on a thread; once it waits on the fold's advisory lock (or after
+    3 s), call `hold` (which ends what it waits for). True when it waited."""
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            other()
+        except BaseException as exc:  # noqa: BLE001  reported to the test
+            errors.append(exc)
+        done.set()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    waited = False
+    with app.app_context(), _db.engine.connect() as watcher:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not done.is_set():
+            if watcher.execute(WAITING).scalar():
+                waited = True
+                break
+            time.sleep(0.02)
+    hold()
+    thread.join(30)
+    assert not thread.is_alive()
+    if errors:
+        raise errors[0]
+    return waited
+
+
+def test_an_order_is_read_as_it_is_until_a_fold_takes_it(app):
+    pid = _pedido(app, tomado=False)
+    with app.app_context():
+        pendientes = _db.session.execute(
+            text(
+                "SELECT count(*) FROM pedidos WHERE alta_xact >= (SELECT xact FROM "
+                "estadisticas_horizonte) AND id = :p"
+            ),
+            {"p": pid},
+        ).scalar_one()
+        _db.session.remove()
+    assert pendientes == 1
+    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 1
+    with app.app_context(), _db.engine.begin() as conn:
+        conn.execute(PLEGAR)
+        delta = conn.execute(text("SELECT count(*) FROM estadisticas_pedidos_delta")).scalar()
+        rollup = conn.execute(text("SELECT sum(pedidos) FROM estadisticas_pedidos_dia")).scalar()
+    assert (delta, rollup) == (0, 1)
+    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 1
+
+
+def test_a_fold_waits_for_a_change_of_a_row_it_would_take(app):
+    """The change first: its trigger found the row untaken (no delta) and holds the lock
+    shared; a fold taking the old row now would count the old estado for good."""
+    pid = _pedido(app, tomado=False)
+    with app.app_context(), _db.engine.connect() as conn:
+        change = conn.begin()
+        conn.execute(CANCELA, {"p": pid})
+
+        def fold() -> None:
+            with app.app_context(), _db.engine.begin() as other:
+                other.execute(PLEGAR)
+
+        assert _waits_then(app, fold, change.commit)
+    raw = _exact(app)
+    assert raw["reporte"]["resumen"]["total_pedidos"] == 1
+    assert sum(m["count"] for m in raw["ventas"]["metodos_pago"]) == 0
+
+
+def test_a_change_waits_for_a_fold_taking_its_row_and_then_writes_its_delta(app):
+    """The fold first (it took the row as it was): the change's trigger waits for its
+    COMMIT, then sees the row taken and writes −old +new."""
+    pid = _pedido(app, tomado=False)
+    with app.app_context(), _db.engine.connect() as conn:
+        fold = conn.begin()
+        conn.execute(PLEGAR)
+
+        def change() -> None:
+            with app.app_context(), _db.engine.begin() as other:
+                other.execute(CANCELA, {"p": pid})
+
+        assert _waits_then(app, change, fold.commit)
+    with app.app_context(), _db.engine.connect() as conn:
+        deltas = conn.execute(text("SELECT count(*) FROM estadisticas_pedidos_delta")).scalar()
+    assert deltas == 2
+    raw = _exact(app)
+    assert sum(m["count"] for m in raw["ventas"]["metodos_pago"]) == 0
+
+
+def test_a_repeatable_read_change_after_a_fold_it_did_not_see_is_a_serialization_failure(app):
+    """Its snapshot predates the fold that took the row: reading that old horizon, it
+    would write no delta and the fold's old row would stay counted."""
+    pid = _pedido(app, tomado=False)
+    with app.app_context(), _db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            conn.execute(text("SELECT count(*) FROM pedidos"))  # the snapshot
+            with _db.engine.begin() as other:
+                other.execute(PLEGAR)  # takes the pedido, after that snapshot
+            with pytest.raises(OperationalError) as refused:
+                conn.execute(CANCELA, {"p": pid})
+    assert refused.value.orig.sqlstate == "40001"
+    raw = _exact(app)
+    assert sum(m["count"] for m in raw["ventas"]["metodos_pago"]) == 1
+
+
+def test_alta_xact_cannot_be_rewritten(app):
+    pid = _pedido(app, tomado=True)
+    refused = pytest.raises(DBAPIError, match="belongs to the statistics")
+    with app.app_context(), refused, _db.engine.begin() as conn:
+        conn.execute(text("UPDATE pedidos SET alta_xact = '1' WHERE id = :p"), {"p": pid})
+    _exact(app)
+
+
+def test_a_horizon_from_another_cluster_is_found_by_the_check_and_rebuild_repairs_it(app):
+    """A logical restore into another cluster keeps the horizon, whose xids mean nothing
+    there: new orders (smaller xids) would look taken and never be counted."""
+    _pedido(app, tomado=True)
+    runner = app.test_cli_runner()
+    with app.app_context(), _db.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE estadisticas_horizonte SET xact = (pg_current_xact_id()::text::bigint "
+                "+ 1000000)::text::xid8"
+            )
+        )
+    _pedido(app, tomado=True)  # its fold only warns: the horizon is past every xid
+    drift = runner.invoke(args=["estadisticas-check"])
+    assert drift.exit_code == 1, drift.output
+    assert "estadisticas-rebuild" in drift.output
+    rebuilt = runner.invoke(args=["estadisticas-rebuild"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    _pedido(app, tomado=False)
+    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 3
+    with app.app_context(), _db.engine.begin() as conn:
+        conn.execute(PLEGAR)
+        ahead = conn.execute(
+            text("SELECT xact > pg_current_xact_id() FROM estadisticas_horizonte")
+        ).scalar()
+    assert ahead is False
+    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 3
