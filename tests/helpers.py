@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Flask
 from sqlalchemy import text
 
+from electro_isla.extensions import db as _db
 from electro_isla_testing.factories import UsuarioFactory, auth_headers
+
+T = TypeVar("T")
 
 # Expected status per caller, in this order, for staff-only and admin-only endpoints
 # (None: the endpoint's own success status).
@@ -57,11 +62,17 @@ def error_keys(response) -> set[str]:  # noqa: ANN001
     return set(errors)
 
 
-def commit_once_a_request_waits(engine, transaction) -> threading.Thread:
-    """A thread that commits `transaction` once a session of this database waits on a
-    lock (or after 5 s, when the code under test never waits)."""
+def while_held(app: Flask, statement: str, params: dict, request: Callable[[], T]) -> T:
+    """`request()` while `statement` is another connection's open transaction, committed
+    once a session of this database waits on a lock (or after 5 s, when the code under
+    test never waits): a race made to happen, whichever way the code under test orders it."""
+    with app.app_context():
+        engine = _db.engine
+    conn = engine.connect()
+    held = conn.begin()
+    conn.execute(text(statement), params)
 
-    def run() -> None:
+    def commit_once_waited_on() -> None:
         waiting = text(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE wait_event_type = 'Lock' AND datname = current_database()"
@@ -70,8 +81,12 @@ def commit_once_a_request_waits(engine, transaction) -> threading.Thread:
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and not watcher.execute(waiting).scalar():
                 time.sleep(0.02)
-        transaction.commit()
+        held.commit()
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(target=commit_once_waited_on)
     thread.start()
-    return thread
+    try:
+        return request()
+    finally:
+        thread.join()
+        conn.close()

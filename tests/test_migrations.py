@@ -506,26 +506,32 @@ def test_one_delta_per_pedido_migrates_both_ways_with_unfolded_deltas(empty_pg_u
         db.engine.dispose()
 
 
+def _exact_at(app: Flask, at: str) -> dict:
+    """The rollups at revision `at` equal the raw rows (raw SQL), and head's readers agree
+    (they need head's schema: 0010's totals, 0017's views; its upgrade folds what it
+    must, its downgrade back to `at` restores the rest). The rollups as raw SQL read them."""
+    from electro_isla.estadisticas.operaciones import comparar_rollups
+    from electro_isla.estadisticas.ventana import meses
+
+    seen = _rollups_equal_raw(app)
+    if at != "head":
+        flask_db(app, "upgrade")
+    with app.app_context():
+        assert comparar_rollups(meses())[1] == []
+        db.session.remove()
+    if at != "head":
+        flask_db(app, "downgrade", at)
+    return seen
+
+
 def test_row_triggers_migrate_both_ways_with_unfolded_deltas(empty_pg_url, tmp_path):
     """0009 folds what 0008's statement triggers wrote and swaps in row triggers (and
     the bulk-mode statement triggers); its downgrade folds again and puts 0008's back."""
-    from electro_isla.estadisticas.operaciones import comparar_rollups
-    from electro_isla.estadisticas.ventana import meses
 
     app, sql = shop_at(empty_pg_url, tmp_path, "0008_un_delta_por_pedido", "Asia/Kathmandu", seed=7)
 
     def exact(at: str = "0008_un_delta_por_pedido") -> dict:
-        seen = _rollups_equal_raw(app)
-        # The readers are head's: they also read 0010's totals, which its upgrade fills
-        # from the rollups as they are (it folds nothing), and its downgrade drops.
-        if at != "head":
-            flask_db(app, "upgrade")
-        with app.app_context():
-            assert comparar_rollups(meses())[1] == []
-            db.session.remove()
-        if at != "head":
-            flask_db(app, "downgrade", at)
-        return seen
+        return _exact_at(app, at)
 
     row_triggers = (
         "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgtype & 1 = 1 "
@@ -567,22 +573,12 @@ def test_rows_as_their_own_deltas_migrate_both_ways_with_unfolded_ones(empty_pg_
     """0017 folds what 0016's row triggers wrote, drops the INSERT triggers and tags new
     rows with their transaction; rows no fold took are read as they are. Its downgrade
     takes every row and puts 0016's triggers back: exact at each step."""
-    from electro_isla.estadisticas.operaciones import comparar_rollups
-    from electro_isla.estadisticas.ventana import meses
 
     at_0016 = "0016_funciones_con_su_esquema"
     app, sql = shop_at(empty_pg_url, tmp_path, at_0016, "America/Havana", seed=11)
 
     def exact(at: str) -> dict:
-        seen = _rollups_equal_raw(app)
-        if at != "head":  # head's readers need head's views
-            flask_db(app, "upgrade")
-        with app.app_context():
-            assert comparar_rollups(meses())[1] == []
-            db.session.remove()
-        if at != "head":
-            flask_db(app, "downgrade", at)
-        return seen
+        return _exact_at(app, at)
 
     insert_triggers = (
         "SELECT count(*) FROM pg_trigger WHERE NOT tgisinternal AND tgname IN "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from electro_isla.catalogo.models import Producto
 from electro_isla.extensions import db as _db
@@ -15,10 +15,10 @@ from tests.helpers import (
     ADMIN_MATRIX,
     CALLERS,
     STAFF_MATRIX,
-    commit_once_a_request_waits,
     error_keys,
     headers_for,
     user_with_role,
+    while_held,
 )
 
 PRODUCTO_KEYS = {
@@ -488,19 +488,14 @@ def test_a_patch_racing_a_delete_of_its_producto_is_404(app, client):
     after 5 s)."""
     pid = make_producto(app, nombre="Antes")
     _, headers = user_with_role(app, "trabajador")
-    with app.app_context():
-        engine = _db.engine
-    conn = engine.connect()
-    delete = conn.begin()
-    conn.execute(text("DELETE FROM productos WHERE id = :p"), {"p": pid})
-    committer = commit_once_a_request_waits(engine, delete)
-    try:
-        response = client.patch(
+    response = while_held(
+        app,
+        "DELETE FROM productos WHERE id = :p",
+        {"p": pid},
+        lambda: client.patch(
             f"/api/admin/productos/{pid}/", json={"nombre": "Despues"}, headers=headers
-        )
-    finally:
-        committer.join()
-        conn.close()
+        ),
+    )
     assert response.status_code == 404, response.json
     assert response.json["message"] == "Producto not found."
     with app.app_context():

@@ -33,7 +33,8 @@ LINEA = text(
 )
 
 
-def _exact(app) -> dict:
+def figuras_exactas(app) -> dict:
+    """The raw-row figures, after checking the rollups give exactly them."""
     with app.app_context():
         raw, found = operaciones.comparar_rollups(meses())
         _db.session.remove()
@@ -135,7 +136,7 @@ def test_an_order_waits_for_no_rollup_row_of_an_order_in_flight(app):
     finally:
         first.close()
         second.close()
-    raw = _exact(app)
+    raw = figuras_exactas(app)
     assert raw["reporte"]["resumen"]["total_pedidos"] == 2
     assert raw["ventas"]["productos_mas_vendidos"][0]["cantidad_vendida"] == 2
     assert raw["usuarios"]["usuarios_recurrentes"] == 1
@@ -187,7 +188,7 @@ def test_an_order_calls_no_statistics_function_and_its_rows_are_its_deltas(app):
     [pedido], [linea] = pendientes
     assert pedido[1:] == ("confirmado", "tarjeta", usuario, 1, 1050)
     assert tuple(linea) == (producto, 1, 1050)
-    raw = _exact(app)
+    raw = figuras_exactas(app)
     assert raw["reporte"]["resumen"]["total_pedidos"] == 1
 
 
@@ -199,13 +200,13 @@ def test_the_fold_moves_the_deltas_and_no_figure(app):
     with _no_fold_due(app):
         for i in range(5):
             _order(app, buyers[i % 3], producto)
-    before = _exact(app)
+    before = figuras_exactas(app)
     assert _deltas(app) > 0  # the orders' rows wait for a fold, not in the rollup rows
     folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
     assert folded.exit_code == 0, folded.output
     assert "rows folded" in folded.output
     assert _deltas(app) == 0
-    assert _exact(app) == before
+    assert figuras_exactas(app) == before
     assert before["reporte"]["resumen"]["total_pedidos"] == 5
     assert before["usuarios"]["usuarios_recurrentes"] == 2
 
@@ -216,7 +217,7 @@ def test_sqlite_writes_the_rollups_directly(sqlite_app):
         producto = ProductoFactory(stock=5).id
     _order(sqlite_app, buyer, producto, cantidad=2)
     assert _deltas(sqlite_app) == 0
-    assert _exact(sqlite_app)["reporte"]["resumen"]["total_pedidos"] == 1
+    assert figuras_exactas(sqlite_app)["reporte"]["resumen"]["total_pedidos"] == 1
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -260,7 +261,7 @@ def test_sixty_four_parallel_orders_leave_the_rollups_exact(app, seed):
         return 1
 
     assert run_together(64, sql_order) == Counter({1: 64})
-    raw = _exact(app)
+    raw = figuras_exactas(app)
     cancelled = sum(1 for cancel, _f, _p in plans if cancel)
     assert raw["reporte"]["resumen"]["total_pedidos"] == 128
     # API orders start pendiente (no sale); the raw ones are confirmado sales.
@@ -271,7 +272,7 @@ def test_sixty_four_parallel_orders_leave_the_rollups_exact(app, seed):
         _db.session.execute(text("SELECT estadisticas_plegar()"))
         _db.session.commit()
     assert _deltas(app) == 0
-    assert _exact(app) == raw
+    assert figuras_exactas(app) == raw
 
 
 def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
@@ -299,7 +300,7 @@ def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
                 conn.execute(LINEA, {"p": pid, "producto": producto})
         _db.session.remove()
     assert _deltas(app) > 0
-    _exact(app)
+    figuras_exactas(app)
     before = _pedidos_deltas(app)
     with app.app_context():
         _db.session.execute(text("SET LOCAL estadisticas.masivo = 'on'"))
@@ -310,7 +311,7 @@ def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
         _db.session.remove()
     assert changed >= 1000
     assert _pedidos_deltas(app) == before  # upserted, no delta
-    _exact(app)
+    figuras_exactas(app)
     with app.app_context():  # the same kind of statement, not in bulk mode: row deltas
         changed = _db.session.execute(
             text("UPDATE pedidos SET estado = 'entregado' WHERE id % 3 = 1")
@@ -319,11 +320,11 @@ def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
         _db.session.remove()
     assert changed >= 300
     assert _pedidos_deltas(app) > before
-    raw = _exact(app)
+    raw = figuras_exactas(app)
     assert raw["reporte"]["resumen"]["total_pedidos"] == 1503
     folded = app.test_cli_runner().invoke(args=["estadisticas-plegar"])
     assert folded.exit_code == 0, folded.output
-    assert _exact(app) == raw
+    assert figuras_exactas(app) == raw
 
 
 MUCHOS = text(
@@ -359,7 +360,7 @@ def test_a_fold_a_transaction_runs_takes_none_of_its_own_rows(app):
         _db.session.remove()
     assert called["estadisticas_plegar"] == 1
     assert _pendientes_de_pedidos(app) == 600
-    raw = _exact(app)
+    raw = figuras_exactas(app)
     assert raw["reporte"]["resumen"]["total_pedidos"] == 600
     assert raw["usuarios"]["usuarios_recurrentes"] == 2
     with app.app_context():
@@ -367,7 +368,7 @@ def test_a_fold_a_transaction_runs_takes_none_of_its_own_rows(app):
         _db.session.commit()
         _db.session.remove()
     assert _pendientes_de_pedidos(app) == 0
-    assert _exact(app) == raw
+    assert figuras_exactas(app) == raw
 
 
 def test_an_update_of_no_counted_column_writes_no_delta(app):
@@ -393,4 +394,4 @@ def test_an_update_of_no_counted_column_writes_no_delta(app):
         _db.session.commit()
         _db.session.remove()
     assert _deltas(app) == 0
-    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 1
+    assert figuras_exactas(app)["reporte"]["resumen"]["total_pedidos"] == 1

@@ -18,9 +18,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from electro_isla.estadisticas import operaciones
-from electro_isla.estadisticas.ventana import meses
 from electro_isla.extensions import db as _db
+from tests.estadisticas.test_estadisticas_sin_fila_caliente import figuras_exactas
 from tests.helpers import user_with_role
 
 PEDIDO = text(
@@ -35,14 +34,6 @@ WAITING = text(
     "WHERE wait_event_type IN ('Lock', 'LWLock') AND wait_event = 'advisory' "
     "AND datname = current_database()"
 )
-
-
-def _exact(app) -> dict:
-    with app.app_context():
-        raw, found = operaciones.comparar_rollups(meses())
-        _db.session.remove()
-    assert found == []
-    return raw
 
 
 def _pedido(app, tomado: bool) -> int:
@@ -100,13 +91,13 @@ def test_an_order_is_read_as_it_is_until_a_fold_takes_it(app):
         ).scalar_one()
         _db.session.remove()
     assert pendientes == 1
-    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 1
+    assert figuras_exactas(app)["reporte"]["resumen"]["total_pedidos"] == 1
     with app.app_context(), _db.engine.begin() as conn:
         conn.execute(PLEGAR)
         delta = conn.execute(text("SELECT count(*) FROM estadisticas_pedidos_delta")).scalar()
         rollup = conn.execute(text("SELECT sum(pedidos) FROM estadisticas_pedidos_dia")).scalar()
     assert (delta, rollup) == (0, 1)
-    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 1
+    assert figuras_exactas(app)["reporte"]["resumen"]["total_pedidos"] == 1
 
 
 def test_a_fold_waits_for_a_change_of_a_row_it_would_take(app):
@@ -122,7 +113,7 @@ def test_a_fold_waits_for_a_change_of_a_row_it_would_take(app):
                 other.execute(PLEGAR)
 
         assert _waits_then(app, fold, change.commit)
-    raw = _exact(app)
+    raw = figuras_exactas(app)
     assert raw["reporte"]["resumen"]["total_pedidos"] == 1
     assert sum(m["count"] for m in raw["ventas"]["metodos_pago"]) == 0
 
@@ -143,7 +134,7 @@ def test_a_change_waits_for_a_fold_taking_its_row_and_then_writes_its_delta(app)
     with app.app_context(), _db.engine.connect() as conn:
         deltas = conn.execute(text("SELECT count(*) FROM estadisticas_pedidos_delta")).scalar()
     assert deltas == 2
-    raw = _exact(app)
+    raw = figuras_exactas(app)
     assert sum(m["count"] for m in raw["ventas"]["metodos_pago"]) == 0
 
 
@@ -160,7 +151,7 @@ def test_a_repeatable_read_change_after_a_fold_it_did_not_see_is_a_serialization
             with pytest.raises(OperationalError) as refused:
                 conn.execute(CANCELA, {"p": pid})
     assert refused.value.orig.sqlstate == "40001"
-    raw = _exact(app)
+    raw = figuras_exactas(app)
     assert sum(m["count"] for m in raw["ventas"]["metodos_pago"]) == 1
 
 
@@ -169,7 +160,7 @@ def test_alta_xact_cannot_be_rewritten(app):
     refused = pytest.raises(DBAPIError, match="belongs to the statistics")
     with app.app_context(), refused, _db.engine.begin() as conn:
         conn.execute(text("UPDATE pedidos SET alta_xact = '1' WHERE id = :p"), {"p": pid})
-    _exact(app)
+    figuras_exactas(app)
 
 
 def test_a_horizon_from_another_cluster_is_found_by_the_check_and_rebuild_repairs_it(app):
@@ -191,11 +182,11 @@ def test_a_horizon_from_another_cluster_is_found_by_the_check_and_rebuild_repair
     rebuilt = runner.invoke(args=["estadisticas-rebuild"])
     assert rebuilt.exit_code == 0, rebuilt.output
     _pedido(app, tomado=False)
-    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 3
+    assert figuras_exactas(app)["reporte"]["resumen"]["total_pedidos"] == 3
     with app.app_context(), _db.engine.begin() as conn:
         conn.execute(PLEGAR)
         ahead = conn.execute(
             text("SELECT xact > pg_current_xact_id() FROM estadisticas_horizonte")
         ).scalar()
     assert ahead is False
-    assert _exact(app)["reporte"]["resumen"]["total_pedidos"] == 3
+    assert figuras_exactas(app)["reporte"]["resumen"]["total_pedidos"] == 3

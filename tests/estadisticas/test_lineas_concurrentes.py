@@ -113,25 +113,12 @@ def _check(
     """Both ways: the pedido and line taken by a fold before (their changes are deltas,
     ordered by the line trigger's FOR SHARE), and not (the readers see them as they are)."""
     for tomado in (True, False):
-        _check_once(app, estado, con_linea, first, second, expected, masivo, tomado)
-
-
-def _check_once(
-    app,
-    estado: str,
-    con_linea: bool,
-    first: str,
-    second: str,
-    expected: Callable[[int], int],
-    masivo: str,
-    tomado: bool,
-) -> None:
-    producto, pedido, linea = _shop(app, estado, con_linea, tomado)
-    params = {"p": pedido, "producto": producto, "l": linea}
-    waited = _first_then_second(app, first, params, second, masivo)
-    rollup, raw = _vendidos(app, producto)
-    assert raw == expected(raw)
-    assert rollup == raw, (first, second, tomado, waited, rollup, raw)
+        producto, pedido, linea = _shop(app, estado, con_linea, tomado)
+        params = {"p": pedido, "producto": producto, "l": linea}
+        waited = _first_then_second(app, first, params, second, masivo)
+        rollup, raw = _vendidos(app, producto)
+        assert raw == expected(raw)
+        assert rollup == raw, (first, second, tomado, waited, rollup, raw)
 
 
 CONFIRMA = "UPDATE pedidos SET estado = 'confirmado' WHERE id = :p"

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import text
 
 from electro_isla.extensions import db as _db
 from electro_isla.usuarios.models import Usuario
 from electro_isla_testing.factories import UsuarioFactory
-from tests.helpers import ROLES, auth_headers, commit_once_a_request_waits, user_with_role
+from tests.helpers import ROLES, auth_headers, user_with_role, while_held
 
 USUARIO_KEYS = {
     "id",
@@ -234,19 +233,14 @@ def test_two_admins_deactivating_each_other_at_once_leave_one_active(app, client
     waits): B's request must then see it and refuse."""
     a, _ = user_with_role(app, "admin")
     b, b_headers = user_with_role(app, "admin")
-    with app.app_context():
-        engine = _db.engine
-    conn = engine.connect()
-    a_request = conn.begin()
-    conn.execute(text("UPDATE usuarios SET is_active = false WHERE id = :b"), {"b": b})
-    commit_later = commit_once_a_request_waits(engine, a_request)
-    try:
-        response = client.patch(
+    response = while_held(
+        app,
+        "UPDATE usuarios SET is_active = false WHERE id = :b",
+        {"b": b},
+        lambda: client.patch(
             f"/api/admin/users/{a}/", json={"is_active": False}, headers=b_headers
-        )
-    finally:
-        commit_later.join()
-        conn.close()
+        ),
+    )
     assert response.status_code == 409, response.json
     assert "last active admin" in response.json["message"]
     assert snapshot(app, a)["is_active"] is True
@@ -260,21 +254,13 @@ def test_a_trabajadors_edit_racing_a_promotion_to_admin_is_refused(app, client):
     trabajador's request waits on a lock (or after 5 s: the old code never waits)."""
     target = make_usuario(app, rol="cliente", first_name="Base")
     _, headers = user_with_role(app, "trabajador")
-    with app.app_context():
-        engine = _db.engine
-    conn = engine.connect()
-    promotion = conn.begin()
-    conn.execute(text("UPDATE usuarios SET rol = 'admin' WHERE id = :t"), {"t": target})
-    committer = commit_once_a_request_waits(engine, promotion)
-    try:
-        response = client.patch(
-            f"/api/admin/users/{target}/",
-            json={"is_active": False, "first_name": "Cambiado"},
-            headers=headers,
-        )
-    finally:
-        committer.join()
-        conn.close()
+    body = {"is_active": False, "first_name": "Cambiado"}
+    response = while_held(
+        app,
+        "UPDATE usuarios SET rol = 'admin' WHERE id = :t",
+        {"t": target},
+        lambda: client.patch(f"/api/admin/users/{target}/", json=body, headers=headers),
+    )
     assert response.status_code == 403, response.json
     assert response.json["message"] == "Only an admin can edit an admin or grant the admin role."
     after = snapshot(app, target)
