@@ -141,8 +141,10 @@ class Config:
     OPENAPI_URL_PREFIX = "/api"
     OPENAPI_JSON_PATH = "openapi.json"
     OPENAPI_SWAGGER_UI_PATH = "/docs/"
-    # Served by the app (electro_isla/docs.py), so the docs work offline.
+    # Served by the app (electro_isla/docs.py), so the docs work offline; and no badge
+    # from validator.swagger.io, which Swagger UI loads on any host but localhost.
     OPENAPI_SWAGGER_UI_URL = "/api/docs/swagger-ui/"
+    OPENAPI_SWAGGER_UI_CONFIG = {"validatorUrl": None}
     API_SPEC_OPTIONS = {
         "components": {
             "securitySchemes": {

@@ -86,6 +86,13 @@ def test_docs_ui_loads_only_same_origin_assets(sqlite_app):
         assert len(response.data) > 1000, url
 
 
+def test_docs_ui_asks_no_outside_validator(sqlite_app):
+    """Swagger UI's default validatorUrl (validator.swagger.io) loads a badge from the
+    internet on any host but localhost (a new user's reading of the bundle)."""
+    page = sqlite_app.test_client().get("/api/docs/").get_data(as_text=True)
+    assert re.search(r'validatorUrl"?\s*:\s*null', page), page[-800:]
+
+
 STATISTICS = ("ventas", "usuarios", "productos", "reporte")
 
 
