@@ -138,6 +138,18 @@ def set_user(username: str, rol: str | None, activar: bool, desactivar: bool) ->
 
 # -- seed-demo -----------------------------------------------------------------
 
+
+def _un_usuario_por_rol(usuarios: list[tuple]) -> list[tuple[str, str]]:
+    """(rol, username) of the first active demo usuario of each role, in ROLES order:
+    the usernames are drawn per seed, and a new user otherwise has to find one."""
+    rol, activo, username = (USUARIO_COLS.index(c) for c in ("rol", "is_active", "username"))
+    primero: dict[str, str] = {}
+    for u in usuarios:
+        if u[activo]:
+            primero.setdefault(u[rol], u[username])
+    return [(r, primero[r]) for r in ROLES if r in primero]
+
+
 SETVAL = (
     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
     "coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
@@ -266,3 +278,6 @@ def seed_demo(
         f"{n_detalles} detalles over {meses} months in {seconds:.1f} s (--seed {seed}). "
         f"Demo usuarios log in with password {DEMO_PASSWORD!r}."
     )
+    ejemplos = _un_usuario_por_rol(usuarios)
+    if ejemplos:
+        click.echo("seed-demo: for instance " + ", ".join(f"{r}: {u}" for r, u in ejemplos))

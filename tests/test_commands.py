@@ -12,8 +12,9 @@ from sqlalchemy import func, select, text
 
 from electro_isla.cache import cache_manager
 from electro_isla.catalogo.models import CATEGORIAS, Producto
+from electro_isla.demo import DEMO_PASSWORD
 from electro_isla.pedidos.models import DetallePedido, Pedido
-from electro_isla.usuarios.models import Usuario
+from electro_isla.usuarios.models import ROLES, Usuario
 from electro_isla_testing.factories import UsuarioFactory, auth_headers
 
 SMALL = ["--usuarios", "20", "--productos", "30", "--pedidos", "200"]
@@ -222,6 +223,22 @@ def truncate(db) -> None:
              "RESTART IDENTITY CASCADE")
     )  # fmt: skip
     db.session.commit()
+
+
+def test_seed_demo_names_an_active_usuario_of_each_role_that_logs_in(runner, db, client):
+    """The demo usernames are drawn per seed: a new user had to ask the admin API for one
+    (a new user's probe)."""
+    result = invoke(runner, "seed-demo", *SMALL, "--seed", "3")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    line = next(x for x in result.output.splitlines() if x.startswith("seed-demo: for instance"))
+    named = dict(p.split(": ") for p in line.removeprefix("seed-demo: for instance ").split(", "))
+    assert set(named) <= set(ROLES) and {"cliente", "mensajero"} <= set(named)
+    for rol, username in named.items():
+        answer = client.post(
+            "/api/auth/login/", json={"username": username, "password": DEMO_PASSWORD}
+        )
+        assert answer.status_code == 200, (username, answer.get_json())
+        assert answer.get_json()["user"]["rol"] == rol
 
 
 def test_seed_demo_creates_consistent_data(runner, db):
