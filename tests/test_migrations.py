@@ -628,6 +628,38 @@ def test_rows_as_their_own_deltas_migrate_both_ways_with_unfolded_ones(empty_pg_
         db.engine.dispose()
 
 
+def test_a_repeatable_read_change_from_before_0017_is_a_serialization_failure(
+    empty_pg_url, tmp_path
+):
+    """A REPEATABLE READ snapshot from before the upgrade sees no horizon row: its UPDATE
+    of a taken pedido wrote no delta and the change was lost (a reviewer)."""
+    from sqlalchemy.exc import OperationalError
+
+    app, sql = shop_at(empty_pg_url, tmp_path, "0016_funciones_con_su_esquema", "UTC", seed=3)
+    sql("SELECT estadisticas_plegar()")
+    with app.app_context():
+        engine = db.engine
+    conn = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    old = conn.begin()
+    conn.execute(text("SELECT count(*) FROM usuarios"))  # the snapshot
+    try:
+        flask_db(app, "upgrade")
+        with pytest.raises(OperationalError) as refused:
+            conn.execute(
+                text(
+                    "UPDATE pedidos SET estado = 'cancelado' WHERE id = "
+                    "(SELECT min(id) FROM pedidos WHERE estado = 'entregado')"
+                )
+            )
+    finally:
+        old.rollback()
+        conn.close()
+    assert refused.value.orig.sqlstate == "40001"
+    _exact_at(app, "head")
+    with app.app_context():
+        db.engine.dispose()
+
+
 PICTURES = {  # imagen_url before 0013 -> after 0013 and 0014
     "": "",
     "https://cdn.example.test/a.png": "https://cdn.example.test/a.png",

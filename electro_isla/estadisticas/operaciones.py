@@ -159,10 +159,14 @@ def rebuild() -> dict[str, int]:
     session = db.session
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
-        # The fold's lock first (migration 0015): a fold committing after the DELETEs
-        # below left rollup rows no raw row backs. Then the writers wait for COMMIT.
+        # The writers first: they wait for COMMIT, and those in flight finish (EXCLUSIVE on
+        # pedidos and lines also waits for a SELECT ... FOR UPDATE of a row the retag
+        # below may write). Then the fold's lock, before the DELETEs (migration 0015: a
+        # fold committing after them left rollup rows no raw row backs). The other order
+        # deadlocked with an UPDATE whose trigger asks for that lock shared (0017).
+        session.execute(db.text("LOCK TABLE pedidos, detalles_pedido IN EXCLUSIVE MODE"))
+        session.execute(db.text("LOCK TABLE usuarios IN SHARE MODE"))
         session.execute(db.text("SELECT pg_advisory_xact_lock(hashtext('estadisticas_plegar'))"))
-        session.execute(db.text("LOCK TABLE pedidos, detalles_pedido, usuarios IN SHARE MODE"))
         # Every row is counted below, so every row is taken (migration 0017).
         session.execute(db.text("SELECT estadisticas_horizonte_desde_cero()"))
     for table in r.ROLLUPS:

@@ -14,10 +14,11 @@ docs/issue-20-filas-como-deltas.md):
   [H, the oldest running xid) into the delta tables and moves H there: every
   transaction below that xid has ended, so no committed row is skipped or taken
   twice. Then it folds the deltas as before (estadisticas_plegar_deltas, 0008's).
-  An INSERT statement on pedidos may fold (1 in 256, a statement trigger's WHEN);
-  the UPDATE and DELETE row functions no longer do: a fold in the after-trigger queue
-  of an UPDATE would take rows the statement changed before their own triggers ran,
-  which would then count the change again.
+  A transaction that inserted a pedido whose draw ticked (1 in 256, the WHEN of a
+  deferred constraint trigger) folds at its COMMIT; the UPDATE and DELETE row
+  functions no longer fold: a fold in the middle of a statement would take rows the
+  statement changed before their own triggers ran, which would then count the
+  change again (a reviewer found it through a WITH (UPDATE ...) INSERT statement).
 - Readers read two views instead of the delta tables of pedidos and lines:
   estadisticas_pedidos_pendientes and estadisticas_productos_vendidos_pendientes,
   each its delta table plus the untaken rows. One snapshot sees a fold wholly or not.
@@ -64,6 +65,9 @@ m0015 = _load("0015_lineas_tras_su_pedido")
 VENTA, LOCK, EVERY = m0009.VENTA, m0009.LOCK, m0009.EVERY
 TABLAS = ("pedidos", "detalles_pedido")
 HORIZONTE = "(SELECT xact FROM estadisticas_horizonte)"
+# The horizon as a writer of taken rows must read it (locked shared; FOR SHARE outside
+# READ COMMITTED): the bulk functions' filters.
+HORIZONTE_VISTO = "(SELECT estadisticas_horizonte_visto())"
 # Set (transaction-local) by estadisticas_horizonte_desde_cero: rebuild's own rewrite.
 RECONSTRUYENDO = "current_setting('estadisticas.reconstruyendo', true) = 'on'"
 
@@ -130,6 +134,10 @@ BEGIN
         -- An older snapshot: a fold committed since it is a serialization failure (FOR
         -- SHARE: a KEY SHARE lock would accept the old row, the fold's UPDATE is no key's).
         SELECT xact INTO h FROM estadisticas_horizonte FOR SHARE;
+    END IF;
+    IF h IS NULL THEN  -- a snapshot from before migration 0017: no horizon to go by
+        RAISE EXCEPTION 'statistics horizon not visible to this snapshot; retry'
+            USING ERRCODE = 'serialization_failure';
     END IF;
     RETURN h;
 END;
@@ -238,7 +246,7 @@ JOIN_LINEAS = "FROM venta v JOIN detalles_pedido d ON d.pedido_id = v.id"
 def _tomadas(transicion: str) -> tuple[str, str]:
     return (
         f" FROM {transicion}",
-        f" FROM (SELECT * FROM {transicion} WHERE alta_xact < {HORIZONTE}) AS {transicion}",
+        f" FROM (SELECT * FROM {transicion} WHERE alta_xact < {HORIZONTE_VISTO}) AS {transicion}",
     )
 
 
@@ -247,7 +255,7 @@ def _masivo(sql: str, upgrade: bool) -> str:
     for transicion in ("nuevos", "viejos"):
         old, new = _tomadas(transicion)
         cabeza = cabeza.replace(old, new) if upgrade else cabeza.replace(new, old)
-    old, new = JOIN_LINEAS, f"{JOIN_LINEAS} AND d.alta_xact < {HORIZONTE}"
+    old, new = JOIN_LINEAS, f"{JOIN_LINEAS} AND d.alta_xact < {HORIZONTE_VISTO}"
     cola = cola.replace(old, new) if upgrade else cola.replace(new, old)
     return cabeza + sep + cola
 
@@ -290,7 +298,8 @@ NUEVAS = {
     ),
     "estadisticas_alta_tal_vez_plegar()": (
         PG_ALTA_TAL_VEZ,
-        "After an INSERT statement on pedidos (1 in 256, its trigger''s WHEN): may fold.",
+        "At the COMMIT of a transaction that inserted a pedido whose draw ticked (1 in 256, "
+        "a deferred constraint trigger''s WHEN): may fold.",
     ),
     "estadisticas_horizonte_visto()": (
         PG_HORIZONTE_VISTO,
@@ -403,14 +412,19 @@ def upgrade():
     _update_trigger(
         "detalles_pedido", "estadisticas_detalles", m0007.PG_DETALLES_COLS + ", alta_xact"
     )
+    # Deferred to COMMIT: the fold runs after every statement of the transaction and
+    # every row trigger they queued (a fold in the middle of a statement, e.g. an UPDATE
+    # in a WITH beside an INSERT, took rows whose own triggers had not run yet), and
+    # holds its exclusive lock only for the COMMIT (no later statement waits behind it).
     op.execute(
-        "CREATE TRIGGER estadisticas_pedidos_alta_tal_vez_plegar AFTER INSERT ON pedidos "
-        f"FOR EACH STATEMENT WHEN (random() < 1.0 / {EVERY}) "
-        "EXECUTE FUNCTION estadisticas_alta_tal_vez_plegar()"
+        "CREATE CONSTRAINT TRIGGER estadisticas_pedidos_alta_tal_vez_plegar "
+        "AFTER INSERT ON pedidos DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
+        f"WHEN (random() < 1.0 / {EVERY}) EXECUTE FUNCTION estadisticas_alta_tal_vez_plegar()"
     )
     op.execute(
         "COMMENT ON TRIGGER estadisticas_pedidos_alta_tal_vez_plegar ON pedidos IS 'The "
-        f"fold''s tick: 1 INSERT statement in {EVERY} on pedidos may fold (0017).'"
+        f"fold''s tick (0017): 1 inserted pedido in {EVERY} has its transaction fold at "
+        "COMMIT (a deferred constraint trigger).'"
     )
     for name in MASIVOS:
         sql = _definicion(name)

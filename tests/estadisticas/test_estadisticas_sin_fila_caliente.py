@@ -76,7 +76,7 @@ def _seed_for(conn, rows: int, wanted) -> tuple[float, list[int]]:  # noqa: ANN0
     raise AssertionError("no seed gives such ticks")
 
 
-def _seed_ticks(conn, rows: int, wanted) -> list[int]:  # noqa: ANN001
+def seed_ticks(conn, rows: int, wanted) -> list[int]:  # noqa: ANN001
     """Seed this connection's random() so that the next `rows` draws tick as `wanted`."""
     return _seed_for(conn, rows, wanted)[1]
 
@@ -168,7 +168,7 @@ def test_an_order_calls_no_statistics_function_and_its_rows_are_its_deltas(app):
         tables = list(_db.session.scalars(DELTA_TABLES))
         with _db.engine.begin() as conn:
             conn.execute(text("SET LOCAL track_functions = 'pl'"))
-            _seed_ticks(conn, 2, lambda ticks: not ticks)  # no fold due
+            seed_ticks(conn, 2, lambda ticks: not ticks)  # no fold due
             pid = conn.execute(
                 PEDIDO, {"u": usuario, "e": "confirmado", "t": datetime.now(UTC)}
             ).scalar_one()
@@ -292,7 +292,7 @@ def test_bulk_statements_upsert_directly_beside_unfolded_deltas(app):
     with app.app_context():
         producto = ProductoFactory(stock=50).id
         with _db.engine.begin() as conn:  # three small orders, no fold due (draws seeded):
-            _seed_ticks(conn, 6, lambda ticks: not ticks)  # a fold would leave no delta
+            seed_ticks(conn, 6, lambda ticks: not ticks)  # a fold would leave no delta
             for _ in range(3):
                 pid = conn.execute(
                     PEDIDO, {"u": buyer, "e": "confirmado", "t": datetime.now(UTC)}
@@ -342,26 +342,31 @@ def _pendientes_de_pedidos(app) -> int:
 
 
 def test_a_fold_a_transaction_runs_takes_none_of_its_own_rows(app):
-    """0017: an INSERT statement on pedidos may fold (its statement trigger's draw). A
-    fold inside the inserting transaction takes the rows of ended transactions only:
-    this one's rows (its xid is still running) wait for a later fold, and every figure
-    stays exact before and after it."""
+    """0017: a transaction whose inserted pedido drew a tick folds at its COMMIT (a
+    deferred constraint trigger). That fold takes the rows of ended transactions (here
+    an earlier order) but none of its own 600, which wait for a later fold; every
+    figure stays exact before and after it."""
     app.config["TIMEZONE"] = "UTC"
     usuarios = [user_with_role(app, "cliente")[0] for _ in range(2)]
     with app.app_context():
         _db.session.execute(text("SELECT estadisticas_plegar()"))
         _db.session.commit()
-        _db.session.execute(text("SET LOCAL track_functions = 'pl'"))
-        _seed_ticks(_db.session, 2, lambda t: t == [1])  # the first statement folds
+        _db.session.execute(PEDIDO, {"u": usuarios[0], "e": "confirmado", "t": datetime.now(UTC)})
+        _db.session.commit()  # an earlier order, not taken yet
+        assert (
+            _db.session.execute(
+                text("SELECT count(*) FROM estadisticas_pedidos_pendientes")
+            ).scalar()
+            == 1
+        )
+        seed_ticks(_db.session, 600, lambda t: t == [t[0]] if t else False)  # one tick
         _db.session.execute(MUCHOS, {"u": usuarios[0], "t": datetime.now(UTC), "n": 300})
         _db.session.execute(MUCHOS, {"u": usuarios[1], "t": datetime.now(UTC), "n": 300})
-        called = dict(_db.session.execute(STATISTICS_CALLS).all())
-        _db.session.commit()
+        _db.session.commit()  # the fold runs here
         _db.session.remove()
-    assert called["estadisticas_plegar"] == 1
     assert _pendientes_de_pedidos(app) == 600
     raw = figuras_exactas(app)
-    assert raw["reporte"]["resumen"]["total_pedidos"] == 600
+    assert raw["reporte"]["resumen"]["total_pedidos"] == 601
     assert raw["usuarios"]["usuarios_recurrentes"] == 2
     with app.app_context():
         _db.session.execute(text("SELECT estadisticas_plegar()"))

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from electro_isla.extensions import db as _db
-from tests.estadisticas.test_estadisticas_sin_fila_caliente import figuras_exactas
+from tests.estadisticas.test_estadisticas_sin_fila_caliente import figuras_exactas, seed_ticks
 from tests.helpers import user_with_role
 
 PEDIDO = text(
@@ -190,3 +190,93 @@ def test_a_horizon_from_another_cluster_is_found_by_the_check_and_rebuild_repair
         ).scalar()
     assert ahead is False
     assert figuras_exactas(app)["reporte"]["resumen"]["total_pedidos"] == 3
+
+
+# -- a reviewer's interleavings ---------------------------------------------------------
+
+UNA_ORDEN = (
+    "INSERT INTO pedidos (usuario_id, estado, metodo_pago, total, direccion_entrega, "
+    "telefono, notas, created_at, updated_at) VALUES (:u, 'pendiente', 'efectivo', 3, '', "
+    "'', '', now(), now())"
+)
+
+
+def _tick_next(conn) -> None:  # noqa: ANN001
+    """Seed random() so that the next inserted pedido's draw ticks (1 in 256)."""
+    seed_ticks(conn, 1, lambda ticks: ticks == [1])
+
+
+@pytest.mark.parametrize("tomado", [False, True])
+def test_an_update_beside_an_insert_that_ticks_in_one_statement_counts_once(app, tomado):
+    """A WITH (UPDATE ...) INSERT: the INSERT's tick folded before the UPDATE's own row
+    trigger had run, took the updated row, and the trigger then counted the change
+    again (a reviewer). The fold now runs at COMMIT."""
+    pid = _pedido(app, tomado=tomado)
+    usuario, _ = user_with_role(app, "cliente")
+    with app.app_context(), _db.engine.begin() as conn:
+        _tick_next(conn)
+        conn.execute(
+            text(f"WITH u AS ({CANCELA.text}) {UNA_ORDEN}"),  # noqa: S608  (constants)
+            {"p": pid, "u": usuario},
+        )
+    raw = figuras_exactas(app)
+    assert raw["reporte"]["resumen"]["total_pedidos"] == 2
+    assert sum(m["count"] for m in raw["ventas"]["metodos_pago"]) == 0
+
+
+def test_a_bulk_repeatable_read_change_after_an_unseen_fold_is_a_serialization_failure(app):
+    """Bulk mode read the horizon from the writer's snapshot, as a row trigger once did:
+    a row a fold took after it looked untaken and its change was lost (a reviewer)."""
+    pid = _pedido(app, tomado=False)
+    with app.app_context(), _db.engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            conn.execute(text("SELECT count(*) FROM usuarios"))  # the snapshot
+            with _db.engine.begin() as other:
+                other.execute(PLEGAR)
+            conn.execute(text("SET LOCAL estadisticas.masivo = 'on'"))
+            with pytest.raises(OperationalError) as refused:
+                conn.execute(CANCELA, {"p": pid})
+    assert refused.value.orig.sqlstate == "40001"
+    assert sum(m["count"] for m in figuras_exactas(app)["ventas"]["metodos_pago"]) == 1
+
+
+def test_a_rebuild_during_an_update_in_flight_does_not_deadlock(app):
+    """The rebuild took the fold's lock, then waited for the tables; the UPDATE in
+    flight then asked for that lock shared in its trigger: deadlock (a reviewer)."""
+    pid = _pedido(app, tomado=True)
+    slow = text(
+        "UPDATE pedidos SET estado = 'cancelado' WHERE id = :p AND (SELECT true FROM pg_sleep(1.5))"
+    )
+    errors: list[BaseException] = []
+
+    def update() -> None:
+        try:
+            with app.app_context(), _db.engine.begin() as conn:
+                conn.execute(slow, {"p": pid})
+        except BaseException as exc:  # noqa: BLE001  reported to the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=update)
+    thread.start()
+    time.sleep(0.5)
+    rebuilt = app.test_cli_runner().invoke(args=["estadisticas-rebuild"])
+    thread.join(30)
+    assert errors == []
+    assert rebuilt.exit_code == 0, (rebuilt.output, rebuilt.exception)
+    assert sum(m["count"] for m in figuras_exactas(app)["ventas"]["metodos_pago"]) == 0
+
+
+def test_a_transaction_that_ticked_keeps_no_other_writer_waiting_before_its_commit(app):
+    """A tick folded in the middle of its transaction and held the fold's lock until
+    COMMIT: another transaction's UPDATE waited in its trigger, and a later UPDATE of
+    the first one on that row deadlocked (a reviewer)."""
+    pid = _pedido(app, tomado=True)
+    usuario, _ = user_with_role(app, "cliente")
+    with app.app_context(), _db.engine.connect() as first, first.begin():
+        _tick_next(first)
+        first.execute(text(UNA_ORDEN), {"u": usuario})
+        with _db.engine.begin() as second:
+            second.execute(text("SET LOCAL lock_timeout = '2s'"))
+            second.execute(CANCELA, {"p": pid})  # waited, before
+    assert sum(m["count"] for m in figuras_exactas(app)["ventas"]["metodos_pago"]) == 0
