@@ -317,6 +317,23 @@ def test_seed_demo_creates_consistent_data(runner, db):
     assert nuevo.id == 21
 
 
+def test_seed_demo_leaves_no_dead_delta_rows_for_a_miss_to_scan(runner, db):
+    """Its fold (0017) moves every new row through the delta tables, whose heaps were
+    then all dead rows: each statistics MISS seq-scanned them until autovacuum."""
+    result = invoke(runner, "seed-demo", *SMALL, "--seed", "3")
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    pages = db.session.execute(
+        text(
+            "SELECT relname, pg_relation_size(oid) / 8192 FROM pg_class WHERE relname IN "
+            "('estadisticas_pedidos_delta', 'estadisticas_productos_vendidos_delta')"
+        )
+    ).all()
+    assert dict(pages) == {
+        "estadisticas_pedidos_delta": 0,
+        "estadisticas_productos_vendidos_delta": 0,
+    }
+
+
 def test_seed_demo_leaves_the_planner_statistics_current(runner, db):
     # Right after an import the planner must know the tables' new sizes (a statistics
     # MISS read whole rollups otherwise): ANALYZE sets reltuples to what is there.
