@@ -155,7 +155,9 @@ SETVAL = (
     "coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
 )
 VACUUM_DELTAS = "VACUUM estadisticas_pedidos_delta, estadisticas_productos_vendidos_delta"
-# The fold, on a schema at or past migration 0017 (the benchmarks seed older ones too).
+# Whether the schema is at or past migration 0017 (the benchmarks seed older ones too).
+AT_0017 = "SELECT to_regprocedure('estadisticas_tomar_filas(xid8)') IS NOT NULL"
+# The fold, on such a schema.
 FOLD_IF_0017 = """
 DO $$ BEGIN
     IF to_regprocedure('estadisticas_tomar_filas(xid8)') IS NOT NULL THEN
@@ -268,7 +270,7 @@ def seed_demo(
         click.echo("seed-demo: folding the new rows into the statistics rollups...")
         db.session.execute(text(FOLD_IF_0017))
         db.session.commit()
-        if db.session.scalar(text("SELECT to_regproc('estadisticas_tomar_filas') IS NOT NULL")):
+        if db.session.scalar(text(AT_0017)):
             # The fold moved every new row through the delta tables: their heaps are all
             # dead rows, which a MISS would scan until autovacuum came by.
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:

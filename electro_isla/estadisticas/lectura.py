@@ -3,7 +3,8 @@
 What is not folded yet sits beside each rollup: the deltas the triggers wrote
 (migrations 0007-0011) and, since 0017, the pedidos and lines no fold has taken (read
 through models.delta_de's views); a fold moves them in now and then. Every read
-therefore sums both (`vivo`), so one snapshot sees a fold either wholly or not at all. The all-history figures read
+therefore sums both (`vivo`), so one snapshot sees a fold either wholly or not at
+all. The all-history figures read
 the totals per key (models.TOTAL_DE) instead of the daily rows, and the top tens
 read the rollup's index merged with the few keys that have deltas: neither grows
 with history. The statements are built once (functools.cache) and bound at
